@@ -1,0 +1,127 @@
+"""The release and what is observed about it: plain data, serialisable to JSON for Redis and the API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ReleaseState = Literal["pending", "running", "paused", "succeeded", "failed", "aborted"]
+TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "aborted"})
+Verdict = Literal["pass", "fail", "no_data"]
+
+
+class CIContext(BaseModel):
+    """Where the deploy came from, so hooks can talk back to CI (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str | None = Field(None, max_length=64)
+    project_slug: str | None = Field(None, max_length=256, pattern=r"^[A-Za-z0-9_.\-/]+$")
+    workflow_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")
+    pipeline_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")
+    pipeline_number: int | None = Field(None, ge=0)
+    job_number: int | None = Field(None, ge=0)
+    job_name: str | None = Field(None, max_length=128)
+    build_url: str | None = Field(None, max_length=1024, pattern=r"^https?://")
+
+
+class Release(BaseModel):
+    """One attempt to move a service from its stable version to a candidate.
+
+    `seq` counts decisions; a tick carries the seq it was scheduled for, so a duplicated or
+    stale tick sees a different seq and does nothing. `desired_weights` is what the router
+    must show; `weights_applied` is False between recording a decision and the router
+    confirming it, so a crash in between is repaired by the next tick.
+    """
+
+    id: str
+    application: str
+    namespace: str
+    service: str
+    source_version: str
+    target_version: str
+    policy: str
+    state: ReleaseState = "pending"
+    step: int = -1
+    step_started_at: float | None = None
+    seq: int = 0
+    consecutive_failures: int = 0
+    no_data_since: float | None = None
+    desired_weights: dict[str, int] = Field(default_factory=dict)
+    weights_applied: bool = True
+    reason: str | None = None
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+    next_tick_at: float | None = None
+    ci: CIContext = Field(default_factory=CIContext)
+    trigger: str = "webhook"
+    hooks: list[str] = Field(default_factory=list, description="ids of hook deliveries")
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def stable_weights(self) -> dict[str, int]:
+        return {self.source_version: 100, self.target_version: 0}
+
+    def weights_for(self, candidate_weight: int) -> dict[str, int]:
+        return {self.source_version: 100 - candidate_weight, self.target_version: candidate_weight}
+
+
+class CheckObservation(BaseModel):
+    """A check's measured value(s) for one evaluation. None = no data (empty result, NaN, error)."""
+
+    name: str
+    query: str | None = None
+    value: float | None = None
+    stable_query: str | None = None
+    stable_value: float | None = None
+    error: str | None = None
+
+
+class CheckResult(BaseModel):
+    """One check at one evaluation: what was measured, against what, and the verdict."""
+
+    name: str
+    step: int
+    at: float
+    value: float | None
+    stable_value: float | None = None
+    threshold: str
+    verdict: Verdict
+    detail: str = ""
+    query: str | None = None
+    stable_query: str | None = None
+
+
+class Observations(BaseModel):
+    """Everything a tick learned before deciding. Produced by I/O, consumed by the pure core."""
+
+    at: float
+    checks: list[CheckObservation] = Field(default_factory=list)
+    step_requests: float | None = None
+    router_weights: dict[str, int] | None = None
+    candidate_healthy: bool | None = None
+    health_detail: str = ""
+
+
+DecisionKind = Literal["start", "hold", "advance", "pause", "promote", "fail"]
+
+
+class Decision(BaseModel):
+    kind: DecisionKind
+    weights: dict[str, int] | None = None
+    step: int | None = None
+    reason: str = ""
+    results: list[CheckResult] = Field(default_factory=list)
+    consecutive_failures: int = 0
+    no_data_since: float | None = None
+
+
+class Event(BaseModel):
+    at: float
+    type: str
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)

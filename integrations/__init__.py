@@ -1,0 +1,1 @@
+"""Adapters to outside systems, each behind a small interface."""

@@ -1,0 +1,1 @@
+"""Prometheus: PromQL templating with escaping, and queries with timeouts."""

@@ -1,0 +1,1 @@
+"""What runs in RQ workers: release ticks and hook deliveries, and the scheduler that feeds them."""
