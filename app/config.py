@@ -150,9 +150,7 @@ class PrometheusConfig(Strict):
     namespace_label: str | None = Field(None, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
     requests_metric: str = Field("http_requests_total", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
     status_label: str = Field("code", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-    latency_histogram: str = Field(
-        "http_request_duration_seconds", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
-    )
+    latency_histogram: str = Field("http_request_duration_seconds", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
 class MetricConfig(Strict):
@@ -301,9 +299,11 @@ class SluiceConfig(Strict):
         policies = {p.name for p in self.policies}
         for app in self.applications:
             for svc in app.services:
-                named = [svc.policy] if isinstance(svc.policy, str) else [
-                    n for n in svc.policy.model_dump().values() if n
-                ]
+                named = (
+                    [svc.policy]
+                    if isinstance(svc.policy, str)
+                    else [n for n in svc.policy.model_dump().values() if n]
+                )
                 if not named:
                     raise ValueError(f"service {svc.name!r} in {app.name!r}: name at least one policy")
                 for name in named:
@@ -330,7 +330,8 @@ class SluiceConfig(Strict):
     def find_service(self, service: str, application: str | None = None) -> list[ApplicationConfig]:
         """Applications that hold a service of this name (optionally only the named application)."""
         return [
-            a for a in self.applications
+            a
+            for a in self.applications
             if (application is None or a.name == application) and a.service(service)
         ]
 
@@ -369,12 +370,21 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
     lines = {}
     for key_node, _ in node.value:
         lines[str(loader.construct_object(key_node))] = key_node.start_mark.line + 1
-    mapping["__lines__"] = lines  # type: ignore[index]
-    mapping["__line__"] = node.start_mark.line + 1  # type: ignore[index]
+    mapping["__lines__"] = lines
+    mapping["__line__"] = node.start_mark.line + 1
     return mapping
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.2 booleans only: in YAML 1.1 `on:`, `yes` and `no` are booleans, which would turn a
+# hook's `on: [failed]` into `True: [failed]` (and the country code NO into False).
+_LineLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_LineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _strip_lines(data: Any) -> Any:
@@ -446,7 +456,9 @@ def load_config(path: str | Path) -> SluiceConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(p), [("(file)", f"cannot read it: {exc.strerror}; set SLUICE_CONFIG")]) from None
+        raise ConfigError(
+            str(p), [("(file)", f"cannot read it: {exc.strerror}; set SLUICE_CONFIG")]
+        ) from None
     return parse_config(text, str(p))
 
 

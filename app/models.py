@@ -47,6 +47,7 @@ class Release(BaseModel):
     step_started_at: float | None = None
     seq: int = 0
     consecutive_failures: int = 0
+    resumed_step: int = -1
     no_data_since: float | None = None
     desired_weights: dict[str, int] = Field(default_factory=dict)
     weights_applied: bool = True
@@ -64,7 +65,9 @@ class Release(BaseModel):
         return self.state in TERMINAL_STATES
 
     def stable_weights(self) -> dict[str, int]:
-        return {self.source_version: 100, self.target_version: 0}
+        """All traffic on stable. The candidate is not named: the router sets every version it
+        does not name to 0, and this works even when the candidate never reached the router."""
+        return {self.source_version: 100}
 
     def weights_for(self, candidate_weight: int) -> dict[str, int]:
         return {self.source_version: 100 - candidate_weight, self.target_version: candidate_weight}
@@ -107,7 +110,7 @@ class Observations(BaseModel):
     health_detail: str = ""
 
 
-DecisionKind = Literal["start", "hold", "advance", "pause", "promote", "fail"]
+DecisionKind = Literal["start", "hold", "advance", "pause", "resume", "promote", "fail", "abort"]
 
 
 class Decision(BaseModel):

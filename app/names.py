@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 # Kubernetes label value: empty or [A-Za-z0-9] at both ends, [-A-Za-z0-9_.] inside, <= 63 chars.
-LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")  # use fullmatch()
 # Names Sluice gives things in its own config (applications, policies, checks, hooks).
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9_]{0,61}[a-z0-9])?$")
 _SEMVER_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
@@ -17,7 +17,7 @@ _SEMVER_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
 
 def check_label_value(value: object, what: str) -> str:
     """Return `value` if it is a valid label value; raise ValueError saying how to fix it otherwise."""
-    if not isinstance(value, str) or not LABEL_VALUE_RE.match(value):
+    if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} is not a valid label value: use 1-63 letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"

@@ -30,13 +30,19 @@ def require_binary(name: str, package: str) -> str:
     path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
     if not path:
         raise RuntimeError(
-            f"{name} is not installed: run `make setup` (or apt-get install -y --no-install-recommends {package})"
+            f"{name} is not installed: run `make setup` "
+            f"(or apt-get install -y --no-install-recommends {package})"
         )
     return path
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen | None = None,
-               log: Path | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen | None = None,
+    log: Path | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -76,8 +82,13 @@ class Process:
         env = {**os.environ, **(self.env or {})}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                self.args, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, stdin=subprocess.DEVNULL,
+                self.args,
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
             )
         return self
 
@@ -103,23 +114,41 @@ class Process:
 def start_redis(workdir: Path) -> tuple[Process, str]:
     binary = require_binary("redis-server", "redis-server")
     port = free_port()
-    proc = Process("redis", [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)], workdir).start()
+    proc = Process(
+        "redis",
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        workdir,
+    ).start()
     wait_until(lambda: port_open(port), 15, "redis-server", proc.proc, proc.log)
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def start_prometheus(workdir: Path, scrape_targets: dict[str, list[str]] | None = None,
-                     scrape_interval: str = "1s", storage: Path | None = None,
-                     extra_flags: list[str] | None = None) -> tuple[Process, str]:
+def start_prometheus(
+    workdir: Path,
+    scrape_targets: dict[str, list[str]] | None = None,
+    scrape_interval: str = "1s",
+    storage: Path | None = None,
+    extra_flags: list[str] | None = None,
+) -> tuple[Process, str]:
     """Start Prometheus scraping `scrape_targets` ({job: ["127.0.0.1:port", ...]}) every interval."""
     binary = require_binary("prometheus", "prometheus")
     port = free_port()
     jobs = []
     for job, targets in (scrape_targets or {}).items():
-        jobs.append(
-            f"  - job_name: {job}\n    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
-        )
+        listed = ", ".join(repr(t) for t in targets)
+        jobs.append(f"  - job_name: {job}\n    static_configs:\n      - targets: [{listed}]\n")
     config = workdir / "prometheus.yml"
     config.write_text(
         f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
@@ -127,12 +156,26 @@ def start_prometheus(workdir: Path, scrape_targets: dict[str, list[str]] | None 
     )
     data = storage or (workdir / "prometheus-data")
     data.mkdir(exist_ok=True)
-    proc = Process("prometheus", [binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
-                                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-                                  *(extra_flags or [])], workdir).start()
+    proc = Process(
+        "prometheus",
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+            *(extra_flags or []),
+        ],
+        workdir,
+    ).start()
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{url}/-/ready", timeout=1).status_code == 200, 30,
-               "prometheus", proc.proc, proc.log)
+    wait_until(
+        lambda: requests.get(f"{url}/-/ready", timeout=1).status_code == 200,
+        30,
+        "prometheus",
+        proc.proc,
+        proc.log,
+    )
     return proc, url
 
 
@@ -161,25 +204,63 @@ def start_haproxy(workdir: Path, backends: list[HAProxyBackend]) -> tuple[Proces
     ports = {}
     for b in backends:
         ports[b.name] = free_port()
-        lines += [f"frontend fe_{b.name}", f"  bind 127.0.0.1:{ports[b.name]}", f"  default_backend {b.name}",
-                  f"backend {b.name}", "  balance roundrobin", "  option httpchk GET /healthz"]
+        lines += [
+            f"frontend fe_{b.name}",
+            f"  bind 127.0.0.1:{ports[b.name]}",
+            f"  default_backend {b.name}",
+            f"backend {b.name}",
+            "  balance roundrobin",
+            "  option httpchk GET /healthz",
+        ]
         for server, port in b.servers.items():
-            lines.append(f"  server {server} 127.0.0.1:{port} weight {b.weights.get(server, 0)} check inter 1s")
+            weight = b.weights.get(server, 0)
+            lines.append(f"  server {server} 127.0.0.1:{port} weight {weight} check inter 1s")
     config = workdir / "haproxy.cfg"
     config.write_text("\n".join(lines) + "\n")
     proc = Process("haproxy", [binary, "-db", "-f", str(config)], workdir).start()
-    wait_until(lambda: sock.exists() and all(port_open(p) for p in ports.values()), 15,
-               "haproxy", proc.proc, proc.log)
+    wait_until(
+        lambda: sock.exists() and all(port_open(p) for p in ports.values()),
+        15,
+        "haproxy",
+        proc.proc,
+        proc.log,
+    )
     return proc, str(sock), ports
 
 
-def start_gunicorn(workdir: Path, name: str, app: str, env: dict[str, str] | None = None,
-                   workers: int = 1, threads: int = 4, health_path: str = "/healthz") -> tuple[Process, int]:
+def start_gunicorn(
+    workdir: Path,
+    name: str,
+    app: str,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    threads: int = 4,
+    health_path: str = "/healthz",
+) -> tuple[Process, int]:
     """Run a WSGI app (`module:callable()`) under gunicorn on a free loopback port."""
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--threads", str(threads), "--graceful-timeout", "3", "--access-logfile", "-", app]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--graceful-timeout",
+        "3",
+        "--access-logfile",
+        "-",
+        app,
+    ]
     proc = Process(name, args, workdir, env=env).start()
-    wait_until(lambda: requests.get(f"http://127.0.0.1:{port}{health_path}", timeout=1).ok, 30,
-               name, proc.proc, proc.log)
+    wait_until(
+        lambda: requests.get(f"http://127.0.0.1:{port}{health_path}", timeout=1).ok,
+        30,
+        name,
+        proc.proc,
+        proc.log,
+    )
     return proc, port

@@ -1,0 +1,76 @@
+"""What every process needs: the configuration, the store, Prometheus, routers. Built once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from app.config import ApplicationConfig, PolicyConfig, ServiceConfig, SluiceConfig, load_config
+from app.models import Release
+from app.store import Store, connect
+from integrations.prometheus.client import PrometheusQuerier
+from integrations.routing import Router, router_for
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class UnknownService(LookupError):
+    """A release names an application or service that is no longer in the configuration."""
+
+
+@dataclass
+class Context:
+    config: SluiceConfig
+    redis_url: str = DEFAULT_REDIS_URL
+    prometheus_url: str | None = None
+    _routers: dict[str, Router] = field(default_factory=dict)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(connect(self.redis_url))
+
+    @cached_property
+    def prometheus(self) -> PrometheusQuerier:
+        prom = self.config.prometheus
+        return PrometheusQuerier(self.prometheus_url or prom.url, timeout=prom.timeout)
+
+    def router(self, application: ApplicationConfig) -> Router:
+        if application.name not in self._routers:
+            self._routers[application.name] = router_for(application)
+        return self._routers[application.name]
+
+    def locate(self, release: Release) -> tuple[ApplicationConfig, ServiceConfig, PolicyConfig]:
+        app = self.config.application(release.application)
+        svc = app.service(release.service) if app else None
+        if app is None or svc is None:
+            raise UnknownService(
+                f"service {release.service!r} of application {release.application!r} is not in the configuration"
+            )
+        try:
+            policy = self.config.policy(release.policy)
+        except StopIteration:
+            raise UnknownService(f"policy {release.policy!r} is not in the configuration") from None
+        return app, svc, policy
+
+
+_context: Context | None = None
+
+
+def get_context() -> Context:
+    """The process's context, from SLUICE_CONFIG, REDIS_URL and PROMETHEUS_URL."""
+    global _context
+    if _context is None:
+        path = os.environ.get("SLUICE_CONFIG", "sluice.yaml")
+        _context = Context(
+            config=load_config(path),
+            redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+            prometheus_url=os.environ.get("PROMETHEUS_URL") or None,
+        )
+    return _context
+
+
+def set_context(ctx: Context | None) -> None:
+    """For tests and the demo: use this context instead of one built from the environment."""
+    global _context
+    _context = ctx

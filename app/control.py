@@ -1,0 +1,51 @@
+"""Manual steering of a release: pause, resume, promote, abort (API and CLI)."""
+
+from __future__ import annotations
+
+import time
+
+from app.context import Context
+from app.engine import apply_weights, commit_decision
+from app.models import Decision, Release
+
+ACTIONS = ("pause", "resume", "promote", "abort")
+_ALLOWED_FROM = {
+    "pause": {"running"},
+    "resume": {"paused"},
+    "promote": {"pending", "running", "paused"},
+    "abort": {"pending", "running", "paused"},
+}
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def control(ctx: Context, release_id: str, action: str, actor: str = "api", reason: str = "") -> Release:
+    if action not in ACTIONS:
+        raise ControlError(404, f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+    # Wait briefly for a running tick to finish rather than racing it.
+    with ctx.store.lock("release:" + release_id, ttl=30, wait=10) as acquired:
+        if not acquired:
+            raise ControlError(409, "the release is busy (a tick is running); try again in a few seconds")
+        release = ctx.store.get(release_id)
+        if release is None:
+            raise ControlError(404, f"no release {release_id!r}; list releases with GET /api/v1/releases")
+        if release.state not in _ALLOWED_FROM[action]:
+            raise ControlError(409, f"cannot {action} a release that is {release.state}")
+        why = reason or f"{action} by {actor}"
+        weights = None
+        if action == "promote":
+            weights = release.weights_for(100)
+        elif action == "abort":
+            weights = release.stable_weights()
+        decision = Decision(
+            kind=action,
+            weights=weights,
+            reason=why,
+            consecutive_failures=release.consecutive_failures,
+        )
+        release = commit_decision(ctx, release, decision, time.time())
+        return apply_weights(ctx, release)

@@ -1,0 +1,196 @@
+"""The release decision: a pure function of (release, policy, observations, now).
+
+No I/O here. The tick (workers/tick.py) loads, observes, calls `decide`, then acts and
+records. Everything Sluice promises about a release is a property of this module and is
+tested without Redis or HTTP (tests/unit/test_decide.py):
+
+- never promote while a check of the current step fails, or has no data under
+  `on_no_data: fail` (or `hold`);
+- weights always sum to 100 and take only the policy's step weights or 100% stable;
+- a failed release always ends on 100% stable;
+- a step ends only after its duration and its request volume are both reached.
+"""
+
+from __future__ import annotations
+
+import math
+
+from app.config import CheckConfig, PolicyConfig
+from app.models import CheckObservation, CheckResult, Decision, Observations, Release
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "no data"
+    if value == 0 or 0.001 <= abs(value) < 1e6:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
+
+
+def describe_threshold(check: CheckConfig) -> str:
+    parts = []
+    if check.min is not None:
+        parts.append(f">= {_fmt(check.min)}")
+    if check.max is not None:
+        parts.append(f"<= {_fmt(check.max)}")
+    if check.max_over_stable is not None:
+        parts.append(f"<= stable + {_fmt(check.max_over_stable)}")
+    return " and ".join(parts)
+
+
+def judge(check: CheckConfig, obs: CheckObservation | None, step: int, now: float) -> CheckResult:
+    """Judge one check's observation against its threshold."""
+    threshold = describe_threshold(check)
+    base = {"name": check.name, "step": step, "at": now, "threshold": threshold}
+    if obs is None:
+        return CheckResult(**base, value=None, verdict="no_data", detail="the check was not measured")
+    base.update(query=obs.query, stable_query=obs.stable_query, stable_value=obs.stable_value)
+    value = obs.value
+    if value is None or not math.isfinite(value):
+        return CheckResult(**base, value=None, verdict="no_data", detail=obs.error or "no data")
+    problems = []
+    if check.min is not None and value < check.min:
+        problems.append(f"{_fmt(value)} is below the minimum {_fmt(check.min)}")
+    if check.max is not None and value > check.max:
+        problems.append(f"{_fmt(value)} is above the maximum {_fmt(check.max)}")
+    detail = ""
+    if check.max_over_stable is not None:
+        stable = obs.stable_value
+        if stable is None or not math.isfinite(stable):
+            # Stable had no traffic in the window (e.g. at 100% candidate): compare with 0,
+            # the strict reading, rather than waving the check through.
+            detail = "stable had no data in the window; compared with 0"
+            stable = 0.0
+        limit = stable + check.max_over_stable
+        if value > limit:
+            problems.append(
+                f"{_fmt(value)} exceeds stable's {_fmt(stable)} + {_fmt(check.max_over_stable)} = {_fmt(limit)}"
+            )
+    if problems:
+        return CheckResult(**base, value=value, verdict="fail", detail="; ".join(problems))
+    return CheckResult(**base, value=value, verdict="pass", detail=detail)
+
+
+def _health_result(obs: Observations, step: int) -> CheckResult | None:
+    if obs.candidate_healthy is None:
+        return None
+    return CheckResult(
+        name="health",
+        step=step,
+        at=obs.at,
+        value=1.0 if obs.candidate_healthy else 0.0,
+        threshold="candidate up",
+        verdict="pass" if obs.candidate_healthy else "fail",
+        detail=obs.health_detail,
+    )
+
+
+def _failure_reason(failed: list[CheckResult], release: Release, weight: int) -> str:
+    first = failed[0]
+    where = f"at step {release.step + 1} ({weight}% of traffic on {release.target_version})"
+    if first.verdict == "no_data":
+        what = f"check '{first.name}' had no data ({first.detail})"
+    else:
+        what = f"check '{first.name}' failed: {first.detail or first.verdict} (threshold {first.threshold})"
+    more = f"; {len(failed) - 1} more check(s) failed too" if len(failed) > 1 else ""
+    return f"{what} {where}{more}"
+
+
+def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float) -> Decision:
+    """What to do next with a release, given what was just observed."""
+    if release.terminal or release.state == "paused":
+        return Decision(
+            kind="hold",
+            reason=f"release is {release.state}",
+            consecutive_failures=release.consecutive_failures,
+        )
+    if release.state == "pending":
+        first = policy.steps[0].weight
+        return Decision(
+            kind="start",
+            step=0,
+            weights=release.weights_for(first),
+            reason=f"start: {first}% of traffic to {release.target_version}",
+        )
+
+    step_index = release.step
+    step = policy.steps[step_index]
+    by_name = {o.name: o for o in obs.checks}
+    results = [judge(c, by_name.get(c.name), step_index, now) for c in policy.checks]
+    health = _health_result(obs, step_index)
+    if health is not None:
+        results.insert(0, health)
+
+    failed = [r for r in results if r.verdict == "fail"]
+    no_data = [r for r in results if r.verdict == "no_data"]
+    if policy.on_no_data == "fail":
+        failed += no_data
+
+    if failed:
+        count = release.consecutive_failures + 1
+        if count > policy.tolerance:
+            return Decision(
+                kind="fail",
+                weights=release.stable_weights(),
+                results=results,
+                reason=_failure_reason(failed, release, step.weight),
+                consecutive_failures=count,
+            )
+        return Decision(
+            kind="hold",
+            results=results,
+            consecutive_failures=count,
+            reason=f"failed evaluation {count} of {policy.tolerance} tolerated: "
+            + _failure_reason(failed, release, step.weight),
+        )
+
+    if no_data and policy.on_no_data == "hold":
+        since = release.no_data_since if release.no_data_since is not None else now
+        if policy.no_data_timeout is not None and now - since >= policy.no_data_timeout:
+            return Decision(
+                kind="fail",
+                weights=release.stable_weights(),
+                results=results,
+                reason=_failure_reason(no_data, release, step.weight)
+                + f"; no data for {now - since:.0f}s (no_data_timeout)",
+                consecutive_failures=release.consecutive_failures,
+            )
+        return Decision(
+            kind="hold",
+            results=results,
+            no_data_since=since,
+            consecutive_failures=release.consecutive_failures,
+            reason="holding: " + ", ".join(f"'{r.name}' has no data" for r in no_data),
+        )
+
+    started = release.step_started_at if release.step_started_at is not None else now
+    waiting = []
+    if step.duration is not None and now - started < step.duration:
+        waiting.append(f"{step.duration - (now - started):.0f}s left")
+    if step.requests is not None and (obs.step_requests is None or obs.step_requests < step.requests):
+        seen = 0 if obs.step_requests is None else int(obs.step_requests)
+        waiting.append(f"{seen} of {step.requests} requests")
+    if waiting:
+        return Decision(kind="hold", results=results, reason="step in progress: " + ", ".join(waiting))
+
+    if step.pause and release.resumed_step != step_index:
+        return Decision(
+            kind="pause",
+            results=results,
+            reason=f"step {step_index + 1} passed; paused until resumed or promoted",
+        )
+    if step_index == len(policy.steps) - 1:
+        return Decision(
+            kind="promote",
+            weights=release.weights_for(100),
+            results=results,
+            reason=f"every step passed; {release.target_version} is now stable",
+        )
+    nxt = policy.steps[step_index + 1].weight
+    return Decision(
+        kind="advance",
+        step=step_index + 1,
+        weights=release.weights_for(nxt),
+        results=results,
+        reason=f"step {step_index + 1} passed; {nxt}% of traffic to {release.target_version}",
+    )

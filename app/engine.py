@@ -1,0 +1,193 @@
+"""The imperative shell around `decide`: record a decision, then make the router match it.
+
+Order matters for crash safety. A decision is committed first (new state, evaluations,
+events, hook deliveries, `weights_applied=False`, a backstop tick), then the router is
+changed, then `weights_applied=True` is recorded. A crash anywhere in between leaves a
+release whose next tick re-applies `desired_weights`: idempotent, so nothing is lost or
+done twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from app.context import Context
+from app.hooks import plan_deliveries
+from app.models import Decision, Event, Release
+from integrations.routing import RouterError
+
+log = logging.getLogger("sluice.engine")
+
+ROUTER_RETRY_SECONDS = 1.0
+_EVENT_FOR_KIND = {
+    "start": "started",
+    "advance": "step_passed",
+    "promote": "succeeded",
+    "fail": "failed",
+    "abort": "aborted",
+    "pause": "paused",
+    "resume": "resumed",
+}
+_STATE_FOR_KIND = {
+    "start": "running",
+    "advance": "running",
+    "resume": "running",
+    "pause": "paused",
+    "promote": "succeeded",
+    "fail": "failed",
+    "abort": "aborted",
+}
+
+
+def tick_member(release: Release) -> str:
+    return f"tick:{release.id}:{release.seq}"
+
+
+def commit_decision(ctx: Context, release: Release, decision: Decision, now: float) -> Release:
+    """Record a decision (atomically) and return the new release. Does not touch the router."""
+    _, _, policy = ctx.locate(release)
+    new = release.model_copy(deep=True)
+    new.seq += 1
+    new.updated_at = now
+    new.consecutive_failures = decision.consecutive_failures
+    new.no_data_since = decision.no_data_since
+    events: list[Event] = []
+    deliveries = []
+    stable = None
+    kind = decision.kind
+
+    if kind in _STATE_FOR_KIND:
+        new.state = _STATE_FOR_KIND[kind]  # type: ignore[assignment]
+        new.reason = decision.reason
+    if kind in ("start", "advance"):
+        new.step = decision.step if decision.step is not None else new.step
+        new.step_started_at = now
+        new.consecutive_failures = 0
+    if kind == "resume":
+        new.resumed_step = new.step
+    if kind == "promote":
+        stable = new.target_version
+    if new.terminal:
+        new.finished_at = now
+        new.next_tick_at = None
+    if kind == "hold" and decision.reason != release.reason:
+        new.reason = decision.reason
+        events.append(Event(at=now, type="hold", message=decision.reason))
+
+    if kind in _EVENT_FOR_KIND:
+        event_type = _EVENT_FOR_KIND[kind]
+        data: dict = {"step": new.step + 1}
+        if decision.weights is not None:
+            data["weights"] = decision.weights
+        events.append(Event(at=now, type=event_type, message=decision.reason, data=data))
+        if kind == "advance":
+            # The hook for a passed step carries the step that passed, not the one starting.
+            passed = new.model_copy(update={"step": release.step})
+            deliveries += plan_deliveries(ctx.config, passed, "step_passed", now)
+        elif event_type in ("started", "succeeded", "failed", "aborted"):
+            deliveries += plan_deliveries(ctx.config, new, event_type, now)
+    new.hooks = new.hooks + [d["id"] for d in deliveries if d["id"] not in new.hooks]
+
+    if decision.weights is not None and decision.weights != release.desired_weights:
+        new.desired_weights = dict(decision.weights)
+        new.weights_applied = False
+
+    next_tick = None
+    if not new.terminal and new.state != "paused":
+        next_tick = now + policy.interval
+    elif not new.weights_applied:
+        next_tick = now + ROUTER_RETRY_SECONDS  # backstop: repair the router if the act below dies
+    new.next_tick_at = next_tick
+    ctx.store.commit(
+        new,
+        results=decision.results,
+        events=events,
+        deliveries=deliveries,
+        next_tick_at=next_tick,
+        previous_seq=release.seq,
+        stable_version=stable,
+    )
+    log.info(
+        "release %s: %s (%s)",
+        new.id,
+        kind,
+        decision.reason,
+        extra={"release_id": new.id, "decision": kind, "state": new.state},
+    )
+    return new
+
+
+def apply_weights(ctx: Context, release: Release) -> Release:
+    """Make the router show `release.desired_weights`, verify, record. Safe to call again."""
+    if release.weights_applied:
+        return release
+    app, svc, _ = ctx.locate(release)
+    now = time.time()
+    if release.terminal:
+        owner = ctx.store.active_release(release.application, release.service)
+        if owner not in (None, release.id):
+            # A newer release of this service owns its traffic now; restoring ours would undo it.
+            done = release.model_copy(update={"weights_applied": True})
+            ctx.store.commit(
+                done,
+                events=[
+                    Event(at=now, type="weights_skipped", message=f"release {owner} now routes this service")
+                ],
+                previous_seq=release.seq,
+            )
+            return done
+    try:
+        readback = ctx.router(app).set_weights(svc, release.desired_weights)
+    except RouterError as exc:
+        return _router_failed(ctx, release, exc, now)
+    done = release.model_copy(update={"weights_applied": True})
+    event = Event(
+        at=time.time(),
+        type="weights_set",
+        message=_describe(readback),
+        data={"weights": readback, "requested": release.desired_weights},
+    )
+    # Terminal: drop the backstop tick. Otherwise keep the scheduled evaluation tick as is.
+    ctx.store.commit(
+        done,
+        events=[event],
+        previous_seq=release.seq if release.terminal else None,
+        next_tick_at=None if release.terminal else release.next_tick_at,
+    )
+    return done
+
+
+def _router_failed(ctx: Context, release: Release, exc: RouterError, now: float) -> Release:
+    log.warning("release %s: router error: %s", release.id, exc, extra={"release_id": release.id})
+    event = Event(
+        at=now,
+        type="router_error",
+        message=str(exc),
+        data={"requested": release.desired_weights, "retryable": exc.retryable},
+    )
+    if exc.retryable or release.terminal:
+        retry_at = now + ROUTER_RETRY_SECONDS if exc.retryable else None
+        ctx.store.commit(
+            release, events=[event], next_tick_at=retry_at, previous_seq=None if retry_at else release.seq
+        )
+        return release
+    # The router cannot take this release's weights (e.g. no server for the candidate):
+    # fail it and put traffic back on stable, which the router can do.
+    ctx.store.commit(release, events=[event])
+    failed = commit_decision(
+        ctx,
+        release,
+        Decision(
+            kind="fail",
+            weights=release.stable_weights(),
+            reason=f"router: {exc}",
+            consecutive_failures=release.consecutive_failures,
+        ),
+        now,
+    )
+    return apply_weights(ctx, failed)
+
+
+def _describe(weights: dict[str, int]) -> str:
+    return ", ".join(f"{v}: {w}%" for v, w in sorted(weights.items(), key=lambda kv: -kv[1]))

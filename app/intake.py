@@ -1,0 +1,160 @@
+"""Starting a release from a deploy notification (webhook today; the Kubernetes watcher later).
+
+The same version of the same service is one release however many times it is announced:
+the first notification starts it, the others are recorded as duplicates on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+from app.config import ApplicationConfig, BumpPolicies, ServiceConfig
+from app.context import Context
+from app.control import ControlError, control
+from app.models import CIContext, Event, Release
+from app.names import check_label_value, semver_bump
+from app.store import new_release_id
+from integrations.routing import RouterError
+
+
+class IntakeError(Exception):
+    def __init__(self, status: int, message: str, detail: object = None):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass
+class Intake:
+    release: Release
+    created: bool
+
+
+def _resolve(ctx: Context, service: str, application: str | None) -> tuple[ApplicationConfig, ServiceConfig]:
+    apps = ctx.config.find_service(service, application)
+    if not apps:
+        known = sorted({f"{a.name}/{s.name}" for a in ctx.config.applications for s in a.services})
+        where = f" in application {application!r}" if application else ""
+        raise IntakeError(
+            404, f"no service {service!r}{where} in the configuration", {"known_services": known}
+        )
+    if len(apps) > 1:
+        raise IntakeError(
+            400,
+            f"service {service!r} is in several applications; name one in `application`",
+            {"applications": [a.name for a in apps]},
+        )
+    svc = apps[0].service(service)
+    assert svc is not None
+    return apps[0], svc
+
+
+def _stable_version(ctx: Context, app: ApplicationConfig, svc: ServiceConfig) -> str:
+    stable = ctx.store.stable_version(app.name, svc.name) or svc.stable_version
+    if stable:
+        return stable
+    try:
+        weights = ctx.router(app).get_weights(svc)
+    except RouterError as exc:
+        raise IntakeError(
+            503, f"cannot learn the stable version of {svc.name!r} from the router: {exc}"
+        ) from None
+    live = {v: w for v, w in weights.items() if w > 0}
+    if len(live) != 1:
+        raise IntakeError(
+            409,
+            f"cannot tell the stable version of {svc.name!r}: the router splits traffic "
+            f"{weights}; set `stable_version` for the service in the configuration",
+        )
+    return next(iter(live))
+
+
+def choose_policy(svc: ServiceConfig, source: str, target: str) -> str:
+    if isinstance(svc.policy, str):
+        return svc.policy
+    policies: BumpPolicies = svc.policy
+    bump = semver_bump(source, target)
+    chosen = getattr(policies, bump) if bump else None
+    chosen = chosen or policies.default or policies.minor or policies.patch or policies.major
+    assert chosen is not None  # the configuration guarantees at least one
+    return chosen
+
+
+def start_release(
+    ctx: Context,
+    service: str,
+    version: str,
+    application: str | None = None,
+    namespace: str | None = None,
+    ci: CIContext | None = None,
+    trigger: str = "webhook",
+) -> Intake:
+    try:
+        check_label_value(service, "service")
+        check_label_value(version, "version")
+        if namespace is not None:
+            check_label_value(namespace, "namespace")
+    except ValueError as exc:
+        raise IntakeError(400, str(exc)) from None
+    app, svc = _resolve(ctx, service, application)
+    if namespace is not None and namespace != app.namespace:
+        raise IntakeError(
+            400, f"application {app.name!r} is in namespace {app.namespace!r}, not {namespace!r}"
+        )
+    dedup_key = f"deploy:{app.name}:{svc.name}:{version}"
+    now = time.time()
+    existing = ctx.store.find_dedup(dedup_key)
+    if existing is not None:
+        ctx.store.record_duplicate(
+            existing.id, Event(at=now, type="duplicate", message=f"{trigger} announced {version} again")
+        )
+        return Intake(existing, created=False)
+    source = _stable_version(ctx, app, svc)
+    if source == version:
+        raise IntakeError(409, f"{version} is already the stable version of {svc.name!r}; nothing to release")
+    release = Release(
+        id=new_release_id(),
+        application=app.name,
+        namespace=app.namespace,
+        service=svc.name,
+        source_version=source,
+        target_version=version,
+        policy=choose_policy(svc, source, version),
+        created_at=now,
+        updated_at=now,
+        ci=ci or CIContext(),
+        trigger=trigger,
+        next_tick_at=now,
+    )
+    release, created = ctx.store.create(
+        release,
+        dedup_key,
+        Event(
+            at=now,
+            type="created",
+            message=f"{trigger}: release {source} -> {version} with policy {release.policy}",
+            data={"trigger": trigger, "ci": release.ci.model_dump(exclude_none=True)},
+        ),
+    )
+    if not created:
+        return Intake(release, created=False)
+    _supersede(ctx, app, svc, release)
+    ctx.store.schedule(f"tick:{release.id}:{release.seq}", now)
+    return Intake(release, created=True)
+
+
+def _supersede(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, release: Release) -> None:
+    """A new version of a service with a release in flight: abort that one first (traffic to stable)."""
+    previous = ctx.store.active_release(app.name, svc.name)
+    if previous and previous != release.id:
+        with contextlib.suppress(ControlError):  # already finished: nothing to supersede
+            control(
+                ctx,
+                previous,
+                "abort",
+                actor="sluice",
+                reason=f"superseded by release {release.id} ({release.target_version})",
+            )
+    ctx.store.set_active(app.name, svc.name, release.id)

@@ -1,0 +1,82 @@
+"""Human-readable views of a release for the terminal: a progress line and a table of checks per step."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.table import Table
+
+_MARK = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "no_data": "[yellow]no data[/]"}
+_STATE_STYLE = {
+    "succeeded": "bold green",
+    "failed": "bold red",
+    "aborted": "bold yellow",
+    "running": "cyan",
+    "paused": "magenta",
+    "pending": "dim",
+}
+
+
+def fmt_value(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value == 0 or 0.001 <= abs(value) < 1e6:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
+
+
+def clock(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts or 0, tz=dt.UTC).strftime("%H:%M:%S") if ts else "—"
+
+
+def progress_line(release: dict[str, Any]) -> str:
+    steps = release.get("steps") or []
+    step = release.get("current_step")
+    weights = release.get("weights") or {}
+    target = release["target_version"]
+    parts = [f"[{_STATE_STYLE.get(release['state'], '')}]{release['state']}[/]"]
+    if step:
+        parts.append(f"step {step}/{len(steps)}")
+    parts.append(f"{weights.get(target, 0)}% -> {target}")
+    latest: dict[str, dict[str, Any]] = {}
+    for ev in release.get("evaluations", []):
+        latest[ev["name"]] = ev
+    if latest:
+        parts.append(
+            ", ".join(f"{n} {fmt_value(e['value'])} {_MARK[e['verdict']]}" for n, e in latest.items())
+        )
+    if release.get("reason"):
+        parts.append(f"[dim]{release['reason']}[/]")
+    return " · ".join(parts)
+
+
+def checks_table(release: dict[str, Any]) -> Table:
+    """One row per (step, check): evaluations, last value, range, threshold, worst verdict."""
+    steps = release.get("steps") or []
+    table = Table(
+        title=f"{release['service']} {release['source_version']} -> {release['target_version']}: "
+        f"{release['state']}",
+        title_justify="left",
+    )
+    for col in ("step", "weight", "check", "evals", "last", "min..max", "threshold", "verdict"):
+        table.add_column(col, justify="right" if col in ("evals", "last", "weight") else "left")
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for ev in release.get("evaluations", []):
+        groups.setdefault((ev["step"], ev["name"]), []).append(ev)
+    for (step, name), evs in sorted(groups.items()):
+        values = [e["value"] for e in evs if e["value"] is not None]
+        verdicts = {e["verdict"] for e in evs}
+        worst = "fail" if "fail" in verdicts else ("no_data" if "no_data" in verdicts else "pass")
+        weight = steps[step]["weight"] if step < len(steps) else "?"
+        table.add_row(
+            str(step + 1),
+            f"{weight}%",
+            name,
+            str(len(evs)),
+            fmt_value(evs[-1]["value"]),
+            f"{fmt_value(min(values))}..{fmt_value(max(values))}" if values else "—",
+            evs[-1]["threshold"],
+            _MARK[worst],
+        )
+    return table

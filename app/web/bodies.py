@@ -1,0 +1,29 @@
+"""Reading JSON request bodies strictly, with errors that say what to fix."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from app.web.errors import ApiError, validation_detail
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_body(model: type[M]) -> M:
+    if not request.mimetype or request.mimetype != "application/json":
+        raise ApiError(415, "send the body as JSON with `Content-Type: application/json`")
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None

@@ -1,0 +1,69 @@
+"""JSON errors everywhere: `{"error": "...", "detail": ...}` with a 4xx that says what to fix."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from app.config import ConfigError
+
+log = logging.getLogger("sluice.web")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.detail, self.headers = status, message, detail, headers or {}
+
+
+def error_response(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None):
+    body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    resp = jsonify(body)
+    resp.status_code = status
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]} for e in exc.errors()
+    ]
+
+
+_HINTS = {
+    404: "no such endpoint; see GET /openapi.json",
+    405: "method not allowed for this endpoint",
+    413: "request body too large (limit 256 KiB)",
+}
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.message, exc.detail, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        return error_response(status, _HINTS.get(status, exc.description or exc.name))
+
+    @app.errorhandler(ConfigError)
+    def _config_error(exc: ConfigError):
+        log.error("configuration error: %s", exc)
+        return error_response(
+            503,
+            "Sluice's configuration is invalid; run `sluice validate` on it",
+            [f"{w}: {m}" for w, m in exc.problems],
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unexpected error")
+        return error_response(500, "internal error; the server log has the details")

@@ -1,0 +1,97 @@
+"""Signed generic webhooks.
+
+Headers: `Sluice-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
+`Sluice-Delivery: <delivery id>` (stable across retries, for de-duplication) and
+`Sluice-Event: <event>`. Receivers verify with `verify()`; the timestamp is signed so a
+captured request cannot be replayed later than the receiver's tolerance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+USER_AGENT = "Sluice-Webhook/1"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret: str, header: str, body: bytes, tolerance: float = 300.0, now: float | None = None) -> bool:
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((now if now is not None else time.time()) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+@dataclass
+class Outcome:
+    """One delivery attempt. `retry_after` is set when the receiver asked us to wait."""
+
+    ok: bool
+    status: int | None
+    excerpt: str
+    retryable: bool
+    retry_after: float | None = None
+    error: str | None = None
+
+
+def post(
+    url: str,
+    payload: dict[str, Any],
+    delivery_id: str,
+    event: str,
+    secret: str | None,
+    timeout: float,
+    session: requests.Session | None = None,
+) -> Outcome:
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Sluice-Delivery": delivery_id,
+        "Sluice-Event": event,
+    }
+    if secret:
+        headers["Sluice-Signature"] = sign(secret, int(time.time()), body)
+    try:
+        resp = (session or requests).post(
+            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        )
+    except requests.RequestException as exc:
+        return Outcome(
+            False, None, "", retryable=True, error=f"{type(exc).__name__}: could not reach the receiver"
+        )
+    excerpt = resp.text[:300]
+    if 200 <= resp.status_code < 300:
+        return Outcome(True, resp.status_code, excerpt, retryable=False)
+    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+    retryable = resp.status_code in (408, 425, 429) or resp.status_code >= 500
+    return Outcome(False, resp.status_code, excerpt, retryable=retryable, retry_after=retry_after)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None

@@ -1,0 +1,108 @@
+"""Hook delivery: one attempt per job, every attempt recorded, retries scheduled with backoff.
+
+Retries go through the same `due` schedule as ticks, so they survive a worker restart;
+429 and 503 answers with Retry-After are honoured.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from typing import Any
+
+from app.context import Context, get_context
+from app.models import Event
+from app.redact import redact
+from integrations.notify import webhook
+
+log = logging.getLogger("sluice.deliver")
+MAX_BACKOFF = 300.0
+
+
+def backoff(attempt: int) -> float:
+    """1s, 2s, 4s ... capped, with jitter so that many deliveries do not retry in lockstep."""
+    base = min(MAX_BACKOFF, 2.0 ** (attempt - 1))
+    return float(base * (0.8 + 0.4 * random.random()))
+
+
+def run_delivery(delivery_id: str) -> str:
+    return deliver(get_context(), delivery_id)
+
+
+def deliver(ctx: Context, delivery_id: str) -> str:
+    with ctx.store.lock("delivery:" + delivery_id, ttl=60) as acquired:
+        if not acquired:
+            return "busy"
+        delivery = ctx.store.get_delivery(delivery_id)
+        if delivery is None:
+            ctx.store.unschedule("hook:" + delivery_id)
+            return "gone"
+        if delivery["state"] != "pending":
+            ctx.store.unschedule("hook:" + delivery_id)
+            return f"already {delivery['state']}"
+        hook = next((h for h in ctx.config.hooks if h.name == delivery["hook"]), None)
+        if hook is None:
+            return _finish(ctx, delivery, "failed", f"hook {delivery['hook']!r} is no longer configured")
+        secret = os.environ.get(hook.secret_env) if hook.secret_env else None
+        if hook.secret_env and not secret:
+            return _finish(
+                ctx,
+                delivery,
+                "failed",
+                f"environment variable {hook.secret_env} (the signing secret) is not set",
+            )
+        started = time.time()
+        outcome = webhook.post(
+            hook.url, delivery["payload"], delivery_id, delivery["event"], secret, timeout=hook.timeout
+        )
+        secrets = [s for s in (secret,) if s]
+        attempt: dict[str, Any] = {
+            "at": started,
+            "duration_ms": round((time.time() - started) * 1000, 1),
+            "status": outcome.status,
+            "ok": outcome.ok,
+            "response": redact(outcome.excerpt, secrets),
+            "error": redact(outcome.error or "", secrets) or None,
+        }
+        delivery["attempts"].append(attempt)
+        n = len(delivery["attempts"])
+        if outcome.ok:
+            return _finish(ctx, delivery, "delivered", f"delivered to {hook.name} ({outcome.status})")
+        if not outcome.retryable:
+            return _finish(
+                ctx,
+                delivery,
+                "failed",
+                f"{hook.name} answered {outcome.status}: {attempt['response'][:120]}; not retried",
+            )
+        if n >= hook.max_attempts:
+            return _finish(ctx, delivery, "failed", f"{hook.name}: gave up after {n} attempts")
+        wait = outcome.retry_after if outcome.retry_after is not None else backoff(n)
+        delivery["next_attempt_at"] = time.time() + wait
+        ctx.store.save_delivery(
+            delivery,
+            delivery["next_attempt_at"],
+            Event(
+                at=time.time(),
+                type="hook_retry",
+                message=f"{hook.name}: attempt {n} "
+                f"({outcome.status or outcome.error}); retrying in {wait:.1f}s",
+                data={"delivery": delivery_id},
+            ),
+        )
+        return f"retry in {wait:.1f}s"
+
+
+def _finish(ctx: Context, delivery: dict[str, Any], state: str, message: str) -> str:
+    delivery["state"] = state
+    delivery["next_attempt_at"] = None
+    ctx.store.save_delivery(
+        delivery,
+        None,
+        Event(at=time.time(), type="hook_" + state, message=message, data={"delivery": delivery["id"]}),
+    )
+    if state == "failed":
+        log.warning("delivery %s: %s", delivery["id"], message, extra={"release_id": delivery["release_id"]})
+    return message

@@ -1,0 +1,84 @@
+"""Feeds due work into RQ: release ticks and hook delivery attempts.
+
+The `due` sorted set in Redis is the source of truth for what must run and when. One
+scheduler leads at a time (a Redis lease; every worker runs a standby). Each due item is
+pushed a lease into the future as it is enqueued, so if the worker running it dies, the
+item comes due again and is retried: nothing is lost, and ticks are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from rq import Queue
+
+from app.store import Store
+
+log = logging.getLogger("sluice.scheduler")
+QUEUE_NAME = "sluice"
+LEASE_SECONDS = 20.0
+LEADER_TTL = 5.0
+POLL_SECONDS = 0.1
+
+
+def enqueue_due(store: Store, queue: Queue, now: float | None = None) -> int:
+    """Enqueue everything due now; returns how many jobs were enqueued."""
+    members = store.claim_due(now if now is not None else time.time(), LEASE_SECONDS)
+    for member in members:
+        kind, _, rest = member.partition(":")
+        if kind == "tick":
+            release_id, _, seq = rest.rpartition(":")
+            queue.enqueue(
+                "workers.tick.run_tick",
+                release_id,
+                int(seq),
+                job_timeout=60,
+                result_ttl=60,
+                failure_ttl=24 * 3600,
+                description=f"tick {release_id} #{seq}",
+            )
+        elif kind == "hook":
+            queue.enqueue(
+                "workers.deliver.run_delivery",
+                rest,
+                job_timeout=60,
+                result_ttl=60,
+                failure_ttl=24 * 3600,
+                description=f"deliver {rest}",
+            )
+        else:
+            log.error("unknown due item %r; dropping it", member)
+            store.unschedule(member)
+    return len(members)
+
+
+class Scheduler(threading.Thread):
+    """Background thread: lead if no one else does, and move due items into the queue."""
+
+    def __init__(self, store: Store, queue: Queue):
+        super().__init__(name="sluice-scheduler", daemon=True)
+        self.store, self.queue = store, queue
+        self.token = uuid.uuid4().hex
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        leading = False
+        last_lease = 0.0
+        while not self.stopping.is_set():
+            try:
+                if time.monotonic() - last_lease > LEADER_TTL / 3:
+                    was = leading
+                    leading = self.store.try_lead("scheduler", self.token, LEADER_TTL)
+                    last_lease = time.monotonic()
+                    if leading and not was:
+                        log.info("scheduler: leading")
+                if leading:
+                    enqueue_due(self.store, self.queue)
+            except Exception:  # noqa: BLE001 - keep scheduling through Redis hiccups
+                log.exception("scheduler: error; retrying")
+                leading = False
+                time.sleep(1)
+            self.stopping.wait(POLL_SECONDS)

@@ -1,0 +1,81 @@
+"""The release tick: load, observe, decide, record, act, schedule.
+
+A tick carries the `seq` it was scheduled for. Under the per-release lock, a tick whose
+seq is no longer the release's (a duplicate, or a late one) does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from app.context import Context, UnknownService, get_context
+from app.decide import decide
+from app.engine import apply_weights, commit_decision
+from app.models import Decision, Observations, Release
+from integrations.prometheus.observe import observe_checks, observe_step_requests
+from integrations.routing import RouterError
+
+log = logging.getLogger("sluice.tick")
+LOCK_TTL = 60.0
+
+
+def run_tick(release_id: str, seq: int) -> str:
+    """RQ entry point. Returns what happened, for the job's result and the logs."""
+    return tick(get_context(), release_id, seq)
+
+
+def tick(ctx: Context, release_id: str, seq: int) -> str:
+    with ctx.store.lock("release:" + release_id, ttl=LOCK_TTL) as acquired:
+        if not acquired:
+            return "busy: another tick holds this release"
+        release = ctx.store.get(release_id)
+        if release is None:
+            ctx.store.unschedule(f"tick:{release_id}:{seq}")
+            return "gone"
+        if release.seq != seq:
+            return f"stale: release is at seq {release.seq}, this tick was for {seq}"
+        release = apply_weights(ctx, release)  # repair a decision whose effect was not confirmed
+        if release.terminal or release.state == "paused":
+            if release.weights_applied:
+                ctx.store.unschedule(f"tick:{release.id}:{release.seq}")
+            return f"{release.state}: nothing to evaluate"
+        if not release.weights_applied:
+            return "router not yet updated; retrying"
+        now = time.time()
+        try:
+            observations = observe(ctx, release, now)
+            _, _, policy = ctx.locate(release)
+            decision = decide(release, policy, observations, now)
+        except UnknownService as exc:
+            decision = Decision(
+                kind="fail",
+                weights=release.stable_weights(),
+                reason=f"configuration: {exc}",
+                consecutive_failures=release.consecutive_failures,
+            )
+        release = commit_decision(ctx, release, decision, now)
+        apply_weights(ctx, release)
+        return f"{decision.kind}: {decision.reason}"
+
+
+def observe(ctx: Context, release: Release, now: float) -> Observations:
+    """Ask Prometheus and the router about the candidate. Errors become 'no data', never exceptions."""
+    app, svc, policy = ctx.locate(release)
+    obs = Observations(at=now)
+    if release.state != "running":
+        return obs
+    obs.checks = observe_checks(
+        policy, ctx.config.prometheus, ctx.config.metrics, release, ctx.prometheus, now
+    )
+    step = policy.steps[release.step]
+    if step.requests is not None and release.step_started_at is not None:
+        obs.step_requests = observe_step_requests(
+            ctx.config.prometheus, release, ctx.prometheus, now, since=release.step_started_at
+        )
+    try:
+        health = ctx.router(app).health(svc, release.target_version)
+        obs.candidate_healthy, obs.health_detail = health.healthy, health.detail
+    except RouterError as exc:
+        obs.candidate_healthy, obs.health_detail = None, f"router could not tell: {exc}"
+    return obs
