@@ -100,6 +100,12 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         registry=registry,
     )
     failures = FailureSchedule(settings.error_rate)
+    # Export every series at 0 from the start (Prometheus practice): a counter that first
+    # appears with its first error needs two scrapes before rate() sees it, which would
+    # delay the verdict on a bad version by a scrape interval.
+    for code in ("200", "500"):
+        requests_total.labels(app=settings.service, version=settings.version, code=code)
+    duration.labels(app=settings.service, version=settings.version)
 
     app = Flask(__name__)
     app.config["DEMO"] = settings

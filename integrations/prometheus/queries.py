@@ -1,0 +1,84 @@
+"""PromQL templates for the built-in checks.
+
+These functions only build *templates* (text with `{service}`, `{version}`, `{namespace}`,
+`{window}` placeholders); every value reaches PromQL through `promql.render`, which
+validates and escapes it. Metric and label names come from `PrometheusConfig`, whose
+fields are already restricted to PromQL identifier syntax.
+
+About `le`: Prometheus 2.x stores a histogram bucket's `le` label exactly as the exporter
+wrote it. Verified against Prometheus 2.42 and promtool: the Python client
+(prometheus_client, which the demo service uses) writes integer bounds as `le="1.0"`,
+`le="5.0"`, Go's client_golang writes `le="1"`, and promtool's OpenMetrics import keeps
+whichever spelling the file has. (Prometheus 3 normalises to the `1.0` form on ingestion.)
+So an integer bound is matched with `le=~"1|1[.]0"`; other bounds use the shortest
+round-trip decimal, which is what both clients write (0.5 -> "0.5", 0.025 -> "0.025").
+"""
+
+from __future__ import annotations
+
+from app.config import CheckConfig, MetricConfig, PrometheusConfig
+
+
+def selector(prom: PrometheusConfig) -> str:
+    """Label matchers for one version of one service: `app="{service}",version="{version}"[,ns=...]`."""
+    parts = [f'{prom.service_label}="{{service}}"', f'{prom.version_label}="{{version}}"']
+    if prom.namespace_label:
+        parts.append(f'{prom.namespace_label}="{{namespace}}"')
+    return ",".join(parts)
+
+
+def le_matcher(under: float) -> str:
+    """The `le` matcher for the bucket bound `under` seconds, matching every spelling exporters use."""
+    bound = float(f"{under:.9g}")  # drop float noise from duration parsing (e.g. 0.30000000000000004)
+    if bound.is_integer() and abs(bound) < 1e15:
+        whole = str(int(bound))
+        return f'le=~"{whole}|{whole}[.]0"'
+    return f'le="{bound!r}"'
+
+
+def latency_template(prom: PrometheusConfig, under: float) -> str:
+    """Fraction of responses faster than `under` seconds (0..1), from the latency histogram."""
+    h, sel = prom.latency_histogram, selector(prom)
+    return (
+        f"sum(rate({h}_bucket{{{sel},{le_matcher(under)}}}[{{window}}]))"
+        f" / sum(rate({h}_count{{{sel}}}[{{window}}]))"
+    )
+
+
+def request_rate_template(prom: PrometheusConfig) -> str:
+    """Requests per minute."""
+    return f"sum(rate({prom.requests_metric}{{{selector(prom)}}}[{{window}}])) * 60"
+
+
+def error_rate_template(prom: PrometheusConfig) -> str:
+    """Fraction of 5xx responses (0..1).
+
+    `or vector(0)` makes a version that has served requests but never a 5xx read 0 rather
+    than no data (there is no 5xx series at all then); with no requests it stays no data.
+    """
+    r, sel = prom.requests_metric, selector(prom)
+    return (
+        f'(sum(rate({r}{{{sel},{prom.status_label}=~"5.."}}[{{window}}])) or vector(0))'
+        f" / sum(rate({r}{{{sel}}}[{{window}}]))"
+    )
+
+
+def step_requests_template(prom: PrometheusConfig) -> str:
+    """Requests served by one version over `{window}` (the time since the step started)."""
+    return f"sum(increase({prom.requests_metric}{{{selector(prom)}}}[{{window}}]))"
+
+
+def check_template(check: CheckConfig, prom: PrometheusConfig, metrics: dict[str, MetricConfig]) -> str:
+    """The template a check measures. Raises ValueError for a check that cannot be built."""
+    if check.type == "latency":
+        if check.under is None:
+            raise ValueError(f"latency check {check.name!r} has no `under` bound")
+        return latency_template(prom, check.under)
+    if check.type == "request_rate":
+        return request_rate_template(prom)
+    if check.type == "error_rate":
+        return error_rate_template(prom)
+    metric = metrics.get(check.metric or "")
+    if metric is None:
+        raise ValueError(f"check {check.name!r} uses metric {check.metric!r}, which is not in `metrics`")
+    return metric.query
