@@ -251,8 +251,7 @@ def start_gunicorn(
         str(threads),
         "--graceful-timeout",
         "3",
-        "--access-logfile",
-        "-",
+        "--no-control-socket",  # gunicorn 27's control socket is one shared path per user
         app,
     ]
     proc = Process(name, args, workdir, env=env).start()

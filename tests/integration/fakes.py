@@ -1,0 +1,275 @@
+"""Test doubles for the integration tests: our own Router protocol in memory, and real local HTTP
+servers that speak Prometheus's query API and act as webhook receivers.
+
+Nothing here patches a library: the real prometheus-api-client and requests talk to these
+servers over loopback, and Redis is a real redis-server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from app.config import ServiceConfig
+from integrations.routing import Health, RouterError
+
+# --- router ---------------------------------------------------------------------------------------
+
+
+class FakeRouter:
+    """An in-memory Router (our own protocol). Records every set_weights call.
+
+    - `fail_next(n, retryable)` makes the next n set_weights calls raise RouterError;
+    - versions in `missing` have no server: weights > 0 for them raise a non-retryable RouterError,
+      as HAProxy does for a version with no server in the backend.
+    """
+
+    def __init__(self, weights: dict[str, dict[str, int]] | None = None, missing: set[str] | None = None):
+        self.weights: dict[str, dict[str, int]] = {k: dict(v) for k, v in (weights or {}).items()}
+        self.missing = set(missing or ())
+        self.calls: list[tuple[str, dict[str, int]]] = []  # successful and failed attempts
+        self.applied: list[tuple[str, dict[str, int]]] = []  # only those that took effect
+        self.healthy = True
+        self._failures: list[bool] = []
+        self._lock = threading.Lock()
+
+    def fail_next(self, n: int = 1, retryable: bool = True) -> None:
+        with self._lock:
+            self._failures += [retryable] * n
+
+    def get_weights(self, service: ServiceConfig) -> dict[str, int]:
+        with self._lock:
+            return dict(self.weights.get(service.name, {}))
+
+    def set_weights(self, service: ServiceConfig, weights: dict[str, int]) -> dict[str, int]:
+        with self._lock:
+            self.calls.append((service.name, dict(weights)))
+            if self._failures:
+                retryable = self._failures.pop(0)
+                raise RouterError(f"fake router: injected failure for {service.name}", retryable=retryable)
+            for version, w in weights.items():
+                if w > 0 and version in self.missing:
+                    raise RouterError(
+                        f"backend {service.name} has no server for version {version}", retryable=False
+                    )
+            current = self.weights.setdefault(service.name, {})
+            for version in current:
+                current[version] = 0
+            current.update(weights)
+            self.applied.append((service.name, dict(weights)))
+            return dict(current)
+
+    def health(self, service: ServiceConfig, version: str) -> Health:
+        if version in self.missing:
+            return Health(False, f"no server for {version}")
+        return Health(self.healthy, "up" if self.healthy else "down")
+
+    def applied_weights(self, service: str) -> list[dict[str, int]]:
+        return [w for s, w in self.applied if s == service]
+
+
+# --- a tiny HTTP server in a thread ---------------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+class _Server:
+    def __init__(self, handler: Callable[[Recorded], tuple[int, dict[str, str], bytes]]):
+        outer = self
+        self.requests: list[Recorded] = []
+        self._handler = handler
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                rec = Recorded(self.command, self.path, dict(self.headers.items()), body, time.time())
+                outer.requests.append(rec)
+                status, headers, payload = outer._handler(rec)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = _serve  # noqa: N815
+            do_POST = _serve  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# --- Prometheus -----------------------------------------------------------------------------------
+
+
+class FakePrometheus:
+    """Answers GET/POST /api/v1/query like Prometheus, with a value per version.
+
+    `values[version]` is the number every query about that version returns (matched on
+    `version="<v>"` in the query); None means an empty result (no data). Queries that name
+    no programmed version get `default`.
+    """
+
+    def __init__(self, version_label: str = "version"):
+        self.values: dict[str, float | None] = {}
+        self.default: float | None = 0.0
+        self.queries: list[str] = []
+        self.version_label = version_label
+        self._server = _Server(self._answer)
+        self.url = self._server.url
+
+    def _value_for(self, query: str) -> float | None:
+        for version, value in self.values.items():
+            if f'{self.version_label}="{version}"' in query:
+                return value
+        return self.default
+
+    def _answer(self, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(rec.path)
+        if parts.path != "/api/v1/query":
+            return 404, {"Content-Type": "text/plain"}, b"404 page not found"
+        params = parse_qs(parts.query)
+        if rec.body:
+            params.update(parse_qs(rec.body.decode()))
+        query = params.get("query", [""])[0]
+        at = float(params.get("time", [str(time.time())])[0])
+        self.queries.append(query)
+        value = self._value_for(query)
+        result = [] if value is None else [{"metric": {}, "value": [at, repr(float(value))]}]
+        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    def start(self) -> FakePrometheus:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+# --- webhook receiver -----------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+
+
+class WebhookReceiver:
+    """Records every request; answers with the queued replies in order, then `default`."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.default = Reply()
+        self._server = _Server(self._answer)
+        self.url = self._server.url
+        self.requests = self._server.requests
+
+    def reply(self, *replies: Reply) -> None:
+        self.replies += replies
+
+    def _answer(self, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        reply = self.replies.pop(0) if self.replies else self.default
+        return reply.status, {"Content-Type": "text/plain", **reply.headers}, reply.body
+
+    def start(self) -> WebhookReceiver:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@contextmanager
+def running(server: Any) -> Iterator[Any]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- configuration and context ----------------------------------------------------------------------
+
+BASE_CONFIG = """
+prometheus:
+  url: http://127.0.0.1:1
+  timeout: 2s
+applications:
+  - name: shop
+    namespace: prod
+    router: {type: haproxy, socket: "127.0.0.1:1"}
+    services:
+      - {name: web, policy: canary, stable_version: 1.0.0}
+      - {name: api, policy: quick, stable_version: 2.0.0}
+      - {name: cart, policy: hold, stable_version: 3.0.0}
+      - {name: search, policy: hold-timeout, stable_version: 4.0.0}
+      - {name: admin, policy: gated, stable_version: 5.0.0}
+policies:
+  - name: canary
+    interval: 500ms
+    window: 30s
+    steps:
+      - {weight: 10, duration: 1s}
+      - {weight: 50, duration: 1s}
+      - {weight: 100}
+    checks:
+      - {name: errors, type: error_rate, max: 0.05}
+  - name: quick
+    interval: 500ms
+    steps: [{weight: 10}, {weight: 50}, {weight: 100}]
+    checks:
+      - {name: errors, type: error_rate, max: 0.05}
+  - name: hold
+    interval: 500ms
+    on_no_data: hold
+    steps: [{weight: 10}, {weight: 100}]
+    checks:
+      - {name: errors, type: error_rate, max: 0.05}
+  - name: hold-timeout
+    interval: 500ms
+    on_no_data: hold
+    no_data_timeout: 1s
+    steps: [{weight: 10}, {weight: 100}]
+    checks:
+      - {name: errors, type: error_rate, max: 0.05}
+  - name: gated
+    interval: 500ms
+    steps: [{weight: 20, pause: true}, {weight: 100}]
+    checks:
+      - {name: errors, type: error_rate, max: 0.05}
+"""
+
+
+def config_text(hooks: str = "") -> str:
+    return BASE_CONFIG + (("hooks:\n" + hooks) if hooks else "")
