@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 
@@ -13,7 +14,7 @@ from app.client import ApiClientError, SluiceClient
 from app.config import ConfigError, json_schema, load_config
 from app.report import checks_table, clock, progress_line
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=max(120, shutil.get_terminal_size((120, 40)).columns))
 err = Console(stderr=True, highlight=False)
 EXIT_FOR_STATE = {"succeeded": 0, "failed": 1, "aborted": 2}
 

@@ -176,6 +176,7 @@ class DemoStack:
     """Everything `sluice demo` runs, startable and stoppable as one (also used by the e2e test)."""
 
     workdir: Path
+    versions: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEMO_VERSIONS))
     interval: str = "2s"
     step: str = "10s"
     last_step: str = "6s"
@@ -195,7 +196,7 @@ class DemoStack:
         redis_proc, self.redis_url = start_redis(self.workdir)
         self.processes.append(redis_proc)
         ports = {}
-        for version, env in DEMO_VERSIONS.items():
+        for version, env in self.versions.items():
             say(f"starting {SERVICE} {version} under gunicorn")
             proc, ports[version] = start_gunicorn(
                 self.workdir, f"service-{version}", "app.demo.service:create_app()",
@@ -240,7 +241,7 @@ class DemoStack:
             try:
                 result = requests.get(f"{self.prometheus_url}/api/v1/query", params={"query": query},
                                       timeout=2).json()["data"]["result"]
-                if result and float(result[0]["value"][1]) >= len(DEMO_VERSIONS):
+                if result and float(result[0]["value"][1]) >= len(self.versions):
                     return
             except (requests.RequestException, KeyError, ValueError):
                 pass
@@ -253,6 +254,11 @@ class DemoStack:
             proc.stop()
 
 
+def _width() -> int:
+    """Wide enough for the checks table, even when output goes to a file or a CI log."""
+    return max(120, shutil.get_terminal_size((120, 40)).columns)
+
+
 def _python() -> list[str]:
     import sys
 
@@ -261,9 +267,7 @@ def _python() -> list[str]:
 
 def run_demo(keep: bool = False, console: Console | None = None) -> int:
     from app.cli import follow
-    from app.report import checks_table
-
-    out = console or Console(highlight=False)
+    out = console or Console(highlight=False, width=_width())
     workdir = Path(tempfile.mkdtemp(prefix="sluice-demo-"))
     stack = DemoStack(workdir)
     load: LoadGenerator | None = None
@@ -272,8 +276,11 @@ def run_demo(keep: bool = False, console: Console | None = None) -> int:
         stack.start(say=lambda m: out.print(f"[dim]·[/] {m}"))
         load = LoadGenerator(stack.frontend_url).start()
         stack.wait_for_scrapes()
-        out.print(f"\nSluice API: {stack.api_url}   (token in {workdir}/sluice-web.log is not logged; "
-                  f"export SLUICE_API_TOKEN={stack.token[:4]}… to steer)\n")
+        env_file = workdir / "sluice.env"
+        env_file.write_text(f"export SLUICE_URL={stack.api_url}\nexport SLUICE_API_TOKEN={stack.token}\n")
+        env_file.chmod(0o600)
+        out.print(f"\nSluice API at {stack.api_url}; to use the CLI against it meanwhile: "
+                  f"source {env_file} && sluice status\n")
         client = stack.client()
         results = {}
         for version, expect in ((GOOD, "succeeded"), (BAD, "failed")):
@@ -297,7 +304,8 @@ def run_demo(keep: bool = False, console: Console | None = None) -> int:
         ok = results[GOOD][0]["state"] == "succeeded" and results[BAD][0]["state"] == "failed"
         out.rule("summary")
         for version, (release, _, _) in results.items():
-            out.print(checks_table(release))
+            out.print(f"{version}: [bold]{release['state']}[/] after {release['duration_seconds']:.0f}s — "
+                      f"{release['reason']}")
         out.print(f"{'[green]demo passed' if ok else '[red]demo did not go as expected'}[/] in "
                   f"{time.monotonic() - started:.0f}s")
         return 0 if ok else 1

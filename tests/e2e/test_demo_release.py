@@ -1,0 +1,136 @@
+"""End to end, as `make demo` runs it: real Redis, HAProxy, Prometheus, gunicorn, Sluice web + worker.
+
+Asserts what a person would check: the backends' real request counts follow the weights,
+a bad version ends with no traffic, the release record holds every check's values, CI's
+stand-in receives signed webhooks, and `sluice watch` exits 0 / 1 / 2.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from integrations.haproxy.runtime import RuntimeClient
+
+pytestmark = pytest.mark.e2e
+EXTRA = "1.0.373"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    versions = {**DEMO_VERSIONS, EXTRA: DEMO_VERSIONS[GOOD]}
+    stack = DemoStack(tmp_path_factory.mktemp("demo"), versions=versions)
+    load = None
+    try:
+        stack.start(say=lambda _m: None)
+        load = LoadGenerator(stack.frontend_url, rate=40).start()
+        stack.wait_for_scrapes()
+        yield stack, load
+    finally:
+        if load:
+            load.stop()
+        stack.stop()
+
+
+def watch(stack: DemoStack, release_id: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SLUICE_URL": stack.api_url, "SLUICE_API_TOKEN": stack.token}
+    return subprocess.run([sys.executable, "-m", "app.cli", "watch", release_id, "--interval", "0.5",
+                           "--timeout", "180"], env=env, capture_output=True, text=True, timeout=200)
+
+
+def share(counts: dict[str, int], version: str) -> float:
+    total = sum(counts.values())
+    return counts.get(version, 0) / total if total else 0.0
+
+
+def weight_changes(release: dict) -> list[tuple[float, dict[str, int]]]:
+    return [(e["at"], e["data"]["weights"]) for e in release["events"] if e["type"] == "weights_set"]
+
+
+def test_good_version_is_promoted_with_traffic_following_the_weights(stack):
+    demo, load = stack
+    client = demo.client()
+    answer = client.deploy(SERVICE, GOOD, application="bluesky")
+    assert answer["source_version"] == STABLE
+    result = watch(demo, answer["release"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "succeeded" in result.stdout
+    release = client.release(answer["release"])
+    assert release["state"] == "succeeded"
+
+    changes = weight_changes(release)
+    assert [w.get(GOOD, 0) for _, w in changes] == [10, 50, 100]
+    # Real responses through HAProxy, per step (skip 0.3 s after each change for in-flight requests).
+    for (start, weights), (end, _) in zip(changes, changes[1:], strict=False):
+        counts = load.between(start + 0.3, end)
+        expected = weights[GOOD] / 100
+        assert abs(share(counts, GOOD) - expected) < 0.12, (weights, counts)
+    time.sleep(1)
+    after = load.between(changes[-1][0] + 0.3, time.time())
+    assert share(after, GOOD) == 1.0, after
+
+    # Every evaluation is on the record with its value, threshold and verdict.
+    evaluations = release["evaluations"]
+    names = {e["name"] for e in evaluations}
+    assert names == {"health", "fast-responses", "traffic", "errors"}
+    for step in range(3):
+        assert {e["name"] for e in evaluations if e["step"] == step} == names
+    assert all(e["verdict"] == "pass" and e["value"] is not None and e["threshold"] for e in evaluations)
+    assert all(e["query"] for e in evaluations if e["name"] != "health")
+    # The stand-in CI got signed webhooks for started and succeeded.
+    assert [d["state"] for d in release["hook_deliveries"]] == ["delivered", "delivered"]
+    got = [(r["event"], r["verified"]) for r in demo.receiver.received if r["payload"]["release"]["release_id"]
+           == answer["release"]]
+    assert got == [("started", True), ("succeeded", True)]
+
+
+def test_bad_version_is_rolled_back_and_ends_with_no_traffic(stack):
+    demo, load = stack
+    client = demo.client()
+    answer = client.deploy(SERVICE, BAD, application="bluesky")
+    assert answer["source_version"] == GOOD
+    result = watch(demo, answer["release"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    release = client.release(answer["release"])
+    assert release["state"] == "failed"
+    assert "errors" in release["reason"] and "0.01" in release["reason"]
+    failing = [e for e in release["evaluations"] if e["verdict"] == "fail"]
+    assert failing and failing[0]["name"] == "errors" and failing[0]["value"] > 0.1
+
+    changes = weight_changes(release)
+    assert {v: w for v, w in changes[-1][1].items() if w} == {GOOD: 100}
+    rolled_back_at = changes[-1][0]
+    time.sleep(2)
+    after = load.between(rolled_back_at + 0.5, time.time())
+    assert after.get(BAD, 0) == 0 and after.get(GOOD, 0) > 20, after
+    weights = {name: info["weight"] for name, info in RuntimeClient(demo.haproxy_socket).servers(SERVICE).items()}
+    assert weights[BAD] == 0 and weights[GOOD] == 100
+    payloads = [r["payload"] for r in demo.receiver.received if r["event"] == "failed"]
+    assert payloads and payloads[-1]["cleanup_version"] == GOOD
+
+
+def test_abort_puts_traffic_back_on_stable_at_once(stack):
+    demo, load = stack
+    client = demo.client()
+    answer = client.deploy(SERVICE, EXTRA, application="bluesky")
+    deadline = time.time() + 60
+    while time.time() < deadline and client.release(answer["release"]).get("current_step") != 2:
+        time.sleep(0.3)
+    assert client.release(answer["release"])["current_step"] == 2
+    aborted = client.steer(answer["release"], "abort", reason="on-call: looks wrong")
+    aborted_at = time.time()
+    assert aborted["state"] == "aborted" and aborted["weights"] == {GOOD: 100}
+    assert "on-call" in aborted["reason"]
+    weights = {name: info["weight"] for name, info in RuntimeClient(demo.haproxy_socket).servers(SERVICE).items()}
+    assert weights[EXTRA] == 0 and weights[GOOD] == 100
+    time.sleep(1.5)
+    assert load.between(aborted_at + 0.3, time.time()).get(EXTRA, 0) == 0
+    assert watch(demo, answer["release"]).returncode == 2
+
+
