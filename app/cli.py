@@ -40,7 +40,7 @@ def validate(config: str) -> None:
     try:
         cfg = load_config(config)
     except ConfigError as exc:
-        err.print(exc.render(), markup=False)
+        click.echo(exc.render(), err=True)
         sys.exit(1)
     services = sum(len(a.services) for a in cfg.applications)
     console.print(

@@ -240,15 +240,21 @@ class PolicyConfig(Strict):
             raise ValueError("interval must be at least 500ms")
         return v
 
-    @model_validator(mode="after")
-    def _steps_reach_full_traffic(self) -> PolicyConfig:
-        if self.steps[-1].weight != 100:
+    @field_validator("steps")
+    @classmethod
+    def _steps_reach_full_traffic(cls, steps: list[StepConfig]) -> list[StepConfig]:
+        if steps and steps[-1].weight != 100:
             raise ValueError(
-                f"the last step has weight {self.steps[-1].weight}; the last step must reach 100 "
+                f"the last step has weight {steps[-1].weight}; the last step must reach 100 "
                 "(all traffic on the candidate) before promotion"
             )
-        _no_duplicates([c.name for c in self.checks], "check")
-        return self
+        return steps
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_checks(cls, checks: list[CheckConfig]) -> list[CheckConfig]:
+        _no_duplicates([c.name for c in checks], "check")
+        return checks
 
     @property
     def query_window(self) -> float:

@@ -1,0 +1,14 @@
+# One image for every Sluice process (web, worker); the command picks the process.
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /srv/sluice
+COPY requirements.lock pyproject.toml README.md ./
+RUN pip install --no-cache-dir -r requirements.lock
+COPY app ./app
+COPY workers ./workers
+COPY integrations ./integrations
+RUN pip install --no-cache-dir --no-deps . && useradd --system --uid 10001 sluice
+USER 10001
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--no-control-socket", \
+     "--access-logfile", "-", "app:create_app()"]

@@ -1,0 +1,39 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set up what they need.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+
+.PHONY: setup system-packages demo test lint bench lock clean
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@./scripts/install-system-packages.sh
+
+# The virtualenv, from the lock file; rebuilt when the lock or the project changes.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+demo: setup
+	$(BIN)/sluice demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+# Re-resolve the lock file (needs the package registry).
+lock:
+	$(BIN)/pip install -q uv && $(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
