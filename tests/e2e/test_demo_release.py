@@ -11,20 +11,21 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from app.demo.stack import Process
 from integrations.haproxy.runtime import RuntimeClient
 
 pytestmark = pytest.mark.e2e
 EXTRA = "1.0.373"
+SURVIVOR = "1.0.374"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
-    versions = {**DEMO_VERSIONS, EXTRA: DEMO_VERSIONS[GOOD]}
+    versions = {**DEMO_VERSIONS, EXTRA: DEMO_VERSIONS[GOOD], SURVIVOR: DEMO_VERSIONS[GOOD]}
     stack = DemoStack(tmp_path_factory.mktemp("demo"), versions=versions)
     load = None
     try:
@@ -134,3 +135,26 @@ def test_abort_puts_traffic_back_on_stable_at_once(stack):
     assert watch(demo, answer["release"]).returncode == 2
 
 
+
+
+def test_release_survives_a_worker_killed_mid_release(stack):
+    """SIGKILL the only worker during step 1; a new worker picks the release up and completes it."""
+    demo, load = stack
+    client = demo.client()
+    answer = client.deploy(SERVICE, SURVIVOR, application="bluesky")
+    deadline = time.time() + 30
+    while time.time() < deadline and client.release(answer["release"]).get("current_step") != 1:
+        time.sleep(0.2)
+    worker = next(p for p in demo.processes if p.name.startswith("sluice-worker"))
+    worker.kill()
+    time.sleep(3)  # the release is stuck while no worker runs
+    assert client.release(answer["release"])["state"] == "running"
+    replacement = Process("sluice-worker-2", [sys.executable, "-m", "app.cli", "worker"], worker.workdir,
+                          env=demo.sluice_env()).start()
+    demo.processes.append(replacement)
+    result = watch(demo, answer["release"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    release = client.release(answer["release"])
+    assert [w.get(SURVIVOR, 0) for _, w in weight_changes(release)] == [10, 50, 100]
+    steps = sorted({e["step"] for e in release["evaluations"]})
+    assert steps == [0, 1, 2]
