@@ -32,14 +32,11 @@ class SluiceClient:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            resp = self.session.request(
-                method, self.url + path, headers=headers, timeout=self.timeout, **kwargs
-            )
+            resp = self.session.request(method, self.url + path, headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise ApiClientError(
                 None,
-                f"cannot reach Sluice at {self.url} ({type(exc).__name__}); "
-                "is `sluice serve` running? set SLUICE_URL",
+                f"cannot reach Sluice at {self.url} ({type(exc).__name__}); is `sluice serve` running? set SLUICE_URL",
             ) from None
         try:
             body = resp.json()

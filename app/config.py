@@ -306,9 +306,7 @@ class SluiceConfig(Strict):
         for app in self.applications:
             for svc in app.services:
                 named = (
-                    [svc.policy]
-                    if isinstance(svc.policy, str)
-                    else [n for n in svc.policy.model_dump().values() if n]
+                    [svc.policy] if isinstance(svc.policy, str) else [n for n in svc.policy.model_dump().values() if n]
                 )
                 if not named:
                     raise ValueError(f"service {svc.name!r} in {app.name!r}: name at least one policy")
@@ -335,11 +333,7 @@ class SluiceConfig(Strict):
 
     def find_service(self, service: str, application: str | None = None) -> list[ApplicationConfig]:
         """Applications that hold a service of this name (optionally only the named application)."""
-        return [
-            a
-            for a in self.applications
-            if (application is None or a.name == application) and a.service(service)
-        ]
+        return [a for a in self.applications if (application is None or a.name == application) and a.service(service)]
 
 
 def _no_duplicates(names: list[str], what: str) -> None:
@@ -462,9 +456,7 @@ def load_config(path: str | Path) -> SluiceConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            str(p), [("(file)", f"cannot read it: {exc.strerror}; set SLUICE_CONFIG")]
-        ) from None
+        raise ConfigError(str(p), [("(file)", f"cannot read it: {exc.strerror}; set SLUICE_CONFIG")]) from None
     return parse_config(text, str(p))
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import time
 
-from app.context import Context
+from app.config import ApplicationConfig, ServiceConfig
+from app.context import Context, UnknownService
 from app.hooks import plan_deliveries
 from app.models import Decision, Event, Release
 from integrations.routing import RouterError
@@ -44,9 +45,27 @@ def tick_member(release: Release) -> str:
     return f"tick:{release.id}:{release.seq}"
 
 
+def _route(ctx: Context, release: Release) -> tuple[ApplicationConfig, ServiceConfig]:
+    """The release's application and service (its router), even if its policy left the configuration."""
+    app = ctx.config.application(release.application)
+    svc = app.service(release.service) if app else None
+    if app is None or svc is None:
+        raise UnknownService(
+            f"service {release.service!r} of application {release.application!r} is not in the configuration"
+        )
+    return app, svc
+
+
+def _interval(ctx: Context, release: Release) -> float:
+    try:
+        return ctx.locate(release)[2].interval
+    except UnknownService:
+        # The policy (or service) left the configuration: tick soon, and the tick fails the release.
+        return ROUTER_RETRY_SECONDS
+
+
 def commit_decision(ctx: Context, release: Release, decision: Decision, now: float) -> Release:
     """Record a decision (atomically) and return the new release. Does not touch the router."""
-    _, _, policy = ctx.locate(release)
     new = release.model_copy(deep=True)
     new.seq += 1
     new.updated_at = now
@@ -71,7 +90,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
     if new.terminal:
         new.finished_at = now
         new.next_tick_at = None
-    if kind == "hold" and decision.reason != release.reason:
+    if kind == "hold" and _topic(decision.reason) != _topic(release.reason):
         new.reason = decision.reason
         events.append(Event(at=now, type="hold", message=decision.reason))
 
@@ -95,7 +114,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
 
     next_tick = None
     if not new.terminal and new.state != "paused":
-        next_tick = now + policy.interval
+        next_tick = now + _interval(ctx, release)
     elif not new.weights_applied:
         next_tick = now + ROUTER_RETRY_SECONDS  # backstop: repair the router if the act below dies
     new.next_tick_at = next_tick
@@ -122,8 +141,11 @@ def apply_weights(ctx: Context, release: Release) -> Release:
     """Make the router show `release.desired_weights`, verify, record. Safe to call again."""
     if release.weights_applied:
         return release
-    app, svc, _ = ctx.locate(release)
     now = time.time()
+    try:
+        app, svc = _route(ctx, release)
+    except UnknownService as exc:
+        return _router_failed(ctx, release, RouterError(f"configuration: {exc}", retryable=False), now)
     if release.terminal:
         owner = ctx.store.active_release(release.application, release.service)
         if owner not in (None, release.id):
@@ -131,9 +153,7 @@ def apply_weights(ctx: Context, release: Release) -> Release:
             done = release.model_copy(update={"weights_applied": True})
             ctx.store.commit(
                 done,
-                events=[
-                    Event(at=now, type="weights_skipped", message=f"release {owner} now routes this service")
-                ],
+                events=[Event(at=now, type="weights_skipped", message=f"release {owner} now routes this service")],
                 previous_seq=release.seq,
             )
             return done
@@ -168,9 +188,7 @@ def _router_failed(ctx: Context, release: Release, exc: RouterError, now: float)
     )
     if exc.retryable or release.terminal:
         retry_at = now + ROUTER_RETRY_SECONDS if exc.retryable else None
-        ctx.store.commit(
-            release, events=[event], next_tick_at=retry_at, previous_seq=None if retry_at else release.seq
-        )
+        ctx.store.commit(release, events=[event], next_tick_at=retry_at, previous_seq=None if retry_at else release.seq)
         return release
     # The router cannot take this release's weights (e.g. no server for the candidate):
     # fail it and put traffic back on stable, which the router can do.
@@ -187,6 +205,12 @@ def _router_failed(ctx: Context, release: Release, exc: RouterError, now: float)
         now,
     )
     return apply_weights(ctx, failed)
+
+
+def _topic(reason: str | None) -> str:
+    """What a hold is about ("step in progress", "holding"...), without its changing countdown,
+    so that a step's hold is one event rather than one per tick."""
+    return (reason or "").split(":", 1)[0]
 
 
 def _describe(weights: dict[str, int]) -> str:

@@ -37,9 +37,7 @@ def _resolve(ctx: Context, service: str, application: str | None) -> tuple[Appli
     if not apps:
         known = sorted({f"{a.name}/{s.name}" for a in ctx.config.applications for s in a.services})
         where = f" in application {application!r}" if application else ""
-        raise IntakeError(
-            404, f"no service {service!r}{where} in the configuration", {"known_services": known}
-        )
+        raise IntakeError(404, f"no service {service!r}{where} in the configuration", {"known_services": known})
     if len(apps) > 1:
         raise IntakeError(
             400,
@@ -58,9 +56,7 @@ def _stable_version(ctx: Context, app: ApplicationConfig, svc: ServiceConfig) ->
     try:
         weights = ctx.router(app).get_weights(svc)
     except RouterError as exc:
-        raise IntakeError(
-            503, f"cannot learn the stable version of {svc.name!r} from the router: {exc}"
-        ) from None
+        raise IntakeError(503, f"cannot learn the stable version of {svc.name!r} from the router: {exc}") from None
     live = {v: w for v, w in weights.items() if w > 0}
     if len(live) != 1:
         raise IntakeError(
@@ -100,9 +96,7 @@ def start_release(
         raise IntakeError(400, str(exc)) from None
     app, svc = _resolve(ctx, service, application)
     if namespace is not None and namespace != app.namespace:
-        raise IntakeError(
-            400, f"application {app.name!r} is in namespace {app.namespace!r}, not {namespace!r}"
-        )
+        raise IntakeError(400, f"application {app.name!r} is in namespace {app.namespace!r}, not {namespace!r}")
     dedup_key = f"deploy:{app.name}:{svc.name}:{version}"
     now = time.time()
     existing = ctx.store.find_dedup(dedup_key)

@@ -43,9 +43,7 @@ def progress_line(release: dict[str, Any]) -> str:
     for ev in release.get("evaluations", []):
         latest[ev["name"]] = ev
     if latest:
-        parts.append(
-            ", ".join(f"{n} {fmt_value(e['value'])} {_MARK[e['verdict']]}" for n, e in latest.items())
-        )
+        parts.append(", ".join(f"{n} {fmt_value(e['value'])} {_MARK[e['verdict']]}" for n, e in latest.items()))
     if release.get("reason"):
         parts.append(f"[dim]{release['reason']}[/]")
     return " · ".join(parts)
@@ -55,8 +53,7 @@ def checks_table(release: dict[str, Any]) -> Table:
     """One row per (step, check): evaluations, last value, range, threshold, worst verdict."""
     steps = release.get("steps") or []
     table = Table(
-        title=f"{release['service']} {release['source_version']} -> {release['target_version']}: "
-        f"{release['state']}",
+        title=f"{release['service']} {release['source_version']} -> {release['target_version']}: {release['state']}",
         title_justify="left",
     )
     for col in ("step", "weight", "check", "evals", "last", "min..max", "threshold", "verdict"):

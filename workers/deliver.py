@@ -79,7 +79,8 @@ def deliver(ctx: Context, delivery_id: str) -> str:
             )
         if n >= hook.max_attempts:
             return _finish(ctx, delivery, "failed", f"{hook.name}: gave up after {n} attempts")
-        wait = outcome.retry_after if outcome.retry_after is not None else backoff(n)
+        # Honour Retry-After (429/503), within reason: a receiver cannot park a delivery for hours.
+        wait = min(outcome.retry_after, MAX_BACKOFF) if outcome.retry_after is not None else backoff(n)
         delivery["next_attempt_at"] = time.time() + wait
         ctx.store.save_delivery(
             delivery,
@@ -87,8 +88,7 @@ def deliver(ctx: Context, delivery_id: str) -> str:
             Event(
                 at=time.time(),
                 type="hook_retry",
-                message=f"{hook.name}: attempt {n} "
-                f"({outcome.status or outcome.error}); retrying in {wait:.1f}s",
+                message=f"{hook.name}: attempt {n} ({outcome.status or outcome.error}); retrying in {wait:.1f}s",
                 data={"delivery": delivery_id},
             ),
         )

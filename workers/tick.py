@@ -12,7 +12,7 @@ import time
 from app.context import Context, UnknownService, get_context
 from app.decide import decide
 from app.engine import apply_weights, commit_decision
-from app.models import Decision, Observations, Release
+from app.models import Decision, Event, Observations, Release
 from integrations.prometheus.observe import observe_checks, observe_step_requests
 from integrations.routing import RouterError
 
@@ -35,6 +35,9 @@ def tick(ctx: Context, release_id: str, seq: int) -> str:
             return "gone"
         if release.seq != seq:
             return f"stale: release is at seq {release.seq}, this tick was for {seq}"
+        owner = ctx.store.active_release(release.application, release.service)
+        if not release.terminal and owner != release.id:
+            return _retire(ctx, release, owner)
         release = apply_weights(ctx, release)  # repair a decision whose effect was not confirmed
         if release.terminal or release.state == "paused":
             if release.weights_applied:
@@ -59,15 +62,39 @@ def tick(ctx: Context, release_id: str, seq: int) -> str:
         return f"{decision.kind}: {decision.reason}"
 
 
+def _retire(ctx: Context, release: Release, owner: str | None) -> str:
+    """This release no longer owns its service's traffic (a newer release took the service, and the
+    supersede could not abort this one because a tick held its lock). Abort it without touching the
+    router, which the newer release steers (or steered, and then put on its own final weights)."""
+    by = f"release {owner}" if owner else "a newer release"
+    now = time.time()
+    retired = commit_decision(
+        ctx,
+        release,
+        Decision(
+            kind="abort",
+            weights=release.stable_weights(),
+            reason=f"superseded by {by}",
+            consecutive_failures=release.consecutive_failures,
+        ),
+        now,
+    )
+    if not retired.weights_applied:
+        ctx.store.commit(
+            retired.model_copy(update={"weights_applied": True}),
+            events=[Event(at=now, type="weights_skipped", message=f"{by} now routes this service")],
+            previous_seq=retired.seq,
+        )
+    return f"abort: superseded by {by}"
+
+
 def observe(ctx: Context, release: Release, now: float) -> Observations:
     """Ask Prometheus and the router about the candidate. Errors become 'no data', never exceptions."""
     app, svc, policy = ctx.locate(release)
     obs = Observations(at=now)
     if release.state != "running":
         return obs
-    obs.checks = observe_checks(
-        policy, ctx.config.prometheus, ctx.config.metrics, release, ctx.prometheus, now
-    )
+    obs.checks = observe_checks(policy, ctx.config.prometheus, ctx.config.metrics, release, ctx.prometheus, now)
     step = policy.steps[release.step]
     if step.requests is not None and release.step_started_at is not None:
         obs.step_requests = observe_step_requests(

@@ -149,12 +149,14 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.received.append({
-                    "event": self.headers.get("Sluice-Event"),
-                    "delivery": self.headers.get("Sluice-Delivery"),
-                    "verified": verify(receiver.secret, self.headers.get("Sluice-Signature", ""), body),
-                    "payload": json.loads(body or b"{}"),
-                })
+                receiver.received.append(
+                    {
+                        "event": self.headers.get("Sluice-Event"),
+                        "delivery": self.headers.get("Sluice-Delivery"),
+                        "verified": verify(receiver.secret, self.headers.get("Sluice-Signature", ""), body),
+                        "payload": json.loads(body or b"{}"),
+                    }
+                )
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -199,23 +201,38 @@ class DemoStack:
         for version, env in self.versions.items():
             say(f"starting {SERVICE} {version} under gunicorn")
             proc, ports[version] = start_gunicorn(
-                self.workdir, f"service-{version}", "app.demo.service:create_app()",
-                env={"DEMO_SERVICE": SERVICE, "DEMO_VERSION": version, **env}, threads=8)
+                self.workdir,
+                f"service-{version}",
+                "app.demo.service:create_app()",
+                env={"DEMO_SERVICE": SERVICE, "DEMO_VERSION": version, **env},
+                threads=8,
+            )
             self.processes.append(proc)
         say("starting HAProxy (all traffic on the stable version)")
         haproxy, self.haproxy_socket, fe_ports = start_haproxy(
-            self.workdir, [HAProxyBackend(SERVICE, ports, {STABLE: 100})])
+            self.workdir, [HAProxyBackend(SERVICE, ports, {STABLE: 100})]
+        )
         self.processes.append(haproxy)
         self.frontend_url = f"http://127.0.0.1:{fe_ports[SERVICE]}/"
         say("starting Prometheus (scraping every second)")
         prom, self.prometheus_url = start_prometheus(
-            self.workdir, {SERVICE: [f"127.0.0.1:{p}" for p in ports.values()]}, scrape_interval="1s")
+            self.workdir, {SERVICE: [f"127.0.0.1:{p}" for p in ports.values()]}, scrape_interval="1s"
+        )
         self.processes.append(prom)
         self.receiver = WebhookReceiver(self.webhook_secret)
         self.config_path = self.workdir / "sluice.yaml"
-        self.config_path.write_text(CONFIG_TEMPLATE.format(
-            prometheus_url=self.prometheus_url, socket=self.haproxy_socket, service=SERVICE, stable=STABLE,
-            interval=self.interval, step=self.step, last_step=self.last_step, receiver_url=self.receiver.url))
+        self.config_path.write_text(
+            CONFIG_TEMPLATE.format(
+                prometheus_url=self.prometheus_url,
+                socket=self.haproxy_socket,
+                service=SERVICE,
+                stable=STABLE,
+                interval=self.interval,
+                step=self.step,
+                last_step=self.last_step,
+                receiver_url=self.receiver.url,
+            )
+        )
         env = self.sluice_env()
         say("starting Sluice: web (gunicorn) and a worker")
         web, web_port = start_gunicorn(self.workdir, "sluice-web", "app:create_app()", env=env, threads=4)
@@ -226,9 +243,14 @@ class DemoStack:
         return self
 
     def sluice_env(self) -> dict[str, str]:
-        return {"SLUICE_CONFIG": str(self.config_path), "REDIS_URL": self.redis_url,
-                "PROMETHEUS_URL": self.prometheus_url, "SLUICE_API_TOKEN": self.token,
-                "SLUICE_WEBHOOK_SECRET": self.webhook_secret, "SLUICE_LOG_LEVEL": "INFO"}
+        return {
+            "SLUICE_CONFIG": str(self.config_path),
+            "REDIS_URL": self.redis_url,
+            "PROMETHEUS_URL": self.prometheus_url,
+            "SLUICE_API_TOKEN": self.token,
+            "SLUICE_WEBHOOK_SECRET": self.webhook_secret,
+            "SLUICE_LOG_LEVEL": "INFO",
+        }
 
     def client(self) -> SluiceClient:
         return SluiceClient(self.api_url, self.token)
@@ -239,8 +261,9 @@ class DemoStack:
         query = f'count(count_over_time(http_requests_total{{app="{SERVICE}",code="200"}}[1m]) >= 2)'
         while time.monotonic() < deadline:
             try:
-                result = requests.get(f"{self.prometheus_url}/api/v1/query", params={"query": query},
-                                      timeout=2).json()["data"]["result"]
+                result = requests.get(f"{self.prometheus_url}/api/v1/query", params={"query": query}, timeout=2).json()[
+                    "data"
+                ]["result"]
                 if result and float(result[0]["value"][1]) >= len(self.versions):
                     return
             except (requests.RequestException, KeyError, ValueError):
@@ -267,6 +290,7 @@ def _python() -> list[str]:
 
 def run_demo(keep: bool = False, console: Console | None = None) -> int:
     from app.cli import follow
+
     out = console or Console(highlight=False, width=_width())
     workdir = Path(tempfile.mkdtemp(prefix="sluice-demo-"))
     stack = DemoStack(workdir)
@@ -279,35 +303,49 @@ def run_demo(keep: bool = False, console: Console | None = None) -> int:
         env_file = workdir / "sluice.env"
         env_file.write_text(f"export SLUICE_URL={stack.api_url}\nexport SLUICE_API_TOKEN={stack.token}\n")
         env_file.chmod(0o600)
-        out.print(f"\nSluice API at {stack.api_url}; to use the CLI against it meanwhile: "
-                  f"source {env_file} && sluice status\n")
+        out.print(
+            f"\nSluice API at {stack.api_url}; to use the CLI against it meanwhile: "
+            f"source {env_file} && sluice status\n"
+        )
         client = stack.client()
         results = {}
         for version, expect in ((GOOD, "succeeded"), (BAD, "failed")):
             out.rule(f"[bold]release {SERVICE} {version}[/] (expected: {expect})")
             t0 = time.time()
-            answer = client.deploy(SERVICE, version, application="bluesky",
-                                   ci={"provider": "demo", "build_url": "http://127.0.0.1/demo/build/1"})
-            out.print(f"deploy notification -> release {answer['release']} ({answer['source_version']} -> "
-                      f"{answer['target_version']}, policy {answer['policy']})")
+            answer = client.deploy(
+                SERVICE,
+                version,
+                application="bluesky",
+                ci={"provider": "demo", "build_url": "http://127.0.0.1/demo/build/1"},
+            )
+            out.print(
+                f"deploy notification -> release {answer['release']} ({answer['source_version']} -> "
+                f"{answer['target_version']}, policy {answer['policy']})"
+            )
             code = follow(client, answer["release"], interval=0.5, timeout=240, out=out)
             release = client.release(answer["release"])
             traffic = load.between(t0, time.time())
-            out.print("requests answered during the release, by version: "
-                      + ", ".join(f"{v}: {n}" for v, n in sorted(traffic.items())))
+            out.print(
+                "requests answered during the release, by version: "
+                + ", ".join(f"{v}: {n}" for v, n in sorted(traffic.items()))
+            )
             results[version] = (release, code, t0)
         _report_reaction(out, load, results[BAD][0], results[BAD][2])
         if stack.receiver:
-            events = [f"{r['event']}({'signed' if r['verified'] else 'BAD SIGNATURE'})"
-                      for r in stack.receiver.received]
+            events = [
+                f"{r['event']}({'signed' if r['verified'] else 'BAD SIGNATURE'})" for r in stack.receiver.received
+            ]
             out.print(f"webhooks received by the stand-in CI: {', '.join(events) or 'none'}")
         ok = results[GOOD][0]["state"] == "succeeded" and results[BAD][0]["state"] == "failed"
         out.rule("summary")
         for version, (release, _, _) in results.items():
-            out.print(f"{version}: [bold]{release['state']}[/] after {release['duration_seconds']:.0f}s — "
-                      f"{release['reason']}")
-        out.print(f"{'[green]demo passed' if ok else '[red]demo did not go as expected'}[/] in "
-                  f"{time.monotonic() - started:.0f}s")
+            out.print(
+                f"{version}: [bold]{release['state']}[/] after {release['duration_seconds']:.0f}s — {release['reason']}"
+            )
+        out.print(
+            f"{'[green]demo passed' if ok else '[red]demo did not go as expected'}[/] in "
+            f"{time.monotonic() - started:.0f}s"
+        )
         return 0 if ok else 1
     finally:
         if load:
@@ -325,8 +363,14 @@ def reaction_times(load: LoadGenerator, release: dict[str, Any], t0: float) -> d
     responses = [r for r in load.snapshot() if r.at >= t0 and r.version == bad]
     first_error = next((r.at for r in responses if r.status >= 500), None)
     last_response = responses[-1].at if responses else None
-    failed_at = next((e["at"] for e in release["events"] if e["type"] == "weights_set"
-                      and e["data"].get("weights", {}).get(bad, 0) == 0), None)
+    failed_at = next(
+        (
+            e["at"]
+            for e in release["events"]
+            if e["type"] == "weights_set" and e["data"].get("weights", {}).get(bad, 0) == 0
+        ),
+        None,
+    )
     return {
         "first_error": first_error,
         "to_weight_zero": (failed_at - first_error) if failed_at and first_error else None,
@@ -340,6 +384,8 @@ def _report_reaction(out: Console, load: LoadGenerator, release: dict[str, Any],
         out.print("reaction time: not measurable (no error seen from the bad version)")
         return
     last = times["to_last_response"]
-    out.print(f"reaction: {times['to_weight_zero']:.1f}s from the bad version's first error to its HAProxy "
-              f"weight reaching 0" + (f"; last response it served came {last:.1f}s after that first error"
-                                      if last is not None else ""))
+    out.print(
+        f"reaction: {times['to_weight_zero']:.1f}s from the bad version's first error to its HAProxy "
+        f"weight reaching 0"
+        + (f"; last response it served came {last:.1f}s after that first error" if last is not None else "")
+    )

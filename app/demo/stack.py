@@ -30,8 +30,7 @@ def require_binary(name: str, package: str) -> str:
     path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
     if not path:
         raise RuntimeError(
-            f"{name} is not installed: run `make setup` "
-            f"(or apt-get install -y --no-install-recommends {package})"
+            f"{name} is not installed: run `make setup` (or apt-get install -y --no-install-recommends {package})"
         )
     return path
 

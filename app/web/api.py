@@ -42,9 +42,7 @@ def list_releases():
         limit=limit,
         offset=offset,
     )
-    return jsonify(
-        {"releases": [release_summary(r) for r in page], "total": total, "limit": limit, "offset": offset}
-    )
+    return jsonify({"releases": [release_summary(r) for r in page], "total": total, "limit": limit, "offset": offset})
 
 
 @bp.get("/releases/<release_id>")

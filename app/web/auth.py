@@ -40,9 +40,7 @@ def require_token_or_signature(body: bytes) -> None:
     secret = os.environ.get("SLUICE_DEPLOY_SECRET")
     if signature is not None:
         if not secret:
-            raise ApiError(
-                401, "signed notifications are not enabled: set SLUICE_DEPLOY_SECRET on the server"
-            )
+            raise ApiError(401, "signed notifications are not enabled: set SLUICE_DEPLOY_SECRET on the server")
         expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(signature.strip().encode(), expected.encode()):
             raise ApiError(401, "signature does not match the body (HMAC-SHA256 with SLUICE_DEPLOY_SECRET)")

@@ -32,9 +32,7 @@ def error_response(status: int, message: str, detail: Any = None, headers: dict[
 
 
 def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]} for e in exc.errors()
-    ]
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]} for e in exc.errors()]
 
 
 _HINTS = {

@@ -90,9 +90,7 @@ def to_percents(weights: dict[str, int]) -> dict[str, int]:
 
 
 def _check_percents(weights: dict[str, int]) -> None:
-    bad = {
-        v: w for v, w in weights.items() if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100
-    }
+    bad = {v: w for v, w in weights.items() if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100}
     if bad:
         raise RouterError(f"weights must be integer percents 0..100, got {bad}", retryable=False)
     if sum(weights.values()) != 100:

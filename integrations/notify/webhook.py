@@ -68,13 +68,9 @@ def post(
     if secret:
         headers["Sluice-Signature"] = sign(secret, int(time.time()), body)
     try:
-        resp = (session or requests).post(
-            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-        )
+        resp = (session or requests).post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
-        return Outcome(
-            False, None, "", retryable=True, error=f"{type(exc).__name__}: could not reach the receiver"
-        )
+        return Outcome(False, None, "", retryable=True, error=f"{type(exc).__name__}: could not reach the receiver")
     excerpt = resp.text[:300]
     if 200 <= resp.status_code < 300:
         return Outcome(True, resp.status_code, excerpt, retryable=False)

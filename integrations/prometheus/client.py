@@ -92,9 +92,7 @@ def _parse_result(result: Any) -> tuple[float | None, str | None]:
 class PrometheusQuerier:
     """Instant queries with a per-call time budget and a short retry on transient failures."""
 
-    def __init__(
-        self, url: str, timeout: float, headers: dict[str, str] | None = None, retries: int = 2
-    ) -> None:
+    def __init__(self, url: str, timeout: float, headers: dict[str, str] | None = None, retries: int = 2) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries

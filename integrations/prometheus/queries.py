@@ -39,10 +39,7 @@ def le_matcher(under: float) -> str:
 def latency_template(prom: PrometheusConfig, under: float) -> str:
     """Fraction of responses faster than `under` seconds (0..1), from the latency histogram."""
     h, sel = prom.latency_histogram, selector(prom)
-    return (
-        f"sum(rate({h}_bucket{{{sel},{le_matcher(under)}}}[{{window}}]))"
-        f" / sum(rate({h}_count{{{sel}}}[{{window}}]))"
-    )
+    return f"sum(rate({h}_bucket{{{sel},{le_matcher(under)}}}[{{window}}])) / sum(rate({h}_count{{{sel}}}[{{window}}]))"
 
 
 def request_rate_template(prom: PrometheusConfig) -> str:

@@ -41,8 +41,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
 def watch(stack: DemoStack, release_id: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SLUICE_URL": stack.api_url, "SLUICE_API_TOKEN": stack.token}
-    return subprocess.run([sys.executable, "-m", "app.cli", "watch", release_id, "--interval", "0.5",
-                           "--timeout", "180"], env=env, capture_output=True, text=True, timeout=200)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "watch", release_id, "--interval", "0.5", "--timeout", "180"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
 
 
 def share(counts: dict[str, int], version: str) -> float:
@@ -86,8 +91,11 @@ def test_good_version_is_promoted_with_traffic_following_the_weights(stack):
     assert all(e["query"] for e in evaluations if e["name"] != "health")
     # The stand-in CI got signed webhooks for started and succeeded.
     assert [d["state"] for d in release["hook_deliveries"]] == ["delivered", "delivered"]
-    got = [(r["event"], r["verified"]) for r in demo.receiver.received if r["payload"]["release"]["release_id"]
-           == answer["release"]]
+    got = [
+        (r["event"], r["verified"])
+        for r in demo.receiver.received
+        if r["payload"]["release"]["release_id"] == answer["release"]
+    ]
     assert got == [("started", True), ("succeeded", True)]
 
 
@@ -135,8 +143,6 @@ def test_abort_puts_traffic_back_on_stable_at_once(stack):
     assert watch(demo, answer["release"]).returncode == 2
 
 
-
-
 def test_release_survives_a_worker_killed_mid_release(stack):
     """SIGKILL the only worker during step 1; a new worker picks the release up and completes it."""
     demo, load = stack
@@ -149,8 +155,9 @@ def test_release_survives_a_worker_killed_mid_release(stack):
     worker.kill()
     time.sleep(3)  # the release is stuck while no worker runs
     assert client.release(answer["release"])["state"] == "running"
-    replacement = Process("sluice-worker-2", [sys.executable, "-m", "app.cli", "worker"], worker.workdir,
-                          env=demo.sluice_env()).start()
+    replacement = Process(
+        "sluice-worker-2", [sys.executable, "-m", "app.cli", "worker"], worker.workdir, env=demo.sluice_env()
+    ).start()
     demo.processes.append(replacement)
     result = watch(demo, answer["release"])
     assert result.returncode == 0, result.stdout + result.stderr

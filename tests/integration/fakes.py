@@ -56,9 +56,7 @@ class FakeRouter:
                 raise RouterError(f"fake router: injected failure for {service.name}", retryable=retryable)
             for version, w in weights.items():
                 if w > 0 and version in self.missing:
-                    raise RouterError(
-                        f"backend {service.name} has no server for version {version}", retryable=False
-                    )
+                    raise RouterError(f"backend {service.name} has no server for version {version}", retryable=False)
             current = self.weights.setdefault(service.name, {})
             for version in current:
                 current[version] = 0
@@ -138,12 +136,14 @@ class FakePrometheus:
     """Answers GET/POST /api/v1/query like Prometheus, with a value per version.
 
     `values[version]` is the number every query about that version returns (matched on
-    `version="<v>"` in the query); None means an empty result (no data). Queries that name
-    no programmed version get `default`.
+    `version="<v>"` in the query); None means an empty result (no data). `rules` come first:
+    (substring, value) pairs, all substrings of a rule must be in the query (separate them with
+    "&&"). Queries that match nothing get `default`.
     """
 
     def __init__(self, version_label: str = "version"):
         self.values: dict[str, float | None] = {}
+        self.rules: list[tuple[str, float | None]] = []
         self.default: float | None = 0.0
         self.queries: list[str] = []
         self.version_label = version_label
@@ -151,6 +151,9 @@ class FakePrometheus:
         self.url = self._server.url
 
     def _value_for(self, query: str) -> float | None:
+        for needles, value in self.rules:
+            if all(n in query for n in needles.split("&&")):
+                return value
         for version, value in self.values.items():
             if f'{self.version_label}="{version}"' in query:
                 return value
@@ -239,6 +242,8 @@ applications:
       - {name: cart, policy: hold, stable_version: 3.0.0}
       - {name: search, policy: hold-timeout, stable_version: 4.0.0}
       - {name: admin, policy: gated, stable_version: 5.0.0}
+      - {name: legacy, policy: quick}
+      - {name: orders, policy: volume, stable_version: 6.0.0}
 policies:
   - name: canary
     interval: 500ms
@@ -267,6 +272,11 @@ policies:
     steps: [{weight: 10}, {weight: 100}]
     checks:
       - {name: errors, type: error_rate, max: 0.05}
+  - name: volume
+    interval: 500ms
+    steps: [{weight: 10, requests: 100}, {weight: 100}]
+    checks:
+      - {name: vs-stable, type: error_rate, max_over_stable: 0.02}
   - name: gated
     interval: 500ms
     steps: [{weight: 20, pause: true}, {weight: 100}]

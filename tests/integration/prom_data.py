@@ -49,10 +49,7 @@ def openmetrics(traffic: list[Traffic], start: int, end: int, step: int) -> str:
     lines = ["# TYPE http_requests counter"]
     for t in traffic:
         for code, n in t.codes.items():
-            lines += [
-                f'http_requests_total{{{t.labels()},code="{code}"}} {i * n} {ts}'
-                for i, ts in enumerate(times)
-            ]
+            lines += [f'http_requests_total{{{t.labels()},code="{code}"}} {i * n} {ts}' for i, ts in enumerate(times)]
     lines.append("# TYPE http_request_duration_seconds histogram")
     for t in traffic:
         fmt = python_le if t.le_style == "python" else go_le
@@ -64,13 +61,9 @@ def openmetrics(traffic: list[Traffic], start: int, end: int, step: int) -> str:
             ]
         total = sum(c for _, c in t.latencies)
         total_sum = sum(v * c for v, c in t.latencies)
+        lines += [f"http_request_duration_seconds_count{{{t.labels()}}} {i * total} {ts}" for i, ts in enumerate(times)]
         lines += [
-            f"http_request_duration_seconds_count{{{t.labels()}}} {i * total} {ts}"
-            for i, ts in enumerate(times)
-        ]
-        lines += [
-            f"http_request_duration_seconds_sum{{{t.labels()}}} {i * total_sum:.6f} {ts}"
-            for i, ts in enumerate(times)
+            f"http_request_duration_seconds_sum{{{t.labels()}}} {i * total_sum:.6f} {ts}" for i, ts in enumerate(times)
         ]
     return "\n".join(lines) + "\n# EOF\n"
 

@@ -44,6 +44,11 @@ def hooks_yaml(url: str, max_attempts: int = 3) -> str:
     payload:
       text: "{{service}} {{target_version}} is {{state}}"
       step: "{{step}}"
+  - name: audit
+    type: webhook
+    on: [started, step_passed, aborted]
+    services: [admin]
+    url: "{url}/audit"
 """
 
 
@@ -166,6 +171,29 @@ def test_failed_release_delivers_failed_hook(ctx: Context, prom: FakePrometheus,
     body = json.loads(receiver.requests[0].body)
     assert body["event"] == "failed" and "errors" in body["release"]["reason"]
     assert receiver.requests[0].headers["Sluice-Event"] == "failed"
+
+
+def test_started_and_step_passed_hooks_have_deterministic_ids(ctx: Context, receiver: WebhookReceiver) -> None:
+    from app.control import control
+
+    rid = start_release(ctx, "admin", "5.1.0").release.id
+    tick(ctx, rid, 0)
+    assert tick(ctx, rid, get(ctx, rid).seq).startswith("pause")
+    control(ctx, rid, "resume")
+    rel = finish(ctx, rid)
+    assert rel.state == "succeeded"
+    assert rel.hooks == [f"{rid}:started:audit", f"{rid}:step_passed:0:audit", f"{rid}:succeeded:ci"]
+    for did in rel.hooks:
+        assert deliver(ctx, did).startswith("delivered")
+    audit = [r for r in receiver.requests if r.path == "/audit"]
+    assert [json.loads(r.body)["event"] for r in audit] == ["started", "step_passed"]
+    assert [json.loads(r.body)["release"]["step"] for r in audit] == [1, 1]  # the step that passed
+    assert [r.headers["Sluice-Delivery"] for r in audit] == rel.hooks[:2]
+    assert all("Sluice-Signature" not in r.headers for r in audit)  # no secret_env: unsigned
+    # The api service is not in the audit hook's `services`.
+    other = start_release(ctx, "api", "2.1.0").release.id
+    tick(ctx, other, 0)
+    assert get(ctx, other).hooks == []
 
 
 def test_server_error_then_success_records_two_attempts(ctx: Context, receiver: WebhookReceiver) -> None:

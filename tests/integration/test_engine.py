@@ -128,6 +128,29 @@ def test_deploy_unknown_service_and_same_as_stable(ctx: Context) -> None:
     assert ctx.store.list_releases() == ([], 0)
 
 
+def test_stable_version_learned_from_router_when_not_configured(ctx: Context, router: FakeRouter) -> None:
+    from integrations.routing import RouterError
+
+    router.weights["legacy"] = {"0.9.0": 50, "0.9.1": 50}
+    with pytest.raises(IntakeError) as err:
+        start_release(ctx, "legacy", "1.0.0")
+    assert err.value.status == 409 and "stable_version" in str(err.value)
+
+    router.weights["legacy"] = {"0.9.0": 100, "0.8.0": 0}
+    rel = start_release(ctx, "legacy", "1.0.0").release
+    assert rel.source_version == "0.9.0"
+    assert ctx.store.list_releases()[1] == 1
+
+    class Broken(FakeRouter):
+        def get_weights(self, service):  # type: ignore[no-untyped-def]
+            raise RouterError("stats socket refused the connection")
+
+    ctx._routers["shop"] = Broken()
+    with pytest.raises(IntakeError) as err:
+        start_release(ctx, "legacy", "1.0.1")
+    assert err.value.status == 503 and "refused" in str(err.value)
+
+
 # --- a release from start to finish -------------------------------------------------------------------
 
 
@@ -186,6 +209,41 @@ def test_failing_metrics_fail_on_first_evaluation(ctx: Context, prom: FakePromet
     types = event_types(ctx, rid)
     assert "failed" in types and types[-1] == "weights_set"
     assert tick(ctx, rid, rel.seq).startswith("failed: nothing")
+
+
+def test_unhealthy_candidate_fails(ctx: Context, router: FakeRouter) -> None:
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    tick(ctx, rid, 0)
+    router.healthy = False
+    assert tick_once(ctx, rid).startswith("fail")
+    rel = get(ctx, rid)
+    assert rel.state == "failed" and rel.reason is not None and "'health'" in rel.reason
+    assert router.weights["api"] == {"2.0.0": 100, "2.1.0": 0}
+
+
+def test_request_volume_gate_and_comparison_with_stable(ctx: Context, prom: FakePrometheus, router: FakeRouter) -> None:
+    prom.values = {"6.1.0": 0.0, "6.0.0": 0.0}
+    rid = start_release(ctx, "orders", "6.1.0").release.id
+    tick(ctx, rid, 0)
+    # The step-volume query sees 0 requests for the candidate: the step holds.
+    out = tick_once(ctx, rid)
+    assert out.startswith("hold") and "0 of 100 requests" in out, out
+    assert any(q.startswith("sum(increase(") and 'version="6.1.0"' in q for q in prom.queries)
+    evals = [e for e in ctx.store.evaluations(rid) if e.name == "vs-stable"]
+    assert evals[-1].stable_value == 0.0 and 'version="6.0.0"' in (evals[-1].stable_query or "")
+
+    prom.rules = [('increase(&&version="6.1.0"', 150.0)]
+    prom.values = {"6.1.0": 0.015, "6.0.0": 0.0}  # within stable + 0.02
+    out = tick_once(ctx, rid)
+    assert out.startswith("advance"), out
+    assert router.weights["orders"] == {"6.0.0": 0, "6.1.0": 100}
+
+    prom.values = {"6.1.0": 0.05, "6.0.0": 0.01}  # 0.05 > 0.01 + 0.02
+    out = tick_once(ctx, rid)
+    assert out.startswith("fail"), out
+    rel = get(ctx, rid)
+    assert rel.reason is not None and "exceeds stable" in rel.reason
+    assert router.weights["orders"] == {"6.0.0": 100, "6.1.0": 0}
 
 
 # --- duplicated and concurrent ticks -------------------------------------------------------------------
@@ -257,9 +315,7 @@ def test_crash_after_terminal_decision_restores_stable(ctx: Context, router: Fak
     from app.models import Decision
 
     now = time.time()
-    aborted = commit_decision(
-        ctx, rel, Decision(kind="abort", weights=rel.stable_weights(), reason="test abort"), now
-    )
+    aborted = commit_decision(ctx, rel, Decision(kind="abort", weights=rel.stable_weights(), reason="test abort"), now)
     assert aborted.state == "aborted" and not aborted.weights_applied
     score = due_score(ctx, f"tick:{rid}:{aborted.seq}")
     assert score is not None and score == pytest.approx(now + ROUTER_RETRY_SECONDS, abs=0.01)
@@ -426,9 +482,7 @@ def test_new_version_supersedes_running_release(ctx: Context, router: FakeRouter
     assert router.weights["web"]["1.2.0"] == 10
 
 
-def test_superseded_release_with_unapplied_abort_does_not_undo_new_release(
-    ctx: Context, router: FakeRouter
-) -> None:
+def test_superseded_release_with_unapplied_abort_does_not_undo_new_release(ctx: Context, router: FakeRouter) -> None:
     old = start_release(ctx, "api", "2.1.0").release.id
     tick(ctx, old, 0)
     router.fail_next(1, retryable=True)  # the supersede abort's router call fails
@@ -441,6 +495,41 @@ def test_superseded_release_with_unapplied_abort_does_not_undo_new_release(
     tick(ctx, old, old_rel.seq)
     assert router.weights["api"] == {"2.0.0": 90, "2.1.0": 0, "2.2.0": 10}
     assert "weights_skipped" in event_types(ctx, old)
+
+
+@pytest.mark.parametrize("newer_done", [False, True])
+def test_release_that_lost_its_service_to_a_newer_one_does_not_touch_traffic(
+    ctx: Context, router: FakeRouter, newer_done: bool
+) -> None:
+    """When a supersede cannot abort the old release (control gives up after waiting 10 s for a busy
+    tick, and intake carries on), the old release must not keep steering the router under the new
+    one: not by evaluating, and not by repairing its own unapplied weights."""
+    old = start_release(ctx, "api", "2.1.0").release.id
+    tick(ctx, old, 0)
+    router.fail_next(1)
+    assert tick_once(ctx, old).startswith("advance")  # 50/50 decided, but the router call failed
+    assert not get(ctx, old).weights_applied
+    # What intake leaves behind when the abort could not take the lock: the new release owns the service.
+    ctx.store.set_active("shop", "api", "r-newer")
+    router.weights["api"] = {"2.0.0": 90, "2.1.0": 0, "2.2.0": 10}
+    if newer_done:  # ... and the newer release already finished (which clears `active`)
+        ctx.store.r.delete(PREFIX + "active:shop:api")
+    for action in ("promote", "resume"):  # nor can anyone steer it back onto the router
+        with pytest.raises(ControlError) as err:
+            control(ctx, old, action)
+        assert err.value.status == 409
+    calls = len(router.calls)
+
+    tick_once(ctx, old)
+
+    assert len(router.calls) == calls, router.calls[calls:]
+    rel = get(ctx, old)
+    assert rel.state == "aborted" and rel.reason is not None and "superseded" in rel.reason
+    assert rel.weights_applied
+    assert "weights_skipped" in event_types(ctx, old)
+    assert ctx.store.active_release("shop", "api") == (None if newer_done else "r-newer")
+    assert router.weights["api"] == {"2.0.0": 90, "2.1.0": 0, "2.2.0": 10}
+    assert [m for m in ctx.store.r.zrange(DUE, 0, -1) if m.decode().startswith(f"tick:{old}:")] == []
 
 
 # --- no data ----------------------------------------------------------------------------------------------
@@ -478,3 +567,49 @@ def test_no_data_timeout_fails(ctx: Context, prom: FakePrometheus, router: FakeR
     assert rel.state == "failed"
     assert rel.reason is not None and "no data" in rel.reason and "no_data_timeout" in rel.reason
     assert router.weights["search"] == {"4.0.0": 100, "4.1.0": 0}
+
+
+# --- configuration changed under a running release ---------------------------------------------------------
+
+
+def _reconfigured(ctx: Context, router: FakeRouter, prom: FakePrometheus, text: str) -> Context:
+    other = Context(config=parse_config(text), redis_url=ctx.redis_url, prometheus_url=prom.url)
+    other._routers["shop"] = router
+    return other
+
+
+def test_policy_removed_from_config_fails_release_to_stable(
+    ctx: Context, router: FakeRouter, prom: FakePrometheus
+) -> None:
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    tick(ctx, rid, 0)
+    text = config_text().replace("policy: quick", "policy: canary").replace("name: quick", "name: quick-v2")
+    new_ctx = _reconfigured(ctx, router, prom, text)
+    out = tick(new_ctx, rid, get(ctx, rid).seq)
+    assert out.startswith("fail"), out
+    rel = get(ctx, rid)
+    assert rel.state == "failed" and rel.weights_applied
+    assert rel.reason is not None and "policy 'quick'" in rel.reason
+    assert router.weights["api"] == {"2.0.0": 100, "2.1.0": 0}
+    assert ctx.store.due_count() == 0
+    new_ctx.store.r.close()
+
+
+def test_service_removed_from_config_fails_release_without_looping(
+    ctx: Context, router: FakeRouter, prom: FakePrometheus
+) -> None:
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    tick(ctx, rid, 0)
+    new_ctx = _reconfigured(
+        ctx, router, prom, config_text().replace("      - {name: api, policy: quick, stable_version: 2.0.0}\n", "")
+    )
+    assert new_ctx.config.find_service("api") == []
+    out = tick(new_ctx, rid, get(ctx, rid).seq)
+    assert out.startswith("fail"), out
+    rel = get(ctx, rid)
+    assert rel.state == "failed" and rel.reason is not None and "not in the configuration" in rel.reason
+    # Sluice cannot reach this service's router any more: it says so and stops retrying.
+    assert "router_error" in event_types(ctx, rid)
+    assert ctx.store.due_count() == 0
+    assert tick(new_ctx, rid, rel.seq).startswith("failed")
+    new_ctx.store.r.close()

@@ -175,9 +175,7 @@ def test_latency_fraction(querier: PrometheusQuerier, under: float) -> None:
 
 def test_latency_integer_bound_matches_go_style_le(querier: PrometheusQuerier) -> None:
     check = CheckConfig(name="fast", type="latency", under="1s", min=0.9)
-    [obs] = observe_checks(
-        policy(check), PROM, METRICS, release(target="2.0.0", service="goshop"), querier, AT
-    )
+    [obs] = observe_checks(policy(check), PROM, METRICS, release(target="2.0.0", service="goshop"), querier, AT)
     assert obs.value == pytest.approx(expected_fraction_under(GO_STYLE, 1.0), abs=0.005)
 
 
@@ -247,9 +245,7 @@ def test_several_series_must_be_aggregated(querier: PrometheusQuerier) -> None:
     assert obs.error and "series; aggregate it with sum()" in obs.error
 
 
-@pytest.mark.parametrize(
-    ("query", "shown"), [("0/0", "NaN"), ("vector(0) / 0", "NaN"), ("vector(1) / 0", "+Inf")]
-)
+@pytest.mark.parametrize(("query", "shown"), [("0/0", "NaN"), ("vector(0) / 0", "NaN"), ("vector(1) / 0", "+Inf")])
 def test_nan_and_inf_are_reasons(querier: PrometheusQuerier, query: str, shown: str) -> None:
     value, error = querier.query_value(query, AT)
     assert value is None

@@ -42,9 +42,7 @@ def router() -> FakeRouter:
 
 
 @pytest.fixture
-def ctx(
-    redis_url: str, prom: FakePrometheus, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Context]:
+def ctx(redis_url: str, prom: FakePrometheus, router: FakeRouter, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
     monkeypatch.setenv("SLUICE_API_TOKEN", TOKEN)
     monkeypatch.setenv("SLUICE_DEPLOY_SECRET", DEPLOY_SECRET)
     context = Context(config=parse_config(config_text()), redis_url=redis_url, prometheus_url=prom.url)
@@ -146,7 +144,9 @@ def test_deploy_body_errors(client: FlaskClient, ctx: Context) -> None:
     assert_json_error(resp, 415)
     resp = client.post("/hooks/deploy", data="service=web", headers=AUTH)  # no content type at all
     assert_json_error(resp, 415)
-    resp = client.post("/hooks/deploy", data=b'{"service": "web",', headers={**AUTH, "Content-Type": "application/json"})
+    resp = client.post(
+        "/hooks/deploy", data=b'{"service": "web",', headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert "not valid JSON" in assert_json_error(resp, 400)["error"]
     resp = client.post("/hooks/deploy", data=b"\xff\xfe", headers={**AUTH, "Content-Type": "application/json"})
     assert_json_error(resp, 400)

@@ -75,9 +75,7 @@ def test_invalid_yaml_names_line():
 
 
 def test_unknown_template_variable_is_rejected():
-    text = (
-        GOOD + "metrics:\n  p95:\n    query: 'histogram_quantile(0.95, rate(x{app=\"{svc}\"}[{window}]))'\n"
-    )
+    text = GOOD + "metrics:\n  p95:\n    query: 'histogram_quantile(0.95, rate(x{app=\"{svc}\"}[{window}]))'\n"
     assert any("{svc}" in p for p in problems(text))
 
 

@@ -170,9 +170,7 @@ def scenarios(draw):
     steps.append(StepConfig(weight=100, duration=draw(st.sampled_from([None, 10.0]))))
     checks = [
         CheckConfig(name="c1", type="error_rate", max=0.05),
-        CheckConfig(
-            name="c2", type="request_rate", min=10, max_over_stable=draw(st.sampled_from([None, 5.0]))
-        ),
+        CheckConfig(name="c2", type="request_rate", min=10, max_over_stable=draw(st.sampled_from([None, 5.0]))),
     ]
     p = PolicyConfig(
         name="p",
@@ -213,9 +211,7 @@ def test_properties_of_every_decision(scenario):
         assert d.weights.get(rel.target_version, 0) in allowed
     if d.kind in ("promote", "advance"):
         # never promote or advance while a check fails, or lacks data unless on_no_data is pass
-        assert all(
-            r.verdict == "pass" or (r.verdict == "no_data" and p.on_no_data == "pass") for r in d.results
-        )
+        assert all(r.verdict == "pass" or (r.verdict == "no_data" and p.on_no_data == "pass") for r in d.results)
         assert {r.name for r in d.results} >= {"c1", "c2"}
         step = p.steps[rel.step]
         if step.duration is not None:

@@ -52,9 +52,7 @@ def test_trailing_newline_is_rejected(bad: str) -> None:
 
 
 def test_placeholders_replaced_matchers_untouched() -> None:
-    template = (
-        'sum(rate(m{app="x",svc="{service}",v="{version}"}[{window}])) / count(m{n="{namespace}"})'
-    )
+    template = 'sum(rate(m{app="x",svc="{service}",v="{version}"}[{window}])) / count(m{n="{namespace}"})'
     out = render(template, ALL)
     assert out == ('sum(rate(m{app="x",svc="shop",v="1.0.371"}[30s])) / count(m{n="default"})')
 
