@@ -7,7 +7,6 @@ Retries go through the same `due` schedule as ticks, so they survive a worker re
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from app.context import Context, get_context
 from app.models import Event
 from app.redact import redact
-from integrations.notify import webhook
+from integrations.notify.senders import MissingSecret, send
 
 log = logging.getLogger("sluice.deliver")
 MAX_BACKOFF = 300.0
@@ -45,19 +44,11 @@ def deliver(ctx: Context, delivery_id: str) -> str:
         hook = next((h for h in ctx.config.hooks if h.name == delivery["hook"]), None)
         if hook is None:
             return _finish(ctx, delivery, "failed", f"hook {delivery['hook']!r} is no longer configured")
-        secret = os.environ.get(hook.secret_env) if hook.secret_env else None
-        if hook.secret_env and not secret:
-            return _finish(
-                ctx,
-                delivery,
-                "failed",
-                f"environment variable {hook.secret_env} (the signing secret) is not set",
-            )
         started = time.time()
-        outcome = webhook.post(
-            hook.url, delivery["payload"], delivery_id, delivery["event"], secret, timeout=hook.timeout
-        )
-        secrets = [s for s in (secret,) if s]
+        try:
+            outcome, secrets = send(hook, delivery)
+        except MissingSecret as exc:
+            return _finish(ctx, delivery, "failed", str(exc))
         attempt: dict[str, Any] = {
             "at": started,
             "duration_ms": round((time.time() - started) * 1000, 1),
