@@ -29,6 +29,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: setup
+	./scripts/install-system-packages.sh hey nginx-light
 	$(BIN)/python -m benchmarks
 
 # Re-resolve the lock file (needs the package registry).

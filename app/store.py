@@ -121,8 +121,16 @@ class Store:
         rid = self.r.get(PREFIX + "dedup:" + dedup_key)
         return self.get(_text(rid)) if rid else None
 
-    def record_duplicate(self, release_id: str, event: Event) -> None:
-        self.r.rpush(PREFIX + f"release:{release_id}:events", event.model_dump_json())
+    def record_duplicate(self, release_id: str, event: Event, keep: int = 10) -> int:
+        """Count a duplicate announcement; keep the first `keep` as events (a CI retry storm
+        must not grow a release's event log without bound). Returns the count so far."""
+        count = int(self.r.incr(PREFIX + f"release:{release_id}:duplicates"))
+        if count <= keep:
+            self.r.rpush(PREFIX + f"release:{release_id}:events", event.model_dump_json())
+        return count
+
+    def duplicates(self, release_id: str) -> int:
+        return int(self.r.get(PREFIX + f"release:{release_id}:duplicates") or 0)
 
     def commit(
         self,

@@ -1,0 +1,70 @@
+"""`make bench`: run every benchmark and write benchmarks/RESULTS.md.
+
+python -m benchmarks [--quick] [--only intake,reaction,scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks import footprint, intake, reaction, scale
+from benchmarks.common import machine
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (for trying the suite out)")
+    parser.add_argument("--only", default="intake,reaction,scale", help="comma-separated sections")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+    workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    command = (
+        "make bench"
+        if not args.quick and args.only == "intake,reaction,scale"
+        else "python -m benchmarks " + " ".join(sys.argv[1:])
+    )
+    parts = [
+        "# Sluice benchmarks",
+        "",
+        f"- machine: {machine()}",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- command: `{command}`",
+        "- these machines are shared and noisy: compare the ratios and ranges measured side by side in one run,"
+        " not absolute numbers across runs.",
+        "",
+    ]
+    try:
+        if "intake" in sections:
+            print("intake ...", flush=True)
+            parts += [
+                "## 1. Intake",
+                "",
+                intake.run(workdir / "intake", seconds=3 if args.quick else 6, rounds=1 if args.quick else 3),
+                "",
+            ]
+        if "reaction" in sections:
+            print("reaction ...", flush=True)
+            text, _ = reaction.run(workdir / "reaction", runs=3 if args.quick else 10)
+            parts += ["## 2. Reaction to a bad version", "", text, ""]
+        if "scale" in sections:
+            print("scale ...", flush=True)
+            sizes = (100, 1000) if args.quick else (100, 1000, 5000)
+            text, results = scale.run(workdir / "scale", sizes=sizes, seconds=15 if args.quick else 30)
+            parts += ["## 3. Scale", "", text, "", "## 4. Footprint", "", footprint.report(results), ""]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    args.output.write_text("\n".join(parts) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
