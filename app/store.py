@@ -74,7 +74,16 @@ class Store:
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[Release], int]:
-        """Newest first, filtered. Returns (page, total matching)."""
+        """Newest first, filtered. Returns (page, total matching).
+
+        Unfiltered pages (the dashboard's default) read only the page. Filtered lists scan
+        the releases newest first, parsing only what the filters cannot rule out cheaply.
+        """
+        if not (service or application or state):
+            total = int(self.r.zcard(PREFIX + "releases"))
+            ids = self.r.zrevrange(PREFIX + "releases", offset, offset + limit - 1)
+            raws = self.r.mget([PREFIX + "release:" + _text(x) for x in ids]) if ids else []
+            return [Release.model_validate_json(raw) for raw in raws if raw], total
         ids = self.r.zrevrange(PREFIX + "releases", 0, -1)
         matched: list[Release] = []
         chunk = 200
