@@ -90,6 +90,16 @@ def worker(burst: bool) -> None:
 
 
 @main.command()
+def watcher() -> None:
+    """Watch Kubernetes Deployments and start releases of new versions (one leader, others stand by)."""
+    from app.logs import configure_logging
+    from workers.watcher import run_watcher
+
+    configure_logging()
+    run_watcher()
+
+
+@main.command()
 @click.argument("release", required=False)
 @click.option("--service")
 @click.option("--application")

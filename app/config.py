@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from app.names import LABEL_VALUE_RE, NAME_RE
+from integrations.circleci.events import check_version_template
 from integrations.prometheus.promql import TEMPLATE_VARIABLES, template_placeholders
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
@@ -92,7 +93,55 @@ class HAProxyRouter(Strict):
     timeout: Duration = 2.0
 
 
-RouterConfig = Annotated[HAProxyRouter, Field(discriminator="type")]
+class ClusterConfig(Strict):
+    """Which Kubernetes cluster an application runs in: in-cluster (Sluice's own service account)
+    or a kubeconfig context. With `in_cluster: true` the in-cluster configuration is tried first
+    and the kubeconfig is the fallback (so the same file works on a laptop)."""
+
+    in_cluster: bool = False
+    context: str | None = Field(None, max_length=253, description="kubeconfig context (default: current).")
+    kubeconfig: str | None = Field(None, description="kubeconfig path (default: $KUBECONFIG or ~/.kube/config).")
+    service_label: str = Field(
+        "app",
+        pattern=r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+        description="Label naming the service on Deployments, e.g. circleci.com/component-name.",
+    )
+    version_label: str = Field(
+        "version",
+        pattern=r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+        description="Label naming the version on Deployments, e.g. circleci.com/version.",
+    )
+    watch: bool = Field(True, description="Start releases when a new version's Deployment becomes available.")
+    timeout: Duration = 5.0
+
+
+class _KubernetesRouter(Strict):
+    # Conflicts (409) are retried this many times, re-reading and re-applying each time.
+    conflict_retries: int = Field(5, ge=1, le=20)
+
+
+class GatewayAPIRouter(_KubernetesRouter):
+    """Gateway API: Sluice sets `spec.rules[].backendRefs[].weight` of each service's HTTPRoute."""
+
+    type: Literal["gateway-api"]
+
+
+class IngressNginxRouter(_KubernetesRouter):
+    """ingress-nginx: Sluice creates a canary Ingress from the service's Ingress and sets `canary-weight`."""
+
+    type: Literal["ingress-nginx"]
+
+
+class ContourRouter(_KubernetesRouter):
+    """Contour: Sluice sets `spec.routes[].services[].weight` of each service's HTTPProxy."""
+
+    type: Literal["contour"]
+
+
+RouterConfig = Annotated[
+    HAProxyRouter | GatewayAPIRouter | IngressNginxRouter | ContourRouter, Field(discriminator="type")
+]
+KUBERNETES_ROUTERS = ("gateway-api", "ingress-nginx", "contour")
 
 
 # --- services, applications -----------------------------------------------------------------------
@@ -122,17 +171,35 @@ class ServiceConfig(Strict):
         pattern=r"^[A-Za-z0-9_.:-]{1,63}$",
         description="HAProxy backend for this service (default: the service name).",
     )
+    route: LabelValue | None = Field(
+        None,
+        description="Kubernetes routers: the HTTPRoute / Ingress / HTTPProxy carrying this service's traffic "
+        "(default: the service name).",
+    )
+    max_restarts: int = Field(
+        2, ge=0, description="Kubernetes: container restarts of the candidate tolerated during a release."
+    )
 
 
 class ApplicationConfig(Strict):
     name: Name
     namespace: LabelValue = "default"
     router: RouterConfig
+    cluster: ClusterConfig | None = Field(
+        None,
+        description="The Kubernetes cluster (needed by the Kubernetes routers; enables the watcher and "
+        "cluster health for any router).",
+    )
     services: list[ServiceConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _unique_services(self) -> ApplicationConfig:
         _no_duplicates([s.name for s in self.services], "service")
+        if self.router.type in KUBERNETES_ROUTERS and self.cluster is None:
+            raise ValueError(
+                f"application {self.name!r} uses the {self.router.type} router, which needs `cluster` "
+                "(e.g. cluster: {in_cluster: true} or cluster: {context: prod})"
+            )
         return self
 
     def service(self, name: str) -> ServiceConfig | None:
@@ -284,7 +351,222 @@ class WebhookHook(Strict):
     max_attempts: int = Field(6, ge=1, le=20)
 
 
-HookConfig = Annotated[WebhookHook, Field(discriminator="type")]
+class _ActionHook(Strict):
+    """What every non-webhook hook shares: when it fires, for which services, how hard it tries."""
+
+    name: Name
+    on: list[HookEvent] = Field(min_length=1)
+    services: list[LabelValue] | None = Field(None, description="Only for these services (default: all).")
+    applications: list[Name] | None = None
+    timeout: Duration = 10.0
+    max_attempts: int = Field(6, ge=1, le=20)
+
+
+def hook_fields() -> list[str]:
+    """The `{field}` names a hook template may use (see app.hooks.release_fields)."""
+    from app.models import CIContext
+
+    base = ["release_id", "application", "namespace", "service", "source_version", "target_version"]
+    base += ["state", "policy", "step", "reason"]
+    return base + [f"ci.{k}" for k in CIContext.model_fields]
+
+
+_HOOK_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+
+
+def _check_fields(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        unknown = [p for p in _HOOK_PLACEHOLDER_RE.findall(value) if p not in hook_fields()]
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown field(s) {', '.join('{' + u + '}' for u in unknown)}; "
+                f"use {', '.join('{' + f + '}' for f in hook_fields())}"
+            )
+
+
+class _CircleCIHook(_ActionHook):
+    token_env: EnvName = Field("CIRCLECI_TOKEN", description="Environment variable holding a CircleCI API token.")
+
+
+class CircleCIApproveHook(_CircleCIHook):
+    """Approve the held approval job of the release's CircleCI workflow (release.ci.workflow_id)."""
+
+    type: Literal["circleci_approve"]
+    on: list[HookEvent] = Field(["succeeded"], min_length=1)
+    job_name: str | None = Field(
+        None, max_length=128, description="Approve only the approval job of this name (default: any on hold)."
+    )
+
+
+class CircleCICancelWorkflowHook(_CircleCIHook):
+    """Cancel the release's CircleCI workflow (there is no 'reject' for an approval job)."""
+
+    type: Literal["circleci_cancel_workflow"]
+    on: list[HookEvent] = Field(["failed", "aborted"], min_length=1)
+
+
+PIPELINE_PARAMETERS_MAX = 100
+PIPELINE_PARAMETER_KEY_MAX = 128
+PIPELINE_PARAMETER_VALUE_MAX = 512
+
+
+class CircleCITriggerPipelineHook(_CircleCIHook):
+    """Trigger a CircleCI pipeline with parameters, e.g. {cleanup: true, version: "{source_version}"}."""
+
+    type: Literal["circleci_trigger_pipeline"]
+    project_slug: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$",
+        description="e.g. gh/acme/shop (default: the project that deployed the release, release.ci.project_slug).",
+    )
+    branch: str | None = Field(None, max_length=256, description="Branch to run (may use {fields}).")
+    tag: str | None = Field(None, max_length=256, description="Tag to run instead of a branch.")
+    definition_id: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F-]{36}$",
+        description="Pipeline definition id: use the newer POST /project/{provider}/{org}/{project}/pipeline/run.",
+    )
+    parameters: dict[str, str | bool | int] = Field(
+        default_factory=dict,
+        description="Pipeline parameters (declared in the project's config); strings may use {source_version} ...",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> CircleCITriggerPipelineHook:
+        if self.branch and self.tag:
+            raise ValueError("give `branch` or `tag`, not both")
+        if self.definition_id and not (self.branch or self.tag):
+            raise ValueError("the pipeline/run endpoint (definition_id) needs `branch` or `tag`")
+        if len(self.parameters) > PIPELINE_PARAMETERS_MAX:
+            raise ValueError(f"CircleCI accepts at most {PIPELINE_PARAMETERS_MAX} pipeline parameters")
+        for key, value in self.parameters.items():
+            if not key or len(key) > PIPELINE_PARAMETER_KEY_MAX:
+                raise ValueError(f"parameter name {key[:40]!r}: 1-{PIPELINE_PARAMETER_KEY_MAX} characters")
+            if isinstance(value, str) and len(value) > PIPELINE_PARAMETER_VALUE_MAX:
+                raise ValueError(f"parameter {key!r}: values are at most {PIPELINE_PARAMETER_VALUE_MAX} characters")
+            _check_fields(value, f"parameter {key!r}")
+        for what in ("branch", "tag"):
+            _check_fields(getattr(self, what), what)
+        return self
+
+
+class SlackHook(_ActionHook):
+    """A Slack incoming webhook. Its URL is a secret: it comes from the environment (`url_env`)."""
+
+    type: Literal["slack"]
+    on: list[HookEvent] = Field(["succeeded", "failed", "aborted"], min_length=1)
+    url_env: EnvName = Field("SLACK_WEBHOOK_URL", description="Environment variable holding the webhook URL.")
+    public_url: str | None = Field(
+        None, pattern=r"^https?://", description="Sluice's public base URL for links (default: $SLUICE_PUBLIC_URL)."
+    )
+
+
+class PagerDutyHook(_ActionHook):
+    """PagerDuty Events v2: trigger on failure (one alert per service), resolve when a later release succeeds."""
+
+    type: Literal["pagerduty"]
+    on: list[HookEvent] = Field(["failed", "succeeded"], min_length=1)
+    routing_key_env: EnvName = Field(
+        "PAGERDUTY_ROUTING_KEY", description="Environment variable holding the integration's routing key."
+    )
+    api_url: str = Field("https://events.pagerduty.com", pattern=r"^https?://")
+    severity: Literal["critical", "error", "warning", "info"] = "error"
+    public_url: str | None = Field(
+        None, pattern=r"^https?://", description="Sluice's public base URL for links (default: $SLUICE_PUBLIC_URL)."
+    )
+
+
+HookConfig = Annotated[
+    WebhookHook
+    | CircleCIApproveHook
+    | CircleCITriggerPipelineHook
+    | CircleCICancelWorkflowHook
+    | SlackHook
+    | PagerDutyHook,
+    Field(discriminator="type"),
+]
+HOOK_TYPES = (
+    "webhook",
+    "circleci_approve",
+    "circleci_trigger_pipeline",
+    "circleci_cancel_workflow",
+    "slack",
+    "pagerduty",
+)
+
+
+# --- CI / GitOps sources: which CircleCI job or Argo app deploys which service --------------------
+
+
+class CircleCIDeploy(Strict):
+    """A CircleCI job (job-completed) or workflow (workflow-completed) whose success deploys a service."""
+
+    job: str | None = Field(None, min_length=1, max_length=128, description="The deploy job's name.")
+    workflow: str | None = Field(None, min_length=1, max_length=128, description="...or the workflow's name.")
+    service: LabelValue
+    application: Name | None = None
+    version: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Version template, e.g. '1.0.{pipeline.number}' or '{pipeline.vcs.revision_short}'.",
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _known_fields(cls, template: str) -> str:
+        return check_version_template(template)
+
+    @model_validator(mode="after")
+    def _job_or_workflow(self) -> CircleCIDeploy:
+        if bool(self.job) == bool(self.workflow):
+            raise ValueError("name exactly one of `job` (job-completed) or `workflow` (workflow-completed)")
+        return self
+
+
+class CircleCIProject(Strict):
+    slug: str = Field(
+        pattern=r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$",
+        description="The project slug as CircleCI sends it, e.g. gh/acme/shop or circleci/<org-id>/<project-id>.",
+    )
+    deploys: list[CircleCIDeploy] = Field(min_length=1)
+
+
+class CircleCIConfig(Strict):
+    api_url: str = Field(
+        "https://circleci.com/api/v2", pattern=r"^https?://", description="API v2 base (env CIRCLECI_API_URL wins)."
+    )
+    projects: list[CircleCIProject] = Field(default_factory=list)
+
+    def deploy_for(self, slug: str, job: str | None, workflow: str | None) -> CircleCIDeploy | None:
+        for project in self.projects:
+            if project.slug.lower() != slug.lower():
+                continue
+            for d in project.deploys:
+                if (job is not None and d.job == job) or (workflow is not None and d.workflow == workflow):
+                    return d
+        return None
+
+
+class ArgoMapping(Strict):
+    """An Argo CD Application (or Argo Rollout) that deploys a service, and where its version comes from."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", description="The Application / Rollout name.")
+    service: LabelValue
+    application: Name | None = None
+    version_from: Literal["image_tag", "revision"] = Field(
+        "image_tag", description="The deployed image's tag, or the Git revision (Argo CD) / pod hash (Rollouts)."
+    )
+    image: str | None = Field(
+        None,
+        max_length=255,
+        description="image_tag: the image repository to read the tag of (default: the only image, or the one "
+        "named like the service).",
+    )
+
+
+class ArgoConfig(Strict):
+    applications: list[ArgoMapping] = Field(default_factory=list, description="Argo CD Applications.")
+    rollouts: list[ArgoMapping] = Field(default_factory=list, description="Argo Rollouts.")
 
 
 # --- the whole file -------------------------------------------------------------------------------
@@ -296,6 +578,8 @@ class SluiceConfig(Strict):
     policies: list[PolicyConfig] = Field(min_length=1)
     metrics: dict[Name, MetricConfig] = Field(default_factory=dict)
     hooks: list[HookConfig] = Field(default_factory=list)
+    circleci: CircleCIConfig = CircleCIConfig()
+    argo: ArgoConfig = ArgoConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> SluiceConfig:
@@ -323,6 +607,24 @@ class SluiceConfig(Strict):
                         f"check {check.name!r} in policy {policy.name!r} uses metric {check.metric!r}, "
                         f"which is not in `metrics`"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _sources_resolve(self) -> SluiceConfig:
+        """CircleCI deploy jobs and Argo apps must name a service (and application) that exist."""
+        mapped: list[tuple[str, CircleCIDeploy | ArgoMapping]] = [
+            (f"circleci project {p.slug!r}", d) for p in self.circleci.projects for d in p.deploys
+        ]
+        mapped += [(f"argo application {m.name!r}", m) for m in self.argo.applications]
+        mapped += [(f"argo rollout {m.name!r}", m) for m in self.argo.rollouts]
+        for where, m in mapped:
+            apps = self.find_service(m.service, m.application)
+            if not apps:
+                raise ValueError(f"{where} deploys service {m.service!r}, which is not in `applications`")
+            if len(apps) > 1:
+                raise ValueError(
+                    f"{where}: service {m.service!r} is in several applications; name one in `application`"
+                )
         return self
 
     def application(self, name: str) -> ApplicationConfig | None:
@@ -424,7 +726,7 @@ _HINTS = {
 def format_validation_error(error: ValidationError, data: Any) -> list[tuple[str, str]]:
     problems = []
     for err in error.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("haproxy", "webhook")))
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("haproxy", *HOOK_TYPES)))
         path = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(data, loc)
         where = f"line {line}: {path}" if line else path

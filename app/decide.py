@@ -85,6 +85,38 @@ def _health_result(obs: Observations, step: int) -> CheckResult | None:
     )
 
 
+def _cluster_results(obs: Observations, step: int) -> list[CheckResult]:
+    """Restarts (never decrease, so over the limit is final) and a failed rollout, from the cluster."""
+    out = []
+    if obs.restarts is not None and obs.max_restarts is not None:
+        over = obs.restarts > obs.max_restarts
+        out.append(
+            CheckResult(
+                name="restarts",
+                step=step,
+                at=obs.at,
+                value=float(obs.restarts),
+                threshold=f"<= {obs.max_restarts}",
+                verdict="fail" if over else "pass",
+                detail=(f"{obs.restarts} restarts is over the limit of {obs.max_restarts}; " if over else "")
+                + obs.restarts_detail,
+            )
+        )
+    if obs.fatal:
+        out.append(
+            CheckResult(
+                name="rollout",
+                step=step,
+                at=obs.at,
+                value=0.0,
+                threshold="progressing",
+                verdict="fail",
+                detail=obs.fatal,
+            )
+        )
+    return out
+
+
 def _failure_reason(failed: list[CheckResult], release: Release, weight: int) -> str:
     first = failed[0]
     where = f"at step {release.step + 1} ({weight}% of traffic on {release.target_version})"
@@ -120,6 +152,17 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
     health = _health_result(obs, step_index)
     if health is not None:
         results.insert(0, health)
+    cluster = _cluster_results(obs, step_index)
+    results[:0] = cluster
+    final = [r for r in cluster if r.verdict == "fail"]
+    if final:  # past any tolerance: restarts only grow, a failed rollout does not recover by itself
+        return Decision(
+            kind="fail",
+            weights=release.stable_weights(),
+            results=results,
+            reason=_failure_reason(final, release, step.weight),
+            consecutive_failures=release.consecutive_failures + 1,
+        )
 
     failed = [r for r in results if r.verdict == "fail"]
     no_data = [r for r in results if r.verdict == "no_data"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
+from app import metrics
 from app.config import ApplicationConfig, ServiceConfig
 from app.context import Context, UnknownService
 from app.hooks import plan_deliveries
@@ -127,6 +128,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         previous_seq=release.seq,
         stable_version=stable,
     )
+    metrics.record_decision(ctx.store.r, release, new, kind, decision.results)
     log.info(
         "release %s: %s (%s)",
         new.id,

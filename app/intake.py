@@ -49,15 +49,19 @@ def _resolve(ctx: Context, service: str, application: str | None) -> tuple[Appli
     return apps[0], svc
 
 
-def _stable_version(ctx: Context, app: ApplicationConfig, svc: ServiceConfig) -> str:
+def _stable_version(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, fallback: str | None = None) -> str:
     stable = ctx.store.stable_version(app.name, svc.name) or svc.stable_version
     if stable:
         return stable
     try:
         weights = ctx.router(app).get_weights(svc)
     except RouterError as exc:
+        if fallback:
+            return fallback
         raise IntakeError(503, f"cannot learn the stable version of {svc.name!r} from the router: {exc}") from None
     live = {v: w for v, w in weights.items() if w > 0}
+    if len(live) != 1 and fallback:
+        return fallback  # e.g. the Kubernetes watcher: the one other available Deployment of the service
     if len(live) != 1:
         raise IntakeError(
             409,
@@ -86,7 +90,10 @@ def start_release(
     namespace: str | None = None,
     ci: CIContext | None = None,
     trigger: str = "webhook",
+    fallback_source: str | None = None,
 ) -> Intake:
+    """`fallback_source`: the stable version when neither Sluice's record, the configuration nor the
+    router can tell (the watcher passes the service's one other running version)."""
     try:
         check_label_value(service, "service")
         check_label_value(version, "version")
@@ -105,7 +112,7 @@ def start_release(
             existing.id, Event(at=now, type="duplicate", message=f"{trigger} announced {version} again")
         )
         return Intake(existing, created=False)
-    source = _stable_version(ctx, app, svc)
+    source = _stable_version(ctx, app, svc, fallback_source)
     if source == version:
         raise IntakeError(409, f"{version} is already the stable version of {svc.name!r}; nothing to release")
     release = Release(

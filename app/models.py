@@ -108,6 +108,12 @@ class Observations(BaseModel):
     router_weights: dict[str, int] | None = None
     candidate_healthy: bool | None = None
     health_detail: str = ""
+    # From the cluster (Kubernetes): the candidate's container restarts since the release started,
+    # the limit, and a condition that fails the release at once (ProgressDeadlineExceeded).
+    restarts: int | None = None
+    max_restarts: int | None = None
+    restarts_detail: str = ""
+    fatal: str | None = None
 
 
 DecisionKind = Literal["start", "hold", "advance", "pause", "resume", "promote", "fail", "abort"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.config import CheckConfig
 from app.context import Context
+from app.decide import describe_threshold
 from app.models import Release
 from app.redact import safe_url
 
@@ -17,15 +19,36 @@ def release_summary(release: Release) -> dict[str, Any]:
     return data
 
 
+def check_thresholds(check: CheckConfig) -> dict[str, Any]:
+    """A check's numeric thresholds, for charts: min / max are lines, max_over_stable is a limit
+    that moves with the stable version's value at each evaluation."""
+    return {
+        "name": check.name,
+        "type": check.type,
+        "threshold": describe_threshold(check),
+        "min": check.min,
+        "max": check.max,
+        "max_over_stable": check.max_over_stable,
+        "under_seconds": check.under,
+    }
+
+
 def release_detail(ctx: Context, release: Release) -> dict[str, Any]:
     data = release_summary(release)
     try:
         _, _, policy = ctx.locate(release)
         data["steps"] = [s.model_dump(mode="json") for s in policy.steps]
+        data["interval_seconds"] = policy.interval
+        data["tolerance"] = policy.tolerance
+        data["checks"] = [check_thresholds(c) for c in policy.checks]
     except LookupError:
         data["steps"] = []
+        data["interval_seconds"] = None
+        data["tolerance"] = None
+        data["checks"] = []
     data["evaluations"] = [e.model_dump() for e in ctx.store.evaluations(release.id)]
     data["events"] = [e.model_dump() for e in ctx.store.events(release.id)]
+    data["duplicate_notifications"] = ctx.store.duplicates(release.id)
     deliveries = ctx.store.deliveries(release.hooks)
     for d in deliveries:
         d["target"] = safe_url(d.get("target", ""))

@@ -51,4 +51,8 @@ def router_for(application: ApplicationConfig) -> Router:
         from integrations.haproxy.router import HAProxyRouter
 
         return HAProxyRouter(router)
+    if router.type in ("gateway-api", "ingress-nginx", "contour"):
+        from integrations.kubernetes.routers import kubernetes_router
+
+        return kubernetes_router(application)
     raise RouterError(f"unknown router type {router.type!r}", retryable=False)

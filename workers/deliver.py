@@ -11,7 +11,9 @@ import random
 import time
 from typing import Any
 
+from app import metrics
 from app.context import Context, get_context
+from app.logs import release_context
 from app.models import Event
 from app.redact import redact
 from integrations.notify.senders import MissingSecret, send
@@ -27,7 +29,17 @@ def backoff(attempt: int) -> float:
 
 
 def run_delivery(delivery_id: str) -> str:
-    return deliver(get_context(), delivery_id)
+    ctx = get_context()
+    with release_context(delivery_id.split(":", 1)[0]):
+        before = ctx.store.get_delivery(delivery_id)
+        result = deliver(ctx, delivery_id)
+        after = ctx.store.get_delivery(delivery_id)
+    if before and after and len(after.get("attempts", [])) > len(before.get("attempts", [])):
+        outcome = after["state"] if after["state"] != "pending" else "retry"
+        metrics.record_delivery(ctx.store.r, str(after.get("hook")), outcome)
+    elif before and after and before.get("state") == "pending" and after.get("state") == "failed":
+        metrics.record_delivery(ctx.store.r, str(after.get("hook")), "failed")
+    return result
 
 
 def deliver(ctx: Context, delivery_id: str) -> str:
@@ -46,7 +58,7 @@ def deliver(ctx: Context, delivery_id: str) -> str:
             return _finish(ctx, delivery, "failed", f"hook {delivery['hook']!r} is no longer configured")
         started = time.time()
         try:
-            outcome, secrets = send(hook, delivery)
+            outcome, secrets = send(hook, delivery, ctx)
         except MissingSecret as exc:
             return _finish(ctx, delivery, "failed", str(exc))
         attempt: dict[str, Any] = {
@@ -62,12 +74,10 @@ def deliver(ctx: Context, delivery_id: str) -> str:
         if outcome.ok:
             return _finish(ctx, delivery, "delivered", f"delivered to {hook.name} ({outcome.status})")
         if not outcome.retryable:
-            return _finish(
-                ctx,
-                delivery,
-                "failed",
-                f"{hook.name} answered {outcome.status}: {attempt['response'][:120]}; not retried",
-            )
+            # The API's own message (CircleCI's {"message"}, "no approval job on hold"...) when there is one.
+            detail = (attempt["error"] or attempt["response"])[:160]
+            answered = f" answered {outcome.status}" if outcome.status is not None else ""
+            return _finish(ctx, delivery, "failed", f"{hook.name}{answered}: {detail}; not retried")
         if n >= hook.max_attempts:
             return _finish(ctx, delivery, "failed", f"{hook.name}: gave up after {n} attempts")
         # Honour Retry-After (429/503), within reason: a receiver cannot park a delivery for hours.

@@ -22,25 +22,22 @@ QUEUE_NAME = "sluice"
 LEASE_SECONDS = 20.0
 LEADER_TTL = 5.0
 POLL_SECONDS = 0.1
+# Ticks due together go in one RQ job (see workers.tick.run_ticks); small enough that several
+# workers share a burst, large enough that RQ's per-job cost is spread.
+TICK_BATCH = 16
 
 
 def enqueue_due(store: Store, queue: Queue, now: float | None = None) -> int:
-    """Enqueue everything due now; returns how many jobs were enqueued."""
+    """Enqueue everything due now, ticks in batches; returns how many items were enqueued."""
     members = store.claim_due(now if now is not None else time.time(), LEASE_SECONDS)
+    ticks: list[tuple[str, int]] = []
     for member in members:
         kind, _, rest = member.partition(":")
         if kind == "tick":
             release_id, _, seq = rest.rpartition(":")
-            queue.enqueue(
-                "workers.tick.run_tick",
-                release_id,
-                int(seq),
-                job_timeout=60,
-                result_ttl=60,
-                failure_ttl=24 * 3600,
-                description=f"tick {release_id} #{seq}",
-            )
+            ticks.append((release_id, int(seq)))
         elif kind == "hook":
+            # One delivery per job: outside calls are slow and must not hold up ticks.
             queue.enqueue(
                 "workers.deliver.run_delivery",
                 rest,
@@ -52,6 +49,16 @@ def enqueue_due(store: Store, queue: Queue, now: float | None = None) -> int:
         else:
             log.error("unknown due item %r; dropping it", member)
             store.unschedule(member)
+    for i in range(0, len(ticks), TICK_BATCH):
+        batch = ticks[i : i + TICK_BATCH]
+        queue.enqueue(
+            "workers.tick.run_ticks",
+            batch,
+            job_timeout=60 + 5 * len(batch),
+            result_ttl=0,
+            failure_ttl=24 * 3600,
+            description=f"{len(batch)} tick(s): " + ", ".join(f"{r}#{s}" for r, s in batch[:3]),
+        )
     return len(members)
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import time
 
+from app import metrics
 from app.context import Context, UnknownService, get_context
 from app.decide import decide
 from app.engine import apply_weights, commit_decision
+from app.logs import release_context
 from app.models import Decision, Event, Observations, Release
 from integrations.prometheus.observe import observe_checks, observe_step_requests
 from integrations.routing import RouterError
@@ -22,7 +24,11 @@ LOCK_TTL = 60.0
 
 def run_tick(release_id: str, seq: int) -> str:
     """RQ entry point. Returns what happened, for the job's result and the logs."""
-    return tick(get_context(), release_id, seq)
+    ctx = get_context()
+    with release_context(release_id), metrics.timed_tick(ctx.store.r, release_id, seq):
+        outcome = tick(ctx, release_id, seq)
+    metrics.count_tick(ctx.store.r, outcome)
+    return outcome
 
 
 def tick(ctx: Context, release_id: str, seq: int) -> str:
@@ -105,4 +111,23 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         obs.candidate_healthy, obs.health_detail = health.healthy, health.detail
     except RouterError as exc:
         obs.candidate_healthy, obs.health_detail = None, f"router could not tell: {exc}"
+    if app.cluster is not None:  # Kubernetes: restarts and a failed rollout, whatever the router
+        from integrations.kubernetes.health import observe_cluster
+
+        observe_cluster(ctx, app, svc, release, obs)
     return obs
+
+
+def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
+    """RQ entry point for several due ticks in one job. A job costs RQ dozens of Redis commands
+    (registries, heartbeats, status); a tick costs Sluice about fifteen. Batching is what lets
+    one worker hold thousands of releases. One tick failing does not stop the others: each is
+    retried through the `due` schedule like any crashed tick."""
+    outcomes = []
+    for release_id, seq in batch:
+        try:
+            outcomes.append(run_tick(release_id, seq))
+        except Exception:  # noqa: BLE001 - isolate releases from each other
+            log.exception("tick %s #%s failed; it will be retried", release_id, seq, extra={"release_id": release_id})
+            outcomes.append("error")
+    return outcomes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, jsonify, request
 
 from app.context import get_context
@@ -19,10 +21,10 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"`{name}` must be an integer between {low} and {high}") from None
+    # Plain ASCII digits only: int() would also take " 5", "1_0" and other scripts' digits.
+    if not re.fullmatch(r"-?[0-9]{1,12}", raw):
+        raise ApiError(400, f"`{name}` must be an integer between {low} and {high}")
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError(400, f"`{name}` must be between {low} and {high}")
     return value
@@ -70,3 +72,31 @@ def steer(release_id: str, action: str):
     except ControlError as exc:
         raise ApiError(exc.status, str(exc)) from None
     return jsonify(release_detail(ctx, release))
+
+
+@bp.get("/applications")
+def list_applications():
+    """The configured applications and their services, with each service's stable version and
+    the release now moving its traffic (if any)."""
+    ctx = get_context()
+    apps = []
+    for app in ctx.config.applications:
+        services = []
+        for svc in app.services:
+            policy = svc.policy if isinstance(svc.policy, str) else svc.policy.model_dump(exclude_none=True)
+            services.append(
+                {
+                    "name": svc.name,
+                    "policy": policy,
+                    "stable_version": ctx.store.stable_version(app.name, svc.name) or svc.stable_version,
+                    "active_release": ctx.store.active_release(app.name, svc.name),
+                }
+            )
+        apps.append({"name": app.name, "namespace": app.namespace, "router": app.router.type, "services": services})
+    return jsonify({"applications": apps})
+
+
+@bp.get("/policies")
+def list_policies():
+    """The configured release policies: steps, interval, checks and their thresholds, tolerance."""
+    return jsonify({"policies": [p.model_dump(mode="json") for p in get_context().config.policies]})

@@ -359,7 +359,11 @@ def test_enqueue_due_only_takes_due_items_and_leases_them(ctx: Context) -> None:
     ctx.store.schedule("tick:r-b:0", now + 60)
     ctx.store.schedule("bogus", now - 1)
     assert enqueue_due(ctx.store, queue, now=now) == 3
-    assert {j.description for j in queue.get_jobs()} == {"tick r-a #0", "deliver r-a:succeeded:ci"}
+    jobs = {(j.func_name, repr(j.args)) for j in queue.get_jobs()}
+    assert jobs == {
+        ("workers.tick.run_ticks", repr(([("r-a", 0)],))),
+        ("workers.deliver.run_delivery", repr(("r-a:succeeded:ci",))),
+    }
     # Leased, not removed: a worker that dies mid-job leaves the item to come due again.
     assert float(ctx.store.r.zscore(DUE, "tick:r-a:0") or 0) > now + 10
     assert ctx.store.r.zscore(DUE, "bogus") is None

@@ -1,0 +1,89 @@
+"""What the CI / GitOps receivers (CircleCI, Argo CD, Argo Rollouts) share: lenient JSON bodies,
+once-only processing of a sender's event id, and the answers they give.
+
+Senders retry on anything but a 2xx, so events Sluice does not act on get a 202 "ignored"
+with the reason, and a repeated event a 200 "duplicate".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import jsonify, url_for
+
+from app.context import Context
+from app.intake import Intake
+from app.store import PREFIX, _text
+from app.web.errors import ApiError
+
+EVENT_TTL = 7 * 24 * 3600
+_PROCESSING = "processing"
+
+
+def any_json_body(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object whatever its Content-Type (Argo CD sends none unless configured)."""
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return data
+
+
+def claim_event(ctx: Context, source: str, event_key: str) -> str | None:
+    """Claim an event for processing (SET NX with a TTL). None: ours to process; otherwise what the
+    first delivery of it recorded (a release id, or "processing")."""
+    key = f"{PREFIX}event:{source}:{event_key}"
+    if ctx.store.r.set(key, _PROCESSING, nx=True, ex=EVENT_TTL):
+        return None
+    seen = ctx.store.r.get(key)
+    return _text(seen) if seen else _PROCESSING
+
+
+def settle_event(ctx: Context, source: str, event_key: str, outcome: str | None) -> None:
+    """Record what an event led to; None forgets it (processing failed: the sender's retry is welcome)."""
+    key = f"{PREFIX}event:{source}:{event_key}"
+    if outcome is None:
+        ctx.store.r.delete(key)
+    else:
+        ctx.store.r.set(key, outcome, ex=EVENT_TTL)
+
+
+def ignored(reason: str, **extra: Any):
+    resp = jsonify({"status": "ignored", "reason": reason, **extra})
+    resp.status_code = 202
+    return resp
+
+
+def duplicate(seen: str):
+    body: dict[str, Any] = {"status": "duplicate", "duplicate": True}
+    if seen.startswith("r-"):
+        body["release"] = seen
+        body["status_url"] = url_for("api.get_release", release_id=seen, _external=False)
+    elif seen != _PROCESSING:
+        body["reason"] = seen
+    return jsonify(body)
+
+
+def started(intake: Intake, **extra: Any):
+    release = intake.release
+    status_url = url_for("api.get_release", release_id=release.id, _external=False)
+    resp = jsonify(
+        {
+            "status": "started" if intake.created else "duplicate",
+            "release": release.id,
+            "state": release.state,
+            "status_url": status_url,
+            "duplicate": not intake.created,
+            "service": release.service,
+            "source_version": release.source_version,
+            "target_version": release.target_version,
+            "policy": release.policy,
+            **extra,
+        }
+    )
+    resp.status_code = 202 if intake.created else 200
+    resp.headers["Location"] = status_url
+    return resp

@@ -1,0 +1,88 @@
+"""Health from the cluster, whatever the router: container restarts of the candidate since its release
+started (against the service's `max_restarts`), and `ProgressDeadlineExceeded`, which fails the
+release at once. Errors leave the observation empty (no data), never raise."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from integrations.kubernetes.cluster import Kube, label_selector
+from integrations.kubernetes.objects import list_deployments, rollout_state, version_labels
+
+if TYPE_CHECKING:
+    from app.config import ApplicationConfig, ServiceConfig
+    from app.context import Context
+    from app.models import Observations, Release
+
+log = logging.getLogger("sluice.kubernetes.health")
+BASELINE_TTL = 7 * 24 * 3600
+_kubes: dict[str, Kube] = {}
+
+
+def _kube(app: ApplicationConfig) -> Kube:
+    assert app.cluster is not None
+    if app.name not in _kubes or _kubes[app.name].cluster != app.cluster:
+        _kubes[app.name] = Kube(app.cluster)
+    return _kubes[app.name]
+
+
+def parse_time(value: str | None) -> float | None:
+    """RFC 3339 as Kubernetes writes it (`2026-01-02T03:04:05Z`) -> unix seconds."""
+    if not value:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(value.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
+
+
+def pod_restarts(pod: dict[str, Any]) -> int:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
+    return sum(int(s.get("restartCount", 0)) for s in statuses)
+
+
+def observe_cluster(
+    ctx: Context, app: ApplicationConfig, svc: ServiceConfig, release: Release, obs: Observations
+) -> None:
+    """Fill obs.restarts / obs.max_restarts / obs.fatal for the release's candidate."""
+    try:
+        kube = _kube(app)
+        labels = version_labels(kube.cluster, svc.name, release.target_version)
+        for dep in list_deployments(kube, app.namespace, labels):
+            state, detail = rollout_state(dep)
+            if state == "failed":
+                obs.fatal = detail
+        body = kube.raw(kube.core.list_namespaced_pod, app.namespace, label_selector=label_selector(labels))
+        pods = body.get("items") or []
+    except Exception as exc:  # noqa: BLE001 - an unreachable cluster is "no data", not a crash
+        log.warning("release %s: cluster health unavailable: %s", release.id, exc)
+        obs.restarts_detail = f"cluster health unavailable: {type(exc).__name__}"
+        return
+    obs.restarts, obs.max_restarts = restarts_since(ctx, release, pods), svc.max_restarts
+    worst = sorted(pods, key=pod_restarts, reverse=True)[:3]
+    obs.restarts_detail = (
+        f"{obs.restarts} restart(s) of {release.target_version}'s containers since the release started "
+        f"({len(pods)} pod(s)" + "".join(f"; {p['metadata']['name']}: {pod_restarts(p)} in total" for p in worst) + ")"
+    )
+
+
+def restarts_since(ctx: Context, release: Release, pods: list[dict[str, Any]]) -> int:
+    """Restarts since the release started: a pod created before it counts from the count first seen
+    (kept in Redis per release, so every worker agrees); a pod created after it counts from 0."""
+    key = f"sluice:k8s:restart-baseline:{release.id}"
+    total = 0
+    for pod in pods:
+        meta = pod.get("metadata", {})
+        uid = meta.get("uid") or meta.get("name", "")
+        count = pod_restarts(pod)
+        created = parse_time(meta.get("creationTimestamp"))
+        first = 0 if created is not None and created >= int(release.created_at) else count
+        ctx.store.r.hsetnx(key, uid, first)
+        baseline = ctx.store.r.hget(key, uid)
+        total += max(0, count - int(baseline or 0))
+    ctx.store.r.expire(key, BASELINE_TTL)
+    return total

@@ -1,0 +1,96 @@
+"""Slack incoming webhooks: a message per release outcome, with the checks that decided it.
+
+The webhook URL is the secret (anyone holding it can post): it comes from the environment and is
+redacted from everything recorded. Slack answers 200 `ok`; 400 `invalid_payload`, 403, 404 and
+410 are not retried; 429 is retried after Retry-After; 5xx with backoff.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.models import CheckResult
+from integrations.notify.http import call
+from integrations.notify.webhook import Outcome
+
+ICONS = {"succeeded": ":white_check_mark:", "failed": ":x:", "aborted": ":octagonal_sign:", "started": ":rocket:"}
+MAX_CHECKS = 12
+TEXT_LIMIT = 2900  # a section's text is at most 3000 characters
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn treats &, < and > as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def deciding_checks(evaluations: list[CheckResult]) -> list[CheckResult]:
+    """The latest result of each check: what the release was judged on when it ended."""
+    latest: dict[str, CheckResult] = {}
+    for result in evaluations:
+        if result.name not in latest or result.at >= latest[result.name].at:
+            latest[result.name] = result
+    return sorted(latest.values(), key=lambda r: (r.verdict == "pass", r.name))
+
+
+def _value(v: float | None) -> str:
+    return "no data" if v is None else f"{v:.4g}"
+
+
+def build_message(
+    event: str, release: dict[str, Any], evaluations: list[CheckResult], release_url: str | None
+) -> dict[str, Any]:
+    """`release` is the delivery's release fields (app.hooks.release_fields)."""
+    service, target, source = release["service"], release["target_version"], release["source_version"]
+    icon = ICONS.get(event, ":information_source:")
+    verb = {"succeeded": "promoted", "failed": "failed and was rolled back", "aborted": "was aborted"}.get(
+        event, event.replace("_", " ")
+    )
+    text = f"{icon} {service} {target} {verb} ({source} -> {target}, application {release['application']})"
+    fields = [
+        f"*Service*\n{escape(service)}",
+        f"*Versions*\n{escape(source)} → {escape(target)}",
+        f"*Outcome*\n{escape(release.get('state') or event)}",
+        f"*Policy*\n{escape(str(release.get('policy', '')))} (step {release.get('step')})",
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{service} {target}: {event}"[:150]}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": escape(text)[:TEXT_LIMIT]},
+            "fields": [{"type": "mrkdwn", "text": f} for f in fields],
+        },
+    ]
+    if release.get("reason"):
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": ("*Why*\n" + escape(release["reason"]))[:TEXT_LIMIT]},
+            }
+        )
+    checks = deciding_checks(evaluations)
+    if checks:
+        lines = [
+            f"{'✅' if c.verdict == 'pass' else '❌' if c.verdict == 'fail' else '⚪'} *{escape(c.name)}* "
+            f"{_value(c.value)}"
+            + (f" (stable {_value(c.stable_value)})" if c.stable_value is not None else "")
+            + f" — {escape(c.threshold)} — {c.verdict.upper()}"
+            for c in checks[:MAX_CHECKS]
+        ]
+        if len(checks) > MAX_CHECKS:
+            lines.append(f"… and {len(checks) - MAX_CHECKS} more")
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": ("*Checks*\n" + "\n".join(lines))[:TEXT_LIMIT]}}
+        )
+    links = []
+    if release_url:
+        links.append(f"<{release_url}|release {release['release_id']}>")
+    if release.get("ci.build_url"):
+        links.append(f"<{release['ci.build_url']}|CI job>")
+    if links:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
+    return {"text": text, "blocks": blocks}
+
+
+def post(url: str, message: dict[str, Any], timeout: float) -> Outcome:
+    outcome, _ = call("POST", url, timeout=timeout, body=message)
+    return outcome

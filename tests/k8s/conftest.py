@@ -1,0 +1,86 @@
+"""Fixtures for the Kubernetes tests: the fake API server (with a kubeconfig pointing at it), a
+Prometheus speaking the query API over HTTP, real Redis, and a Context configured for a router."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from app.config import parse_config
+from app.context import Context
+from integrations.kubernetes import health
+from integrations.kubernetes.cluster import forget_clients
+from integrations.kubernetes.permissions import API_CALLS
+from tests.integration.fakes import FakePrometheus
+from tests.k8s.fake_apiserver import FakeApiServer
+from tests.k8s.sim import Sim
+
+CONFIG = """
+prometheus: {{url: "http://127.0.0.1:1", timeout: 2s}}
+applications:
+  - name: shop
+    namespace: prod
+    cluster: {{kubeconfig: "{kubeconfig}", context: fake, timeout: 3s{cluster_extra}}}
+    router: {{type: {router}}}
+    services:
+      - {{name: web, port: 8080, policy: canary{web_extra}}}
+      - {{name: api, port: 9000, policy: canary, stable_version: 2.0.0, max_restarts: 1}}
+policies:
+  - name: canary
+    interval: 500ms
+    window: 30s
+    steps: [{{weight: 10}}, {{weight: 50}}, {{weight: 100}}]
+    checks:
+      - {{name: errors, type: error_rate, max: 0.05}}
+"""
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApiServer]:
+    server = FakeApiServer(bookmark_interval=0.3).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        forget_clients()
+        health._kubes.clear()
+    unexpected = server.calls - API_CALLS
+    assert not unexpected, f"calls outside integrations/kubernetes/permissions.py: {unexpected}"
+
+
+@pytest.fixture
+def kubeconfig(api: FakeApiServer, tmp_path: Path) -> Path:
+    return api.kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def prom() -> Iterator[FakePrometheus]:
+    server = FakePrometheus().start()
+    server.default = 0.0
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sim(api: FakeApiServer) -> Sim:
+    return Sim(api)
+
+
+@pytest.fixture
+def make_ctx(redis_url: str, prom: FakePrometheus, kubeconfig: Path) -> Iterator[Callable[..., Context]]:
+    made: list[Context] = []
+
+    def make(router: str = "gateway-api", web_extra: str = "", cluster_extra: str = "") -> Context:
+        text = CONFIG.format(kubeconfig=kubeconfig, router=router, web_extra=web_extra, cluster_extra=cluster_extra)
+        ctx = Context(config=parse_config(text), redis_url=redis_url, prometheus_url=prom.url)
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        ctx.prometheus.close()
+        ctx.store.r.close()

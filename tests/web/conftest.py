@@ -1,0 +1,44 @@
+"""A Sluice web app on a real Redis, with HTTP-level fakes for Prometheus and the router."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from app.config import parse_config
+from app.context import Context, set_context
+from tests.integration.fakes import FakePrometheus, FakeRouter, WebhookReceiver, config_text
+
+TOKEN = "web-tests-token-8c1f2a"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ctx(redis_url: str, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
+    monkeypatch.setenv("SLUICE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("HOOK_SECRET", "hook-secret-value-55aa")
+    prom = FakePrometheus().start()
+    hooks = (
+        f"  - {{name: ci, type: webhook, on: [started, failed, aborted, succeeded], url: {receiver.url},"
+        " secret_env: HOOK_SECRET}\n"
+    )
+    context = Context(config=parse_config(config_text(hooks)), redis_url=redis_url, prometheus_url=prom.url)
+    context._routers["shop"] = FakeRouter()
+    set_context(context)
+    try:
+        yield context
+    finally:
+        set_context(None)
+        context.prometheus.close()
+        context.store.r.close()
+        prom.stop()

@@ -1,0 +1,179 @@
+"""The dashboard in a real browser (headless Chromium, the Debian package) against a real release.
+
+A DemoStack (Redis, HAProxy, Prometheus, three versions of the demo service, Sluice web +
+worker) runs a slow policy so that the page can be watched while the release is running:
+the step and a chart update live, and the abort button (with the token typed into the page)
+ends the release with traffic back on stable, as HAProxy and the load generator both show.
+A bad version's failed release is screenshotted for the README.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.demo import run as demo
+from app.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from integrations.haproxy.runtime import RuntimeClient
+
+pytestmark = pytest.mark.e2e
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch):
+    # Tolerate two failed evaluations so that the failed release's chart shows a few points.
+    monkeypatch_module.setattr(demo, "CONFIG_TEMPLATE", demo.CONFIG_TEMPLATE.replace("tolerance: 0", "tolerance: 2"))
+    stack = DemoStack(tmp_path_factory.mktemp("dash"), step="20s", last_step="10s", interval="2s")
+    load = None
+    try:
+        stack.start(say=lambda _m: None)
+        load = LoadGenerator(stack.frontend_url, rate=40).start()
+        stack.wait_for_scrapes()
+        yield stack, load
+    finally:
+        if load:
+            load.stop()
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (scripts/install-system-packages.sh installs it)")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    external: list[str] = []
+    pg.on("request", lambda req: external.append(req.url) if not req.url.startswith("http://127.0.0.1") else None)
+    yield pg
+    context.close()
+    assert not errors, errors
+    assert not external, f"the dashboard loaded something from outside: {external}"
+
+
+def haproxy_weights(stack: DemoStack) -> dict[str, int]:
+    client = RuntimeClient(stack.haproxy_socket)
+    return {name: client.get_weight(SERVICE, name) for name in client.servers(SERVICE)}
+
+
+def test_watch_a_running_release_and_abort_it(stack, page, artifacts):
+    demo_stack, load = stack
+    answer = demo_stack.client().deploy(SERVICE, GOOD, application="bluesky")
+    rid = answer["release"]
+
+    page.goto(f"{demo_stack.api_url}/")
+    row = page.locator(f'tr[data-release="{rid}"]')
+    row.wait_for(timeout=10_000)
+    page.screenshot(path=str(artifacts / "dashboard-list.png"))
+    row.locator("a").click()
+    page.wait_for_url(f"**/releases/{rid}")
+
+    # Live: the running step is shown and the charts gain points as evaluations arrive.
+    page.wait_for_selector('body[data-state="running"][data-step="1"]', timeout=15_000)
+    current = page.locator("#steps li.current")
+    assert current.get_attribute("data-step") == "1"
+    assert "10%" in current.inner_text()
+    errors_chart = page.locator('.check[data-check="errors"]')
+    errors_chart.locator("canvas").wait_for(timeout=10_000)
+    page.wait_for_function(
+        "() => +document.querySelector('.check[data-check=\"errors\"]').dataset.points >= 1", timeout=15_000
+    )
+    before = int(errors_chart.get_attribute("data-points") or 0)
+    page.wait_for_function(
+        f"() => +document.querySelector('.check[data-check=\"errors\"]').dataset.points > {before}", timeout=15_000
+    )
+    assert page.locator("#split").inner_text().count("%") == 2
+    page.screenshot(path=str(artifacts / "release-running.png"), full_page=True)
+
+    # Steer: without a token the page says so; with it, abort ends the release.
+    page.locator('button[data-action="abort"]').click()
+    assert "token" in page.locator("#control-msg").inner_text().lower()
+    page.fill("#token", demo_stack.token)
+    page.once("dialog", lambda d: d.accept())
+    page.locator('button[data-action="abort"]').click()
+    page.wait_for_selector('body[data-state="aborted"]', timeout=15_000)
+    assert page.locator("#h-state").inner_text().lower() == "aborted"
+    assert "Aborted" in page.locator("#verdict").inner_text()
+    assert page.evaluate("sessionStorage.getItem('sluice-api-token')") == demo_stack.token
+    aborted_at = time.time()
+    page.screenshot(path=str(artifacts / "release-aborted.png"), full_page=True)
+
+    # Traffic is back on stable: HAProxy's weights and the responses that come back.
+    weights = haproxy_weights(demo_stack)
+    assert weights.get(STABLE) and not weights.get(GOOD), weights
+    time.sleep(2.0)
+    after = load.between(aborted_at + 0.5, time.time())
+    assert after.get(GOOD, 0) == 0 and after.get(STABLE, 0) > 20, after
+    release = demo_stack.client().release(rid)
+    assert release["state"] == "aborted" and "dashboard" in (release["reason"] or "")
+
+
+def test_a_failed_release_says_why_at_the_top(stack, page, artifacts):
+    demo_stack, _ = stack
+    answer = demo_stack.client().deploy(SERVICE, BAD, application="bluesky")
+    rid = answer["release"]
+    page.goto(f"{demo_stack.api_url}/releases/{rid}")
+    page.wait_for_selector('body[data-state="failed"]', timeout=60_000)
+    page.wait_for_timeout(300)  # the last render's canvases
+
+    verdict = page.locator("#verdict")
+    text = verdict.inner_text()
+    assert "errors" in text and "step 1" in text.lower(), text
+    assert "threshold" in text.lower() and "stable" in text, text
+    failing = page.locator(".check.failing")
+    assert failing.count() >= 1
+    assert failing.first.get_attribute("data-check") == "errors"
+    # The failing check comes first among the charts.
+    assert page.locator(".check").first.get_attribute("data-check") == "errors"
+    assert page.locator("#steps li.ended-failed").get_attribute("data-step") == "1"
+    assert page.locator("#controls button:enabled").count() == 0
+
+    shot = artifacts / "release-failed.png"
+    page.screenshot(path=str(shot), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.wait_for_timeout(400)
+    readme_shot = artifacts / "release-failed-readme.png"
+    page.screenshot(path=str(readme_shot), full_page=True)
+    DOCS.mkdir(exist_ok=True)
+    shutil.copyfile(readme_shot, DOCS / "release-failed.png")
+
+    # And the list shows it, filterable by state.
+    page.goto(f"{demo_stack.api_url}/?state=failed")
+    page.locator(f'tr[data-release="{rid}"]').wait_for(timeout=10_000)
+    assert page.locator("tbody tr").count() == 1
