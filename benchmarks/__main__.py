@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import footprint, intake, reaction, scale
+from benchmarks import footprint, intake, reaction, scale, watcher_footprint
 from benchmarks.common import machine
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -58,7 +58,8 @@ def main() -> int:
             print("scale ...", flush=True)
             sizes = (100, 1000) if args.quick else (100, 1000, 5000)
             text, results = scale.run(workdir / "scale", sizes=sizes, seconds=15 if args.quick else 30)
-            parts += ["## 3. Scale", "", text, "", "## 4. Footprint", "", footprint.report(results), ""]
+            watcher = {n: watcher_footprint.measure(workdir / f"watcher-{n}", n) for n in (0, 1000)}
+            parts += ["## 3. Scale", "", text, "", "## 4. Footprint", "", footprint.report(results, watcher), ""]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     args.output.write_text("\n".join(parts) + "\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from benchmarks.common import table
 
 
-def report(scale_results: list[dict]) -> str:
+def report(scale_results: list[dict], watcher: dict[int, float] | None = None) -> str:
     rows = []
     for r in scale_results:
         if r["workers"] != 1:

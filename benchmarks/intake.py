@@ -43,7 +43,9 @@ policies:
 CIRCLECI_CONFIG = """
 circleci:
   projects:
-    - {slug: gh/acme/web, deploy_job: deploy, service: web, version: "1.0.{pipeline.number}"}
+    - slug: gh/acme/web
+      deploys:
+        - {job: deploy, service: web, version: "1.0.{pipeline.number}"}
 """
 
 

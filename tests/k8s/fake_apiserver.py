@@ -23,6 +23,7 @@ another writer's change before the next write to a resource), `compact`, and the
 
 from __future__ import annotations
 
+import builtins
 import copy
 import json
 import threading
@@ -330,7 +331,7 @@ class FakeApiServer:
             self.compacted = self.rv
             self.events = []
 
-    def writes_to(self, plural: str, name: str | None = None) -> list[Write]:
+    def writes_to(self, plural: str, name: str | None = None) -> builtins.list[Write]:
         return [w for w in self.writes if w.plural == plural and (name is None or w.name == name) and w.status < 300]
 
     # --- HTTP ---------------------------------------------------------------------------------------------
