@@ -106,11 +106,9 @@ def start_release(
         raise IntakeError(400, f"application {app.name!r} is in namespace {app.namespace!r}, not {namespace!r}")
     dedup_key = f"deploy:{app.name}:{svc.name}:{version}"
     now = time.time()
-    existing = ctx.store.find_dedup(dedup_key)
+    again = Event(at=now, type="duplicate", message=f"{trigger} announced {version} again")
+    existing = ctx.store.claim_duplicate(dedup_key, again)
     if existing is not None:
-        ctx.store.record_duplicate(
-            existing.id, Event(at=now, type="duplicate", message=f"{trigger} announced {version} again")
-        )
         return Intake(existing, created=False)
     source = _stable_version(ctx, app, svc, fallback_source)
     if source == version:

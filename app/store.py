@@ -34,6 +34,17 @@ PREFIX = "sluice:"
 DEDUP_TTL = 30 * 24 * 3600
 _RELEASE_LOCK = PREFIX + "lock:release:"
 
+# A deploy notification seen before: return its release, count the duplicate, keep the first few.
+_DUPLICATE = """
+local id = redis.call('get', KEYS[1])
+if not id then return false end
+local release = redis.call('get', ARGV[1] .. 'release:' .. id)
+if not release then return false end
+local n = redis.call('incr', ARGV[1] .. 'release:' .. id .. ':duplicates')
+if n <= tonumber(ARGV[3]) then redis.call('rpush', ARGV[1] .. 'release:' .. id .. ':events', ARGV[2]) end
+return release
+"""
+
 # Release a lock only if we still own it (it may have expired and been taken by another).
 _UNLOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
@@ -59,6 +70,7 @@ class Store:
     def __init__(self, client: redis.Redis):
         self.r = client
         self._unlock = client.register_script(_UNLOCK)
+        self._duplicate = client.register_script(_DUPLICATE)
 
     # --- releases ---------------------------------------------------------------------------------
 
@@ -130,13 +142,12 @@ class Store:
         rid = self.r.get(PREFIX + "dedup:" + dedup_key)
         return self.get(_text(rid)) if rid else None
 
-    def record_duplicate(self, release_id: str, event: Event, keep: int = 10) -> int:
-        """Count a duplicate announcement; keep the first `keep` as events (a CI retry storm
-        must not grow a release's event log without bound). Returns the count so far."""
-        count = int(self.r.incr(PREFIX + f"release:{release_id}:duplicates"))
-        if count <= keep:
-            self.r.rpush(PREFIX + f"release:{release_id}:events", event.model_dump_json())
-        return count
+    def claim_duplicate(self, dedup_key: str, event: Event, keep: int = 10) -> Release | None:
+        """The release a deploy notification already started, counting this duplicate and keeping the
+        first `keep` as events (a CI retry storm must not grow the event log without bound). One
+        round trip: this is the hot path of a retrying sender."""
+        raw = self._duplicate(keys=[PREFIX + "dedup:" + dedup_key], args=[PREFIX, event.model_dump_json(), keep])
+        return Release.model_validate_json(raw) if raw else None
 
     def duplicates(self, release_id: str) -> int:
         return int(self.r.get(PREFIX + f"release:{release_id}:duplicates") or 0)

@@ -31,4 +31,15 @@ def report(scale_results: list[dict], watcher: dict[int, float] | None = None) -
             rows,
         )
         + "\n\nResident memory (VmRSS) of each process tree, from the scale runs with one worker."
+        + (_watcher_table(watcher) if watcher else "")
+    )
+
+
+def _watcher_table(watcher: dict[int, float]) -> str:
+    rows = [["idle (nothing to watch)" if n == 0 else n, f"{mib:.0f}"] for n, mib in watcher.items()]
+    return (
+        "\n\n"
+        + table(["Deployments watched", "watcher MiB"], rows)
+        + "\n\n`sluice watcher` listing and watching Deployments on the fake Kubernetes API server "
+        "(tests/k8s/fake_apiserver.py), one Deployment per configured service."
     )

@@ -162,6 +162,7 @@ def endpoints() -> dict[str, tuple[str, bytes, dict[str, str]]]:
 
 def run(workdir: Path, seconds: float = 6.0, rounds: int = 3) -> str:
     procs: list[Process] = []
+    workdir.mkdir(parents=True, exist_ok=True)
     try:
         redis_proc, redis_url = start_redis(workdir)
         procs.append(redis_proc)

@@ -44,6 +44,7 @@ class WeightWatcher(threading.Thread):
 
 
 def run(workdir: Path, runs: int = 10) -> tuple[str, list[float]]:
+    workdir.mkdir(parents=True, exist_ok=True)
     bad = {f"2.0.{i}": {**DEMO_VERSIONS["1.0.372"]} for i in range(1, runs + 1)}
     stack = DemoStack(workdir, versions={STABLE: DEMO_VERSIONS[STABLE], **bad}, interval=f"{INTERVAL_S:g}s")
     load = None

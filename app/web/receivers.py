@@ -36,10 +36,9 @@ def claim_event(ctx: Context, source: str, event_key: str) -> str | None:
     """Claim an event for processing (SET NX with a TTL). None: ours to process; otherwise what the
     first delivery of it recorded (a release id, or "processing")."""
     key = f"{PREFIX}event:{source}:{event_key}"
-    if ctx.store.r.set(key, _PROCESSING, nx=True, ex=EVENT_TTL):
-        return None
-    seen = ctx.store.r.get(key)
-    return _text(seen) if seen else _PROCESSING
+    # SET NX GET (Redis 7): claim and read what was there in one round trip.
+    seen = ctx.store.r.set(key, _PROCESSING, nx=True, ex=EVENT_TTL, get=True)
+    return None if seen is None else _text(seen)
 
 
 def settle_event(ctx: Context, source: str, event_key: str, outcome: str | None) -> None:
