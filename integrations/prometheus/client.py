@@ -101,7 +101,11 @@ class PrometheusQuerier:
         # retries happen here instead, where they are bounded. read=False keeps a read timeout
         # a requests.ReadTimeout (with read=0 it would surface as a ConnectionError).
         no_retry = Retry(total=None, connect=0, read=False, status=0, other=0, redirect=3)
-        self._prom = PrometheusConnect(url=self.url, headers=headers, retry=no_retry, timeout=timeout)
+        # trust_env=False: requests would otherwise scan the whole environment for proxy settings
+        # on every query (a quarter of a tick's CPU); Prometheus is reached directly.
+        session = requests.Session()
+        session.trust_env = False
+        self._prom = PrometheusConnect(url=self.url, headers=headers, retry=no_retry, timeout=timeout, session=session)
 
     def close(self) -> None:
         self._prom.close()
