@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from app.demo.stack import start_redis
+from tests.integration.fakes import FakePrometheus, FakeRouter, WebhookReceiver
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -35,3 +36,29 @@ def redis_url(redis_server: str) -> Iterator[str]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def prom() -> Iterator[FakePrometheus]:
+    """Prometheus's query API over real HTTP, answering the values a test programs."""
+    server = FakePrometheus().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def router() -> FakeRouter:
+    """An in-memory implementation of Sluice's Router interface that records every change."""
+    return FakeRouter()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver over real HTTP that records requests and answers as told."""
+    server = WebhookReceiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -105,20 +105,6 @@ def pagerduty() -> Iterator[FakePagerDuty]:
 
 
 @pytest.fixture
-def prom() -> Iterator[FakePrometheus]:
-    server = FakePrometheus().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def router() -> FakeRouter:
-    return FakeRouter()
-
-
-@pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, slack: FakeSlack) -> pytest.MonkeyPatch:
     monkeypatch.setenv("CIRCLECI_TOKEN", CIRCLE_TOKEN)
     monkeypatch.setenv("CIRCLECI_WEBHOOK_SECRET", WEBHOOK_SECRET)

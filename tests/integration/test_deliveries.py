@@ -53,29 +53,6 @@ def hooks_yaml(url: str, max_attempts: int = 3) -> str:
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def prom() -> Iterator[FakePrometheus]:
-    server = FakePrometheus().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def router() -> FakeRouter:
-    return FakeRouter()
-
-
-@pytest.fixture
 def ctx(
     redis_url: str,
     prom: FakePrometheus,

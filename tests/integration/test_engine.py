@@ -30,20 +30,6 @@ DUE = PREFIX + "due"
 
 
 @pytest.fixture
-def prom() -> Iterator[FakePrometheus]:
-    server = FakePrometheus().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def router() -> FakeRouter:
-    return FakeRouter()
-
-
-@pytest.fixture
 def ctx(redis_url: str, prom: FakePrometheus, router: FakeRouter) -> Iterator[Context]:
     context = Context(config=parse_config(config_text()), redis_url=redis_url, prometheus_url=prom.url)
     context._routers["shop"] = router

@@ -28,20 +28,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def prom() -> Iterator[FakePrometheus]:
-    server = FakePrometheus().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def router() -> FakeRouter:
-    return FakeRouter()
-
-
-@pytest.fixture
 def ctx(redis_url: str, prom: FakePrometheus, router: FakeRouter, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
     monkeypatch.setenv("SLUICE_API_TOKEN", TOKEN)
     monkeypatch.setenv("SLUICE_DEPLOY_SECRET", DEPLOY_SECRET)

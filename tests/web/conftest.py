@@ -15,15 +15,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def ctx(redis_url: str, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
     monkeypatch.setenv("SLUICE_API_TOKEN", TOKEN)
     monkeypatch.setenv("HOOK_SECRET", "hook-secret-value-55aa")
