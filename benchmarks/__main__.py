@@ -56,7 +56,7 @@ def main() -> int:
             parts += ["## 2. Reaction to a bad version", "", text, ""]
         if "scale" in sections:
             print("scale ...", flush=True)
-            sizes = (100, 1000) if args.quick else (100, 1000, 5000)
+            sizes = (100, 1000) if args.quick else (100, 1000, 2000, 5000)
             text, results = scale.run(workdir / "scale", sizes=sizes, seconds=15 if args.quick else 30)
             watcher = {n: watcher_footprint.measure(workdir / f"watcher-{n}", n) for n in (0, 1000)}
             parts += ["## 3. Scale", "", text, "", "## 4. Footprint", "", footprint.report(results, watcher), ""]
