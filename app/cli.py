@@ -15,7 +15,7 @@ from app.config import ConfigError, json_schema, load_config
 from app.report import checks_table, clock, progress_line
 
 console = Console(highlight=False, width=max(120, shutil.get_terminal_size((120, 40)).columns))
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=max(120, shutil.get_terminal_size((120, 40)).columns))
 EXIT_FOR_STATE = {"succeeded": 0, "failed": 1, "aborted": 2}
 
 
