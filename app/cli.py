@@ -14,8 +14,10 @@ from app.client import ApiClientError, SluiceClient
 from app.config import ConfigError, json_schema, load_config
 from app.report import checks_table, clock, progress_line
 
-console = Console(highlight=False, width=max(120, shutil.get_terminal_size((120, 40)).columns))
-err = Console(stderr=True, highlight=False, width=max(120, shutil.get_terminal_size((120, 40)).columns))
+# Wide enough for the checks table even when output goes to a CI log (not a terminal).
+WIDTH = max(120, shutil.get_terminal_size((120, 40)).columns)
+console = Console(highlight=False, width=WIDTH)
+err = Console(stderr=True, highlight=False, width=WIDTH)
 EXIT_FOR_STATE = {"succeeded": 0, "failed": 1, "aborted": 2}
 
 

@@ -277,11 +277,6 @@ class DemoStack:
             proc.stop()
 
 
-def _width() -> int:
-    """Wide enough for the checks table, even when output goes to a file or a CI log."""
-    return max(120, shutil.get_terminal_size((120, 40)).columns)
-
-
 def _python() -> list[str]:
     import sys
 
@@ -289,9 +284,9 @@ def _python() -> list[str]:
 
 
 def run_demo(keep: bool = False, console: Console | None = None) -> int:
-    from app.cli import follow
+    from app.cli import WIDTH, follow
 
-    out = console or Console(highlight=False, width=_width())
+    out = console or Console(highlight=False, width=WIDTH)
     workdir = Path(tempfile.mkdtemp(prefix="sluice-demo-"))
     stack = DemoStack(workdir)
     load: LoadGenerator | None = None
