@@ -1,7 +1,9 @@
 """Hook delivery: one attempt per job, every attempt recorded, retries scheduled with backoff.
 
 Retries go through the same `due` schedule as ticks, so they survive a worker restart;
-429 and 503 answers with Retry-After are honoured.
+429 and 503 answers with Retry-After are honoured. An attempt is recorded before the call is
+made, so a worker killed mid-call (or a delivery that kills its worker) still counts towards
+`max_attempts` and shows on the release, instead of being retried silently forever.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from integrations.notify.senders import MissingSecret, send
 
 log = logging.getLogger("sluice.deliver")
 MAX_BACKOFF = 300.0
+# The RQ job timeout (workers.scheduler): a killed job's lock expires with it.
+LOCK_TTL = 60.0
+INTERRUPTED = "interrupted: the worker stopped before the answer was recorded"
 
 
 def backoff(attempt: int) -> float:
@@ -43,7 +48,7 @@ def run_delivery(delivery_id: str) -> str:
 
 
 def deliver(ctx: Context, delivery_id: str) -> str:
-    with ctx.store.lock("delivery:" + delivery_id, ttl=60) as acquired:
+    with ctx.store.lock("delivery:" + delivery_id, ttl=LOCK_TTL) as acquired:
         if not acquired:
             return "busy"
         delivery = ctx.store.get_delivery(delivery_id)
@@ -56,10 +61,17 @@ def deliver(ctx: Context, delivery_id: str) -> str:
         hook = next((h for h in ctx.config.hooks if h.name == delivery["hook"]), None)
         if hook is None:
             return _finish(ctx, delivery, "failed", f"hook {delivery['hook']!r} is no longer configured")
+        n = len(delivery["attempts"])
+        if n >= hook.max_attempts:  # the last attempt(s) were interrupted
+            return _finish(ctx, delivery, "failed", f"{hook.name}: gave up after {n} attempts")
         started = time.time()
+        # Recorded first (as interrupted), overwritten with the answer below.
+        delivery["attempts"].append({"at": started, "status": None, "ok": False, "response": "", "error": INTERRUPTED})
+        ctx.store.save_delivery(delivery, started + LOCK_TTL)
         try:
             outcome, secrets = send(hook, delivery, ctx)
         except MissingSecret as exc:
+            delivery["attempts"].pop()  # nothing was sent
             return _finish(ctx, delivery, "failed", str(exc))
         attempt: dict[str, Any] = {
             "at": started,
@@ -69,7 +81,7 @@ def deliver(ctx: Context, delivery_id: str) -> str:
             "response": redact(outcome.excerpt, secrets),
             "error": redact(outcome.error or "", secrets) or None,
         }
-        delivery["attempts"].append(attempt)
+        delivery["attempts"][-1] = attempt
         n = len(delivery["attempts"])
         if outcome.ok:
             return _finish(ctx, delivery, "delivered", f"delivered to {hook.name} ({outcome.status})")
@@ -89,7 +101,7 @@ def deliver(ctx: Context, delivery_id: str) -> str:
             Event(
                 at=time.time(),
                 type="hook_retry",
-                message=f"{hook.name}: attempt {n} ({outcome.status or outcome.error}); retrying in {wait:.1f}s",
+                message=f"{hook.name}: attempt {n} ({outcome.status or attempt['error']}); retrying in {wait:.1f}s",
                 data={"delivery": delivery_id},
             ),
         )

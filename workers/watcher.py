@@ -19,6 +19,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +101,8 @@ class Watcher:
         self.leader_ttl = leader_ttl
         self.token = uuid.uuid4().hex
         self.leading = False
-        self.started: list[Started] = []
+        self._lease_until = 0.0  # monotonic time our lease runs out unless renewed
+        self.started: deque[Started] = deque(maxlen=1000)  # the latest only: a watcher runs for months
         self.watches = self._plan()
         self._announced: set[tuple[str, str, str]] = set()
         self._threads: list[threading.Thread] = []
@@ -121,22 +123,32 @@ class Watcher:
         if not self.watches:
             log.warning("watcher: no application has a `cluster` to watch; idling")
         while not stop.is_set():
+            asked = time.monotonic()
             try:
                 leading = self.ctx.store.try_lead("watcher", self.token, self.leader_ttl)
             except Exception:  # noqa: BLE001 - Redis unreachable: not leading, try again
                 log.exception("watcher: cannot reach Redis for the leader lease")
                 leading = False
+            if leading:
+                # Counted from before the call: Redis may have set the expiry at any point during it.
+                self._lease_until = asked + self.leader_ttl
             if leading and not self.leading:
                 log.info("watcher: leading; watching %d namespace(s)", len(self.watches))
+                self.leading = True
                 self._start()
             elif not leading and self.leading:
                 log.warning("watcher: lost the leader lease; standing by")
+                self.leading = False  # before the (slow) join: another watcher may be leading already
                 self._stop()
-            self.leading = leading
             stop.wait(self.leader_ttl / 4)
-        self._stop()
-        self.leading = False
+        self.leading = False  # from here on nothing is started, so the lease can go at once
         self._resign()
+        self._stop()
+
+    def acting(self) -> bool:
+        """Whether this watcher may start releases: it leads, and its lease has not run out (a renewal
+        stuck on a hung Redis must not leave two leaders acting)."""
+        return self.leading and time.monotonic() < self._lease_until
 
     def _resign(self) -> None:
         """Give the lease up at once on a clean exit, so a standby need not wait for it to expire."""
@@ -164,41 +176,18 @@ class Watcher:
     # --- list and watch -------------------------------------------------------------------------------
 
     def _watch_loop(self, nw: NamespaceWatch, stop: threading.Event) -> None:
-        kube = Kube(nw.cluster)
-        selector = nw.cluster.service_label  # every Deployment carrying the service label
         backoff = 0.5
+        kube: Kube | None = None
         while not stop.is_set():
             try:
+                kube = kube or Kube(nw.cluster)  # inside the try: a bad kubeconfig is retried, not fatal
                 if nw.resource_version is None:
-                    body = kube.raw(kube.apps.list_namespaced_deployment, nw.namespace, label_selector=selector)
-                    nw.lists += 1
-                    nw.deployments = {d["metadata"]["name"]: d for d in body.get("items") or []}
-                    nw.resource_version = body["metadata"]["resourceVersion"]
-                    for dep in list(nw.deployments.values()):
-                        self.handle(nw, dep)
-                stream = watch.Watch()
-                for event in stream.stream(
-                    kube.apps.list_namespaced_deployment,
-                    nw.namespace,
-                    label_selector=selector,
-                    resource_version=nw.resource_version,
-                    allow_watch_bookmarks=True,
-                    timeout_seconds=max(1, int(self.watch_seconds)),
-                    _request_timeout=self.watch_seconds + 10,
-                ):
-                    obj = event["raw_object"]
-                    rv = obj.get("metadata", {}).get("resourceVersion")
-                    if rv:
-                        nw.resource_version = rv
-                    name = obj.get("metadata", {}).get("name")
-                    if event["type"] in ("ADDED", "MODIFIED") and name:
-                        nw.deployments[name] = obj
-                        self.handle(nw, obj)
-                    elif event["type"] == "DELETED" and name:
-                        nw.deployments.pop(name, None)
-                    if stop.is_set():
-                        stream.stop()
-                        break
+                    self._list(kube, nw)
+                self._follow(kube, nw, stop)
+                # Look again at what is cached: a release refused for a passing reason (503) gets
+                # another chance even when its Deployment never changes again.
+                for dep in list(nw.deployments.values()):
+                    self.handle(nw, dep)
                 backoff = 0.5
             except ApiException as exc:
                 if exc.status == 410:  # our resourceVersion is too old: start again from a list
@@ -213,6 +202,45 @@ class Watcher:
                 log.warning("watcher: %s: %s: %s", nw.namespace, type(exc).__name__, exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+    def _list(self, kube: Kube, nw: NamespaceWatch) -> None:
+        """Every Deployment carrying the service label, handled; then the list's resourceVersion."""
+        body = kube.raw(kube.apps.list_namespaced_deployment, nw.namespace, label_selector=nw.cluster.service_label)
+        nw.lists += 1
+        nw.deployments = {d["metadata"]["name"]: d for d in body.get("items") or []}
+        for dep in list(nw.deployments.values()):
+            self.handle(nw, dep)
+        # Only now: if handling failed (Redis down), the next attempt lists again instead of
+        # watching from past Deployments it never handled.
+        nw.resource_version = body["metadata"]["resourceVersion"]
+
+    def _follow(self, kube: Kube, nw: NamespaceWatch, stop: threading.Event) -> None:
+        """Watch from nw.resource_version until the server ends the stream or `stop` is set."""
+        stream = watch.Watch()
+        for event in stream.stream(
+            kube.apps.list_namespaced_deployment,
+            nw.namespace,
+            label_selector=nw.cluster.service_label,
+            resource_version=nw.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=max(1, int(self.watch_seconds)),
+            _request_timeout=self.watch_seconds + 10,
+        ):
+            obj = event["raw_object"]
+            name = obj.get("metadata", {}).get("name")
+            if event["type"] in ("ADDED", "MODIFIED") and name:
+                nw.deployments[name] = obj
+                self.handle(nw, obj)
+            elif event["type"] == "DELETED" and name:
+                nw.deployments.pop(name, None)
+            # After handling, not before: if handling raised, the watch resumes from before this
+            # event and it comes again (advancing first would lose a Deployment's `available`).
+            rv = obj.get("metadata", {}).get("resourceVersion")
+            if rv:
+                nw.resource_version = rv
+            if stop.is_set():
+                stream.stop()
+                break
 
     # --- a Deployment seen ----------------------------------------------------------------------------
 
@@ -230,7 +258,7 @@ class Watcher:
         if key in self._announced or rollout_state(dep)[0] != "available":
             return None
         with self._lock:
-            if key in self._announced or not self.leading:
+            if key in self._announced or not self.acting():
                 return None
             return self._announce(nw, app, dep, service, version)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
 from app.config import ArgoMapping
@@ -21,7 +21,7 @@ from app.models import CIContext
 from app.names import check_label_value
 from app.web.auth import require_token
 from app.web.errors import ApiError, validation_detail
-from app.web.receivers import any_json_body, claim_event, duplicate, ignored, settle_event, started
+from app.web.receivers import any_json_body, ignored, process_once, started
 from integrations.argo.notifications import (
     ROLLOUT_START_EVENTS,
     ArgoCDNotification,
@@ -51,21 +51,15 @@ def _version(mapping: ArgoMapping, images: list[str], revision: str | None) -> s
 
 
 def _start(ctx: Context, source: str, event_key: str, mapping: ArgoMapping, version: str, namespace: str | None):
-    seen = claim_event(ctx, source, event_key)
-    if seen is not None:
-        return duplicate(seen)
-    try:
-        intake = start_release(
-            ctx, mapping.service, version, mapping.application, namespace, CIContext(provider=source), trigger=source
-        )
-    except IntakeError as exc:
-        settle_event(ctx, source, event_key, None)
-        raise ApiError(exc.status, str(exc), exc.detail) from None
-    except Exception:
-        settle_event(ctx, source, event_key, None)
-        raise
-    settle_event(ctx, source, event_key, intake.release.id)
-    return started(intake)
+    def handle() -> tuple[Response, str]:
+        ci = CIContext(provider=source)
+        try:
+            intake = start_release(ctx, mapping.service, version, mapping.application, namespace, ci, trigger=source)
+        except IntakeError as exc:
+            raise ApiError(exc.status, str(exc), exc.detail) from None
+        return started(intake), intake.release.id
+
+    return process_once(ctx, source, event_key, handle)
 
 
 @bp.post("/hooks/argocd")

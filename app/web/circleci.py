@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
 from app.context import Context, get_context
@@ -21,7 +21,7 @@ from app.intake import IntakeError, start_release
 from app.models import CIContext
 from app.names import check_label_value
 from app.web.errors import ApiError, validation_detail
-from app.web.receivers import any_json_body, claim_event, duplicate, ignored, settle_event, started
+from app.web.receivers import any_json_body, ignored, process_once, started
 from integrations.circleci.events import TemplateError, build_url, render_version, verify_signature
 
 bp = Blueprint("circleci", __name__)
@@ -58,19 +58,10 @@ def circleci():
     if event_type not in EVENTS:
         return ignored(f"event type {event_type!r} is not one Sluice acts on ({', '.join(EVENTS)})")
     ctx = get_context()
-    seen = claim_event(ctx, "circleci", event_id)
-    if seen is not None:
-        return duplicate(seen)
-    try:
-        resp, outcome = _handle(ctx, event_type, data)
-    except Exception:
-        settle_event(ctx, "circleci", event_id, None)  # let CircleCI's retry try again
-        raise
-    settle_event(ctx, "circleci", event_id, outcome)
-    return resp
+    return process_once(ctx, "circleci", event_id, lambda: _handle(ctx, event_type, data))
 
 
-def _handle(ctx: Context, event_type: str, data: dict[str, Any]) -> tuple[Any, str]:
+def _handle(ctx: Context, event_type: str, data: dict[str, Any]) -> tuple[Response, str]:
     slug = _get(data, "project", "slug")
     job_name = _get(data, "job", "name") if event_type == "job-completed" else None
     workflow_name = _get(data, "workflow", "name")

@@ -2,15 +2,18 @@
 once-only processing of a sender's event id, and the answers they give.
 
 Senders retry on anything but a 2xx, so events Sluice does not act on get a 202 "ignored"
-with the reason, and a repeated event a 200 "duplicate".
+with the reason, and a repeated event a 200 "duplicate". A repeat that arrives while the first
+delivery is still being processed gets a 409: the first may yet fail, and then the sender's
+retry must not have been acknowledged.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from flask import jsonify, url_for
+from flask import Response, jsonify, url_for
 
 from app.context import Context
 from app.intake import Intake
@@ -18,6 +21,9 @@ from app.store import PREFIX, _text
 from app.web.errors import ApiError
 
 EVENT_TTL = 7 * 24 * 3600
+# A claim outlives any request (gunicorn kills a worker after 30 s) but not by much: if the
+# process dies mid-way, the claim expires and the sender's next retry is processed.
+PROCESSING_TTL = 120
 _PROCESSING = "processing"
 
 
@@ -33,11 +39,11 @@ def any_json_body(raw: bytes) -> dict[str, Any]:
 
 
 def claim_event(ctx: Context, source: str, event_key: str) -> str | None:
-    """Claim an event for processing (SET NX with a TTL). None: ours to process; otherwise what the
-    first delivery of it recorded (a release id, or "processing")."""
+    """Claim an event for processing (SET NX with a short TTL). None: ours to process; otherwise what
+    the first delivery of it recorded (a release id, a reason, or "processing")."""
     key = f"{PREFIX}event:{source}:{event_key}"
     # SET NX GET (Redis 7): claim and read what was there in one round trip.
-    seen = ctx.store.r.set(key, _PROCESSING, nx=True, ex=EVENT_TTL, get=True)
+    seen = ctx.store.r.set(key, _PROCESSING, nx=True, ex=PROCESSING_TTL, get=True)
     return None if seen is None else _text(seen)
 
 
@@ -50,23 +56,44 @@ def settle_event(ctx: Context, source: str, event_key: str, outcome: str | None)
         ctx.store.r.set(key, outcome, ex=EVENT_TTL)
 
 
-def ignored(reason: str, **extra: Any):
+def process_once(ctx: Context, source: str, event_key: str, handle: Callable[[], tuple[Response, str]]) -> Response:
+    """Run `handle` for the first delivery of an event; later ones are answered as duplicates.
+    `handle` returns the answer and what to remember (a release id or "ignored: ..."); when it
+    raises, the event is forgotten so that the sender's retry is processed."""
+    seen = claim_event(ctx, source, event_key)
+    if seen is not None:
+        return duplicate(seen)
+    try:
+        resp, outcome = handle()
+    except Exception:
+        settle_event(ctx, source, event_key, None)
+        raise
+    settle_event(ctx, source, event_key, outcome)
+    return resp
+
+
+def ignored(reason: str, **extra: Any) -> Response:
     resp = jsonify({"status": "ignored", "reason": reason, **extra})
     resp.status_code = 202
     return resp
 
 
-def duplicate(seen: str):
+def duplicate(seen: str) -> Response:
+    if seen == _PROCESSING:
+        resp = jsonify({"status": "processing", "reason": "the first delivery of this event is still being processed"})
+        resp.status_code = 409
+        resp.headers["Retry-After"] = "10"
+        return resp
     body: dict[str, Any] = {"status": "duplicate", "duplicate": True}
     if seen.startswith("r-"):
         body["release"] = seen
         body["status_url"] = url_for("api.get_release", release_id=seen, _external=False)
-    elif seen != _PROCESSING:
+    else:
         body["reason"] = seen
     return jsonify(body)
 
 
-def started(intake: Intake, **extra: Any):
+def started(intake: Intake, **extra: Any) -> Response:
     release = intake.release
     status_url = url_for("api.get_release", release_id=release.id, _external=False)
     resp = jsonify(

@@ -60,7 +60,8 @@ class CircleCI:
                 return failed("CircleCI answered the job list with something that is not JSON", resp.status_code), jobs
             if not token:
                 return outcome, jobs
-        return outcome, jobs
+        # Not "no approval job on hold": we never saw the end of the list.
+        return failed(f"the workflow's job list did not end after {MAX_JOB_PAGES} pages", outcome.status), jobs
 
     def approve(self, workflow_id: str, job_name: str | None = None) -> Outcome:
         if not workflow_id:
@@ -68,14 +69,13 @@ class CircleCI:
         outcome, jobs = self.workflow_jobs(workflow_id)
         if not outcome.ok:
             return outcome
-        held = [
-            j
-            for j in jobs
-            if j.get("type") == "approval"
-            and j.get("status") == "on_hold"
-            and (job_name is None or j.get("name") == job_name)
-        ]
+        approvals = [j for j in jobs if j.get("type") == "approval" and (job_name is None or j.get("name") == job_name)]
+        held = [j for j in approvals if j.get("status") == "on_hold"]
         if not held:
+            done = [j for j in approvals if j.get("status") == "success"]
+            if done:  # e.g. our earlier attempt approved it, but its worker died before recording that
+                outcome.excerpt = f"already approved: {', '.join(str(j.get('name')) for j in done)}"[:300]
+                return outcome
             seen = ", ".join(f"{j.get('name')} ({j.get('type')}, {j.get('status')})" for j in jobs[:10]) or "none"
             which = f"approval job {job_name!r}" if job_name else "approval job"
             return failed(f"no {which} is on hold in workflow {workflow_id}; jobs: {seen}", outcome.status)

@@ -30,6 +30,26 @@ def version_service_name(service: str, version: str) -> str:
     return base
 
 
+def version_service_prefix(service: str) -> str:
+    """What every `version_service_name(service, ...)` starts with (`web-`)."""
+    base = re.sub(r"[^a-z0-9-]+", "-", f"{service}-".lower()).lstrip("-")
+    if not base[:1].isalpha():
+        base = "v-" + base
+    return base[:53]
+
+
+def service_exists(kube: Kube, namespace: str, name: str) -> bool:
+    try:
+        kube.raw(kube.core.read_namespaced_service, name, namespace)
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise api_error(exc, f"reading Service {namespace}/{name}") from None
+    except Exception as exc:  # noqa: BLE001
+        raise api_error(exc, f"reading Service {namespace}/{name}") from None
+
+
 def version_labels(cluster: ClusterConfig, service: str, version: str | None = None) -> dict[str, str]:
     labels = {cluster.service_label: service}
     if version is not None:

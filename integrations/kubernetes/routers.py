@@ -29,7 +29,9 @@ from integrations.kubernetes.objects import (
     owned_services,
     read_modify_write,
     rollout_state,
+    service_exists,
     version_labels,
+    version_service_prefix,
 )
 from integrations.routing import Health, RouterError
 
@@ -200,6 +202,20 @@ class _WeightedListRouter(KubernetesRouter):
                 return to_percents(weights)
         return {}
 
+    def deleted_backends(self, refs: list[dict[str, Any]], svc: ServiceConfig, names: dict[str, str]) -> set[str]:
+        """Refs named like Sluice's per-version Services whose Service is gone: it went with its
+        Deployment (ownerReference), and its label with it, so `owned` no longer knows it."""
+        prefix = version_service_prefix(svc.name)
+        suspects = {
+            str(r["name"])
+            for r in refs
+            if r.get("kind", "Service") == "Service"
+            and r.get("group", "") in ("", "core")
+            and str(r.get("name", "")).startswith(prefix)
+            and r["name"] not in names
+        }
+        return {n for n in suspects if not service_exists(self.kube, self.namespace, n)}
+
     def set_weights(self, svc: ServiceConfig, weights: dict[str, int]) -> dict[str, int]:
         _check_percents(weights)
         service_of = self.ensure_services(svc, weights)
@@ -210,12 +226,18 @@ class _WeightedListRouter(KubernetesRouter):
             rules = copy.deepcopy(obj.get("spec", {}).get(self.rules_key) or [])
             found = False
             for rule in rules:
-                present = backend_weights(rule.get(self.refs_key) or [], svc, names)
+                refs = rule.get(self.refs_key) or []
+                # A deleted version's backend is ours to drop: left in place, it keeps its share of
+                # traffic on a Service that no longer exists (and a rollback would not clear it).
+                ours = any(_ours(r, svc, names) for r in refs)
+                gone = self.deleted_backends(refs, svc, names) if ours else set()
+                known = {**names, **{n: f"deleted:{n}" for n in gone}}
+                present = backend_weights(refs, svc, known)
                 target = {v: weights.get(v, 0) for v in list(present) + list(weights)}
-                new = rewrite_backends(rule.get(self.refs_key) or [], svc, names, target, service_of)
+                new = rewrite_backends(refs, svc, known, target, service_of)
                 if new is not None:
                     found = True
-                    rule[self.refs_key] = new
+                    rule[self.refs_key] = [r for r in new if r.get("name") not in gone]
             if not found:
                 raise RouterError(
                     f"{self.what(svc)} sends no traffic to service {svc.name!r}: give one of its "

@@ -11,6 +11,9 @@ from typing import Any
 from integrations.notify.http import call
 from integrations.notify.webhook import Outcome
 
+# A failed or aborted release triggers the service's alert; a succeeded one resolves it.
+EVENTS = ("failed", "aborted", "succeeded")
+
 
 def dedup_key(application: str, service: str) -> str:
     return f"sluice/{application}/{service}"

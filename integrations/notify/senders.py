@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from integrations.circleci.api import CircleCI
 from integrations.notify import pagerduty, slack, webhook
+from integrations.notify.http import failed
 from integrations.notify.webhook import Outcome
 
 if TYPE_CHECKING:
@@ -106,6 +107,10 @@ def send_slack(hook: Any, delivery: dict[str, Any], ctx: Context | None = None) 
 
 
 def send_pagerduty(hook: Any, delivery: dict[str, Any], ctx: Context | None = None) -> tuple[Outcome, list[str]]:
+    if delivery["event"] not in pagerduty.EVENTS:  # `started` or `step_passed` must not page anyone
+        return failed(
+            f"a PagerDuty hook acts on {', '.join(pagerduty.EVENTS)} only, not {delivery['event']}: remove it from `on`"
+        ), []
     key = _required_secret(hook.routing_key_env, "the PagerDuty routing key")
     event = pagerduty.build_event(
         key, delivery["event"], delivery["payload"]["release"], hook.severity, release_url(hook, delivery["release_id"])

@@ -35,6 +35,7 @@ def _reply(status: int, body: Any, headers: dict[str, str] | None = None) -> tup
 class _Fake:
     def __init__(self) -> None:
         self.faults: list[Fault] = []
+        self._held: threading.Event | None = None
         self._lock = threading.Lock()
         self._server = _Server(self._answer)
         self.url = self._server.url
@@ -43,7 +44,15 @@ class _Fake:
     def fail_next(self, *faults: Fault) -> None:
         self.faults += faults
 
+    def hold_answers(self) -> threading.Event:
+        """Keep every request waiting for its answer until the returned event is set (a call in
+        flight, for killing its caller)."""
+        self._held = threading.Event()
+        return self._held
+
     def _answer(self, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if self._held is not None:
+            self._held.wait(10)
         with self._lock:
             if self.faults:
                 f = self.faults.pop(0)

@@ -8,7 +8,9 @@ import json
 import pytest
 
 from app.context import Context
+from app.store import PREFIX
 from app.web import create_app
+from app.web.receivers import claim_event
 from integrations.circleci.events import VERSION_FIELDS, render_version, sign, verify_signature
 from tests.ci.conftest import SLUG, WEBHOOK_SECRET, get, job_completed, signed
 
@@ -143,3 +145,20 @@ def test_bad_bodies_are_json_errors(ctx: Context) -> None:
         headers = {"circleci-signature": "v1=" + sign(WEBHOOK_SECRET, raw)}
         resp = client.post("/hooks/circleci", data=raw, headers=headers)
         assert resp.status_code == 400 and "error" in resp.get_json()
+
+
+def test_a_request_that_dies_mid_way_does_not_swallow_the_event(ctx: Context) -> None:
+    client = create_app().test_client()
+    payload = job_completed()
+    key = f"{PREFIX}event:circleci:{payload['id']}"
+    # The first delivery claimed the event, then its process was killed (no cleanup ran).
+    assert claim_event(ctx, "circleci", payload["id"]) is None
+    # CircleCI's retry meanwhile is not acknowledged: the first delivery may never finish.
+    retry = post(client, payload)
+    assert retry.status_code == 409 and retry.headers["Retry-After"] == "10", retry.get_json()
+    assert ctx.store.list_releases()[1] == 0
+    # The claim expires within minutes, not days; then the next retry is processed.
+    assert 0 < ctx.store.r.ttl(key) <= 120
+    ctx.store.r.delete(key)  # what the expiry does
+    assert post(client, payload).status_code == 202
+    assert post(client, payload).status_code == 200  # settled: a plain duplicate now

@@ -4,6 +4,9 @@ secret in anything recorded or shown."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import time
 import uuid
 
@@ -18,7 +21,7 @@ from app.web import create_app
 from tests.ci.conftest import CIRCLE_TOKEN, PD_KEY, PUBLIC_URL, SLUG, ci_config, get
 from tests.ci.fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault
 from tests.integration.fakes import BASE_CONFIG, FakePrometheus, FakeRouter
-from workers.deliver import deliver
+from workers.deliver import INTERRUPTED, deliver
 from workers.tick import tick
 
 pytestmark = pytest.mark.integration
@@ -80,13 +83,28 @@ def test_approve_pages_through_jobs_and_approves_the_held_one(ctx: Context, circ
 
 def test_nothing_on_hold_fails_without_retry(ctx: Context, circle: FakeCircleCI) -> None:
     wf = str(uuid.uuid4())
-    circle.add_workflow(wf, [("deploy", "build", "success"), ("released-by-sluice", "approval", "success")])
+    circle.add_workflow(wf, [("deploy", "build", "success"), ("released-by-sluice", "approval", "canceled")])
     rel = release(ctx, workflow_id=wf)
     out = deliver(ctx, f"{rel.id}:succeeded:approve")
     assert "no approval job is on hold" in out and "not retried" in out, out
     d = delivery(ctx, f"{rel.id}:succeeded:approve")
     assert d["state"] == "failed" and len(d["attempts"]) == 1
-    assert "released-by-sluice (approval, success)" in d["attempts"][0]["error"]
+    assert "released-by-sluice (approval, canceled)" in d["attempts"][0]["error"]
+
+
+def test_an_approval_that_already_landed_is_delivered(ctx: Context, circle: FakeCircleCI) -> None:
+    """An earlier attempt's approve reached CircleCI but its answer was lost (timeout, worker killed):
+    the retry finds the job approved, which is what the hook wanted, not a failure."""
+    wf = str(uuid.uuid4())
+    circle.add_workflow(wf, [("deploy", "build", "success"), ("released-by-sluice", "approval", "success")])
+    rel = release(ctx, workflow_id=wf)
+    out = deliver(ctx, f"{rel.id}:succeeded:approve")
+    assert out.startswith("delivered"), out
+    assert (
+        delivery(ctx, f"{rel.id}:succeeded:approve")["attempts"][0]["response"]
+        == "already approved: released-by-sluice"
+    )
+    assert not [r for r in circle.requests if r.method == "POST"]
 
 
 def test_approve_honours_429_retry_after_and_retries_5xx(ctx: Context, circle: FakeCircleCI) -> None:
@@ -313,3 +331,65 @@ def test_pagerduty_400_not_retried_429_and_5xx_retried(
     assert out.startswith("pager answered 400: Event object is invalid") and out.endswith("not retried"), out
     assert [a["status"] for a in delivery(ctx, did)["attempts"]] == [429, 503, 400]
     assert "too-short-key" not in str(delivery(ctx, did))
+
+
+# --- a worker killed mid-call ------------------------------------------------------------------------
+
+
+def _killed_mid_call(ctx: Context, server: FakeSlack, did: str) -> None:
+    """Run the delivery in a forked worker and SIGKILL it while the call waits for its answer."""
+    sent = len(server.requests)
+    held = server.hold_answers()
+    worker = multiprocessing.get_context("fork").Process(target=deliver, args=(ctx, did))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while len(server.requests) == sent and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(server.requests) == sent + 1, "the worker never made its call"
+    os.kill(worker.pid or 0, signal.SIGKILL)
+    worker.join()
+    held.set()
+    server._held = None
+    ctx.store.r.delete(PREFIX + "lock:delivery:" + did)  # what the lock's TTL does
+
+
+def test_a_worker_killed_mid_call_is_recorded_and_counts_towards_max_attempts(ctx: Context, slack: FakeSlack) -> None:
+    rel = release(ctx)
+    did = f"{rel.id}:succeeded:slack"
+    _killed_mid_call(ctx, slack, did)
+    d = delivery(ctx, did)
+    assert d["state"] == "pending" and [a["error"] for a in d["attempts"]] == [INTERRUPTED]
+    assert "interrupted" in create_app().test_client().get(f"/api/v1/releases/{rel.id}").get_data(as_text=True)
+    assert deliver(ctx, did).startswith("delivered")
+    assert [a["status"] for a in delivery(ctx, did)["attempts"]] == [None, 200]
+    # A delivery that kills its worker every time (max_attempts: 3) is given up, not retried forever.
+    rel = release(ctx, version="2.0.372")
+    did = f"{rel.id}:succeeded:slack"
+    for _ in range(3):
+        _killed_mid_call(ctx, slack, did)
+    sent = len(slack.requests)
+    assert deliver(ctx, did) == "slack: gave up after 3 attempts"
+    assert len(slack.requests) == sent and delivery(ctx, did)["state"] == "failed"
+
+
+def test_pagerduty_never_pages_for_a_release_that_merely_started(
+    redis_url: str, prom: FakePrometheus, circle: FakeCircleCI, pagerduty: FakePagerDuty, env: pytest.MonkeyPatch
+) -> None:
+    extra = f"  - {{name: pd-all, type: pagerduty, api_url: {pagerduty.url}, on: [started, succeeded]}}\n"
+    ctx = make_ctx(redis_url, prom, circle, pagerduty, extra)
+    rel = release(ctx)
+    out = deliver(ctx, f"{rel.id}:started:pd-all")
+    assert "acts on failed, aborted, succeeded only, not started" in out and "not retried" in out, out
+    assert [e["event_action"] for e in pagerduty.events] == []
+    assert deliver(ctx, f"{rel.id}:succeeded:pd-all").startswith("delivered")
+    assert [e["event_action"] for e in pagerduty.events] == ["resolve"]
+    ctx.store.r.close()
+
+
+def test_a_job_list_that_never_ends_is_reported_as_such(ctx: Context, circle: FakeCircleCI) -> None:
+    wf = str(uuid.uuid4())
+    circle.add_workflow(wf, [(f"build-{i}", "build", "success") for i in range(60)])  # 30 pages of 2
+    rel = release(ctx, workflow_id=wf)
+    out = deliver(ctx, f"{rel.id}:succeeded:approve")
+    assert "did not end after 20 pages" in out, out
+    assert len([r for r in circle.requests if r.method == "GET"]) == 20

@@ -258,3 +258,15 @@ def test_wait_step_follows_the_release_to_its_end(
         assert proc.returncode == expected, proc.stdout + proc.stderr
         assert f"release {rid}: {get(ctx, rid).state}" in proc.stdout
     assert results == {"2.0.371": (0, "succeeded"), "2.0.372": (1, "failed")}
+
+
+def test_wait_step_fails_fast_when_waiting_cannot_help(ctx: Context, sluice_url: str, tmp_path: Path) -> None:
+    release_file = tmp_path / "release"
+    release_file.write_text("r-20260101000000-deadbeef\n")
+    script, env = _script("wait", {"release_file": str(release_file), "interval": 1, "timeout": 20}, {})
+    started = time.monotonic()
+    unknown = _bash(script, env | {"SLUICE_URL": sluice_url, "SLUICE_API_TOKEN": API_TOKEN})
+    assert unknown.returncode == 1 and "HTTP 404" in unknown.stdout, unknown.stdout
+    no_url = _bash(script, env | {"SLUICE_API_TOKEN": API_TOKEN})
+    assert no_url.returncode == 2 and "set $SLUICE_URL" in no_url.stdout, no_url.stdout
+    assert time.monotonic() - started < 10  # not after the 20 s timeout

@@ -95,6 +95,34 @@ def test_a_router_object_rewritten_behind_sluices_back_is_caught_by_the_read_bac
     assert err.value.retryable and "did not keep" in str(err.value)
 
 
+@pytest.mark.parametrize("router", ["gateway-api", "contour"])
+def test_back_to_stable_after_the_candidates_deployment_was_deleted(
+    router: str, api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    """The candidate's Service goes with its Deployment (ownerReference): a rollback must still take
+    all traffic off it, not leave its share on a backend that no longer exists."""
+    ctx = make_ctx(router, web_extra=", stable_version: 1.0.0")
+    setup_cluster(sim, router)
+    sim.deployment("web", "1.1.0")
+    sim.root_service("web-cache")  # another team's Service whose name looks like ours: left alone
+    group, plural = GW if router == "gateway-api" else CONTOUR
+    rules, refs = ("rules", "backendRefs") if router == "gateway-api" else ("routes", "services")
+    api.mutate(group, plural, NS, "web", lambda o: o["spec"][rules][1][refs].append({"name": "web-cache", "port": 80}))
+    router_ = ctx.router(ctx.config.applications[0])
+    svc = ctx.config.applications[0].services[0]
+    router_.set_weights(svc, {"1.0.0": 90, "1.1.0": 10})
+    api.delete("apps", "deployments", NS, "web-1-1-0")
+    api.delete("", "services", NS, "web-1-1-0")  # what the garbage collector does next
+
+    assert router_.set_weights(svc, {"1.0.0": 100}) == {"1.0.0": 100}  # stable_weights(): the candidate unnamed
+    obj = api.get(group, plural, NS, "web")
+    assert obj is not None
+    assert [(r["name"], r.get("weight", 1)) for r in obj["spec"][rules][1][refs]] == [
+        ("web-1-0-0", 100),
+        ("web-cache", 1),
+    ]
+
+
 def test_version_without_deployment_fails_the_release_to_stable(
     api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
 ) -> None:

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from app.context import Context
-from app.intake import start_release
+from app.intake import IntakeError, start_release
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.sim import Sim, running_watcher, wait_for
 from workers.watcher import Watcher, ci_from_annotations
@@ -121,6 +122,92 @@ def test_only_the_leader_acts_and_a_standby_takes_over(
             s.set()
         for t in threads:
             t.join(timeout=10)
+
+
+def test_an_event_whose_handling_failed_comes_again(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis blinks while the watcher handles `available`: the watch must resume from before that
+    event, not after it (the Deployment may never change again)."""
+    ctx = make_ctx()
+    sim.deployment("api", "2.0.0")
+    failures = [redis.ConnectionError("Redis blinked")]
+
+    def flaky_start(*args: object, **kwargs: object) -> object:
+        if failures:
+            raise failures.pop()
+        return start_release(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("workers.watcher.start_release", flaky_start)
+    with running_watcher(ctx, watch_seconds=5.0) as watcher:
+        wait_for(lambda: all(w.lists for w in watcher.watches), what="the list")
+        sim.deployment("api", "2.1.0")
+        # Well before the watch stream ends (5 s): the event itself was delivered again.
+        [rel] = wait_for(lambda: releases(ctx), timeout=3, what="a release despite the failure")
+    assert not failures and rel.target_version == "2.1.0"
+
+
+def test_a_release_refused_for_a_passing_reason_is_tried_again_without_a_new_event(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = make_ctx()
+    sim.deployment("api", "2.0.0")
+    failures = [IntakeError(503, "cannot learn the stable version from the router")]
+
+    def flaky_start(*args: object, **kwargs: object) -> object:
+        if failures:
+            raise failures.pop()
+        return start_release(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("workers.watcher.start_release", flaky_start)
+    with running_watcher(ctx, watch_seconds=1.0) as watcher:
+        wait_for(lambda: all(w.lists for w in watcher.watches), what="the list")
+        sim.deployment("api", "2.1.0")
+        [rel] = wait_for(lambda: releases(ctx), timeout=5, what="the release, on a later look")
+    assert not failures and rel.target_version == "2.1.0"
+
+
+def test_a_leader_that_cannot_renew_its_lease_stops_acting_at_once(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another watcher may lead once our renewal fails: the old leader must not start releases
+    while its watch threads wind down."""
+    ctx = make_ctx()
+    sim.deployment("api", "2.0.0")
+    sim.deployment("api", "2.1.0", available=False)
+    api.bookmark_interval = 1e9  # as on a real server (about one a minute): nothing else ends the stream
+    with running_watcher(ctx, watch_seconds=3.0, leader_ttl=1.0) as watcher:
+        wait_for(lambda: watcher.leading and all(w.lists for w in watcher.watches), what="the watcher to lead")
+
+        def redis_down(*args: object) -> bool:
+            raise redis.ConnectionError("Redis unreachable")
+
+        monkeypatch.setattr(ctx.store, "try_lead", redis_down)
+        time.sleep(0.5)  # two renewal attempts have failed
+        sim.make_available("api", "2.1.0")  # arrives on the watch stream that is still open
+        time.sleep(1.0)
+        assert not watcher.started and releases(ctx) == []
+
+
+def test_a_stopping_leader_hands_over_its_lease_before_its_watches_wind_down(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    """SIGTERM must not wait for open watch streams (up to a minute) before giving the lease up:
+    the pod is killed after its grace period and the standby would wait out the TTL."""
+    ctx = make_ctx()
+    sim.deployment("api", "2.0.0")
+    api.bookmark_interval = 1e9  # nothing ends the open stream early
+    watcher = Watcher(ctx, watch_seconds=5.0, leader_ttl=10.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: all(w.lists for w in watcher.watches), what="the watcher to lead and list")
+        stop.set()
+        wait_for(lambda: not ctx.store.r.exists("sluice:lock:watcher"), timeout=2, what="the lease to be given up")
+    finally:
+        stop.set()
+        thread.join(timeout=20)
 
 
 def test_ci_context_from_annotations_keeps_only_valid_values() -> None:
