@@ -466,6 +466,19 @@ class PagerDutyHook(_ActionHook):
 
     type: Literal["pagerduty"]
     on: list[HookEvent] = Field(["failed", "succeeded"], min_length=1)
+
+    @field_validator("on")
+    @classmethod
+    def _pages_only_for_outcomes(cls, events: list[str]) -> list[str]:
+        # Only these mean something to an on-call rotation: a failure pages, a later success resolves.
+        wrong = [e for e in events if e not in ("failed", "aborted", "succeeded")]
+        if wrong:
+            raise ValueError(
+                f"PagerDuty acts on failed, aborted and succeeded only; remove {', '.join(wrong)} "
+                "(a page for every started release would wake someone for nothing)"
+            )
+        return events
+
     routing_key_env: EnvName = Field(
         "PAGERDUTY_ROUTING_KEY", description="Environment variable holding the integration's routing key."
     )

@@ -26,8 +26,9 @@ _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 _release_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("sluice_release_id", default=None)
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 # Environment variables whose values are secrets: the API token, the deploy secret, and every
-# `*_SECRET`, `*_TOKEN`, `*_KEY`, `*_PASSWORD` (hooks name theirs with `secret_env`).
-_SECRET_ENV = re.compile(r"(SECRET|TOKEN|PASSWORD|_KEY)$")
+# `*_SECRET`, `*_TOKEN`, `*_KEY`, `*_PASSWORD`, `*_WEBHOOK_URL` (hooks name theirs with `*_env`).
+# Webhook URLs (Slack's) carry their secret in the path, so they count too.
+_SECRET_ENV = re.compile(r"(SECRET|TOKEN|PASSWORD|_KEY|WEBHOOK_URL)$")
 
 
 @contextmanager
