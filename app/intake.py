@@ -18,6 +18,10 @@ from app.names import check_label_value, semver_bump
 from app.store import new_release_id
 from integrations.routing import RouterError
 
+# The first tick is stored with the release, a little later than the intake schedules it, so a
+# crash between storing the release and claiming its service still leaves a tick to finish the job.
+CLAIM_BACKSTOP_SECONDS = 10.0
+
 
 class IntakeError(Exception):
     def __init__(self, status: int, message: str, detail: object = None):
@@ -136,24 +140,36 @@ def start_release(
             message=f"{trigger}: release {source} -> {version} with policy {release.policy}",
             data={"trigger": trigger, "ci": release.ci.model_dump(exclude_none=True)},
         ),
+        first_tick_at=now + CLAIM_BACKSTOP_SECONDS,
     )
     if not created:
         return Intake(release, created=False)
-    _supersede(ctx, app, svc, release)
+    claim_service(ctx, release)
     ctx.store.schedule(f"tick:{release.id}:{release.seq}", now)
     return Intake(release, created=True)
 
 
-def _supersede(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, release: Release) -> None:
-    """A new version of a service with a release in flight: abort that one first (traffic to stable)."""
-    previous = ctx.store.active_release(app.name, svc.name)
-    if previous and previous != release.id:
-        with contextlib.suppress(ControlError):  # already finished: nothing to supersede
+def claim_service(ctx: Context, release: Release) -> str | None:
+    """Make `release` the one that moves its service's traffic, aborting an older release in flight
+    first (its traffic goes back to stable). Returns the service's owner afterwards: a newer
+    release keeps the service, and this one will be retired by its tick.
+
+    Called by the intake right after storing a release, and again by the release's first tick,
+    so that a crash between the two loses nothing."""
+    owner = ctx.store.active_release(release.application, release.service)
+    if owner == release.id:
+        return owner
+    current = ctx.store.get(owner) if owner else None
+    if current is not None and not current.terminal and current.created_at > release.created_at:
+        return owner  # a newer release already took the service
+    if current is not None and not current.terminal:
+        with contextlib.suppress(ControlError):  # it finished meanwhile: nothing to supersede
             control(
                 ctx,
-                previous,
+                current.id,
                 "abort",
                 actor="sluice",
                 reason=f"superseded by release {release.id} ({release.target_version})",
             )
-    ctx.store.set_active(app.name, svc.name, release.id)
+    ctx.store.set_active(release.application, release.service, release.id)
+    return release.id

@@ -122,8 +122,12 @@ class Store:
         raws = self.r.lrange(PREFIX + f"release:{release_id}:evaluations", 0, -1)
         return [CheckResult.model_validate_json(x) for x in raws]
 
-    def create(self, release: Release, dedup_key: str, event: Event) -> tuple[Release, bool]:
-        """Store a new release unless `dedup_key` already names one; returns (release, created)."""
+    def create(
+        self, release: Release, dedup_key: str, event: Event, first_tick_at: float | None = None
+    ) -> tuple[Release, bool]:
+        """Store a new release unless `dedup_key` already names one; returns (release, created).
+        `first_tick_at` schedules its first tick in the same transaction, so a release is never
+        stored without a tick that will move it."""
         key = PREFIX + "dedup:" + dedup_key
         if not self.r.set(key, release.id, nx=True, ex=DEDUP_TTL):
             existing_id = self.r.get(key)
@@ -135,6 +139,8 @@ class Store:
         pipe.set(PREFIX + "release:" + release.id, release.model_dump_json())
         pipe.zadd(PREFIX + "releases", {release.id: release.created_at})
         pipe.rpush(PREFIX + f"release:{release.id}:events", event.model_dump_json())
+        if first_tick_at is not None:
+            pipe.zadd(PREFIX + "due", {f"tick:{release.id}:{release.seq}": first_tick_at})
         pipe.execute()
         return release, True
 

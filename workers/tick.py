@@ -13,6 +13,7 @@ from app import metrics
 from app.context import Context, UnknownService, get_context
 from app.decide import decide
 from app.engine import apply_weights, commit_decision
+from app.intake import claim_service
 from app.logs import release_context
 from app.models import Decision, Event, Observations, Release
 from integrations.prometheus.observe import observe_checks, observe_step_requests
@@ -42,6 +43,8 @@ def tick(ctx: Context, release_id: str, seq: int) -> str:
         if release.seq != seq:
             return f"stale: release is at seq {release.seq}, this tick was for {seq}"
         owner = ctx.store.active_release(release.application, release.service)
+        if release.state == "pending" and owner != release.id:
+            owner = claim_service(ctx, release)  # the intake died before it could
         if not release.terminal and owner != release.id:
             return _retire(ctx, release, owner)
         release = apply_weights(ctx, release)  # repair a decision whose effect was not confirmed

@@ -18,8 +18,8 @@ from app.context import Context
 from app.control import ControlError, control
 from app.decide import decide
 from app.engine import ROUTER_RETRY_SECONDS, commit_decision
-from app.intake import IntakeError, start_release
-from app.models import Observations, Release
+from app.intake import CLAIM_BACKSTOP_SECONDS, IntakeError, start_release
+from app.models import Event, Observations, Release
 from app.store import PREFIX
 from tests.integration.fakes import FakePrometheus, FakeRouter, config_text
 from workers.tick import tick
@@ -599,3 +599,58 @@ def test_service_removed_from_config_fails_release_without_looping(
     assert ctx.store.due_count() == 0
     assert tick(new_ctx, rid, rel.seq).startswith("failed")
     new_ctx.store.r.close()
+
+
+def test_intake_dying_after_storing_a_release_loses_nothing(ctx: Context, router: FakeRouter) -> None:
+    """The intake stores the release with its first tick in one transaction, then claims the service.
+    If it dies in between, the backstop tick claims the service itself: the older release in flight
+    is aborted (traffic to stable first) and the new one starts."""
+    old = start_release(ctx, "web", "1.1.0").release.id
+    tick(ctx, old, 0)
+    now = time.time()
+    new = Release(
+        id="r-orphan",
+        application="shop",
+        namespace="default",
+        service="web",
+        source_version="1.0.0",
+        target_version="1.2.0",
+        policy="canary",
+        created_at=now,
+        updated_at=now,
+    )
+    created_event = Event(at=now, type="created", message="webhook: stored, then the intake died")
+    ctx.store.create(new, "deploy:shop:web:1.2.0", created_event, first_tick_at=now + CLAIM_BACKSTOP_SECONDS)
+    # Nothing claimed the service; the backstop tick is there, a little in the future.
+    assert ctx.store.active_release("shop", "web") == old
+    assert due_score(ctx, "tick:r-orphan:0") == pytest.approx(now + CLAIM_BACKSTOP_SECONDS)
+
+    assert tick(ctx, "r-orphan", 0).startswith("start")
+    assert get(ctx, old).state == "aborted"
+    assert ctx.store.active_release("shop", "web") == "r-orphan"
+    assert router.applied_weights("web")[-2:] == [{"1.0.0": 100}, {"1.0.0": 90, "1.2.0": 10}]
+    # A repeated deploy notification finds it, as it would any release.
+    assert start_release(ctx, "web", "1.2.0").release.id == "r-orphan"
+
+
+def test_an_older_pending_release_does_not_take_the_service_from_a_newer_one(ctx: Context, router: FakeRouter) -> None:
+    newer = start_release(ctx, "web", "1.3.0").release.id
+    tick(ctx, newer, 0)
+    before = time.time() - 60
+    older = Release(
+        id="r-older",
+        application="shop",
+        namespace="default",
+        service="web",
+        source_version="1.0.0",
+        target_version="1.2.0",
+        policy="canary",
+        created_at=before,
+        updated_at=before,
+    )
+    ctx.store.create(
+        older, "deploy:shop:web:1.2.0", Event(at=before, type="created", message="late"), first_tick_at=before
+    )
+    assert tick(ctx, "r-older", 0).startswith("abort: superseded")
+    assert get(ctx, newer).state == "running" and ctx.store.active_release("shop", "web") == newer
+    assert router.weights["web"]["1.3.0"] == 10
