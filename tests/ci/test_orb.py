@@ -239,7 +239,7 @@ def test_wait_step_follows_the_release_to_its_end(
     if not with_python:  # a PATH with only what cimg/base surely has: no python3
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
-        for tool in ("bash", "curl", "sed", "grep", "tr", "head", "cat", "date", "sleep"):
+        for tool in ("bash", "curl", "sed", "grep", "tr", "head", "cat", "date", "sleep", "mktemp", "chmod", "rm"):
             found = shutil.which(tool)
             assert found, tool
             (bin_dir / tool).symlink_to(found)
