@@ -114,6 +114,13 @@ class Store:
                 matched.append(rel)
         return matched[offset : offset + limit], len(matched)
 
+    def get_many(self, release_ids: list[str]) -> list[Release]:
+        """The releases that exist among these ids, in one round trip."""
+        if not release_ids:
+            return []
+        raws = self.r.mget([PREFIX + "release:" + rid for rid in release_ids])
+        return [Release.model_validate_json(raw) for raw in raws if raw]
+
     def events(self, release_id: str) -> list[Event]:
         raws = self.r.lrange(PREFIX + f"release:{release_id}:events", 0, -1)
         return [Event.model_validate_json(x) for x in raws]

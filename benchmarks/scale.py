@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -25,18 +26,34 @@ INTERVAL = 10.0
 PROM_ANSWER = '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[0,"0.5"]}]}}'
 
 
-def start_prometheus_stub(workdir: Path) -> tuple[Process, str]:
+def start_prometheus_stub(workdir: Path) -> tuple[list[Process], str]:
+    """nginx answers every single query with one static sample; grouped queries (`=~`, one per
+    check for a batch of releases) go to benchmarks/grouped_stub.py, which labels each pair."""
     binary = require_binary("nginx", "nginx-light")
-    port = free_port()
+    port, grouped_port = free_port(), free_port()
+    grouped = Process(
+        "grouped-stub",
+        [sys.executable, "-m", "benchmarks.grouped_stub", str(grouped_port)],
+        workdir,
+        env={"PYTHONPATH": str(REPO)},
+    ).start()
     conf = workdir / "nginx.conf"
     conf.write_text(f"""
 daemon off; worker_processes 1; pid {workdir}/nginx.pid; error_log {workdir}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
   access_log off; client_body_temp_path {workdir}/nginx-body;
+  upstream grouped {{ server 127.0.0.1:{grouped_port}; keepalive 8; }}
   server {{
     listen 127.0.0.1:{port};
-    location / {{ default_type application/json; return 200 '{PROM_ANSWER}'; }}
+    location = /api/v1/query {{
+      if ($args ~ "%3D~") {{ rewrite ^ /grouped last; }}
+      default_type application/json; return 200 '{PROM_ANSWER}';
+    }}
+    location = /grouped {{
+      internal; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass http://grouped/api/v1/query$is_args$args;
+    }}
   }}
 }}
 """)
@@ -45,7 +62,21 @@ http {{
     ).start()
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: requests.get(url + "/api/v1/query", timeout=1).ok, 10, "nginx", proc.proc, proc.log)
-    return proc, url
+    wait_until(
+        lambda: (
+            len(
+                requests.get(url + "/api/v1/query", params={"query": 'x{app=~"a",version=~"1"}'}, timeout=1).json()[
+                    "data"
+                ]["result"]
+            )
+            == 1
+        ),
+        10,
+        "grouped stub",
+        grouped.proc,
+        grouped.log,
+    )
+    return [grouped, proc], url
 
 
 def config_for(n: int, prometheus_url: str) -> str:
@@ -76,8 +107,8 @@ def run_one(workdir: Path, n: int, workers: int, seconds: float, warmup: float) 
     procs: list[Process] = []
     try:
         redis_proc, redis_url = start_redis(workdir)
-        prom_proc, prom_url = start_prometheus_stub(workdir)
-        procs += [redis_proc, prom_proc]
+        prom_procs, prom_url = start_prometheus_stub(workdir)
+        procs += [redis_proc, *prom_procs]
         config_path = workdir / f"sluice-{n}.yaml"
         config_path.write_text(config_for(n, prom_url))
         ctx = Context(config=parse_config(config_path.read_text()), redis_url=redis_url, prometheus_url=prom_url)
@@ -94,8 +125,6 @@ def run_one(workdir: Path, n: int, workers: int, seconds: float, warmup: float) 
             "PYTHONPATH": str(REPO),
             "SLUICE_API_TOKEN": "bench",
         }
-        import sys
-
         worker_procs = [
             Process(f"worker-{n}-{w}", [sys.executable, "-m", "benchmarks.scale_worker"], workdir, env=env).start()
             for w in range(workers)

@@ -89,6 +89,10 @@ def _parse_result(result: Any) -> tuple[float | None, str | None]:
     return value, None
 
 
+# How far from the priming time a query may be and still be answered from primed values.
+PRIMED_FOR_SECONDS = 5.0
+
+
 class PrometheusQuerier:
     """Instant queries with a per-call time budget and a short retry on transient failures."""
 
@@ -106,12 +110,47 @@ class PrometheusQuerier:
         session = requests.Session()
         session.trust_env = False
         self._prom = PrometheusConnect(url=self.url, headers=headers, retry=no_retry, timeout=timeout, session=session)
+        self._primed: dict[str, tuple[float | None, str | None]] = {}
+        self._primed_at = 0.0
 
     def close(self) -> None:
         self._prom.close()
 
     def query_value(self, promql: str, at: float) -> tuple[float | None, str | None]:
         """(value, None), or (None, reason) for no data, NaN/Inf, several series or any error."""
+        primed = self._primed.get(promql)
+        if primed is not None and abs(at - self._primed_at) <= PRIMED_FOR_SECONDS:
+            return primed
+        result, error = self._query(promql, at)
+        if error is not None:
+            return None, error
+        try:
+            return _parse_result(result)
+        except (KeyError, IndexError, TypeError) as exc:
+            return None, f"Prometheus error: unexpected result shape ({type(exc).__name__})"
+
+    def query_vector(self, promql: str, at: float) -> tuple[list[tuple[dict[str, str], float | None]], str | None]:
+        """Every series of an instant vector as (labels, value); a NaN/Inf value is None."""
+        result, error = self._query(promql, at)
+        if error is not None:
+            return [], error
+        if not isinstance(result, list):
+            return [], "Prometheus error: expected an instant vector"
+        series = []
+        try:
+            for sample in result:
+                value, _ = _parse_result([sample])
+                series.append((dict(sample.get("metric", {})), value))
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            return [], f"Prometheus error: unexpected result shape ({type(exc).__name__})"
+        return series, None
+
+    def prime(self, answers: dict[str, tuple[float | None, str | None]], at: float) -> None:
+        """Answer these exact queries from memory for queries at about `at` (see prometheus/batch.py).
+        `prime({}, 0)` forgets them."""
+        self._primed, self._primed_at = answers, at
+
+    def _query(self, promql: str, at: float) -> tuple[Any, str | None]:
         deadline = time.monotonic() + self.timeout
 
         def attempt() -> Any:
@@ -126,7 +165,7 @@ class PrometheusQuerier:
             reraise=True,
         )
         try:
-            result = retrying(attempt)
+            return retrying(attempt), None
         except _OutOfTime as exc:
             return None, self._describe(exc.last)
         except (PrometheusApiClientException, requests.RequestException, RetryError) as exc:
@@ -134,10 +173,6 @@ class PrometheusQuerier:
         except (ValueError, KeyError, TypeError) as exc:  # a 200 that is not Prometheus JSON
             why = type(exc).__name__
             return None, f"Prometheus error: unexpected response from {self._shown_url} ({why})"
-        try:
-            return _parse_result(result)
-        except (KeyError, IndexError, TypeError) as exc:
-            return None, f"Prometheus error: unexpected result shape ({type(exc).__name__})"
 
     @staticmethod
     def _stop_if_out_of_time(state: Any, deadline: float) -> None:

@@ -79,3 +79,39 @@ def check_template(check: CheckConfig, prom: PrometheusConfig, metrics: dict[str
     if metric is None:
         raise ValueError(f"check {check.name!r} uses metric {check.metric!r}, which is not in `metrics`")
     return metric.query
+
+
+# --- one query for many releases -------------------------------------------------------------------
+
+
+def group_labels(prom: PrometheusConfig) -> list[str]:
+    """The labels that tell one release's series from another's in a grouped query."""
+    labels = [prom.service_label, prom.version_label]
+    if prom.namespace_label:
+        labels.append(prom.namespace_label)
+    return labels
+
+
+def grouped_check_template(check: CheckConfig, prom: PrometheusConfig) -> str | None:
+    """The built-in check for many (service, version) pairs at once, `sum by` the release labels,
+    with `{services}`, `{versions}`, `{namespaces}` regex alternations and `{window}`; None for a
+    check that cannot be grouped (a user's own query). Each row equals what `check_template`
+    gives for that one pair: an absent row is no data, as the single query's empty result is."""
+    names = ("{services}", "{versions}", "{namespaces}")
+    sel = ",".join(f'{label}=~"{names[i]}"' for i, label in enumerate(group_labels(prom)))
+    by = f"sum by ({', '.join(group_labels(prom))})"
+    r = prom.requests_metric
+    if check.type == "latency" and check.under is not None:
+        h = prom.latency_histogram
+        le = le_matcher(check.under)
+        return f"{by}(rate({h}_bucket{{{sel},{le}}}[{{window}}])) / {by}(rate({h}_count{{{sel}}}[{{window}}]))"
+    if check.type == "request_rate":
+        return f"{by}(rate({r}{{{sel}}}[{{window}}])) * 60"
+    if check.type == "error_rate":
+        # `or (all * 0)` instead of `or vector(0)`: a pair with requests but no 5xx reads 0.
+        return (
+            f'({by}(rate({r}{{{sel},{prom.status_label}=~"5.."}}[{{window}}]))'
+            f" or ({by}(rate({r}{{{sel}}}[{{window}}])) * 0))"
+            f" / {by}(rate({r}{{{sel}}}[{{window}}]))"
+        )
+    return None

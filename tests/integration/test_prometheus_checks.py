@@ -346,3 +346,64 @@ def test_total_time_is_bounded_across_retries(flaky: tuple[str, type[_Flaky]]) -
     value, error = PrometheusQuerier(url, timeout=1.0, retries=10).query_value("up", AT)
     assert time.monotonic() - began < 1.6
     assert value is None and error and "503" in error
+
+
+# --- one query per check for a batch of releases -----------------------------------------------------
+
+BATCH_CONFIG = """
+prometheus: {{url: "{url}", timeout: 5s, namespace_label: namespace}}
+applications:
+  - name: shop
+    namespace: prod
+    router: {{type: haproxy, socket: /nonexistent.sock}}
+    services:
+      - {{name: shop, policy: canary}}
+      - {{name: goshop, policy: canary}}
+policies:
+  - name: canary
+    window: 30s
+    steps: [{{weight: 100}}]
+    checks:
+      - {{name: fast, type: latency, under: 1s, min: 0.5}}
+      - {{name: traffic, type: request_rate, min: 1}}
+      - {{name: errors, type: error_rate, max_over_stable: 0.5}}
+      - {{name: not-found, type: query, metric: not-found, max: 1}}
+metrics:
+  not-found:
+    query: 'sum(rate(http_requests_total{{app="{{service}}",version="{{version}}",code="404"}}[{{window}}]))'
+"""
+
+
+def test_one_grouped_query_per_check_gives_each_release_what_its_own_queries_give(prom_url: str) -> None:
+    from app.config import parse_config
+    from app.context import Context
+    from integrations.prometheus.batch import prime_batch
+
+    ctx = Context(config=parse_config(BATCH_CONFIG.format(url=prom_url)), prometheus_url=prom_url)
+    releases = [
+        release().model_copy(update={"state": "running", "step": 0}),  # shop 1.0.370 -> 1.0.371
+        release(service="goshop", target="2.0.0", source="1.9.9").model_copy(  # no data for 1.9.9
+            update={"id": "r2", "state": "running", "step": 0}
+        ),
+    ]
+    _, _, canary = ctx.locate(releases[0])
+    one_by_one = [
+        observe_checks(canary, ctx.config.prometheus, ctx.config.metrics, r, ctx.prometheus, AT) for r in releases
+    ]
+
+    primed = prime_batch(ctx, releases, AT)
+    # 3 built-in checks; the error check also asks for the stable version: 4 queries per release.
+    assert primed == 8
+    sent: list[str] = []  # what still goes to Prometheus once primed
+    real_query = ctx.prometheus._query
+    ctx.prometheus._query = lambda q, at: (sent.append(q), real_query(q, at))[1]  # type: ignore[method-assign]
+    batched = [
+        observe_checks(canary, ctx.config.prometheus, ctx.config.metrics, r, ctx.prometheus, AT) for r in releases
+    ]
+    assert batched == one_by_one
+    assert len(sent) == 2 and all('code="404"' in q for q in sent)  # only the user's own query
+    by_name = {o.name: o for o in batched[0]}
+    assert by_name["errors"].value == pytest.approx(expected_error_rate(CANDIDATE))
+    assert by_name["errors"].stable_value == pytest.approx(expected_error_rate(STABLE))
+    goshop = {o.name: o for o in batched[1]}
+    assert goshop["errors"].stable_value is None and "no data" in (goshop["errors"].error or "")
