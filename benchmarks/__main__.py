@@ -23,14 +23,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (for trying the suite out)")
     parser.add_argument("--only", default="intake,reaction,scale", help="comma-separated sections")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--sizes", help="comma-separated numbers of releases for the scale runs")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts for the scale runs")
     args = parser.parse_args()
     sections = set(args.only.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
-    command = (
-        "make bench"
-        if not args.quick and args.only == "intake,reaction,scale"
-        else "python -m benchmarks " + " ".join(sys.argv[1:])
-    )
+    plain = not args.quick and args.only == "intake,reaction,scale" and not args.sizes and args.workers == "1,2"
+    command = "make bench" if plain else "python -m benchmarks " + " ".join(sys.argv[1:])
     parts = [
         "# Sluice benchmarks",
         "",
@@ -56,8 +55,13 @@ def main() -> int:
             parts += ["## 2. Reaction to a bad version", "", text, ""]
         if "scale" in sections:
             print("scale ...", flush=True)
-            sizes = (100, 1000) if args.quick else (100, 1000, 2000, 5000)
-            text, results = scale.run(workdir / "scale", sizes=sizes, seconds=15 if args.quick else 30)
+            sizes: tuple[int, ...] = (100, 1000) if args.quick else (100, 1000, 2000, 5000)
+            if args.sizes:
+                sizes = tuple(int(n) for n in args.sizes.split(","))
+            workers = tuple(int(n) for n in args.workers.split(","))
+            text, results = scale.run(
+                workdir / "scale", sizes=sizes, worker_counts=workers, seconds=15 if args.quick else 30
+            )
             watcher = {n: watcher_footprint.measure(workdir / f"watcher-{n}", n) for n in (0, 1000)}
             parts += ["## 3. Scale", "", text, "", "## 4. Footprint", "", footprint.report(results, watcher), ""]
     finally:
