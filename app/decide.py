@@ -124,7 +124,9 @@ def _failure_reason(failed: list[CheckResult], release: Release, weight: int) ->
         what = f"check '{first.name}' had no data ({first.detail})"
     else:
         what = f"check '{first.name}' failed: {first.detail or first.verdict} (threshold {first.threshold})"
-    more = f"; {len(failed) - 1} more check(s) failed too" if len(failed) > 1 else ""
+    # Name every other failing check: at 3 a.m. "1 more failed" sends people digging.
+    others = ", ".join(f"'{r.name}' ({_fmt(r.value)})" for r in failed[1:])
+    more = f"; also failed: {others}" if others else ""
     return f"{what} {where}{more}"
 
 

@@ -62,7 +62,7 @@ policies:
     no_data_timeout: 30s
     checks:
       - {{name: fast-responses, type: latency, under: 500ms, min: 0.9}}
-      - {{name: traffic, type: request_rate, min: 30}}
+      - {{name: traffic, type: request_rate, min: 10}}
       - {{name: errors, type: error_rate, max_over_stable: 0.01}}
 hooks:
   - name: ci

@@ -225,3 +225,15 @@ def test_properties_of_every_decision(scenario):
         assert d.reason
     if rel.state == "paused":
         assert d.kind == "hold"
+
+
+def test_reason_names_every_failing_check():
+    obs = Observations(
+        at=T0 + 5,
+        checks=[CheckObservation(name="errors", value=0.3), CheckObservation(name="fast", value=0.4)],
+        candidate_healthy=True,
+    )
+    d = decide(release(), policy(), obs, T0 + 5)
+    assert d.kind == "fail"
+    assert d.reason.startswith("check 'errors' failed: 0.3 is above the maximum 0.01")
+    assert d.reason.endswith("; also failed: 'fast' (0.4)")
