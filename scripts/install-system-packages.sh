@@ -29,5 +29,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing Debian packages: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Sluice starts its own Redis / Prometheus / HAProxy on 127.0.0.1 when it needs them: keep the
+# packages from starting system-wide services (Debian's Prometheus would listen on 0.0.0.0:9090).
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  $sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
