@@ -26,6 +26,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
+	@./scripts/install-system-packages.sh chromium
 	$(BIN)/pytest
 
 bench: setup

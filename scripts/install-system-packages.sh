@@ -8,9 +8,9 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need+=(prometheus)
 { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; } || need+=(haproxy)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
-# The dashboard's browser tests drive Debian's headless Chromium (never `playwright install`).
-[ -x /usr/bin/chromium ] || need+=(chromium)
-# Extra Debian packages named on the command line (e.g. `hey nginx-light` for `make bench`).
+# Extra Debian packages named on the command line: `chromium` for `make test` (the dashboard's
+# browser tests drive Debian's headless Chromium, never `playwright install`), `hey nginx-light`
+# for `make bench`.
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
