@@ -50,6 +50,16 @@ def watch(stack: DemoStack, release_id: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def settled(client, release_id: str, timeout: float = 15.0) -> dict:
+    """The release once none of its hook deliveries is still pending (or the timeout passed)."""
+    deadline = time.time() + timeout
+    release = client.release(release_id)
+    while time.time() < deadline and any(d["state"] == "pending" for d in release["hook_deliveries"]):
+        time.sleep(0.2)
+        release = client.release(release_id)
+    return release
+
+
 def share(counts: dict[str, int], version: str) -> float:
     total = sum(counts.values())
     return counts.get(version, 0) / total if total else 0.0
@@ -89,7 +99,9 @@ def test_good_version_is_promoted_with_traffic_following_the_weights(stack):
         assert {e["name"] for e in evaluations if e["step"] == step} == names
     assert all(e["verdict"] == "pass" and e["value"] is not None and e["threshold"] for e in evaluations)
     assert all(e["query"] for e in evaluations if e["name"] != "health")
-    # The stand-in CI got signed webhooks for started and succeeded.
+    # The stand-in CI got signed webhooks for started and succeeded. Hooks are delivered after the
+    # release has ended (a release does not wait for its receivers), so give them a moment.
+    release = settled(client, answer["release"])
     assert [d["state"] for d in release["hook_deliveries"]] == ["delivered", "delivered"]
     got = [
         (r["event"], r["verified"])
@@ -120,6 +132,7 @@ def test_bad_version_is_rolled_back_and_ends_with_no_traffic(stack):
     assert after.get(BAD, 0) == 0 and after.get(GOOD, 0) > 20, after
     weights = {name: info["weight"] for name, info in RuntimeClient(demo.haproxy_socket).servers(SERVICE).items()}
     assert weights[BAD] == 0 and weights[GOOD] == 100
+    settled(client, answer["release"])
     payloads = [r["payload"] for r in demo.receiver.received if r["event"] == "failed"]
     assert payloads and payloads[-1]["cleanup_version"] == GOOD
 
