@@ -19,9 +19,10 @@ from app.config import CheckConfig, PolicyConfig
 from app.models import CheckObservation, CheckResult, Decision, Observations, Release
 
 
-def _fmt(value: float | None) -> str:
+def format_value(value: float | None, missing: str = "no data") -> str:
+    """A measured value as people read it: 4 significant digits, scientific only when huge or tiny."""
     if value is None:
-        return "no data"
+        return missing
     if value == 0 or 0.001 <= abs(value) < 1e6:
         return f"{value:.4g}"
     return f"{value:.3e}"
@@ -30,11 +31,11 @@ def _fmt(value: float | None) -> str:
 def describe_threshold(check: CheckConfig) -> str:
     parts = []
     if check.min is not None:
-        parts.append(f">= {_fmt(check.min)}")
+        parts.append(f">= {format_value(check.min)}")
     if check.max is not None:
-        parts.append(f"<= {_fmt(check.max)}")
+        parts.append(f"<= {format_value(check.max)}")
     if check.max_over_stable is not None:
-        parts.append(f"<= stable + {_fmt(check.max_over_stable)}")
+        parts.append(f"<= stable + {format_value(check.max_over_stable)}")
     return " and ".join(parts)
 
 
@@ -50,9 +51,9 @@ def judge(check: CheckConfig, obs: CheckObservation | None, step: int, now: floa
         return CheckResult(**base, value=None, verdict="no_data", detail=obs.error or "no data")
     problems = []
     if check.min is not None and value < check.min:
-        problems.append(f"{_fmt(value)} is below the minimum {_fmt(check.min)}")
+        problems.append(f"{format_value(value)} is below the minimum {format_value(check.min)}")
     if check.max is not None and value > check.max:
-        problems.append(f"{_fmt(value)} is above the maximum {_fmt(check.max)}")
+        problems.append(f"{format_value(value)} is above the maximum {format_value(check.max)}")
     detail = ""
     if check.max_over_stable is not None:
         stable = obs.stable_value
@@ -64,7 +65,8 @@ def judge(check: CheckConfig, obs: CheckObservation | None, step: int, now: floa
         limit = stable + check.max_over_stable
         if value > limit:
             problems.append(
-                f"{_fmt(value)} exceeds stable's {_fmt(stable)} + {_fmt(check.max_over_stable)} = {_fmt(limit)}"
+                f"{format_value(value)} exceeds stable's {format_value(stable)}"
+                f" + {format_value(check.max_over_stable)} = {format_value(limit)}"
             )
     if problems:
         return CheckResult(**base, value=value, verdict="fail", detail="; ".join(problems))
@@ -125,7 +127,7 @@ def _failure_reason(failed: list[CheckResult], release: Release, weight: int) ->
     else:
         what = f"check '{first.name}' failed: {first.detail or first.verdict} (threshold {first.threshold})"
     # Name every other failing check: at 3 a.m. "1 more failed" sends people digging.
-    others = ", ".join(f"'{r.name}' ({_fmt(r.value)})" for r in failed[1:])
+    others = ", ".join(f"'{r.name}' ({format_value(r.value)})" for r in failed[1:])
     more = f"; also failed: {others}" if others else ""
     return f"{what} {where}{more}"
 

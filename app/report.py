@@ -7,7 +7,15 @@ from typing import Any
 
 from rich.table import Table
 
+from app.decide import format_value
+
 _MARK = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "no_data": "[yellow]no data[/]"}
+
+
+def _value(value: float | None) -> str:
+    return format_value(value, missing="—")
+
+
 _STATE_STYLE = {
     "succeeded": "bold green",
     "failed": "bold red",
@@ -16,14 +24,6 @@ _STATE_STYLE = {
     "paused": "magenta",
     "pending": "dim",
 }
-
-
-def fmt_value(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value == 0 or 0.001 <= abs(value) < 1e6:
-        return f"{value:.4g}"
-    return f"{value:.3e}"
 
 
 def clock(ts: float | None) -> str:
@@ -43,7 +43,7 @@ def progress_line(release: dict[str, Any]) -> str:
     for ev in release.get("evaluations", []):
         latest[ev["name"]] = ev
     if latest:
-        parts.append(", ".join(f"{n} {fmt_value(e['value'])} {_MARK[e['verdict']]}" for n, e in latest.items()))
+        parts.append(", ".join(f"{n} {_value(e['value'])} {_MARK[e['verdict']]}" for n, e in latest.items()))
     if release.get("reason"):
         parts.append(f"[dim]{release['reason']}[/]")
     return " · ".join(parts)
@@ -71,8 +71,8 @@ def checks_table(release: dict[str, Any]) -> Table:
             f"{weight}%",
             name,
             str(len(evs)),
-            fmt_value(evs[-1]["value"]),
-            f"{fmt_value(min(values))}..{fmt_value(max(values))}" if values else "—",
+            _value(evs[-1]["value"]),
+            f"{_value(min(values))}..{_value(max(values))}" if values else "—",
             evs[-1]["threshold"],
             _MARK[worst],
         )

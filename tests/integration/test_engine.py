@@ -601,6 +601,24 @@ def test_service_removed_from_config_fails_release_without_looping(
     new_ctx.store.r.close()
 
 
+def store_unclaimed(ctx: Context, release_id: str, version: str, at: float, first_tick_at: float) -> None:
+    """A release of shop/web stored (with its first tick) by an intake that died before claiming
+    the service: what `start_release` leaves if it is killed right after `store.create`."""
+    release = Release(
+        id=release_id,
+        application="shop",
+        namespace="default",
+        service="web",
+        source_version="1.0.0",
+        target_version=version,
+        policy="canary",
+        created_at=at,
+        updated_at=at,
+    )
+    created = Event(at=at, type="created", message="webhook: stored, then the intake died")
+    ctx.store.create(release, f"deploy:shop:web:{version}", created, first_tick_at=first_tick_at)
+
+
 def test_intake_dying_after_storing_a_release_loses_nothing(ctx: Context, router: FakeRouter) -> None:
     """The intake stores the release with its first tick in one transaction, then claims the service.
     If it dies in between, the backstop tick claims the service itself: the older release in flight
@@ -608,19 +626,7 @@ def test_intake_dying_after_storing_a_release_loses_nothing(ctx: Context, router
     old = start_release(ctx, "web", "1.1.0").release.id
     tick(ctx, old, 0)
     now = time.time()
-    new = Release(
-        id="r-orphan",
-        application="shop",
-        namespace="default",
-        service="web",
-        source_version="1.0.0",
-        target_version="1.2.0",
-        policy="canary",
-        created_at=now,
-        updated_at=now,
-    )
-    created_event = Event(at=now, type="created", message="webhook: stored, then the intake died")
-    ctx.store.create(new, "deploy:shop:web:1.2.0", created_event, first_tick_at=now + CLAIM_BACKSTOP_SECONDS)
+    store_unclaimed(ctx, "r-orphan", "1.2.0", now, first_tick_at=now + CLAIM_BACKSTOP_SECONDS)
     # Nothing claimed the service; the backstop tick is there, a little in the future.
     assert ctx.store.active_release("shop", "web") == old
     assert due_score(ctx, "tick:r-orphan:0") == pytest.approx(now + CLAIM_BACKSTOP_SECONDS)
@@ -637,20 +643,7 @@ def test_an_older_pending_release_does_not_take_the_service_from_a_newer_one(ctx
     newer = start_release(ctx, "web", "1.3.0").release.id
     tick(ctx, newer, 0)
     before = time.time() - 60
-    older = Release(
-        id="r-older",
-        application="shop",
-        namespace="default",
-        service="web",
-        source_version="1.0.0",
-        target_version="1.2.0",
-        policy="canary",
-        created_at=before,
-        updated_at=before,
-    )
-    ctx.store.create(
-        older, "deploy:shop:web:1.2.0", Event(at=before, type="created", message="late"), first_tick_at=before
-    )
+    store_unclaimed(ctx, "r-older", "1.2.0", before, first_tick_at=before)
     assert tick(ctx, "r-older", 0).startswith("abort: superseded")
     assert get(ctx, newer).state == "running" and ctx.store.active_release("shop", "web") == newer
     assert router.weights["web"]["1.3.0"] == 10
