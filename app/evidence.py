@@ -114,11 +114,8 @@ class BetaMixture:
             raise ValueError("mixture weights must sum to 1")
 
     def log_marginal(self, bad: float, good: float) -> float:
-        """log of the integral of p^bad (1-p)^good over the prior (the Beta-binomial mixture, without the binomial coefficient)."""
-        terms = [
-            math.log(w) + _lbeta(a + bad, b + good) - _lbeta(a, b)
-            for w, a, b in self.components
-        ]
+        """log of the integral of p^bad (1-p)^good over the prior (Beta-binomial, without the binomial coefficient)."""
+        terms = [math.log(w) + _lbeta(a + bad, b + good) - _lbeta(a, b) for w, a, b in self.components]
         return _logsumexp(terms)
 
 
@@ -154,7 +151,7 @@ DECISIVE_FACTOR = 1000.0
 
 
 def check_alpha(release_alpha: float = DEFAULT_RELEASE_ALPHA, n_checks: int = 1, n_steps: int = 1) -> float:
-    """The alpha of one check in one step, so that a release of identical versions fails with probability <= release_alpha.
+    """The alpha of one check in one step, so that identical versions fail a release with probability <= release_alpha.
 
     Bonferroni: each (check, step) pair is its own sequential test (evidence restarts at each step,
     because the traffic split changes), and the release fails if any of them does.
@@ -334,19 +331,21 @@ def required_requests(
     """About how many candidate requests the evidence floor needs, if the rates stay as observed.
 
     Projects both samples forward at their current ratio (stable growing with the candidate, as under
-    a fixed traffic split) at the larger of the two observed rates, and returns the smallest candidate
-    count at which the confidence sequence excludes a regression of ``detectable``. None if even 10^8
-    requests would not do (e.g. no reference at all).
+    a fixed traffic split) at the observed rates -- the candidate's taken as at least stable's, so a
+    candidate without errors yet is not projected to be better than stable -- and returns the smallest
+    candidate count (above the current one) at which the confidence sequence excludes a regression of
+    ``detectable``. None if even 10^8 requests would not do (e.g. no reference at all).
     """
     _check_counts(bad_c, n_c, bad_s, n_s)
     if n_s == 0:
         return None
     c = math.log(1.0 / alpha)
-    rate = max(bad_c / n_c if n_c else 0.0, bad_s / n_s)
+    rate_s = bad_s / n_s
+    rate_c = max(bad_c / n_c if n_c else 0.0, rate_s)
     ratio = n_s / n_c if n_c else 9.0  # no candidate traffic yet: assume a 10% step
 
     def ok(m: float) -> bool:
-        return _excludes(rate * m, m, rate * ratio * m, ratio * m, detectable, c, prior)
+        return _excludes(rate_c * m, m, rate_s * ratio * m, ratio * m, detectable, c, prior)
 
     lo, hi = 1.0, 64.0
     while not ok(hi):
@@ -361,7 +360,7 @@ def required_requests(
             hi = mid
         else:
             lo = mid
-    return math.ceil(hi)
+    return max(math.ceil(hi), math.floor(n_c) + 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +401,7 @@ class Evidence:
         return math.exp(-self.log_e) if self.log_e > 0 else 1.0
 
     def sentence(self) -> str:
-        """The human summary, e.g. "errors 3.1% vs stable 0.4% (n=812 vs 7,310): worse by more than 0.5 points, evidence 1/250"."""
+        """In words, e.g. "errors 3.1% vs stable 0.4% (n=812 vs 7,310): worse by more than 0.25 points, ..."."""
         head = (
             f"{self.kind} {_pct(self.rate_c)} vs {self.reference} {_pct(self.rate_s)} "
             f"(n={_count(self.n_c)} vs {_count(self.n_s)})"
@@ -420,6 +419,11 @@ class Evidence:
             tail = "no candidate traffic yet"
         elif self.n_s == 0:
             tail = f"no {self.reference} traffic to compare with"
+        elif self.estimate > self.margin:
+            tail = (
+                f"looks worse by {_points(self.estimate)}, not conclusive yet "
+                f"(evidence {_evidence(self.e_value)}, fails at 1/{_count(1 / self.alpha)})"
+            )
         elif self.needed_n_c is not None:
             tail = f"not enough traffic yet: {_count(self.n_c)} of ~{_count(self.needed_n_c)} requests needed"
         else:
