@@ -138,7 +138,7 @@ class CheckDefaults:
 #: Chosen with the simulations in tests/unit/test_evidence.py; the reasoning is in docs/judging.md.
 DEFAULTS: dict[str, CheckDefaults] = {
     # 5xx + proxy-side errors (connection errors, resets, timeouts at the proxy). A 1-point margin
-    # would detect +2 points in only ~16% of simulated 5-minute releases; 0.25 point detects ~86%.
+    # detects +2 points in only 10-16% of simulated 5-minute releases; 0.25 point in 86% (docs/judging.md).
     "errors": CheckDefaults(margin=0.0025, detectable=0.05, decisive_gap=0.20),
     # 4xx: services answer some legitimately; a jump in the share is what matters.
     "4xx": CheckDefaults(margin=0.01, detectable=0.10, decisive_gap=0.30),
