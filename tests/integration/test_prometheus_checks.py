@@ -377,7 +377,6 @@ metrics:
 def test_one_grouped_query_per_check_gives_each_release_what_its_own_queries_give(prom_url: str) -> None:
     from app.config import parse_config
     from app.context import Context
-    from integrations.prometheus.batch import prime_batch
 
     ctx = Context(config=parse_config(BATCH_CONFIG.format(url=prom_url)), prometheus_url=prom_url)
     releases = [
@@ -391,7 +390,7 @@ def test_one_grouped_query_per_check_gives_each_release_what_its_own_queries_giv
         observe_checks(canary, ctx.config.prometheus, ctx.config.metrics, r, ctx.prometheus, AT) for r in releases
     ]
 
-    primed = prime_batch(ctx, releases, AT)
+    primed = ctx.prime_metrics(releases, AT)
     # 3 built-in checks; the error check also asks for the stable version: 4 queries per release.
     assert primed == 8
     sent: list[str] = []  # what still goes to Prometheus once primed
