@@ -10,9 +10,9 @@ from app.config import ApplicationConfig, PolicyConfig, ServiceConfig, SluiceCon
 from app.models import Release
 from app.store import Store, connect
 from integrations.metrics.interface import BatchPrimer, MetricProvider
-from integrations.metrics.registry import provider_for
 from integrations.prometheus.client import PrometheusQuerier
-from integrations.routers.registry import Router, router_for
+from integrations.registry.metrics import provider_for
+from integrations.registry.routers import Router, router_for
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -12,7 +12,7 @@ from app.config import HookConfig, SluiceConfig
 from app.models import Release
 from integrations.circleci.hooks import circleci_api_url
 from integrations.notify.interface import render_payload
-from integrations.notify.registry import HOOKS
+from integrations.registry.hooks import HOOKS
 
 __all__ = ["circleci_api_url", "plan_deliveries", "release_fields", "render_payload"]
 

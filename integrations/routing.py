@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
+from integrations.registry.routers import router_for
 from integrations.routers.interface import Health, Router, RouterError
-from integrations.routers.registry import router_for
 
 __all__ = ["Health", "Router", "RouterError", "router_for"]

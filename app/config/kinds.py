@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from integrations.metrics.registry import PROVIDERS
-from integrations.notify.registry import HOOKS
-from integrations.routers.registry import ROUTERS
+from integrations.registry.hooks import HOOKS
+from integrations.registry.metrics import PROVIDERS
+from integrations.registry.routers import ROUTERS
 
 
 def all_kinds() -> dict[str, dict[str, str]]:

@@ -1,8 +1,8 @@
 """The whole configuration file, assembled from the shared parts and the registries.
 
 The router, hook and metrics-provider sections are tagged unions of the models that the
-integrations own, built from integrations/routers/registry.py, integrations/notify/registry.py
-and integrations/metrics/registry.py: registering a kind there makes it configurable here,
+integrations own, built from integrations/registry/routers.py, integrations/registry/hooks.py
+and integrations/registry/metrics.py: registering a kind there makes it configurable here,
 in the JSON Schema and in `sluice kinds`.
 """
 
@@ -18,11 +18,11 @@ from app.config.services import ServiceConfig
 from integrations.argo.config import ArgoConfig, ArgoMapping
 from integrations.circleci.config import CircleCIConfig, CircleCIDeploy
 from integrations.kubernetes.config import ClusterConfig
-from integrations.metrics.registry import PROVIDERS
 from integrations.notify.interface import HookBase
-from integrations.notify.registry import HOOKS
 from integrations.prometheus.config import MetricConfig, PrometheusConfig
-from integrations.routers.registry import ROUTERS
+from integrations.registry.hooks import HOOKS
+from integrations.registry.metrics import PROVIDERS
+from integrations.registry.routers import ROUTERS
 
 if TYPE_CHECKING:
     RouterConfig = Any

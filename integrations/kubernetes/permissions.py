@@ -1,10 +1,9 @@
-"""Every (API group, resource, verb) Sluice uses. The RBAC rules in deploy/ must be exactly these
-(tests/k8s/test_deploy.py), and the fake API server fails a test that makes any other call.
-Each Kubernetes router declares its own calls in the router registry; the rest are here."""
+"""The (API group, resource, verb) calls Sluice makes whatever its routers. Each Kubernetes router
+declares its own calls in its registry entry; integrations.registry.routers.API_CALLS is the union,
+which the RBAC rules in deploy/ must equal (tests/k8s/test_deploy.py); the fake API server fails a
+test that makes any other call."""
 
 from __future__ import annotations
-
-from integrations.routers.registry import ROUTERS
 
 COMMON_CALLS: frozenset[tuple[str, str, str]] = frozenset(
     {
@@ -19,4 +18,3 @@ COMMON_CALLS: frozenset[tuple[str, str, str]] = frozenset(
         ("", "services", "create"),
     }
 )
-API_CALLS: frozenset[tuple[str, str, str]] = COMMON_CALLS.union(*(ROUTERS[name].permissions for name in ROUTERS))

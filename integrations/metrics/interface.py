@@ -2,7 +2,7 @@
 
 Nothing here raises for a bad query or an unreachable backend: the reason goes into the
 observation's (or the counts') `error`, so a tick always decides. Implementations:
-integrations/prometheus/provider.py; the registry is integrations/metrics/registry.py.
+integrations/prometheus/provider.py; the registry is integrations/registry/metrics.py.
 """
 
 from __future__ import annotations

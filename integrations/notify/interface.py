@@ -3,7 +3,7 @@ attempt, templating, secrets from the environment) and what a kind provides.
 
 A hook kind is a module with its configuration model, `plan` (where the delivery goes and what
 it adds to the payload, decided when the event happens) and `send` (one attempt), registered in
-integrations/notify/registry.py. Nothing here imports the application (app.context, app.hooks).
+integrations/registry/hooks.py. Nothing here imports the application (app.context, app.hooks).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every router kind: `router.type` -> (configuration model, factory). Adding a router is one line here.
 
-The configuration's `router` union, its JSON Schema, the RBAC rows in deploy/ and
+The configuration's `router` union, its JSON Schema, the RBAC rows in deploy/ (API_CALLS) and
 `sluice kinds` are all built from ROUTERS. Implementations that import a heavy client (the
 Kubernetes routers) are imported only when a router of that kind is built.
 """
@@ -19,6 +19,7 @@ from integrations.kubernetes.config import (
     GatewayAPIRouterConfig,
     IngressNginxRouterConfig,
 )
+from integrations.kubernetes.permissions import COMMON_CALLS
 from integrations.routers.interface import Placement, Router, RouterError, RouterKind
 
 
@@ -46,6 +47,10 @@ ROUTERS: Registry[RouterKind] = Registry(
         _kube(ContourRouterConfig, "ContourRouter", CONTOUR_CALLS, "Contour HTTPProxy service weights"),
     ],
 )
+
+
+# Every Kubernetes API call Sluice makes: the RBAC rules in deploy/ are exactly these.
+API_CALLS: frozenset[tuple[str, str, str]] = COMMON_CALLS.union(*(ROUTERS[name].permissions for name in ROUTERS))
 
 
 def router_for(application: Placement) -> Router:

@@ -2,7 +2,7 @@
 
 One small protocol, its error, and the helpers every router shares. The implementations
 (integrations/haproxy/router.py, integrations/kubernetes/routers.py) import this module;
-integrations/routers/registry.py maps each `router.type` to its model and factory.
+integrations/registry/routers.py maps each `router.type` to its model and factory.
 """
 
 from __future__ import annotations
