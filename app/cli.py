@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import time
 
 import click
-from rich.console import Console
 
 from app.client import ApiClientError, SluiceClient
 from app.config import ConfigError, json_schema, load_config
-from app.report import checks_table, clock, progress_line
+from app.report import EXIT_FOR_STATE, WIDTH, checks_table, clock, console, err, follow, progress_line
 
-# Wide enough for the checks table even when output goes to a CI log (not a terminal).
-WIDTH = max(120, shutil.get_terminal_size((120, 40)).columns)
-console = Console(highlight=False, width=WIDTH)
-err = Console(stderr=True, highlight=False, width=WIDTH)
-EXIT_FOR_STATE = {"succeeded": 0, "failed": 1, "aborted": 2}
+__all__ = ["EXIT_FOR_STATE", "WIDTH", "follow", "main"]
 
 
 def _client(url: str | None) -> SluiceClient:
@@ -55,6 +48,17 @@ def validate(config: str) -> None:
 def schema() -> None:
     """Print the configuration's JSON Schema."""
     click.echo(json_schema())
+
+
+@main.command()
+def kinds() -> None:
+    """List the router, hook and metrics provider types this Sluice knows (from their registries)."""
+    from app.config.kinds import all_kinds
+
+    for section, listing in all_kinds().items():
+        console.print(f"[bold]{section}[/]")
+        for name, description in listing.items():
+            console.print(f"  {name:<28} {description}")
 
 
 @main.command()
@@ -141,44 +145,6 @@ def watch(release: str, interval: float, timeout: float, url: str | None) -> Non
     """Follow a release until it ends. Exit 0 succeeded, 1 failed, 2 aborted (for CI jobs)."""
     code = follow(_client(url), release, interval, timeout)
     sys.exit(code)
-
-
-def follow(
-    client: SluiceClient,
-    release_id: str,
-    interval: float = 1.0,
-    timeout: float = 0.0,
-    out: Console | None = None,
-) -> int:
-    out = out or console
-    started = time.monotonic()
-    last = None
-    errors = 0
-    while True:
-        try:
-            data = client.release(release_id)
-            errors = 0
-        except ApiClientError as exc:
-            if exc.status == 404:
-                err.print(f"[red]error:[/] {exc}")
-                return 4
-            errors += 1
-            if errors >= 30:
-                err.print(f"[red]error:[/] {exc}")
-                return 4
-            time.sleep(interval)
-            continue
-        line = progress_line(data)
-        if line != last:
-            out.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
-            last = line
-        if data["state"] in EXIT_FOR_STATE:
-            out.print(checks_table(data))
-            return EXIT_FOR_STATE[data["state"]]
-        if timeout and time.monotonic() - started > timeout:
-            err.print(f"gave up waiting after {timeout:.0f}s; the release is still {data['state']}")
-            return 3
-        time.sleep(interval)
 
 
 def _steer_command(action: str, doc: str) -> None:

@@ -1,4 +1,4 @@
-"""What every process needs: the configuration, the store, Prometheus, routers. Built once per process."""
+"""What every process needs: the configuration, the store, the metrics provider, routers. Built once per process."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from functools import cached_property
 from app.config import ApplicationConfig, PolicyConfig, ServiceConfig, SluiceConfig, load_config
 from app.models import Release
 from app.store import Store, connect
+from integrations.metrics.interface import BatchPrimer, MetricProvider
 from integrations.prometheus.client import PrometheusQuerier
-from integrations.routing import Router, router_for
+from integrations.registry.metrics import provider_for
+from integrations.registry.routers import Router, router_for
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -31,9 +33,31 @@ class Context:
         return Store(connect(self.redis_url))
 
     @cached_property
+    def metrics_provider(self) -> MetricProvider:
+        """From the registry: `metrics_provider` (or `prometheus`) of the configuration."""
+        return provider_for(self.config.metrics_source, url=self.prometheus_url)
+
+    @cached_property
     def prometheus(self) -> PrometheusQuerier:
+        """The Prometheus client (the provider's own when the provider is Prometheus)."""
+        querier = getattr(self.metrics_provider, "querier", None)
+        if isinstance(querier, PrometheusQuerier):
+            return querier
         prom = self.config.prometheus
         return PrometheusQuerier(self.prometheus_url or prom.url, timeout=prom.timeout)
+
+    def prime_metrics(self, releases: list[Release], at: float) -> int:
+        """Let a provider that can (Prometheus) ask once for a batch of releases; none forgets."""
+        provider = self.metrics_provider
+        if not isinstance(provider, BatchPrimer):
+            return 0
+        work = []
+        for release in releases:
+            try:
+                work.append((release, self.locate(release)[2]))
+            except UnknownService:
+                continue
+        return provider.prime(work, self.config.metrics, at)
 
     def router(self, application: ApplicationConfig) -> Router:
         if application.name not in self._routers:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from app.config import CheckConfig, PolicyConfig
+from app.config.policy import CheckConfig, PolicyConfig
 from app.models import CheckObservation, CheckResult, Decision, Observations, Release
 
 

@@ -73,6 +73,25 @@ class Release(BaseModel):
         return {self.source_version: 100 - candidate_weight, self.target_version: candidate_weight}
 
 
+class ResponseCounts(BaseModel):
+    """A version's responses over [start, end], as counts (what a statistical judge compares).
+
+    Counts are increases of counters over the interval, so they may be fractional (a metrics
+    backend extrapolates to the interval's edges). `error` says why there is no data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: float | None = None
+    by_class: dict[str, float] = Field(
+        default_factory=dict, description='Responses by status class: "2xx", "3xx", "4xx", "5xx".'
+    )
+    buckets: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="Latency histogram: (upper bound in seconds, cumulative count), ascending, +Inf last.",
+    )
+    error: str | None = None
+
+
 class CheckObservation(BaseModel):
     """A check's measured value(s) for one evaluation. None = no data (empty result, NaN, error)."""
 

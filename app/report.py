@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import time
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
+from app.client import ApiClientError, SluiceClient
 from app.decide import format_value
+
+# Wide enough for the checks table even when output goes to a CI log (not a terminal).
+WIDTH = max(120, shutil.get_terminal_size((120, 40)).columns)
+console = Console(highlight=False, width=WIDTH)
+err = Console(stderr=True, highlight=False, width=WIDTH)
+EXIT_FOR_STATE = {"succeeded": 0, "failed": 1, "aborted": 2}
 
 _MARK = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "no_data": "[yellow]no data[/]"}
 
@@ -77,3 +87,43 @@ def checks_table(release: dict[str, Any]) -> Table:
             _MARK[worst],
         )
     return table
+
+
+def follow(
+    client: SluiceClient,
+    release_id: str,
+    interval: float = 1.0,
+    timeout: float = 0.0,
+    out: Console | None = None,
+) -> int:
+    """Poll a release until it ends (`sluice watch`, the demo): 0 succeeded, 1 failed, 2 aborted,
+    3 timed out, 4 not found or unreachable."""
+    out = out or console
+    started = time.monotonic()
+    last = None
+    errors = 0
+    while True:
+        try:
+            data = client.release(release_id)
+            errors = 0
+        except ApiClientError as exc:
+            if exc.status == 404:
+                err.print(f"[red]error:[/] {exc}")
+                return 4
+            errors += 1
+            if errors >= 30:
+                err.print(f"[red]error:[/] {exc}")
+                return 4
+            time.sleep(interval)
+            continue
+        line = progress_line(data)
+        if line != last:
+            out.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
+            last = line
+        if data["state"] in EXIT_FOR_STATE:
+            out.print(checks_table(data))
+            return EXIT_FOR_STATE[data["state"]]
+        if timeout and time.monotonic() - started > timeout:
+            err.print(f"gave up waiting after {timeout:.0f}s; the release is still {data['state']}")
+            return 3
+        time.sleep(interval)

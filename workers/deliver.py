@@ -18,7 +18,7 @@ from app.context import Context, get_context
 from app.logs import release_context
 from app.models import Event
 from app.redact import redact
-from integrations.notify.senders import MissingSecret, send
+from integrations.registry.hooks import MissingSecret, send
 
 log = logging.getLogger("sluice.deliver")
 MAX_BACKOFF = 300.0

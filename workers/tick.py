@@ -16,8 +16,6 @@ from app.engine import apply_weights, commit_decision
 from app.intake import claim_service
 from app.logs import release_context
 from app.models import Decision, Event, Observations, Release
-from integrations.prometheus.batch import prime_batch
-from integrations.prometheus.observe import observe_checks, observe_step_requests
 from integrations.routing import RouterError
 
 log = logging.getLogger("sluice.tick")
@@ -104,12 +102,10 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
     obs = Observations(at=now)
     if release.state != "running":
         return obs
-    obs.checks = observe_checks(policy, ctx.config.prometheus, ctx.config.metrics, release, ctx.prometheus, now)
+    obs.checks = ctx.metrics_provider.observe_checks(policy, ctx.config.metrics, release, now)
     step = policy.steps[release.step]
     if step.requests is not None and release.step_started_at is not None:
-        obs.step_requests = observe_step_requests(
-            ctx.config.prometheus, release, ctx.prometheus, now, since=release.step_started_at
-        )
+        obs.step_requests = ctx.metrics_provider.step_requests(release, now, since=release.step_started_at)
     try:
         health = ctx.router(app).health(svc, release.target_version)
         obs.candidate_healthy, obs.health_detail = health.healthy, health.detail
@@ -130,7 +126,7 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
     ctx = get_context()
     try:
         releases = ctx.store.get_many([release_id for release_id, _ in batch])
-        prime_batch(ctx, releases, time.time())  # one Prometheus query per check, not per release
+        ctx.prime_metrics(releases, time.time())  # one Prometheus query per check, not per release
     except Exception:  # noqa: BLE001 - an optimisation: without it the ticks ask one by one
         log.exception("could not prepare the batch's Prometheus queries; ticks will ask one by one")
     outcomes = []
@@ -144,5 +140,5 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
                 )
                 outcomes.append("error")
     finally:
-        ctx.prometheus.prime({}, 0.0)
+        ctx.prime_metrics([], 0.0)
     return outcomes

@@ -284,7 +284,7 @@ def _python() -> list[str]:
 
 
 def run_demo(keep: bool = False, console: Console | None = None) -> int:
-    from app.cli import WIDTH, follow
+    from app.report import WIDTH, follow
 
     out = console or Console(highlight=False, width=WIDTH)
     workdir = Path(tempfile.mkdtemp(prefix="sluice-demo-"))

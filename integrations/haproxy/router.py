@@ -7,14 +7,26 @@ so what `get weight` shows is what Sluice asked for. Changes are checked before 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from pydantic import Field
+
+from app.config.base import Duration, Strict
 from integrations.haproxy.runtime import RuntimeClient, check_name, no_server
-from integrations.routing import Health, RouterError
+from integrations.routers.interface import Health, RouterError, RouterKind, check_percents, to_percents
 
 if TYPE_CHECKING:
-    from app.config import HAProxyRouter as HAProxyRouterConfig
-    from app.config import ServiceConfig
+    from app.config.services import ServiceConfig
+
+
+class HAProxyRouterConfig(Strict):
+    """HAProxy as the router: one backend per service, one server per version (named after it)."""
+
+    type: Literal["haproxy"]
+    socket: str = Field(
+        description="The runtime API: a unix socket path, or host:port of a `stats socket ... level admin`."
+    )
+    timeout: Duration = 2.0
 
 
 class HAProxyRouter:
@@ -32,7 +44,7 @@ class HAProxyRouter:
 
     def set_weights(self, service: ServiceConfig, weights: dict[str, int]) -> dict[str, int]:
         backend = self.backend(service)
-        _check_percents(weights)
+        check_percents(weights)
         current = {name: info["weight"] for name, info in self.runtime.servers(backend).items()}
         for version, weight in weights.items():
             check_name(version, "server")
@@ -76,22 +88,8 @@ def status_health(status: str) -> bool | None:
     return None
 
 
-def to_percents(weights: dict[str, int]) -> dict[str, int]:
-    """HAProxy weights -> percents summing to 100 (largest remainder); all 0 when every weight is 0."""
-    total = sum(weights.values())
-    if total <= 0:
-        return {name: 0 for name in weights}
-    exact = {name: w * 100 / total for name, w in weights.items()}
-    result = {name: int(v) for name, v in exact.items()}
-    by_remainder = sorted(weights, key=lambda n: (exact[n] - result[n], weights[n]), reverse=True)
-    for name in by_remainder[: 100 - sum(result.values())]:
-        result[name] += 1
-    return result
-
-
-def _check_percents(weights: dict[str, int]) -> None:
-    bad = {v: w for v, w in weights.items() if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100}
-    if bad:
-        raise RouterError(f"weights must be integer percents 0..100, got {bad}", retryable=False)
-    if sum(weights.values()) != 100:
-        raise RouterError(f"weights must sum to 100, got {sum(weights.values())}: {weights}", retryable=False)
+KIND = RouterKind(
+    config=HAProxyRouterConfig,
+    factory=lambda application: HAProxyRouter(application.router),
+    description="HAProxy server weights over its runtime API (off Kubernetes)",
+)

@@ -15,7 +15,7 @@ from typing import TypedDict
 
 from tenacity import RetryError, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from integrations.routing import RouterError
+from integrations.routers.interface import RouterError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,63}$")
 MAX_WEIGHT = 256

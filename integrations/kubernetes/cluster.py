@@ -14,10 +14,10 @@ from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from integrations.routing import RouterError
+from integrations.routers.interface import RouterError
 
 if TYPE_CHECKING:
-    from app.config import ClusterConfig
+    from integrations.kubernetes.config import ClusterConfig
 
 log = logging.getLogger("sluice.kubernetes")
 

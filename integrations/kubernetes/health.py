@@ -7,15 +7,23 @@ from __future__ import annotations
 import calendar
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from integrations.kubernetes.cluster import Kube, label_selector
 from integrations.kubernetes.objects import list_deployments, rollout_state, version_labels
 
 if TYPE_CHECKING:
-    from app.config import ApplicationConfig, ServiceConfig
-    from app.context import Context
+    from app.config.services import ServiceConfig
     from app.models import Observations, Release
+    from integrations.routers.interface import Placement as ApplicationConfig
+
+
+class Context(Protocol):
+    """What this module uses of app.context.Context (integrations do not import the application)."""
+
+    @property
+    def store(self) -> Any: ...
+
 
 log = logging.getLogger("sluice.kubernetes.health")
 BASELINE_TTL = 7 * 24 * 3600

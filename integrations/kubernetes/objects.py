@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from kubernetes.client.rest import ApiException
 
 from integrations.kubernetes.cluster import MANAGED_BY, SERVICE_LABEL, VERSION_LABEL, Kube, api_error, label_selector
-from integrations.routing import RouterError
+from integrations.routers.interface import RouterError
 
 if TYPE_CHECKING:
-    from app.config import ClusterConfig, ServiceConfig
+    from app.config.services import ServiceConfig
+    from integrations.kubernetes.config import ClusterConfig
 
 
 def version_service_name(service: str, version: str) -> str:

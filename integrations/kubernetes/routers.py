@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from kubernetes.client.rest import ApiException
 
-from integrations.haproxy.router import _check_percents, to_percents
 from integrations.kubernetes.cluster import MANAGED_BY, SERVICE_LABEL, VERSION_LABEL, Kube, api_error
 from integrations.kubernetes.objects import (
     ensure_version_service,
@@ -33,10 +32,10 @@ from integrations.kubernetes.objects import (
     version_labels,
     version_service_prefix,
 )
-from integrations.routing import Health, RouterError
+from integrations.routers.interface import Health, Placement, RouterError, check_percents, to_percents
 
 if TYPE_CHECKING:
-    from app.config import ApplicationConfig, ServiceConfig
+    from app.config.services import ServiceConfig
 
 
 class KubernetesRouter:
@@ -44,7 +43,7 @@ class KubernetesRouter:
 
     kind = "object"
 
-    def __init__(self, application: ApplicationConfig):
+    def __init__(self, application: Placement):
         assert application.cluster is not None  # the configuration requires it for these routers
         self.application = application
         self.cluster = application.cluster
@@ -217,7 +216,7 @@ class _WeightedListRouter(KubernetesRouter):
         return {n for n in suspects if not service_exists(self.kube, self.namespace, n)}
 
     def set_weights(self, svc: ServiceConfig, weights: dict[str, int]) -> dict[str, int]:
-        _check_percents(weights)
+        check_percents(weights)
         service_of = self.ensure_services(svc, weights)
         names = self.owned(svc)
         names.update({n: v for v, n in service_of.items()})
@@ -412,7 +411,7 @@ class IngressNginxRouter(KubernetesRouter):
         read_modify_write(lambda: self._read(name), mutate, lambda p: self._patch(name, p), what, self.attempts)
 
     def set_weights(self, svc: ServiceConfig, weights: dict[str, int]) -> dict[str, int]:
-        _check_percents(weights)
+        check_percents(weights)
         live = {v: w for v, w in weights.items() if w > 0}
         if len(live) > 2:
             raise RouterError(
@@ -456,12 +455,3 @@ class IngressNginxRouter(KubernetesRouter):
             if backend.get("name") in names:
                 return str(backend["name"])
         return service_of[base]
-
-
-def kubernetes_router(application: ApplicationConfig) -> KubernetesRouter:
-    kinds: dict[str, type[KubernetesRouter]] = {
-        "gateway-api": GatewayAPIRouter,
-        "ingress-nginx": IngressNginxRouter,
-        "contour": ContourRouter,
-    }
-    return kinds[application.router.type](application)

@@ -6,10 +6,23 @@ of the same service succeeds (same dedup key: one alert per service, not one per
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from integrations.notify.http import call
-from integrations.notify.webhook import Outcome
+from pydantic import Field, field_validator
+
+from app.config.base import EnvName
+from integrations.notify.http import call, failed
+from integrations.notify.interface import (
+    HookBase,
+    HookEnv,
+    HookEvent,
+    HookKind,
+    Outcome,
+    Plan,
+    PublicURL,
+    release_url,
+    required_secret,
+)
 
 # A failed or aborted release triggers the service's alert; a succeeded one resolves it.
 EVENTS = ("failed", "aborted", "succeeded")
@@ -57,3 +70,48 @@ def build_event(
 def enqueue(api_url: str, event: dict[str, Any], timeout: float) -> Outcome:
     outcome, _ = call("POST", api_url.rstrip("/") + "/v2/enqueue", timeout=timeout, body=event)
     return outcome
+
+
+class PagerDutyHook(HookBase):
+    """PagerDuty Events v2: trigger on failure (one alert per service), resolve when a later release succeeds."""
+
+    type: Literal["pagerduty"]
+    on: list[HookEvent] = Field(["failed", "succeeded"], min_length=1)
+
+    @field_validator("on")
+    @classmethod
+    def _pages_only_for_outcomes(cls, events: list[str]) -> list[str]:
+        # Only these mean something to an on-call rotation: a failure pages, a later success resolves.
+        wrong = [e for e in events if e not in ("failed", "aborted", "succeeded")]
+        if wrong:
+            raise ValueError(
+                f"PagerDuty acts on failed, aborted and succeeded only; remove {', '.join(wrong)} "
+                "(a page for every started release would wake someone for nothing)"
+            )
+        return events
+
+    routing_key_env: EnvName = Field(
+        "PAGERDUTY_ROUTING_KEY", description="Environment variable holding the integration's routing key."
+    )
+    api_url: str = Field("https://events.pagerduty.com", pattern=r"^https?://")
+    severity: Literal["critical", "error", "warning", "info"] = "error"
+    public_url: PublicURL = None
+
+
+def plan(hook: PagerDutyHook, fields: dict[str, Any], config: Any) -> Plan:
+    return f"{hook.api_url.rstrip('/')}/v2/enqueue", {}
+
+
+def send(hook: PagerDutyHook, delivery: dict[str, Any], env: HookEnv | None = None) -> tuple[Outcome, list[str]]:
+    if delivery["event"] not in EVENTS:  # `started` or `step_passed` must not page anyone
+        return failed(
+            f"a PagerDuty hook acts on {', '.join(EVENTS)} only, not {delivery['event']}: remove it from `on`"
+        ), []
+    key = required_secret(hook.routing_key_env, "the PagerDuty routing key")
+    event = build_event(
+        key, delivery["event"], delivery["payload"]["release"], hook.severity, release_url(hook, delivery["release_id"])
+    )
+    return enqueue(hook.api_url, event, timeout=hook.timeout), [key]
+
+
+KIND = HookKind(PagerDutyHook, send, "PagerDuty Events v2: page on failure, resolve on a later success", plan=plan)

@@ -7,11 +7,25 @@ redacted from everything recorded. Slack answers 200 `ok`; 400 `invalid_payload`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
+from pydantic import Field
+
+from app.config.base import EnvName
 from app.models import CheckResult
 from integrations.notify.http import call
-from integrations.notify.webhook import Outcome
+from integrations.notify.interface import (
+    HookBase,
+    HookEnv,
+    HookEvent,
+    HookKind,
+    Outcome,
+    Plan,
+    PublicURL,
+    release_url,
+    required_secret,
+)
 
 ICONS = {"succeeded": ":white_check_mark:", "failed": ":x:", "aborted": ":octagonal_sign:", "started": ":rocket:"}
 MAX_CHECKS = 12
@@ -94,3 +108,30 @@ def build_message(
 def post(url: str, message: dict[str, Any], timeout: float) -> Outcome:
     outcome, _ = call("POST", url, timeout=timeout, body=message)
     return outcome
+
+
+class SlackHook(HookBase):
+    """A Slack incoming webhook. Its URL is a secret: it comes from the environment (`url_env`)."""
+
+    type: Literal["slack"]
+    on: list[HookEvent] = Field(["succeeded", "failed", "aborted"], min_length=1)
+    url_env: EnvName = Field("SLACK_WEBHOOK_URL", description="Environment variable holding the webhook URL.")
+    public_url: PublicURL = None
+
+
+def plan(hook: SlackHook, fields: dict[str, Any], config: Any) -> Plan:
+    return f"slack incoming webhook (${hook.url_env})", {}
+
+
+def send(hook: SlackHook, delivery: dict[str, Any], env: HookEnv | None = None) -> tuple[Outcome, list[str]]:
+    url = required_secret(hook.url_env, "the Slack incoming webhook URL")
+    evaluations = env.store.evaluations(delivery["release_id"]) if env is not None else []
+    message = build_message(
+        delivery["event"], delivery["payload"]["release"], evaluations, release_url(hook, delivery["release_id"])
+    )
+    # The whole URL is the secret, and so is its path (hooks.slack.com/services/T../B../<secret>).
+    path = urlsplit(url).path
+    return post(url, message, timeout=hook.timeout), [url, path] + [p for p in path.split("/") if len(p) >= 8]
+
+
+KIND = HookKind(SlackHook, send, "a Slack incoming webhook message with the deciding checks", plan=plan)

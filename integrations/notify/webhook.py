@@ -12,10 +12,13 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import requests
+from pydantic import Field
+
+from app.config.base import Duration, EnvName
+from integrations.notify.interface import HookBase, HookEnv, HookKind, Outcome, Plan, env_secret, render_payload
 
 USER_AGENT = "Sluice-Webhook/1"
 
@@ -35,18 +38,6 @@ def verify(secret: str, header: str, body: bytes, tolerance: float = 300.0, now:
         return False
     expected = sign(secret, timestamp, body).split("v1=", 1)[1]
     return hmac.compare_digest(expected, parts.get("v1", ""))
-
-
-@dataclass
-class Outcome:
-    """One delivery attempt. `retry_after` is set when the receiver asked us to wait."""
-
-    ok: bool
-    status: int | None
-    excerpt: str
-    retryable: bool
-    retry_after: float | None = None
-    error: str | None = None
 
 
 def post(
@@ -91,3 +82,28 @@ def parse_retry_after(value: str | None) -> float | None:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+class WebhookHook(HookBase):
+    """A signed JSON POST: `Sluice-Signature: t=<unix>,v1=<hex HMAC-SHA256 of '<t>.<body>'>`."""
+
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret_env: EnvName | None = Field(None, description="Environment variable holding the signing secret.")
+    payload: dict[str, Any] | None = Field(
+        None, description="Extra JSON fields; strings may use {service} {source_version} {target_version} ..."
+    )
+    timeout: Duration = 5.0
+
+
+def plan(hook: WebhookHook, fields: dict[str, Any], config: Any) -> Plan:
+    return hook.url, render_payload(hook.payload, fields) if hook.payload else {}
+
+
+def send(hook: WebhookHook, delivery: dict[str, Any], env: HookEnv | None = None) -> tuple[Outcome, list[str]]:
+    secret = env_secret(hook.secret_env, "the signing secret")
+    outcome = post(hook.url, delivery["payload"], delivery["id"], delivery["event"], secret, timeout=hook.timeout)
+    return outcome, [secret] if secret else []
+
+
+KIND = HookKind(WebhookHook, send, "a signed JSON POST to any URL", plan=plan)

@@ -2,6 +2,7 @@
 
 The scale benchmark showed a tick's cost to be mostly its HTTP queries to Prometheus. A
 worker runs due ticks in batches (workers.tick.run_ticks); before the batch, `prime_batch`
+(PrometheusProvider.prime)
 asks each built-in check once for every (service, version) in the batch, `sum by` the
 release labels, and primes the querier with the answers to the exact per-release queries
 the ticks will make. The ticks then run unchanged: a primed query is answered from memory,
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
-from app.context import Context, UnknownService
+from app.config.policy import PolicyConfig
 from app.models import Release
 from app.names import check_label_value
 from integrations.prometheus import queries
+from integrations.prometheus.client import PrometheusQuerier
+from integrations.prometheus.config import PrometheusConfig
 from integrations.prometheus.observe import template_variables
 from integrations.prometheus.promql import escape_string, render, window
 
@@ -29,18 +33,20 @@ def _alternation(values: set[str]) -> str:
     return escape_string("|".join(sorted(re.escape(check_label_value(v, "label value")) for v in values)))
 
 
-def prime_batch(ctx: Context, releases: list[Release], at: float) -> int:
-    """Ask grouped queries for these releases and prime ctx.prometheus; returns how many answers."""
-    prom = ctx.config.prometheus
+def prime_batch(
+    prom: PrometheusConfig,
+    metrics: dict[str, Any],
+    work: list[tuple[Release, PolicyConfig]],
+    querier: PrometheusQuerier,
+    at: float,
+) -> int:
+    """Ask grouped queries for these (running release, its policy) pairs and prime the querier;
+    returns how many answers. No work forgets what was primed."""
     keys = queries.group_labels(prom)
     # (grouped template, window) -> [(the single query a tick will make, its release's label values)]
     groups: dict[tuple[str, str], list[tuple[str, tuple[str, ...]]]] = {}
-    for release in releases:
+    for release, policy in work:
         if release.state != "running":
-            continue
-        try:
-            _, _, policy = ctx.locate(release)
-        except UnknownService:
             continue
         win = window(policy.query_window)
         variables = template_variables(release, win)
@@ -48,7 +54,7 @@ def prime_batch(ctx: Context, releases: list[Release], at: float) -> int:
             grouped = queries.grouped_check_template(check, prom)
             if grouped is None:
                 continue
-            single = queries.check_template(check, prom, ctx.config.metrics)
+            single = queries.check_template(check, prom, metrics)
             versions = [release.target_version]
             if check.max_over_stable is not None:
                 versions.append(release.source_version)
@@ -65,7 +71,7 @@ def prime_batch(ctx: Context, releases: list[Release], at: float) -> int:
         text = grouped.replace("{window}", win)
         for placeholder, values in zip(("{services}", "{versions}", "{namespaces}"), columns, strict=False):
             text = text.replace(placeholder, _alternation(set(values)))
-        series, error = ctx.prometheus.query_vector(text, at)
+        series, error = querier.query_vector(text, at)
         if error is not None:
             log.info("grouped query failed (%s); ticks will ask one by one", error)
             continue
@@ -83,5 +89,5 @@ def prime_batch(ctx: Context, releases: list[Release], at: float) -> int:
                 elif found[labels] is not None:
                     answers[query] = (found[labels], None)
                 # NaN/Inf: not primed; the single query gives its own explanation.
-    ctx.prometheus.prime(answers, at)
+    querier.prime(answers, at)
     return len(answers)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from app.config import CheckConfig, MetricConfig, PolicyConfig, PrometheusConfig
+from app.config.policy import CheckConfig, PolicyConfig
 from app.models import CheckObservation, Release
 from integrations.prometheus import queries
+from integrations.prometheus.config import MetricConfig, PrometheusConfig
 from integrations.prometheus.promql import render, window
 
 

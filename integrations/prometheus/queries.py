@@ -16,7 +16,8 @@ round-trip decimal, which is what both clients write (0.5 -> "0.5", 0.025 -> "0.
 
 from __future__ import annotations
 
-from app.config import CheckConfig, MetricConfig, PrometheusConfig
+from app.config.policy import CheckConfig
+from integrations.prometheus.config import MetricConfig, PrometheusConfig
 
 
 def selector(prom: PrometheusConfig) -> str:
@@ -63,6 +64,16 @@ def error_rate_template(prom: PrometheusConfig) -> str:
 def step_requests_template(prom: PrometheusConfig) -> str:
     """Requests served by one version over `{window}` (the time since the step started)."""
     return f"sum(increase({prom.requests_metric}{{{selector(prom)}}}[{{window}}]))"
+
+
+def status_counts_template(prom: PrometheusConfig) -> str:
+    """Requests served by one version over `{window}`, one series per status code."""
+    return f"sum by ({prom.status_label}) (increase({prom.requests_metric}{{{selector(prom)}}}[{{window}}]))"
+
+
+def bucket_counts_template(prom: PrometheusConfig) -> str:
+    """Cumulative latency-histogram counts of one version over `{window}`, one series per bucket bound."""
+    return f"sum by (le) (increase({prom.latency_histogram}_bucket{{{selector(prom)}}}[{{window}}]))"
 
 
 def check_template(check: CheckConfig, prom: PrometheusConfig, metrics: dict[str, MetricConfig]) -> str:

@@ -37,6 +37,7 @@ from app.models import Release
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.prometheus.observe import observe_checks, observe_step_requests
 from tests.integration.prom_data import (
+    BUCKETS,
     Traffic,
     expected_error_rate,
     expected_fraction_under,
@@ -377,7 +378,6 @@ metrics:
 def test_one_grouped_query_per_check_gives_each_release_what_its_own_queries_give(prom_url: str) -> None:
     from app.config import parse_config
     from app.context import Context
-    from integrations.prometheus.batch import prime_batch
 
     ctx = Context(config=parse_config(BATCH_CONFIG.format(url=prom_url)), prometheus_url=prom_url)
     releases = [
@@ -391,7 +391,7 @@ def test_one_grouped_query_per_check_gives_each_release_what_its_own_queries_giv
         observe_checks(canary, ctx.config.prometheus, ctx.config.metrics, r, ctx.prometheus, AT) for r in releases
     ]
 
-    primed = prime_batch(ctx, releases, AT)
+    primed = ctx.prime_metrics(releases, AT)
     # 3 built-in checks; the error check also asks for the stable version: 4 queries per release.
     assert primed == 8
     sent: list[str] = []  # what still goes to Prometheus once primed
@@ -407,3 +407,48 @@ def test_one_grouped_query_per_check_gives_each_release_what_its_own_queries_giv
     assert by_name["errors"].stable_value == pytest.approx(expected_error_rate(STABLE))
     goshop = {o.name: o for o in batched[1]}
     assert goshop["errors"].stable_value is None and "no data" in (goshop["errors"].error or "")
+
+
+# --- response counts (for a judge that compares candidate and stable on counts) ----------------------
+
+
+def per_second(n: float) -> float:
+    return n / STEP
+
+
+@pytest.mark.parametrize("traffic", [CANDIDATE, STABLE, GO_STYLE], ids=lambda t: t.version)
+def test_response_counts_by_class_and_buckets_match_the_data(prom_url: str, traffic: Traffic) -> None:
+    from integrations.prometheus.provider import PrometheusProvider
+
+    provider = PrometheusProvider(PROM, prom_url)
+    seconds = 300
+    try:
+        counts = provider.response_counts(traffic.app, traffic.version, traffic.namespace, AT - seconds, AT)
+    finally:
+        provider.close()
+    assert counts.error is None
+    assert counts.requests == pytest.approx(expected_requests_between(traffic, seconds, STEP), rel=0.02)
+    assert set(counts.by_class) == {"2xx", "3xx", "4xx", "5xx"}
+    for cls in ("2xx", "3xx", "4xx", "5xx"):
+        n = sum(c for code, c in traffic.codes.items() if code[0] == cls[0])
+        assert counts.by_class[cls] == pytest.approx(per_second(n) * seconds, rel=0.02, abs=1e-9)
+    bounds = [b for b, _ in counts.buckets]
+    assert bounds == [*BUCKETS, float("inf")]  # "1" and "1.0" spellings read as one bound, ascending
+    for bound, value in counts.buckets:
+        n = sum(c for v, c in traffic.latencies if v <= bound)
+        assert value == pytest.approx(per_second(n) * seconds, rel=0.02, abs=1e-9)
+
+
+def test_response_counts_say_why_there_is_no_data(prom_url: str) -> None:
+    from integrations.prometheus.provider import PrometheusProvider
+
+    provider = PrometheusProvider(PROM, prom_url)
+    try:
+        missing = provider.response_counts("shop", "9.9.9", "prod", AT - 60, AT)
+        empty = provider.response_counts("shop", CANDIDATE.version, "prod", AT, AT)
+        bad = provider.response_counts("shop", 'x"}', "prod", AT - 60, AT)
+    finally:
+        provider.close()
+    assert missing.requests is None and missing.error and missing.error.startswith("no data")
+    assert empty.error and "empty interval" in empty.error
+    assert bad.error and "cannot build the query" in bad.error

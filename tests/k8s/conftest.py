@@ -12,7 +12,7 @@ from app.config import parse_config
 from app.context import Context
 from integrations.kubernetes import health
 from integrations.kubernetes.cluster import forget_clients
-from integrations.kubernetes.permissions import API_CALLS
+from integrations.registry.routers import API_CALLS
 from tests.integration.fakes import FakePrometheus
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.k8s.sim import Sim
@@ -47,7 +47,7 @@ def api() -> Iterator[FakeApiServer]:
         forget_clients()
         health._kubes.clear()
     unexpected = server.calls - API_CALLS
-    assert not unexpected, f"calls outside integrations/kubernetes/permissions.py: {unexpected}"
+    assert not unexpected, f"calls outside integrations.registry.routers.API_CALLS: {unexpected}"
 
 
 @pytest.fixture

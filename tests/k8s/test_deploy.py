@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from app.config import parse_config
-from integrations.kubernetes.permissions import API_CALLS
+from integrations.registry.routers import API_CALLS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

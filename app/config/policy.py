@@ -1,0 +1,98 @@
+"""Policies: steps, checks and tolerance. What the pure decision core (app.decide) reads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from app.config.base import Duration, Name, Strict, no_duplicates
+
+CheckKind = Literal["latency", "request_rate", "error_rate", "query"]
+
+
+class CheckConfig(Strict):
+    """One check: a measured value and the threshold it must meet at every evaluation."""
+
+    name: Name
+    type: CheckKind = Field(
+        description="latency: fraction of responses faster than `under`; request_rate: requests/min; "
+        "error_rate: fraction of 5xx responses; query: a metric from `metrics`."
+    )
+    under: Duration | None = Field(None, description="latency: the response-time bound, e.g. 500ms.")
+    metric: Name | None = Field(None, description="query: the name of a metric in `metrics`.")
+    min: float | None = None
+    max: float | None = None
+    max_over_stable: float | None = Field(
+        None, description="Fail when candidate - stable exceeds this (same query, same window)."
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> CheckConfig:
+        if self.type == "latency" and self.under is None:
+            raise ValueError("a latency check needs `under`, the response-time bound (e.g. under: 500ms)")
+        if self.type != "latency" and self.under is not None:
+            raise ValueError("`under` only applies to a latency check")
+        if self.type == "query" and not self.metric:
+            raise ValueError("a query check needs `metric`: the name of an entry in `metrics`")
+        if self.type != "query" and self.metric:
+            raise ValueError("`metric` only applies to a check of type query")
+        if self.min is None and self.max is None and self.max_over_stable is None:
+            raise ValueError("a check needs a threshold: min, max or max_over_stable")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class StepConfig(Strict):
+    weight: int = Field(ge=0, le=100, description="Percent of traffic on the candidate during this step.")
+    duration: Duration | None = Field(None, description="The step lasts at least this long.")
+    requests: int | None = Field(
+        None, ge=1, description="...and until the candidate has served this many requests in the step."
+    )
+    pause: bool = Field(False, description="Pause after this step until someone resumes or promotes.")
+
+
+class PolicyConfig(Strict):
+    name: Name
+    interval: Duration = Field(10.0, description="How often checks are evaluated.")
+    window: Duration | None = Field(None, description="PromQL range window (default: max(interval, 30s)).")
+    steps: list[StepConfig] = Field(min_length=1)
+    checks: list[CheckConfig] = Field(default_factory=list)
+    tolerance: int = Field(
+        0, ge=0, le=100, description="Consecutive failed evaluations tolerated before the release fails."
+    )
+    on_no_data: Literal["fail", "hold", "pass"] = Field(
+        "hold",
+        description="What a check with no data means: fail it, hold the step (never promote), or pass it.",
+    )
+    no_data_timeout: Duration | None = Field(
+        None, description="With on_no_data: hold, fail the release after holding this long without data."
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _positive_interval(cls, v: float) -> float:
+        if v < 0.5:
+            raise ValueError("interval must be at least 500ms")
+        return v
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_reach_full_traffic(cls, steps: list[StepConfig]) -> list[StepConfig]:
+        if steps and steps[-1].weight != 100:
+            raise ValueError(
+                f"the last step has weight {steps[-1].weight}; the last step must reach 100 "
+                "(all traffic on the candidate) before promotion"
+            )
+        return steps
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_checks(cls, checks: list[CheckConfig]) -> list[CheckConfig]:
+        no_duplicates([c.name for c in checks], "check")
+        return checks
+
+    @property
+    def query_window(self) -> float:
+        return self.window if self.window is not None else max(self.interval, 30.0)

@@ -1,0 +1,40 @@
+"""The metric provider interface: what a release's checks and its judge ask a metrics backend.
+
+Nothing here raises for a bad query or an unreachable backend: the reason goes into the
+observation's (or the counts') `error`, so a tick always decides. Implementations:
+integrations/prometheus/provider.py; the registry is integrations/registry/metrics.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from app.config.policy import PolicyConfig
+from app.models import CheckObservation, Release, ResponseCounts
+
+
+class MetricProvider(Protocol):
+    def observe_checks(
+        self, policy: PolicyConfig, metrics: dict[str, Any], release: Release, at: float
+    ) -> list[CheckObservation]:
+        """One observation per check of the policy at time `at`: the candidate's value over the
+        policy's window and, for a check with max_over_stable, the stable version's."""
+        ...
+
+    def step_requests(self, release: Release, at: float, since: float) -> float | None:
+        """Requests the candidate served between `since` and `at`; None if unknown."""
+        ...
+
+    def response_counts(self, service: str, version: str, namespace: str, start: float, end: float) -> ResponseCounts:
+        """One version's responses over [start, end]: total, by status class, latency buckets."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchPrimer(Protocol):
+    """Optional: ask once for a batch of releases before their ticks run (Prometheus: one grouped
+    query per check instead of one per release). `prime([], metrics, 0)` forgets the answers."""
+
+    def prime(self, work: list[tuple[Release, PolicyConfig]], metrics: dict[str, Any], at: float) -> int: ...

@@ -1,0 +1,1 @@
+"""Routers: how Sluice splits a service's traffic between versions (interface.py, registry.py)."""
