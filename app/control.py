@@ -28,7 +28,7 @@ def control(ctx: Context, release_id: str, action: str, actor: str = "api", reas
     if action not in ACTIONS:
         raise ControlError(404, f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
     # Wait briefly for a running tick to finish rather than racing it.
-    with release_context(release_id), ctx.store.lock("release:" + release_id, ttl=30, wait=10) as acquired:
+    with release_context(release_id), ctx.store.release_lock(release_id, ttl=30, wait=10) as acquired:
         if not acquired:
             raise ControlError(409, "the release is busy (a tick is running); try again in a few seconds")
         release = ctx.store.get(release_id)

@@ -42,10 +42,6 @@ _STATE_FOR_KIND = {
 }
 
 
-def tick_member(release: Release) -> str:
-    return f"tick:{release.id}:{release.seq}"
-
-
 def _route(ctx: Context, release: Release) -> tuple[ApplicationConfig, ServiceConfig]:
     """The release's application and service (its router), even if its policy left the configuration."""
     app = ctx.config.application(release.application)
@@ -107,7 +103,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
             deliveries += plan_deliveries(ctx.config, passed, "step_passed", now)
         elif event_type in ("started", "succeeded", "failed", "aborted"):
             deliveries += plan_deliveries(ctx.config, new, event_type, now)
-    new.hooks = new.hooks + [d["id"] for d in deliveries if d["id"] not in new.hooks]
+    new.hooks = new.hooks + [d.id for d in deliveries if d.id not in new.hooks]
 
     if decision.weights is not None and decision.weights != release.desired_weights:
         new.desired_weights = dict(decision.weights)
@@ -128,7 +124,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         previous_seq=release.seq,
         stable_version=stable,
     )
-    metrics.record_decision(ctx.store.r, release, new, kind, decision.results)
+    metrics.record_decision(ctx.store, release, new, kind, decision.results)
     log.info(
         "release %s: %s (%s)",
         new.id,

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from app.config import HookConfig, SluiceConfig
-from app.models import Release
+from app.models import Delivery, Release
 
 _FIELD_RE = re.compile(r"\{([a-z_.]+)\}")
 
@@ -97,7 +97,7 @@ def circleci_api_url(config: SluiceConfig) -> str:
     return (os.environ.get("CIRCLECI_API_URL") or config.circleci.api_url).rstrip("/")
 
 
-def plan_deliveries(config: SluiceConfig, release: Release, event: str, now: float) -> list[dict[str, Any]]:
+def plan_deliveries(config: SluiceConfig, release: Release, event: str, now: float) -> list[Delivery]:
     fields = release_fields(release)
     deliveries = []
     for hook in config.hooks:
@@ -122,4 +122,4 @@ def plan_deliveries(config: SluiceConfig, release: Release, event: str, now: flo
                 "next_attempt_at": now,
             }
         )
-    return deliveries
+    return [Delivery.model_validate(d) for d in deliveries]

@@ -49,8 +49,7 @@ def release_detail(ctx: Context, release: Release) -> dict[str, Any]:
     data["evaluations"] = [e.model_dump() for e in ctx.store.evaluations(release.id)]
     data["events"] = [e.model_dump() for e in ctx.store.events(release.id)]
     data["duplicate_notifications"] = ctx.store.duplicates(release.id)
-    deliveries = ctx.store.deliveries(release.hooks)
-    for d in deliveries:
-        d["target"] = safe_url(d.get("target", ""))
-    data["hook_deliveries"] = deliveries
+    data["hook_deliveries"] = [
+        d.model_copy(update={"target": safe_url(d.target)}).model_dump() for d in ctx.store.deliveries(release.hooks)
+    ]
     return data

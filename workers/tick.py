@@ -27,19 +27,24 @@ LOCK_TTL = 60.0
 def run_tick(release_id: str, seq: int) -> str:
     """RQ entry point. Returns what happened, for the job's result and the logs."""
     ctx = get_context()
-    with release_context(release_id), metrics.timed_tick(ctx.store.r, release_id, seq):
+    with release_context(release_id), metrics.timed_tick(ctx.store, release_id, seq):
         outcome = tick(ctx, release_id, seq)
-    metrics.count_tick(ctx.store.r, outcome)
+    metrics.count_tick(ctx.store, _tick_result(outcome))
     return outcome
 
 
+def _tick_result(outcome: str) -> str:
+    head = outcome.split(":", 1)[0].strip()
+    return head if head in ("stale", "busy", "gone") else ("idle" if "nothing to evaluate" in outcome else "decided")
+
+
 def tick(ctx: Context, release_id: str, seq: int) -> str:
-    with ctx.store.lock("release:" + release_id, ttl=LOCK_TTL) as acquired:
+    with ctx.store.release_lock(release_id, ttl=LOCK_TTL) as acquired:
         if not acquired:
             return "busy: another tick holds this release"
         release = ctx.store.get(release_id)
         if release is None:
-            ctx.store.unschedule(f"tick:{release_id}:{seq}")
+            ctx.store.unschedule_tick(release_id, seq)
             return "gone"
         if release.seq != seq:
             return f"stale: release is at seq {release.seq}, this tick was for {seq}"
@@ -51,7 +56,7 @@ def tick(ctx: Context, release_id: str, seq: int) -> str:
         release = apply_weights(ctx, release)  # repair a decision whose effect was not confirmed
         if release.terminal or release.state == "paused":
             if release.weights_applied:
-                ctx.store.unschedule(f"tick:{release.id}:{release.seq}")
+                ctx.store.unschedule_tick(release.id, release.seq)
             return f"{release.state}: nothing to evaluate"
         if not release.weights_applied:
             return "router not yet updated; retrying"

@@ -42,5 +42,5 @@ def release_page(release_id: str):
 def prometheus_metrics():
     registry = current_app.extensions.get("sluice_metrics")
     if registry is None:
-        registry = current_app.extensions["sluice_metrics"] = metrics.registry(lambda: get_context().store.r)
+        registry = current_app.extensions["sluice_metrics"] = metrics.registry(lambda: get_context().store)
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

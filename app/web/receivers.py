@@ -17,7 +17,6 @@ from flask import Response, jsonify, url_for
 
 from app.context import Context
 from app.intake import Intake
-from app.store import PREFIX, _text
 from app.web.errors import ApiError
 
 EVENT_TTL = 7 * 24 * 3600
@@ -41,19 +40,12 @@ def any_json_body(raw: bytes) -> dict[str, Any]:
 def claim_event(ctx: Context, source: str, event_key: str) -> str | None:
     """Claim an event for processing (SET NX with a short TTL). None: ours to process; otherwise what
     the first delivery of it recorded (a release id, a reason, or "processing")."""
-    key = f"{PREFIX}event:{source}:{event_key}"
-    # SET NX GET (Redis 7): claim and read what was there in one round trip.
-    seen = ctx.store.r.set(key, _PROCESSING, nx=True, ex=PROCESSING_TTL, get=True)
-    return None if seen is None else _text(seen)
+    return ctx.store.claim_event(source, event_key, _PROCESSING, PROCESSING_TTL)
 
 
 def settle_event(ctx: Context, source: str, event_key: str, outcome: str | None) -> None:
     """Record what an event led to; None forgets it (processing failed: the sender's retry is welcome)."""
-    key = f"{PREFIX}event:{source}:{event_key}"
-    if outcome is None:
-        ctx.store.r.delete(key)
-    else:
-        ctx.store.r.set(key, outcome, ex=EVENT_TTL)
+    ctx.store.settle_event(source, event_key, outcome, EVENT_TTL)
 
 
 def process_once(ctx: Context, source: str, event_key: str, handle: Callable[[], tuple[Response, str]]) -> Response:

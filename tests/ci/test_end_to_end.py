@@ -36,7 +36,7 @@ def run_until_settled(ctx: Context, rid: str, timeout: float = 20.0) -> Release:
         SimpleWorker([queue], connection=ctx.store.r).work(burst=True, logging_level="WARNING")
         rel = get(ctx, rid)
         deliveries = ctx.store.deliveries(rel.hooks)
-        if rel.terminal and rel.weights_applied and all(d["state"] != "pending" for d in deliveries):
+        if rel.terminal and rel.weights_applied and all(d.state != "pending" for d in deliveries):
             assert len(queue.failed_job_registry) == 0
             return rel
         time.sleep(0.05)

@@ -15,7 +15,7 @@ import pytest
 from app.config import ConfigError, parse_config
 from app.context import Context
 from app.intake import start_release
-from app.models import CIContext, Release
+from app.models import CIContext, Delivery, Release
 from app.store import PREFIX
 from app.web import create_app
 from tests.ci.conftest import CIRCLE_TOKEN, PD_KEY, PUBLIC_URL, SLUG, ci_config, get
@@ -52,7 +52,7 @@ def make_ctx(
     return ctx
 
 
-def delivery(ctx: Context, did: str) -> dict:
+def delivery(ctx: Context, did: str) -> Delivery:
     d = ctx.store.get_delivery(did)
     assert d is not None
     return d
@@ -77,8 +77,8 @@ def test_approve_pages_through_jobs_and_approves_the_held_one(ctx: Context, circ
     assert [r.path.partition("?")[2] for r in gets] == ["", "page-token=tok2", "page-token=tok4"]
     assert all(r.headers["Circle-Token"] == CIRCLE_TOKEN for r in circle.requests)
     d = delivery(ctx, did)
-    assert d["state"] == "delivered" and d["attempts"][0]["status"] == 202
-    assert d["target"] == f"{circle.base}/workflow/{wf}/approve"
+    assert d.state == "delivered" and d.attempts[0].status == 202
+    assert d.target == f"{circle.base}/workflow/{wf}/approve"
 
 
 def test_nothing_on_hold_fails_without_retry(ctx: Context, circle: FakeCircleCI) -> None:
@@ -88,8 +88,8 @@ def test_nothing_on_hold_fails_without_retry(ctx: Context, circle: FakeCircleCI)
     out = deliver(ctx, f"{rel.id}:succeeded:approve")
     assert "no approval job is on hold" in out and "not retried" in out, out
     d = delivery(ctx, f"{rel.id}:succeeded:approve")
-    assert d["state"] == "failed" and len(d["attempts"]) == 1
-    assert "released-by-sluice (approval, canceled)" in d["attempts"][0]["error"]
+    assert d.state == "failed" and len(d.attempts) == 1
+    assert "released-by-sluice (approval, canceled)" in d.attempts[0].error
 
 
 def test_an_approval_that_already_landed_is_delivered(ctx: Context, circle: FakeCircleCI) -> None:
@@ -100,10 +100,7 @@ def test_an_approval_that_already_landed_is_delivered(ctx: Context, circle: Fake
     rel = release(ctx, workflow_id=wf)
     out = deliver(ctx, f"{rel.id}:succeeded:approve")
     assert out.startswith("delivered"), out
-    assert (
-        delivery(ctx, f"{rel.id}:succeeded:approve")["attempts"][0]["response"]
-        == "already approved: released-by-sluice"
-    )
+    assert delivery(ctx, f"{rel.id}:succeeded:approve").attempts[0].response == "already approved: released-by-sluice"
     assert not [r for r in circle.requests if r.method == "POST"]
 
 
@@ -120,7 +117,7 @@ def test_approve_honours_429_retry_after_and_retries_5xx(ctx: Context, circle: F
     circle.fail_next(Fault(502, b"<html>Bad gateway</html>"))
     assert deliver(ctx, did).startswith("retry")
     assert deliver(ctx, did).startswith("delivered")
-    assert [a["status"] for a in delivery(ctx, did)["attempts"]] == [429, 502, 202]
+    assert [a.status for a in delivery(ctx, did).attempts] == [429, 502, 202]
     assert circle.approved == [(wf, "released-by-sluice")]
 
 
@@ -212,7 +209,7 @@ def test_a_200_with_a_message_is_not_a_triggered_pipeline(
     out = deliver(ctx, f"{rel.id}:succeeded:run")
     assert "created no pipeline: No workflow was run" in out and "not retried" in out, out
     d = delivery(ctx, f"{rel.id}:succeeded:run")
-    assert d["state"] == "failed" and d["attempts"][0]["status"] == 200 and d["attempts"][0]["ok"] is False
+    assert d.state == "failed" and d.attempts[0].status == 200 and d.attempts[0].ok is False
     ctx.store.r.close()
 
 
@@ -274,8 +271,8 @@ def test_slack_invalid_payload_is_not_retried_and_429_is(ctx: Context, slack: Fa
     slack.fail_next(Fault(400, b"invalid_payload"))
     assert deliver(ctx, did) == "slack answered 400: invalid_payload; not retried"
     d = delivery(ctx, did)
-    assert [a["status"] for a in d["attempts"]] == [429, 400]
-    assert d["target"] == "slack incoming webhook ($SLACK_WEBHOOK_URL)"
+    assert [a.status for a in d.attempts] == [429, 400]
+    assert d.target == "slack incoming webhook ($SLACK_WEBHOOK_URL)"
 
 
 def test_slack_url_is_never_recorded_or_shown(ctx: Context, slack: FakeSlack) -> None:
@@ -329,7 +326,7 @@ def test_pagerduty_400_not_retried_429_and_5xx_retried(
     monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "too-short-key")
     out = deliver(ctx, did)
     assert out.startswith("pager answered 400: Event object is invalid") and out.endswith("not retried"), out
-    assert [a["status"] for a in delivery(ctx, did)["attempts"]] == [429, 503, 400]
+    assert [a.status for a in delivery(ctx, did).attempts] == [429, 503, 400]
     assert "too-short-key" not in str(delivery(ctx, did))
 
 
@@ -358,10 +355,10 @@ def test_a_worker_killed_mid_call_is_recorded_and_counts_towards_max_attempts(ct
     did = f"{rel.id}:succeeded:slack"
     _killed_mid_call(ctx, slack, did)
     d = delivery(ctx, did)
-    assert d["state"] == "pending" and [a["error"] for a in d["attempts"]] == [INTERRUPTED]
+    assert d.state == "pending" and [a.error for a in d.attempts] == [INTERRUPTED]
     assert "interrupted" in create_app().test_client().get(f"/api/v1/releases/{rel.id}").get_data(as_text=True)
     assert deliver(ctx, did).startswith("delivered")
-    assert [a["status"] for a in delivery(ctx, did)["attempts"]] == [None, 200]
+    assert [a.status for a in delivery(ctx, did).attempts] == [None, 200]
     # A delivery that kills its worker every time (max_attempts: 3) is given up, not retried forever.
     rel = release(ctx, version="2.0.372")
     did = f"{rel.id}:succeeded:slack"
@@ -369,7 +366,7 @@ def test_a_worker_killed_mid_call_is_recorded_and_counts_towards_max_attempts(ct
         _killed_mid_call(ctx, slack, did)
     sent = len(slack.requests)
     assert deliver(ctx, did) == "slack: gave up after 3 attempts"
-    assert len(slack.requests) == sent and delivery(ctx, did)["state"] == "failed"
+    assert len(slack.requests) == sent and delivery(ctx, did).state == "failed"
 
 
 def test_pagerduty_never_pages_for_a_release_that_merely_started(

@@ -104,7 +104,7 @@ def test_succeeded_release_delivers_a_signed_webhook(ctx: Context, receiver: Web
     assert rel.hooks == [did]
     delivery = ctx.store.get_delivery(did)
     assert delivery is not None
-    assert delivery["state"] == "pending" and delivery["attempts"] == [] and delivery["event"] == "succeeded"
+    assert delivery.state == "pending" and delivery.attempts == [] and delivery.event == "succeeded"
     assert hook_score(ctx, did) is not None
     assert receiver.requests == []  # planned, not sent, until the delivery job runs
 
@@ -129,8 +129,8 @@ def test_succeeded_release_delivers_a_signed_webhook(ctx: Context, receiver: Web
 
     delivery = ctx.store.get_delivery(did)
     assert delivery is not None
-    assert delivery["state"] == "delivered" and len(delivery["attempts"]) == 1
-    assert delivery["attempts"][0]["status"] == 200 and delivery["attempts"][0]["ok"] is True
+    assert delivery.state == "delivered" and len(delivery.attempts) == 1
+    assert delivery.attempts[0].status == 200 and delivery.attempts[0].ok is True
     assert hook_score(ctx, did) is None
     assert "hook_delivered" in [e.type for e in ctx.store.events(rel.id)]
     # Delivered once: running the job again sends nothing.
@@ -181,17 +181,17 @@ def test_server_error_then_success_records_two_attempts(ctx: Context, receiver: 
     out = deliver(ctx, did)
     assert out.startswith("retry"), out
     delivery = ctx.store.get_delivery(did)
-    assert delivery is not None and delivery["state"] == "pending"
-    assert [a["status"] for a in delivery["attempts"]] == [500]
-    assert delivery["attempts"][0]["response"] == "upstream down"
+    assert delivery is not None and delivery.state == "pending"
+    assert [a.status for a in delivery.attempts] == [500]
+    assert delivery.attempts[0].response == "upstream down"
     score = hook_score(ctx, did)
     assert score is not None and before + 0.8 - 0.05 <= score <= time.time() + 1.2  # backoff(1): 1s +-20%
-    assert score == pytest.approx(delivery["next_attempt_at"])
+    assert score == pytest.approx(delivery.next_attempt_at)
 
     assert deliver(ctx, did).startswith("delivered")
     delivery = ctx.store.get_delivery(did)
-    assert delivery is not None and delivery["state"] == "delivered"
-    assert [a["status"] for a in delivery["attempts"]] == [500, 200]
+    assert delivery is not None and delivery.state == "delivered"
+    assert [a.status for a in delivery.attempts] == [500, 200]
     assert hook_score(ctx, did) is None
     assert [r.headers["Sluice-Delivery"] for r in receiver.requests] == [did, did]
 
@@ -204,7 +204,7 @@ def test_429_retry_after_is_honoured(ctx: Context, receiver: WebhookReceiver) ->
     score = hook_score(ctx, did)
     assert score is not None and before + 1.0 <= score <= time.time() + 1.0
     delivery = ctx.store.get_delivery(did)
-    assert delivery is not None and delivery["state"] == "pending" and delivery["attempts"][0]["status"] == 429
+    assert delivery is not None and delivery.state == "pending" and delivery.attempts[0].status == 429
 
 
 def test_400_fails_without_retry(ctx: Context, receiver: WebhookReceiver) -> None:
@@ -213,7 +213,7 @@ def test_400_fails_without_retry(ctx: Context, receiver: WebhookReceiver) -> Non
     out = deliver(ctx, did)
     assert "400" in out and "not retried" in out
     delivery = ctx.store.get_delivery(did)
-    assert delivery is not None and delivery["state"] == "failed" and len(delivery["attempts"]) == 1
+    assert delivery is not None and delivery.state == "failed" and len(delivery.attempts) == 1
     assert hook_score(ctx, did) is None
     assert deliver(ctx, did) == "already failed"
     assert len(receiver.requests) == 1
@@ -227,7 +227,7 @@ def test_gives_up_after_max_attempts(ctx: Context, receiver: WebhookReceiver) ->
     assert outs[0].startswith("retry") and outs[1].startswith("retry")
     assert "gave up after 3 attempts" in outs[2]
     delivery = ctx.store.get_delivery(did)
-    assert delivery is not None and delivery["state"] == "failed" and len(delivery["attempts"]) == 3
+    assert delivery is not None and delivery.state == "failed" and len(delivery.attempts) == 3
     assert hook_score(ctx, did) is None
 
 
@@ -238,8 +238,8 @@ def test_unreachable_receiver_is_retried(ctx: Context, receiver: WebhookReceiver
     assert out.startswith("retry"), out
     delivery = ctx.store.get_delivery(did)
     assert delivery is not None
-    attempt = delivery["attempts"][0]
-    assert attempt["status"] is None and "could not reach" in attempt["error"]
+    attempt = delivery.attempts[0]
+    assert attempt.status is None and "could not reach" in attempt.error
     assert hook_score(ctx, did) is not None
 
 
@@ -252,7 +252,7 @@ def test_missing_secret_fails_the_delivery_without_sending(
     assert SECRET_ENV in out
     assert receiver.requests == []
     delivery = ctx.store.get_delivery(did)
-    assert delivery is not None and delivery["state"] == "failed"
+    assert delivery is not None and delivery.state == "failed"
 
 
 def test_secret_never_recorded_or_shown(ctx: Context, receiver: WebhookReceiver) -> None:
@@ -262,8 +262,8 @@ def test_secret_never_recorded_or_shown(ctx: Context, receiver: WebhookReceiver)
     deliver(ctx, did)
     deliver(ctx, did)
     delivery = ctx.store.get_delivery(did)
-    assert delivery is not None and delivery["state"] == "delivered"
-    assert "[redacted]" in delivery["attempts"][0]["response"]
+    assert delivery is not None and delivery.state == "delivered"
+    assert "[redacted]" in delivery.attempts[0].response
 
     # Nothing in Redis holds the secret.
     r = ctx.store.r
@@ -310,7 +310,7 @@ def test_scheduler_runs_ticks_and_deliveries_end_to_end(ctx: Context, receiver: 
         enqueued += enqueue_due(ctx.store, queue)
         SimpleWorker([queue], connection=ctx.store.r).work(burst=True, logging_level="WARNING")
         delivery = ctx.store.get_delivery(did)
-        if delivery is not None and delivery["state"] != "pending":
+        if delivery is not None and delivery.state != "pending":
             break
         time.sleep(0.1)
 
@@ -318,8 +318,8 @@ def test_scheduler_runs_ticks_and_deliveries_end_to_end(ctx: Context, receiver: 
     assert rel.state == "succeeded", rel
     assert ctx.store.stable_version("shop", "api") == "2.1.0"
     delivery = ctx.store.get_delivery(did)
-    assert delivery is not None and delivery["state"] == "delivered"
-    assert [a["status"] for a in delivery["attempts"]] == [500, 200]
+    assert delivery is not None and delivery.state == "delivered"
+    assert [a.status for a in delivery.attempts] == [500, 200]
     assert len(receiver.requests) == 2
     # start, advance, advance, promote = 4 ticks; 2 delivery attempts.
     assert enqueued >= 6
