@@ -38,7 +38,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "decisions": ("Release decisions recorded, by kind (start, hold, advance, promote, fail, abort...).", ("kind",)),
     "releases_finished": ("Releases that reached a final state, by state.", ("state",)),
     "hook_deliveries": ("Hook delivery attempts, by hook and outcome (delivered, failed, retry).", ("hook", "outcome")),
-    "ticks": ("Release ticks run, by result (decided, stale, busy, gone, idle).", ("result",)),
+    "ticks": ("Release ticks run, by result (decided, idle, waiting, stale, busy, gone).", ("result",)),
 }
 # name -> (help, bucket upper bounds in seconds)
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
@@ -107,7 +107,7 @@ def timed_tick(store: Store, release_id: str, seq: int) -> Iterator[None]:
 
 
 def count_tick(store: Store, result: str) -> None:
-    """Count a tick by its bounded result label (decided, stale, busy, gone, idle)."""
+    """Count a tick by its result (workers.tick.TickKind: a bounded label)."""
     try:
         store.metrics.add([("ticks", (result,))])
     except StoreUnavailable:

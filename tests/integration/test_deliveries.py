@@ -155,7 +155,7 @@ def test_started_and_step_passed_hooks_have_deterministic_ids(ctx: Context, rece
 
     rid = start_release(ctx, "admin", "5.1.0").release.id
     tick(ctx, rid, 0)
-    assert tick(ctx, rid, get(ctx, rid).seq).startswith("pause")
+    assert str(tick(ctx, rid, get(ctx, rid).seq)).startswith("pause")
     control(ctx, rid, "resume")
     rel = finish(ctx, rid)
     assert rel.state == "succeeded"

@@ -22,7 +22,7 @@ from app.intake import CLAIM_BACKSTOP_SECONDS, IntakeError, start_release
 from app.models import Event, Observations, Release
 from app.store import PREFIX
 from tests.integration.fakes import FakePrometheus, FakeRouter, config_text
-from workers.tick import tick
+from workers.tick import TickKind, tick
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def due_score(ctx: Context, member: str) -> float | None:
 
 
 def tick_once(ctx: Context, rid: str) -> str:
-    return tick(ctx, rid, get(ctx, rid).seq)
+    return str(tick(ctx, rid, get(ctx, rid).seq))
 
 
 def drive(ctx: Context, rid: str, timeout: float = 8.0, pause: float = 0.1) -> Release:
@@ -179,8 +179,8 @@ def test_passing_release_walks_the_steps_and_promotes(ctx: Context, prom: FakePr
 def test_failing_metrics_fail_on_first_evaluation(ctx: Context, prom: FakePrometheus, router: FakeRouter) -> None:
     prom.values = {"1.1.0": 0.3, "1.0.0": 0.0}
     rid = start_release(ctx, "web", "1.1.0").release.id
-    assert tick(ctx, rid, 0).startswith("start")
-    assert tick(ctx, rid, 1).startswith("fail")
+    assert str(tick(ctx, rid, 0)).startswith("start")
+    assert str(tick(ctx, rid, 1)).startswith("fail")
 
     rel = get(ctx, rid)
     assert rel.state == "failed"
@@ -194,7 +194,7 @@ def test_failing_metrics_fail_on_first_evaluation(ctx: Context, prom: FakePromet
     assert len(evals) == 1 and evals[0].verdict == "fail" and evals[0].value == pytest.approx(0.3)
     types = event_types(ctx, rid)
     assert "failed" in types and types[-1] == "weights_set"
-    assert tick(ctx, rid, rel.seq).startswith("failed: nothing")
+    assert str(tick(ctx, rid, rel.seq)).startswith("failed: nothing")
 
 
 def test_unhealthy_candidate_fails(ctx: Context, router: FakeRouter) -> None:
@@ -237,11 +237,11 @@ def test_request_volume_gate_and_comparison_with_stable(ctx: Context, prom: Fake
 
 def test_duplicate_tick_is_stale(ctx: Context, router: FakeRouter) -> None:
     rid = start_release(ctx, "api", "2.1.0").release.id
-    assert tick(ctx, rid, 0).startswith("start")
+    assert str(tick(ctx, rid, 0)).startswith("start")
     before = get(ctx, rid)
     events_before = ctx.store.events(rid)
 
-    assert tick(ctx, rid, 0).startswith("stale")
+    assert str(tick(ctx, rid, 0)).startswith("stale")
     assert get(ctx, rid) == before
     assert ctx.store.events(rid) == events_before
     assert len(router.calls) == 1
@@ -252,16 +252,16 @@ def test_tick_while_locked_is_busy(ctx: Context, router: FakeRouter) -> None:
     before = get(ctx, rid)
     with ctx.store.lock("release:" + rid) as acquired:
         assert acquired
-        assert tick(ctx, rid, 0).startswith("busy")
+        assert str(tick(ctx, rid, 0)).startswith("busy")
     assert get(ctx, rid) == before
     assert router.calls == []
     assert event_types(ctx, rid) == ["created"]
-    assert tick(ctx, rid, 0).startswith("start")  # the lock is free again
+    assert str(tick(ctx, rid, 0)).startswith("start")  # the lock is free again
 
 
 def test_tick_for_unknown_release_is_gone_and_unscheduled(ctx: Context) -> None:
     ctx.store.schedule("tick:r-nope:3", time.time())
-    assert tick(ctx, "r-nope", 3) == "gone"
+    assert tick(ctx, "r-nope", 3).kind == TickKind.GONE
     assert ctx.store.due_count() == 0
 
 
@@ -285,7 +285,7 @@ def test_crash_between_record_and_act_is_repaired_by_next_tick(ctx: Context, rou
     assert due_score(ctx, f"tick:{rid}:1") is not None
     assert due_score(ctx, f"tick:{rid}:0") is None
 
-    result = tick(ctx, rid, 1)
+    result = str(tick(ctx, rid, 1))
     assert router.applied_weights("web")[0] == {"1.0.0": 90, "1.1.0": 10}
     stored = get(ctx, rid)
     assert stored.weights_applied
@@ -306,7 +306,7 @@ def test_crash_after_terminal_decision_restores_stable(ctx: Context, router: Fak
     score = due_score(ctx, f"tick:{rid}:{aborted.seq}")
     assert score is not None and score == pytest.approx(now + ROUTER_RETRY_SECONDS, abs=0.01)
 
-    assert tick(ctx, rid, aborted.seq).startswith("aborted")
+    assert str(tick(ctx, rid, aborted.seq)).startswith("aborted")
     assert router.weights["api"] == {"2.0.0": 100, "2.1.0": 0}
     assert get(ctx, rid).weights_applied
     assert ctx.store.due_count() == 0
@@ -338,7 +338,7 @@ def test_router_error_during_tick_repair_keeps_retrying(ctx: Context, router: Fa
     router.fail_next(2, retryable=True)
     tick(ctx, rid, 0)
     seq = get(ctx, rid).seq
-    assert tick(ctx, rid, seq).startswith("router not yet updated")
+    assert str(tick(ctx, rid, seq)).startswith("router not yet updated")
     assert get(ctx, rid).seq == seq
     assert due_score(ctx, f"tick:{rid}:{seq}") is not None
     assert event_types(ctx, rid).count("router_error") == 2
@@ -374,7 +374,7 @@ def test_pause_holds_and_resume_continues(ctx: Context, router: FakeRouter) -> N
 
     calls = len(router.calls)
     for _ in range(3):
-        out = tick(ctx, rid, paused.seq)
+        out = str(tick(ctx, rid, paused.seq))
         assert out.startswith("paused")
     assert get(ctx, rid) == paused
     assert len(router.calls) == calls
@@ -464,7 +464,7 @@ def test_new_version_supersedes_running_release(ctx: Context, router: FakeRouter
     tick(ctx, new.id, 0)
     assert router.weights["web"] == {"1.0.0": 90, "1.1.0": 0, "1.2.0": 10}
     # The old release's late ticks do nothing.
-    assert tick(ctx, old, old_rel.seq).startswith("aborted")
+    assert str(tick(ctx, old, old_rel.seq)).startswith("aborted")
     assert router.weights["web"]["1.2.0"] == 10
 
 
@@ -571,7 +571,7 @@ def test_policy_removed_from_config_fails_release_to_stable(
     tick(ctx, rid, 0)
     text = config_text().replace("policy: quick", "policy: canary").replace("name: quick", "name: quick-v2")
     new_ctx = _reconfigured(ctx, router, prom, text)
-    out = tick(new_ctx, rid, get(ctx, rid).seq)
+    out = str(tick(new_ctx, rid, get(ctx, rid).seq))
     assert out.startswith("fail"), out
     rel = get(ctx, rid)
     assert rel.state == "failed" and rel.weights_applied
@@ -590,14 +590,14 @@ def test_service_removed_from_config_fails_release_without_looping(
         ctx, router, prom, config_text().replace("      - {name: api, policy: quick, stable_version: 2.0.0}\n", "")
     )
     assert new_ctx.config.find_service("api") == []
-    out = tick(new_ctx, rid, get(ctx, rid).seq)
+    out = str(tick(new_ctx, rid, get(ctx, rid).seq))
     assert out.startswith("fail"), out
     rel = get(ctx, rid)
     assert rel.state == "failed" and rel.reason is not None and "not in the configuration" in rel.reason
     # Sluice cannot reach this service's router any more: it says so and stops retrying.
     assert "router_error" in event_types(ctx, rid)
     assert ctx.store.due_count() == 0
-    assert tick(new_ctx, rid, rel.seq).startswith("failed")
+    assert str(tick(new_ctx, rid, rel.seq)).startswith("failed")
     new_ctx.store.r.close()
 
 
@@ -631,7 +631,7 @@ def test_intake_dying_after_storing_a_release_loses_nothing(ctx: Context, router
     assert ctx.store.active_release("shop", "web") == old
     assert due_score(ctx, "tick:r-orphan:0") == pytest.approx(now + CLAIM_BACKSTOP_SECONDS)
 
-    assert tick(ctx, "r-orphan", 0).startswith("start")
+    assert str(tick(ctx, "r-orphan", 0)).startswith("start")
     assert get(ctx, old).state == "aborted"
     assert ctx.store.active_release("shop", "web") == "r-orphan"
     assert router.applied_weights("web")[-2:] == [{"1.0.0": 100}, {"1.0.0": 90, "1.2.0": 10}]
@@ -644,6 +644,6 @@ def test_an_older_pending_release_does_not_take_the_service_from_a_newer_one(ctx
     tick(ctx, newer, 0)
     before = time.time() - 60
     store_unclaimed(ctx, "r-older", "1.2.0", before, first_tick_at=before)
-    assert tick(ctx, "r-older", 0).startswith("abort: superseded")
+    assert str(tick(ctx, "r-older", 0)).startswith("abort: superseded")
     assert get(ctx, newer).state == "running" and ctx.store.active_release("shop", "web") == newer
     assert router.weights["web"]["1.3.0"] == 10

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 def tick_now(ctx: Context, rid: str) -> str:
     rel = ctx.store.get(rid)
     assert rel is not None
-    return tick(ctx, rid, rel.seq)
+    return str(tick(ctx, rid, rel.seq))
 
 
 @pytest.mark.parametrize("router", ["gateway-api", "ingress-nginx", "contour"])

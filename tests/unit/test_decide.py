@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.config import CheckConfig, PolicyConfig, StepConfig
-from app.decide import decide
+from app.decide import decide, fail_back
 from app.models import CheckObservation, Observations, Release
 
 T0 = 1_700_000_000.0
@@ -237,3 +237,12 @@ def test_reason_names_every_failing_check():
     assert d.kind == "fail"
     assert d.reason.startswith("check 'errors' failed: 0.3 is above the maximum 0.01")
     assert d.reason.endswith("; also failed: 'fast' (0.4)")
+
+
+def test_fail_back_puts_all_traffic_on_stable_and_keeps_the_failure_count():
+    rel = release(consecutive_failures=2, desired_weights={"1.0.370": 50, "1.0.371": 50})
+    failed = fail_back(rel, "router: no server for 1.0.371")
+    assert failed.kind == "fail" and failed.weights == {"1.0.370": 100}
+    assert failed.consecutive_failures == 2 and failed.reason == "router: no server for 1.0.371"
+    aborted = fail_back(rel, "superseded", kind="abort", consecutive_failures=0)
+    assert aborted.kind == "abort" and aborted.weights == {"1.0.370": 100} and aborted.consecutive_failures == 0

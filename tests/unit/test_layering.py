@@ -15,14 +15,13 @@ PACKAGES = ("app", "workers", "integrations")
 EXEMPT = {Path("app/store"), Path("workers/worker.py")}
 
 REDIS_COMMANDS = (
-    "get set delete exists expire pexpire ttl incr incrby hset hsetnx hget hmget hgetall hincrby hincrbyfloat "
-    "lpush rpush lrange llen zadd zrem zscore zcard zcount zrange zrevrange zrangebyscore mget scan_iter "
-    "keys pipeline eval evalsha register_script"
-).split()
+    r"get|set|delete|exists|p?expire|ttl|incr(by)?|hset(nx)?|h?mget|hget(all)?|hincrby(float)?|[lr]push|lrange|llen"
+    r"|z(add|rem|score|card|count|range|revrange|rangebyscore)|scan_iter|keys|pipeline|eval(sha)?|register_script"
+)
 RULES = {
     "imports redis": re.compile(r"^\s*(import redis\b|from redis\b)", re.M),
     "reaches for the store's connection": re.compile(r"\bstore\.r\b|\bself\.r\b"),
-    "calls a Redis command": re.compile(r"\.r\.(" + "|".join(REDIS_COMMANDS) + r")\("),
+    "calls a Redis command": re.compile(r"\.r\.(" + REDIS_COMMANDS + r")\("),
     "spells a Redis key": re.compile(
         r"[\"'](sluice|tick|hook|lock|release|dedup|deploy|active|stable|due|delivery|event|metrics|rq):(?!\s)"
     ),
