@@ -2,7 +2,7 @@
 
 No I/O here. The tick (workers/tick.py) loads, observes, calls `decide`, then acts and
 records. Everything Sluice promises about a release is a property of this module and is
-tested without Redis or HTTP (tests/unit/test_decide.py):
+tested without Redis or HTTP (tests/app/test_decide.py):
 
 - never promote while a check of the current step fails, or has no data under
   `on_no_data: fail` (or `hold`);

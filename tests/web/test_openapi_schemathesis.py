@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.web import create_app
 from app.web.openapi import build_spec
-from tests.web.conftest import AUTH
+from tests.support.web import AUTH
 from workers.deliver import run_delivery
 from workers.tick import run_tick
 

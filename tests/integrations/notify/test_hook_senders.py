@@ -18,9 +18,9 @@ from app.intake import start_release
 from app.models import CIContext, Delivery, Release
 from app.store import PREFIX
 from app.web import create_app
-from tests.ci.conftest import CIRCLE_TOKEN, PD_KEY, PUBLIC_URL, SLUG, ci_config, get
-from tests.ci.fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault
-from tests.integration.fakes import BASE_CONFIG, FakePrometheus, FakeRouter
+from tests.support.ci import CIRCLE_TOKEN, PD_KEY, PUBLIC_URL, SLUG, ci_config, get
+from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault
+from tests.support.fakes import BASE_CONFIG, FakePrometheus, FakeRouter
 from workers.deliver import INTERRUPTED, deliver
 from workers.tick import tick
 

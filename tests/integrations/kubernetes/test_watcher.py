@@ -11,8 +11,8 @@ import redis
 
 from app.context import Context
 from app.intake import IntakeError, start_release
-from tests.k8s.fake_apiserver import FakeApiServer
-from tests.k8s.sim import Sim, running_watcher, wait_for
+from tests.support.fake_apiserver import FakeApiServer
+from tests.support.sim import Sim, running_watcher, wait_for
 from workers.watcher import Watcher, ci_from_annotations
 
 pytestmark = pytest.mark.integration

@@ -2,9 +2,9 @@
 old one, the watcher finds it, the release shifts traffic through the cluster's router in steps,
 watches the pods and the metrics, and promotes or puts all traffic back on stable.
 
-The API server is tests/k8s/fake_apiserver.py (real HTTP; the official client, unmocked), Prometheus
-is the HTTP-level fake from tests/integration/fakes.py, Redis is real, and the ticks run as the
-scheduler would run them (tests/k8s/sim.py: Engine)."""
+The API server is tests/support/fake_apiserver.py (real HTTP; the official client, unmocked), Prometheus
+is the HTTP-level fake from tests/support/fakes.py, Redis is real, and the ticks run as the
+scheduler would run them (tests/support/sim.py: Engine)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import pytest
 
 from app.context import Context
 from app.models import Release
-from integrations.kubernetes.routers import CANARY, CANARY_WEIGHT
-from tests.integration.fakes import FakePrometheus
-from tests.k8s.fake_apiserver import FakeApiServer
-from tests.k8s.sim import CONTOUR, GW, ING, NS, Sim, running_engine, running_watcher, wait_for
+from tests.support.cluster import cluster_weights, setup_cluster
+from tests.support.fake_apiserver import FakeApiServer
+from tests.support.fakes import FakePrometheus
+from tests.support.sim import CONTOUR, GW, ING, NS, Sim, running_engine, running_watcher, wait_for
 
 pytestmark = pytest.mark.integration
 ROUTERS = ["gateway-api", "ingress-nginx", "contour"]
@@ -30,48 +30,6 @@ CI = {
     "circleci.com/build-url": "https://app.circleci.com/pipelines/gh/bluesky/web/371",
     "circleci.com/job-name": "deploy-canary",
 }
-
-
-def version_of_services(api: FakeApiServer) -> dict[str, str]:
-    return {
-        s["metadata"]["name"]: s["metadata"]["labels"]["sluice.io/version"]
-        for s in api.list("", "services", NS)
-        if (s["metadata"].get("labels") or {}).get("sluice.io/version")
-    }
-
-
-def cluster_weights(api: FakeApiServer, router: str) -> dict[str, int]:
-    """What the cluster's router object says now, read independently of Sluice's code."""
-    names = version_of_services(api)
-    if router == "gateway-api":
-        refs = api.get(*GW, NS, "web")["spec"]["rules"][1]["backendRefs"]  # type: ignore[index]
-        return {names.get(r["name"], r["name"]): r.get("weight", 1) for r in refs}
-    if router == "contour":
-        refs = api.get(*CONTOUR, NS, "web")["spec"]["routes"][1]["services"]  # type: ignore[index]
-        return {names.get(r["name"], r["name"]): r.get("weight", 1) for r in refs}
-    primary = api.get(*ING, NS, "web")
-    assert primary is not None
-    base = primary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
-    canary = api.get(*ING, NS, "web-sluice-canary")
-    out = {names.get(base, base): 100}
-    if canary:
-        ann = canary["metadata"]["annotations"]
-        cname = canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
-        share = int(ann[CANARY_WEIGHT]) if ann.get(CANARY) == "true" else 0
-        out[names.get(base, base)] -= share
-        out[names.get(cname, cname)] = out.get(names.get(cname, cname), 0) + share
-    return out
-
-
-def setup_cluster(sim: Sim, router: str) -> None:
-    sim.root_service("web")
-    sim.deployment("web", "1.0.0", replicas=3)
-    if router == "gateway-api":
-        sim.httproute("web", "web")
-    elif router == "contour":
-        sim.httpproxy("web", "web")
-    else:
-        sim.ingress("web", "web")
 
 
 def wait_terminal(ctx: Context, rid: str, timeout: float = 20.0) -> Release:

@@ -21,11 +21,11 @@ from werkzeug.serving import make_server
 
 from app.context import Context
 from app.web import create_app
-from tests.ci.conftest import API_TOKEN, SLUG, get
+from tests.support.ci import API_TOKEN, SLUG, get
 from workers.tick import tick
 
 pytestmark = pytest.mark.integration
-CIRCLECI = Path(__file__).resolve().parents[2] / "integrations" / "circleci"
+CIRCLECI = Path(__file__).resolve().parents[3] / "integrations" / "circleci"
 ORB = yaml.safe_load((CIRCLECI / "orb" / "orb.yml").read_text())
 EXAMPLE = yaml.safe_load((CIRCLECI / "example-config.yml").read_text())
 BUILTIN_STEPS = {

@@ -12,7 +12,7 @@ from app.store import PREFIX
 from app.web import create_app
 from app.web.receivers import claim_event
 from integrations.circleci.events import VERSION_FIELDS, render_version, sign, verify_signature
-from tests.ci.conftest import SLUG, WEBHOOK_SECRET, get, job_completed, signed
+from tests.support.ci import SLUG, WEBHOOK_SECRET, get, job_completed, signed
 
 pytestmark = pytest.mark.integration
 

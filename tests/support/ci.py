@@ -1,22 +1,18 @@
-"""Fixtures for the CI / on-call integration tests: real Redis, the fake Prometheus and router from
-tests/integration/fakes.py, and local CircleCI / Slack / PagerDuty servers (tests/ci/fakes.py)."""
+"""CI / on-call test helpers: the tokens and secrets the tests configure, a configuration with every
+hook kind, CircleCI payloads and their signatures."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from app.config import parse_config
-from app.context import Context, set_context
+from app.context import Context
 from app.models import Release
 from integrations.circleci.events import sign
-from tests.ci.fakes import FakeCircleCI, FakePagerDuty, FakeSlack
-from tests.integration.fakes import BASE_CONFIG, FakePrometheus, FakeRouter
+from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty
+from tests.support.fakes import BASE_CONFIG
 
 CIRCLE_TOKEN = "circle-api-token-0123456789abcdef"
 WEBHOOK_SECRET = "circleci-webhook-secret-for-tests"
@@ -75,63 +71,6 @@ argo:
     - {{name: api-rollout, service: api, image: ghcr.io/acme/api}}
 """
     )
-
-
-@pytest.fixture
-def circle() -> Iterator[FakeCircleCI]:
-    server = FakeCircleCI(CIRCLE_TOKEN).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    server = FakeSlack().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def pagerduty() -> Iterator[FakePagerDuty]:
-    server = FakePagerDuty().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, slack: FakeSlack) -> pytest.MonkeyPatch:
-    monkeypatch.setenv("CIRCLECI_TOKEN", CIRCLE_TOKEN)
-    monkeypatch.setenv("CIRCLECI_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    monkeypatch.setenv("SLUICE_API_TOKEN", API_TOKEN)
-    monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
-    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", PD_KEY)
-    monkeypatch.setenv("SLUICE_PUBLIC_URL", PUBLIC_URL)
-    monkeypatch.delenv("CIRCLECI_API_URL", raising=False)
-    return monkeypatch
-
-
-@pytest.fixture
-def ctx(
-    redis_url: str,
-    prom: FakePrometheus,
-    router: FakeRouter,
-    circle: FakeCircleCI,
-    pagerduty: FakePagerDuty,
-    env: pytest.MonkeyPatch,
-) -> Iterator[Context]:
-    context = Context(config=parse_config(ci_config(circle, pagerduty)), redis_url=redis_url, prometheus_url=prom.url)
-    context._routers["shop"] = router
-    set_context(context)
-    yield context
-    set_context(None)
-    context.prometheus.close()
-    context.store.r.close()
 
 
 def job_completed(

@@ -17,7 +17,7 @@ from app.context import Context, set_context
 from app.demo.stack import free_port
 from app.store import PREFIX
 from app.web import MAX_BODY_BYTES, create_app
-from tests.integration.fakes import FakePrometheus, FakeRouter, config_text
+from tests.support.fakes import FakePrometheus, FakeRouter, config_text
 from workers.tick import tick
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.integration.fakes import Recorded, _Server
+from tests.support.fakes import Recorded, _Server
 
 JSON = {"Content-Type": "application/json"}
 

@@ -1,7 +1,7 @@
 """Hook deliveries against a real Redis and a real local webhook receiver; the scheduler with a
 real RQ queue and worker.
 
-The receiver is a real HTTP server (tests/integration/fakes.py) that records every request and
+The receiver is a real HTTP server (tests/support/fakes.py) that records every request and
 answers 200 / 500 / 429 + Retry-After / 400 as programmed.
 """
 
@@ -21,7 +21,7 @@ from app.models import Release
 from app.store import PREFIX
 from app.web import create_app
 from integrations.notify.webhook import USER_AGENT, verify
-from tests.integration.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver, config_text
+from tests.support.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver, config_text
 from workers.deliver import deliver
 from workers.scheduler import QUEUE_NAME, enqueue_due
 from workers.tick import tick

@@ -10,7 +10,7 @@ import yaml
 from app.config import parse_config
 from integrations.kubernetes.permissions import API_CALLS
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 
 
 def load() -> list[dict[str, Any]]:

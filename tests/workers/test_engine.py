@@ -1,7 +1,7 @@
 """The release engine against a real Redis: intake, ticks, crash repair, router errors,
 control, supersede and no-data handling.
 
-The router is an in-memory implementation of our own Router protocol (tests/integration/fakes.py);
+The router is an in-memory implementation of our own Router protocol (tests/support/fakes.py);
 Prometheus is a real local HTTP server speaking /api/v1/query, queried by the real
 prometheus-api-client through PrometheusQuerier.
 """
@@ -21,7 +21,7 @@ from app.engine import ROUTER_RETRY_SECONDS, commit_decision
 from app.intake import CLAIM_BACKSTOP_SECONDS, IntakeError, start_release
 from app.models import Event, Observations, Release
 from app.store import PREFIX
-from tests.integration.fakes import FakePrometheus, FakeRouter, config_text
+from tests.support.fakes import FakePrometheus, FakeRouter, config_text
 from workers.tick import TickKind, tick
 
 pytestmark = pytest.mark.integration

@@ -13,28 +13,10 @@ from app.context import Context
 from integrations.kubernetes import health
 from integrations.kubernetes.cluster import forget_clients
 from integrations.kubernetes.permissions import API_CALLS
-from tests.integration.fakes import FakePrometheus
-from tests.k8s.fake_apiserver import FakeApiServer
-from tests.k8s.sim import Sim
-
-CONFIG = """
-prometheus: {{url: "http://127.0.0.1:1", timeout: 2s}}
-applications:
-  - name: shop
-    namespace: prod
-    cluster: {{kubeconfig: "{kubeconfig}", context: fake, timeout: 3s{cluster_extra}}}
-    router: {{type: {router}}}
-    services:
-      - {{name: web, port: 8080, policy: canary{web_extra}}}
-      - {{name: api, port: 9000, policy: canary, stable_version: 2.0.0, max_restarts: 1}}
-policies:
-  - name: canary
-    interval: 500ms
-    window: 30s
-    steps: [{{weight: 10}}, {{weight: 50}}, {{weight: 100}}]
-    checks:
-      - {{name: errors, type: error_rate, max: 0.05}}
-"""
+from tests.support.cluster import CONFIG
+from tests.support.fake_apiserver import FakeApiServer
+from tests.support.fakes import FakePrometheus
+from tests.support.sim import Sim
 
 
 @pytest.fixture

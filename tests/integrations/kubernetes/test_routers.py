@@ -14,11 +14,10 @@ from app.intake import start_release
 from integrations.kubernetes.cluster import Kube
 from integrations.kubernetes.routers import CANARY_WEIGHT
 from integrations.routing import RouterError
-from tests.integration.fakes import FakePrometheus
-from tests.k8s.conftest import CONFIG
-from tests.k8s.fake_apiserver import FakeApiServer
-from tests.k8s.sim import CONTOUR, GW, ING, NS, Sim
-from tests.k8s.test_release_e2e import cluster_weights, setup_cluster
+from tests.support.cluster import CONFIG, cluster_weights, setup_cluster
+from tests.support.fake_apiserver import FakeApiServer
+from tests.support.fakes import FakePrometheus
+from tests.support.sim import CONTOUR, GW, ING, NS, Sim
 from workers.tick import tick
 
 pytestmark = pytest.mark.integration

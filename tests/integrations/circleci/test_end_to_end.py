@@ -19,9 +19,9 @@ from rq import Queue, SimpleWorker
 from app.context import Context
 from app.models import Release
 from app.web import create_app
-from tests.ci.conftest import CIRCLE_TOKEN, PD_KEY, SLUG, get, job_completed, signed
-from tests.ci.fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault
-from tests.integration.fakes import FakePrometheus, FakeRouter
+from tests.support.ci import CIRCLE_TOKEN, PD_KEY, SLUG, get, job_completed, signed
+from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault
+from tests.support.fakes import FakePrometheus, FakeRouter
 from workers.scheduler import QUEUE_NAME, enqueue_due
 
 pytestmark = pytest.mark.integration

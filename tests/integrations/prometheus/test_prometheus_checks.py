@@ -36,7 +36,7 @@ from app.demo.stack import free_port, require_binary, start_prometheus
 from app.models import Release
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.prometheus.observe import observe_checks, observe_step_requests
-from tests.integration.prom_data import (
+from tests.support.prom_data import (
     Traffic,
     expected_error_rate,
     expected_fraction_under,

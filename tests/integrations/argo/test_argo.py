@@ -15,10 +15,10 @@ import yaml
 from app.context import Context
 from app.web import create_app
 from integrations.argo.notifications import image_tag, split_image
-from tests.ci.conftest import API_TOKEN, get
+from tests.support.ci import API_TOKEN, get
 
 pytestmark = pytest.mark.integration
-ARGO = Path(__file__).resolve().parents[2] / "integrations" / "argo"
+ARGO = Path(__file__).resolve().parents[3] / "integrations" / "argo"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 

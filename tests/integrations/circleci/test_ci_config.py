@@ -13,7 +13,7 @@ from app.config import ConfigError, hook_fields, parse_config
 from app.hooks import release_fields
 from app.models import Release
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 APPS = """
 applications:
   - name: bluesky
