@@ -34,8 +34,9 @@ if n <= tonumber(ARGV[3]) then redis.call('rpush', ARGV[1] .. 'release:' .. id .
 return release
 """
 
-# Release a lock only if we still own it (it may have expired and been taken by another).
-_UNLOCK = """
+# Delete a key only if it still holds our value: a lock we own (it may have expired and been taken
+# by another), or the `active` pointer of a release that has not been superseded.
+_DELETE_IF_EQUAL = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
 """
 
@@ -59,7 +60,7 @@ class Store:
     def __init__(self, client: redis.Redis):
         self.r = client  # for RQ (workers/worker.py) and tests; Sluice's own code calls the methods
         self.metrics = MetricsStore(client)
-        self._unlock = client.register_script(_UNLOCK)
+        self._unlock = client.register_script(_DELETE_IF_EQUAL)
         self._duplicate = client.register_script(_DUPLICATE)
 
     # --- releases ---------------------------------------------------------------------------------
@@ -185,12 +186,7 @@ class Store:
             pipe.set(keys.stable(release.application, release.service), stable_version)
         if release.terminal:
             # Clear `active` only if it still points at this release (a newer one may have taken it).
-            pipe.eval(
-                "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
-                1,
-                keys.active(release.application, release.service),
-                rid,
-            )
+            pipe.eval(_DELETE_IF_EQUAL, 1, keys.active(release.application, release.service), rid)
         pipe.execute()
 
     # --- per-service pointers -----------------------------------------------------------------------

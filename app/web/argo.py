@@ -18,8 +18,9 @@ from app.announcements import Announcement, Ignored
 from app.config import ArgoConfig
 from app.context import get_context
 from app.web.auth import require_token
+from app.web.bodies import any_json_body
 from app.web.openapi import RECEIVER_ANSWERS, doc
-from app.web.receivers import any_json_body, ignored, process_once, start
+from app.web.receivers import ignored, process_once, start
 from integrations.argo.notifications import announce_argocd, announce_rollout
 
 bp = Blueprint("argo", __name__)

@@ -13,9 +13,10 @@ import os
 from flask import Blueprint, Response, request
 
 from app.context import get_context
+from app.web.bodies import any_json_body
 from app.web.errors import ApiError
 from app.web.openapi import RECEIVER_ANSWERS, doc
-from app.web.receivers import answer, any_json_body, ignored, process_once
+from app.web.receivers import answer, ignored, process_once
 from integrations.circleci import events
 
 bp = Blueprint("circleci", __name__)

@@ -1,6 +1,5 @@
-"""What the deploy receivers (deploy notifications, CircleCI, Argo CD, Argo Rollouts) share: lenient
-JSON bodies, once-only processing of a sender's event id, starting the release an integration
-announced, and the answers they give.
+"""What the deploy receivers (deploy notifications, CircleCI, Argo CD, Argo Rollouts) share: once-only
+processing of a sender's event id, starting the release an integration announced, and the answers.
 
 Senders retry on anything but a 2xx, so events Sluice does not act on get a 202 "ignored"
 with the reason, and a repeated event a 200 "duplicate". A repeat that arrives while the first
@@ -10,9 +9,7 @@ retry must not have been acknowledged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from flask import Response, url_for
 
@@ -27,17 +24,6 @@ EVENT_TTL = 7 * 24 * 3600
 # process dies mid-way, the claim expires and the sender's next retry is processed.
 PROCESSING_TTL = 120
 _PROCESSING = "processing"
-
-
-def any_json_body(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object whatever its Content-Type (Argo CD sends none unless configured)."""
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return data
 
 
 def claim_event(ctx: Context, source: str, event_key: str) -> str | None:
