@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from app.context import Context
+from app.decide import fail_back
 from app.engine import apply_weights, commit_decision
 from app.logs import release_context
 from app.models import Decision, Release
@@ -28,7 +29,7 @@ def control(ctx: Context, release_id: str, action: str, actor: str = "api", reas
     if action not in ACTIONS:
         raise ControlError(404, f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
     # Wait briefly for a running tick to finish rather than racing it.
-    with release_context(release_id), ctx.store.lock("release:" + release_id, ttl=30, wait=10) as acquired:
+    with release_context(release_id), ctx.store.release_lock(release_id, ttl=30, wait=10) as acquired:
         if not acquired:
             raise ControlError(409, "the release is busy (a tick is running); try again in a few seconds")
         release = ctx.store.get(release_id)
@@ -42,16 +43,12 @@ def control(ctx: Context, release_id: str, action: str, actor: str = "api", reas
             by = f"release {owner}" if owner else "a newer release"
             raise ControlError(409, f"cannot {action}: {by} has replaced this release; abort it instead")
         why = reason or f"{action} by {actor}"
-        weights = None
-        if action == "promote":
-            weights = release.weights_for(100)
-        elif action == "abort":
-            weights = release.stable_weights()
-        decision = Decision(
-            kind=action,
-            weights=weights,
-            reason=why,
-            consecutive_failures=release.consecutive_failures,
-        )
+        if action == "abort":
+            decision = fail_back(release, why, kind="abort")
+        else:
+            weights = release.weights_for(100) if action == "promote" else None
+            decision = Decision(
+                kind=action, weights=weights, reason=why, consecutive_failures=release.consecutive_failures
+            )
         release = commit_decision(ctx, release, decision, time.time())
         return apply_weights(ctx, release)

@@ -2,7 +2,7 @@
 
 No I/O here. The tick (workers/tick.py) loads, observes, calls `decide`, then acts and
 records. Everything Sluice promises about a release is a property of this module and is
-tested without Redis or HTTP (tests/unit/test_decide.py):
+tested without Redis or HTTP (tests/app/test_decide.py):
 
 - never promote while a check of the current step fails, or has no data under
   `on_no_data: fail` (or `hold`);
@@ -14,6 +14,8 @@ tested without Redis or HTTP (tests/unit/test_decide.py):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Literal
 
 from app.config.policy import CheckConfig, PolicyConfig
 from app.models import CheckObservation, CheckResult, Decision, Observations, Release
@@ -71,6 +73,25 @@ def judge(check: CheckConfig, obs: CheckObservation | None, step: int, now: floa
     if problems:
         return CheckResult(**base, value=value, verdict="fail", detail="; ".join(problems))
     return CheckResult(**base, value=value, verdict="pass", detail=detail)
+
+
+def fail_back(
+    release: Release,
+    reason: str,
+    *,
+    results: Sequence[CheckResult] = (),
+    consecutive_failures: int | None = None,
+    kind: Literal["fail", "abort"] = "fail",
+) -> Decision:
+    """End the release with all traffic back on the stable version: the one way a release fails
+    (a check, the router, the configuration) or is aborted (by hand, or superseded)."""
+    return Decision(
+        kind=kind,
+        weights=release.stable_weights(),
+        results=list(results),
+        reason=reason,
+        consecutive_failures=release.consecutive_failures if consecutive_failures is None else consecutive_failures,
+    )
 
 
 def _health_result(obs: Observations, step: int) -> CheckResult | None:
@@ -160,11 +181,10 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
     results[:0] = cluster
     final = [r for r in cluster if r.verdict == "fail"]
     if final:  # past any tolerance: restarts only grow, a failed rollout does not recover by itself
-        return Decision(
-            kind="fail",
-            weights=release.stable_weights(),
+        return fail_back(
+            release,
+            _failure_reason(final, release, step.weight),
             results=results,
-            reason=_failure_reason(final, release, step.weight),
             consecutive_failures=release.consecutive_failures + 1,
         )
 
@@ -176,12 +196,8 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
     if failed:
         count = release.consecutive_failures + 1
         if count > policy.tolerance:
-            return Decision(
-                kind="fail",
-                weights=release.stable_weights(),
-                results=results,
-                reason=_failure_reason(failed, release, step.weight),
-                consecutive_failures=count,
+            return fail_back(
+                release, _failure_reason(failed, release, step.weight), results=results, consecutive_failures=count
             )
         return Decision(
             kind="hold",
@@ -194,13 +210,10 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
     if no_data and policy.on_no_data == "hold":
         since = release.no_data_since if release.no_data_since is not None else now
         if policy.no_data_timeout is not None and now - since >= policy.no_data_timeout:
-            return Decision(
-                kind="fail",
-                weights=release.stable_weights(),
+            return fail_back(
+                release,
+                _failure_reason(no_data, release, step.weight) + f"; no data for {now - since:.0f}s (no_data_timeout)",
                 results=results,
-                reason=_failure_reason(no_data, release, step.weight)
-                + f"; no data for {now - since:.0f}s (no_data_timeout)",
-                consecutive_failures=release.consecutive_failures,
             )
         return Decision(
             kind="hold",

@@ -15,6 +15,7 @@ import time
 from app import metrics
 from app.config import ApplicationConfig, ServiceConfig
 from app.context import Context, UnknownService
+from app.decide import fail_back
 from app.hooks import plan_deliveries
 from app.models import Decision, Event, Release
 from integrations.routing import RouterError
@@ -42,10 +43,6 @@ _STATE_FOR_KIND = {
 }
 
 
-def tick_member(release: Release) -> str:
-    return f"tick:{release.id}:{release.seq}"
-
-
 def _route(ctx: Context, release: Release) -> tuple[ApplicationConfig, ServiceConfig]:
     """The release's application and service (its router), even if its policy left the configuration."""
     app = ctx.config.application(release.application)
@@ -63,6 +60,17 @@ def _interval(ctx: Context, release: Release) -> float:
     except UnknownService:
         # The policy (or service) left the configuration: tick soon, and the tick fails the release.
         return ROUTER_RETRY_SECONDS
+
+
+def next_tick_at(ctx: Context, release: Release, now: float) -> float | None:
+    """When a release (as just decided) is next ticked: its policy's interval while it runs; soon
+    if its router has not confirmed its weights (a backstop, should the act after the commit die);
+    else never. Committed with the decision, so a crash after the commit still leaves a tick."""
+    if not release.terminal and release.state != "paused":
+        return now + _interval(ctx, release)
+    if not release.weights_applied:
+        return now + ROUTER_RETRY_SECONDS
+    return None
 
 
 def commit_decision(ctx: Context, release: Release, decision: Decision, now: float) -> Release:
@@ -107,18 +115,13 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
             deliveries += plan_deliveries(ctx.config, passed, "step_passed", now)
         elif event_type in ("started", "succeeded", "failed", "aborted"):
             deliveries += plan_deliveries(ctx.config, new, event_type, now)
-    new.hooks = new.hooks + [d["id"] for d in deliveries if d["id"] not in new.hooks]
+    new.hooks = new.hooks + [d.id for d in deliveries if d.id not in new.hooks]
 
     if decision.weights is not None and decision.weights != release.desired_weights:
         new.desired_weights = dict(decision.weights)
         new.weights_applied = False
 
-    next_tick = None
-    if not new.terminal and new.state != "paused":
-        next_tick = now + _interval(ctx, release)
-    elif not new.weights_applied:
-        next_tick = now + ROUTER_RETRY_SECONDS  # backstop: repair the router if the act below dies
-    new.next_tick_at = next_tick
+    next_tick = new.next_tick_at = next_tick_at(ctx, new, now)
     ctx.store.commit(
         new,
         results=decision.results,
@@ -128,7 +131,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         previous_seq=release.seq,
         stable_version=stable,
     )
-    metrics.record_decision(ctx.store.r, release, new, kind, decision.results)
+    metrics.record_decision(ctx.store, release, new, kind, decision.results)
     log.info(
         "release %s: %s (%s)",
         new.id,
@@ -195,17 +198,7 @@ def _router_failed(ctx: Context, release: Release, exc: RouterError, now: float)
     # The router cannot take this release's weights (e.g. no server for the candidate):
     # fail it and put traffic back on stable, which the router can do.
     ctx.store.commit(release, events=[event])
-    failed = commit_decision(
-        ctx,
-        release,
-        Decision(
-            kind="fail",
-            weights=release.stable_weights(),
-            reason=f"router: {exc}",
-            consecutive_failures=release.consecutive_failures,
-        ),
-        now,
-    )
+    failed = commit_decision(ctx, release, fail_back(release, f"router: {exc}"), now)
     return apply_weights(ctx, failed)
 
 

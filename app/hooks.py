@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import HookConfig, SluiceConfig
-from app.models import Release
+from app.models import Delivery, Release
 from integrations.circleci.hooks import circleci_api_url
 from integrations.notify.interface import render_payload
 from integrations.registry.hooks import HOOKS
@@ -44,7 +44,7 @@ def _applies(hook: HookConfig, release: Release, event: str) -> bool:
     )
 
 
-def plan_deliveries(config: SluiceConfig, release: Release, event: str, now: float) -> list[dict[str, Any]]:
+def plan_deliveries(config: SluiceConfig, release: Release, event: str, now: float) -> list[Delivery]:
     fields = release_fields(release)
     deliveries = []
     for hook in config.hooks:
@@ -71,4 +71,4 @@ def plan_deliveries(config: SluiceConfig, release: Release, event: str, now: flo
                 "next_attempt_at": now,
             }
         )
-    return deliveries
+    return [Delivery.model_validate(d) for d in deliveries]

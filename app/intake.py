@@ -15,7 +15,7 @@ from app.context import Context
 from app.control import ControlError, control
 from app.models import CIContext, Event, Release
 from app.names import check_label_value, semver_bump
-from app.store import new_release_id
+from app.store import keys, new_release_id
 from integrations.routing import RouterError
 
 # The first tick is stored with the release, a little later than the intake schedules it, so a
@@ -108,7 +108,7 @@ def start_release(
     app, svc = _resolve(ctx, service, application)
     if namespace is not None and namespace != app.namespace:
         raise IntakeError(400, f"application {app.name!r} is in namespace {app.namespace!r}, not {namespace!r}")
-    dedup_key = f"deploy:{app.name}:{svc.name}:{version}"
+    dedup_key = keys.deploy_dedup(app.name, svc.name, version)
     now = time.time()
     again = Event(at=now, type="duplicate", message=f"{trigger} announced {version} again")
     existing = ctx.store.claim_duplicate(dedup_key, again)
@@ -145,7 +145,7 @@ def start_release(
     if not created:
         return Intake(release, created=False)
     claim_service(ctx, release)
-    ctx.store.schedule(f"tick:{release.id}:{release.seq}", now)
+    ctx.store.schedule_tick(release.id, release.seq, now)
     return Intake(release, created=True)
 
 

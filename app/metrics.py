@@ -7,33 +7,29 @@ HINCRBYFLOAT, a few microseconds in the same round trip as their work) and the w
 reads them back in a custom collector at scrape time. Gauges (releases by state, queue depth)
 are computed from the store at scrape time, so they are never stale.
 
-Keys (prefix `sluice:metrics:`):
-  counter:<name>  hash "<label values joined by \\x1f>" -> count
-  hist:<name>     hash "b:<upper bound>" -> observations in that bucket (not cumulative),
-                  "sum", "count"
+Where they live in Redis is the store's business (app/store/metrics.py).
 
 Recording never raises: a metrics write that fails must not fail a tick.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from typing import Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from app.models import CheckResult, Release
+from app.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from app.store import Store
 
 log = logging.getLogger("sluice.metrics")
-PREFIX = "sluice:metrics:"
-SEP = "\x1f"
-RQ_QUEUE_KEY = "rq:queue:sluice"
 STATES = ("pending", "running", "paused", "succeeded", "failed", "aborted")
 
 # name -> (help, label names)
@@ -42,7 +38,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "decisions": ("Release decisions recorded, by kind (start, hold, advance, promote, fail, abort...).", ("kind",)),
     "releases_finished": ("Releases that reached a final state, by state.", ("state",)),
     "hook_deliveries": ("Hook delivery attempts, by hook and outcome (delivered, failed, retry).", ("hook", "outcome")),
-    "ticks": ("Release ticks run, by result (decided, stale, busy, gone, idle).", ("result",)),
+    "ticks": ("Release ticks run, by result (decided, idle, waiting, stale, busy, gone).", ("result",)),
 }
 # name -> (help, bucket upper bounds in seconds)
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
@@ -64,91 +60,75 @@ def _bucket(bounds: Sequence[float], value: float) -> str:
     return "b:+Inf"
 
 
-def incr(r: redis.Redis, name: str, labels: Sequence[str], by: int = 1, pipe: Any = None) -> None:
-    target = pipe if pipe is not None else r
-    target.hincrby(PREFIX + "counter:" + name, SEP.join(labels), by)
+def _observation(name: str, value: float) -> tuple[str, str, float]:
+    return name, _bucket(HISTOGRAMS[name][1], value), value
 
 
-def observe(r: redis.Redis, name: str, value: float, pipe: Any = None) -> None:
-    bounds = HISTOGRAMS[name][1]
-    p = pipe if pipe is not None else r.pipeline(transaction=False)
-    key = PREFIX + "hist:" + name
-    p.hincrby(key, _bucket(bounds, value), 1)
-    p.hincrbyfloat(key, "sum", value)
-    p.hincrby(key, "count", 1)
-    if pipe is None:
-        p.execute()
-
-
-def record_decision(r: redis.Redis, before: Release, after: Release, kind: str, results: Iterable[CheckResult]) -> None:
+def record_decision(store: Store, before: Release, after: Release, kind: str, results: Iterable[CheckResult]) -> None:
     """After a decision is committed: its evaluations, its kind, and the release's end if it ended."""
+    counts: list[tuple[str, Sequence[str]]] = [("evaluations", (res.name, res.verdict)) for res in results]
+    counts.append(("decisions", (kind,)))
+    if after.terminal and not before.terminal:
+        counts.append(("releases_finished", (after.state,)))
     try:
-        pipe = r.pipeline(transaction=False)
-        for res in results:
-            incr(r, "evaluations", (res.name, res.verdict), pipe=pipe)
-        incr(r, "decisions", (kind,), pipe=pipe)
-        if after.terminal and not before.terminal:
-            incr(r, "releases_finished", (after.state,), pipe=pipe)
-        pipe.execute()
-    except redis.RedisError:
+        store.metrics.add(counts)
+    except StoreUnavailable:
         log.warning("could not record decision metrics", exc_info=True)
 
 
-def record_delivery(r: redis.Redis, hook: str, outcome: str) -> None:
+def record_delivery(store: Store, hook: str, outcome: str) -> None:
     try:
-        incr(r, "hook_deliveries", (hook, outcome))
-    except redis.RedisError:
+        store.metrics.add([("hook_deliveries", (hook, outcome))])
+    except StoreUnavailable:
         log.warning("could not record delivery metrics", exc_info=True)
 
 
 @contextmanager
-def timed_tick(r: redis.Redis, release_id: str, seq: int) -> Iterator[None]:
+def timed_tick(store: Store, release_id: str, seq: int) -> Iterator[None]:
     """Measure a tick: its lag behind the time it was scheduled for, and its duration."""
     started = time.time()
     lag = None
     try:
-        raw = r.get("sluice:release:" + release_id)
-        data = json.loads(raw) if raw else {}
-        if data.get("seq") == seq and data.get("next_tick_at"):
-            lag = max(0.0, started - float(data["next_tick_at"]))
-    except (redis.RedisError, ValueError, TypeError):
+        release = store.get(release_id)
+        if release is not None and release.seq == seq and release.next_tick_at:
+            lag = max(0.0, started - release.next_tick_at)
+    except (StoreUnavailable, ValueError):
         pass
     try:
         yield
     finally:
+        observations = [_observation("tick_duration_seconds", time.time() - started)]
+        if lag is not None:
+            observations.insert(0, _observation("tick_lag_seconds", lag))
         try:
-            pipe = r.pipeline(transaction=False)
-            if lag is not None:
-                observe(r, "tick_lag_seconds", lag, pipe=pipe)
-            observe(r, "tick_duration_seconds", time.time() - started, pipe=pipe)
-            pipe.execute()
-        except redis.RedisError:
+            store.metrics.add(observations=observations)
+        except StoreUnavailable:
             log.warning("could not record tick metrics", exc_info=True)
 
 
-def count_tick(r: redis.Redis, outcome: str) -> None:
-    """Classify a tick's result string ("hold: ...", "stale: ...") into a bounded label."""
-    head = outcome.split(":", 1)[0].strip()
-    result = head if head in ("stale", "busy", "gone") else ("idle" if "nothing to evaluate" in outcome else "decided")
-    with suppress(redis.RedisError):
-        incr(r, "ticks", (result,))
+def count_tick(store: Store, result: str) -> None:
+    """Count a tick by its result (workers.tick.TickKind: a bounded label)."""
+    try:
+        store.metrics.add([("ticks", (result,))])
+    except StoreUnavailable:
+        log.warning("could not record tick metrics", exc_info=True)
 
 
 # --- the web side: read it all back at scrape time ----------------------------------------------------
 
 
-class RedisCollector(Collector):
-    """Exposes the counters and histograms workers wrote to Redis, plus gauges computed now."""
+class StoreCollector(Collector):
+    """Exposes the counters and histograms workers wrote to the store, plus gauges computed now."""
 
-    def __init__(self, client_factory: Any):
-        self._client = client_factory
+    def __init__(self, store_factory: Any):
+        self._store = store_factory
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("sluice_up", "1 when the web process could read Sluice's state from Redis.")
         try:
-            r: redis.Redis = self._client()
-            metrics = [*self._counters(r), *self._histograms(r), *self._gauges(r)]
-        except redis.RedisError as exc:
+            store: Store = self._store()
+            metrics = [*self._counters(store), *self._histograms(store), *self._gauges(store)]
+        except StoreUnavailable as exc:
             log.warning("metrics: Redis unavailable: %s", exc)
             up.add_metric([], 0)
             yield up
@@ -157,18 +137,17 @@ class RedisCollector(Collector):
         up.add_metric([], 1)
         yield up
 
-    def _counters(self, r: redis.Redis) -> Iterator[Metric]:
+    def _counters(self, store: Store) -> Iterator[Metric]:
         for name, (doc, labels) in COUNTERS.items():
             family = CounterMetricFamily("sluice_" + name, doc, labels=list(labels))
-            for field, value in (r.hgetall(PREFIX + "counter:" + name) or {}).items():
-                values = _text(field).split(SEP)
+            for values, value in store.metrics.counter(name).items():
                 if len(values) == len(labels):
-                    family.add_metric(values, float(value))
+                    family.add_metric(list(values), value)
             yield family
 
-    def _histograms(self, r: redis.Redis) -> Iterator[Metric]:
+    def _histograms(self, store: Store) -> Iterator[Metric]:
         for name, (doc, bounds) in HISTOGRAMS.items():
-            raw = {_text(k): float(v) for k, v in (r.hgetall(PREFIX + "hist:" + name) or {}).items()}
+            raw = store.metrics.histogram(name)
             cumulative, buckets = 0.0, []
             for b in bounds:
                 cumulative += raw.get(f"b:{b}", 0.0)
@@ -179,29 +158,20 @@ class RedisCollector(Collector):
             family.add_metric([], buckets, sum_value=raw.get("sum", 0.0))
             yield family
 
-    def _gauges(self, r: redis.Redis) -> Iterator[Metric]:
-        by_state = dict.fromkeys(STATES, 0)
-        ids = r.zrange("sluice:releases", 0, -1)
-        for i in range(0, len(ids), 500):
-            for raw in r.mget(["sluice:release:" + _text(x) for x in ids[i : i + 500]]):
-                if raw:
-                    state = json.loads(raw).get("state")
-                    if state in by_state:
-                        by_state[state] += 1
+    def _gauges(self, store: Store) -> Iterator[Metric]:
+        by_state = store.metrics.releases_by_state()
         releases = GaugeMetricFamily("sluice_releases", "Releases in Redis, by state.", labels=["state"])
-        for state, n in by_state.items():
-            releases.add_metric([state], n)
+        for state in STATES:
+            releases.add_metric([state], by_state.get(state, 0))
         yield releases
-        now = time.time()
         queue = GaugeMetricFamily(
             "sluice_queue_depth",
             "Work waiting: `enqueued` jobs in the RQ queue, `due` ticks and deliveries already due "
             "but not yet enqueued, `scheduled` ticks and deliveries scheduled at all.",
             labels=["queue"],
         )
-        queue.add_metric(["enqueued"], int(r.llen(RQ_QUEUE_KEY)))
-        queue.add_metric(["due"], int(r.zcount("sluice:due", "-inf", now)))
-        queue.add_metric(["scheduled"], int(r.zcard("sluice:due")))
+        for name, depth in store.metrics.queue_depths().items():
+            queue.add_metric([name], depth)
         yield queue
 
 
@@ -209,11 +179,7 @@ def _le(bound: float) -> str:
     return f"{bound:g}"
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def registry(client_factory: Any) -> CollectorRegistry:
+def registry(store_factory: Any) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(RedisCollector(client_factory))
+    reg.register(StoreCollector(store_factory))
     return reg

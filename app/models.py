@@ -153,3 +153,35 @@ class Event(BaseModel):
     type: str
     message: str
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+DeliveryState = Literal["pending", "delivered", "failed"]
+
+
+class DeliveryAttempt(BaseModel):
+    """One call to a hook's receiver. Recorded before the call (as interrupted), then with its answer."""
+
+    at: float
+    duration_ms: float | None = None
+    status: int | None = None
+    ok: bool = False
+    response: str = ""
+    error: str | None = None
+
+
+class Delivery(BaseModel):
+    """A hook delivery: what a release event sends where, and every attempt to send it.
+
+    Its id is derived from (release, event, step, hook), so a redone tick plans the same one."""
+
+    id: str
+    release_id: str
+    hook: str
+    type: str
+    event: str
+    target: str = Field(description="The receiver, without credentials, query or fragment.")
+    payload: dict[str, Any]
+    state: DeliveryState = "pending"
+    attempts: list[DeliveryAttempt] = Field(default_factory=list)
+    created_at: float | None = None
+    next_attempt_at: float | None = None

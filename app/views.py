@@ -1,56 +1,92 @@
-"""What the API, CLI and dashboard show of a release: the whole story in one document."""
+"""What the API, CLI and dashboard show of a release: the whole story in one document.
+
+These models are what GET /api/v1/releases[/<id>] answer, and what /openapi.json describes.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel, Field
 
-from app.config import CheckConfig
+from app.config import CheckConfig, StepConfig
 from app.context import Context
 from app.decide import describe_threshold
-from app.models import Release
+from app.models import CheckResult, Delivery, Event, Release
 from app.redact import safe_url
 
 
-def release_summary(release: Release) -> dict[str, Any]:
-    data = release.model_dump(exclude={"hooks"})
-    data["current_step"] = release.step + 1 if release.step >= 0 else None
-    data["weights"] = release.desired_weights
-    data["duration_seconds"] = round((release.finished_at or release.updated_at) - release.created_at, 1)
-    return data
+class ReleaseSummary(Release):
+    """A release as listed: its record (without hook ids) and what a reader wants at a glance."""
+
+    hooks: list[str] = Field(default_factory=list, exclude=True)
+    current_step: int | None = Field(description="1-based current step, null before the first.")
+    weights: dict[str, int] = Field(description="Percent of traffic per version, as the release wants it.")
+    duration_seconds: float
 
 
-def check_thresholds(check: CheckConfig) -> dict[str, Any]:
+class CheckThreshold(BaseModel):
     """A check's numeric thresholds, for charts: min / max are lines, max_over_stable is a limit
     that moves with the stable version's value at each evaluation."""
-    return {
-        "name": check.name,
-        "type": check.type,
-        "threshold": describe_threshold(check),
-        "min": check.min,
-        "max": check.max,
-        "max_over_stable": check.max_over_stable,
-        "under_seconds": check.under,
-    }
+
+    name: str
+    type: str
+    threshold: str
+    min: float | None
+    max: float | None
+    max_over_stable: float | None
+    under_seconds: float | None
 
 
-def release_detail(ctx: Context, release: Release) -> dict[str, Any]:
-    data = release_summary(release)
+class ReleaseDetail(ReleaseSummary):
+    """The whole story: the policy's steps and checks, every evaluation, events, hook deliveries."""
+
+    steps: list[StepConfig]
+    interval_seconds: float | None
+    tolerance: int | None
+    checks: list[CheckThreshold]
+    evaluations: list[CheckResult]
+    events: list[Event]
+    duplicate_notifications: int
+    hook_deliveries: list[Delivery]
+
+
+def release_summary(release: Release) -> ReleaseSummary:
+    return ReleaseSummary(
+        **release.model_dump(),
+        current_step=release.step + 1 if release.step >= 0 else None,
+        weights=release.desired_weights,
+        duration_seconds=round((release.finished_at or release.updated_at) - release.created_at, 1),
+    )
+
+
+def check_thresholds(check: CheckConfig) -> CheckThreshold:
+    return CheckThreshold(
+        name=check.name,
+        type=check.type,
+        threshold=describe_threshold(check),
+        min=check.min,
+        max=check.max,
+        max_over_stable=check.max_over_stable,
+        under_seconds=check.under,
+    )
+
+
+def release_detail(ctx: Context, release: Release) -> ReleaseDetail:
     try:
         _, _, policy = ctx.locate(release)
-        data["steps"] = [s.model_dump(mode="json") for s in policy.steps]
-        data["interval_seconds"] = policy.interval
-        data["tolerance"] = policy.tolerance
-        data["checks"] = [check_thresholds(c) for c in policy.checks]
+        steps, interval, tolerance = policy.steps, policy.interval, policy.tolerance
+        checks = [check_thresholds(c) for c in policy.checks]
     except LookupError:
-        data["steps"] = []
-        data["interval_seconds"] = None
-        data["tolerance"] = None
-        data["checks"] = []
-    data["evaluations"] = [e.model_dump() for e in ctx.store.evaluations(release.id)]
-    data["events"] = [e.model_dump() for e in ctx.store.events(release.id)]
-    data["duplicate_notifications"] = ctx.store.duplicates(release.id)
-    deliveries = ctx.store.deliveries(release.hooks)
-    for d in deliveries:
-        d["target"] = safe_url(d.get("target", ""))
-    data["hook_deliveries"] = deliveries
-    return data
+        steps, interval, tolerance, checks = [], None, None, []
+    return ReleaseDetail(
+        **release_summary(release).model_dump(),
+        steps=steps,
+        interval_seconds=interval,
+        tolerance=tolerance,
+        checks=checks,
+        evaluations=ctx.store.evaluations(release.id),
+        events=ctx.store.events(release.id),
+        duplicate_notifications=ctx.store.duplicates(release.id),
+        hook_deliveries=[
+            d.model_copy(update={"target": safe_url(d.target)}) for d in ctx.store.deliveries(release.hooks)
+        ],
+    )

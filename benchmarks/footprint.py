@@ -41,5 +41,5 @@ def _watcher_table(watcher: dict[int, float]) -> str:
         "\n\n"
         + table(["Deployments watched", "watcher MiB"], rows)
         + "\n\n`sluice watcher` listing and watching Deployments on the fake Kubernetes API server "
-        "(tests/k8s/fake_apiserver.py), one Deployment per configured service."
+        "(tests/support/fake_apiserver.py), one Deployment per configured service."
     )

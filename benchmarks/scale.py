@@ -116,7 +116,7 @@ def run_one(workdir: Path, n: int, workers: int, seconds: float, warmup: float) 
         t0 = time.time() + 3
         for i in range(n):
             rel = start_release(ctx, f"svc-{i:05d}", "1.0.1").release
-            ctx.store.schedule(f"tick:{rel.id}:{rel.seq}", t0 + i * INTERVAL / n)
+            ctx.store.schedule_tick(rel.id, rel.seq, t0 + i * INTERVAL / n)
         env = {
             "SLUICE_CONFIG": str(config_path),
             "REDIS_URL": redis_url,

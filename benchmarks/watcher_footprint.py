@@ -12,8 +12,8 @@ from pathlib import Path
 
 from app.demo.stack import Process, start_redis
 from benchmarks.common import rss_mib
-from tests.k8s.fake_apiserver import FakeApiServer
-from tests.k8s.sim import Sim
+from tests.support.fake_apiserver import FakeApiServer
+from tests.support.sim import Sim
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from app.demo.stack import start_redis
-from tests.integration.fakes import FakePrometheus, FakeRouter, WebhookReceiver
+from tests.support.fakes import FakePrometheus, FakeRouter, WebhookReceiver
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any
 
 from app import metrics
 from app.context import Context, get_context
 from app.logs import release_context
-from app.models import Event
+from app.models import Delivery, DeliveryAttempt, DeliveryState, Event
 from app.redact import redact
 from integrations.registry.hooks import MissingSecret, send
 
@@ -39,83 +38,84 @@ def run_delivery(delivery_id: str) -> str:
         before = ctx.store.get_delivery(delivery_id)
         result = deliver(ctx, delivery_id)
         after = ctx.store.get_delivery(delivery_id)
-    if before and after and len(after.get("attempts", [])) > len(before.get("attempts", [])):
-        outcome = after["state"] if after["state"] != "pending" else "retry"
-        metrics.record_delivery(ctx.store.r, str(after.get("hook")), outcome)
-    elif before and after and before.get("state") == "pending" and after.get("state") == "failed":
-        metrics.record_delivery(ctx.store.r, str(after.get("hook")), "failed")
+    if before and after and len(after.attempts) > len(before.attempts):
+        outcome = after.state if after.state != "pending" else "retry"
+        metrics.record_delivery(ctx.store, after.hook, outcome)
+    elif before and after and before.state == "pending" and after.state == "failed":
+        metrics.record_delivery(ctx.store, after.hook, "failed")
     return result
 
 
 def deliver(ctx: Context, delivery_id: str) -> str:
-    with ctx.store.lock("delivery:" + delivery_id, ttl=LOCK_TTL) as acquired:
+    with ctx.store.delivery_lock(delivery_id, ttl=LOCK_TTL) as acquired:
         if not acquired:
             return "busy"
         delivery = ctx.store.get_delivery(delivery_id)
         if delivery is None:
-            ctx.store.unschedule("hook:" + delivery_id)
+            ctx.store.unschedule_delivery(delivery_id)
             return "gone"
-        if delivery["state"] != "pending":
-            ctx.store.unschedule("hook:" + delivery_id)
-            return f"already {delivery['state']}"
-        hook = next((h for h in ctx.config.hooks if h.name == delivery["hook"]), None)
+        if delivery.state != "pending":
+            ctx.store.unschedule_delivery(delivery_id)
+            return f"already {delivery.state}"
+        hook = next((h for h in ctx.config.hooks if h.name == delivery.hook), None)
         if hook is None:
-            return _finish(ctx, delivery, "failed", f"hook {delivery['hook']!r} is no longer configured")
-        n = len(delivery["attempts"])
+            return _finish(ctx, delivery, "failed", f"hook {delivery.hook!r} is no longer configured")
+        n = len(delivery.attempts)
         if n >= hook.max_attempts:  # the last attempt(s) were interrupted
             return _finish(ctx, delivery, "failed", f"{hook.name}: gave up after {n} attempts")
         started = time.time()
         # Recorded first (as interrupted), overwritten with the answer below.
-        delivery["attempts"].append({"at": started, "status": None, "ok": False, "response": "", "error": INTERRUPTED})
+        delivery.attempts.append(DeliveryAttempt(at=started, error=INTERRUPTED))
         ctx.store.save_delivery(delivery, started + LOCK_TTL)
         try:
-            outcome, secrets = send(hook, delivery, ctx)
+            # Senders take the delivery's JSON form (what the hook's receiver is sent from).
+            outcome, secrets = send(hook, delivery.model_dump(), ctx)
         except MissingSecret as exc:
-            delivery["attempts"].pop()  # nothing was sent
+            delivery.attempts.pop()  # nothing was sent
             return _finish(ctx, delivery, "failed", str(exc))
-        attempt: dict[str, Any] = {
-            "at": started,
-            "duration_ms": round((time.time() - started) * 1000, 1),
-            "status": outcome.status,
-            "ok": outcome.ok,
-            "response": redact(outcome.excerpt, secrets),
-            "error": redact(outcome.error or "", secrets) or None,
-        }
-        delivery["attempts"][-1] = attempt
-        n = len(delivery["attempts"])
+        attempt = DeliveryAttempt(
+            at=started,
+            duration_ms=round((time.time() - started) * 1000, 1),
+            status=outcome.status,
+            ok=outcome.ok,
+            response=redact(outcome.excerpt, secrets),
+            error=redact(outcome.error or "", secrets) or None,
+        )
+        delivery.attempts[-1] = attempt
+        n = len(delivery.attempts)
         if outcome.ok:
             return _finish(ctx, delivery, "delivered", f"delivered to {hook.name} ({outcome.status})")
         if not outcome.retryable:
             # The API's own message (CircleCI's {"message"}, "no approval job on hold"...) when there is one.
-            detail = (attempt["error"] or attempt["response"])[:160]
+            detail = (attempt.error or attempt.response)[:160]
             answered = f" answered {outcome.status}" if outcome.status is not None else ""
             return _finish(ctx, delivery, "failed", f"{hook.name}{answered}: {detail}; not retried")
         if n >= hook.max_attempts:
             return _finish(ctx, delivery, "failed", f"{hook.name}: gave up after {n} attempts")
         # Honour Retry-After (429/503), within reason: a receiver cannot park a delivery for hours.
         wait = min(outcome.retry_after, MAX_BACKOFF) if outcome.retry_after is not None else backoff(n)
-        delivery["next_attempt_at"] = time.time() + wait
+        delivery.next_attempt_at = time.time() + wait
         ctx.store.save_delivery(
             delivery,
-            delivery["next_attempt_at"],
+            delivery.next_attempt_at,
             Event(
                 at=time.time(),
                 type="hook_retry",
-                message=f"{hook.name}: attempt {n} ({outcome.status or attempt['error']}); retrying in {wait:.1f}s",
+                message=f"{hook.name}: attempt {n} ({outcome.status or attempt.error}); retrying in {wait:.1f}s",
                 data={"delivery": delivery_id},
             ),
         )
         return f"retry in {wait:.1f}s"
 
 
-def _finish(ctx: Context, delivery: dict[str, Any], state: str, message: str) -> str:
-    delivery["state"] = state
-    delivery["next_attempt_at"] = None
+def _finish(ctx: Context, delivery: Delivery, state: DeliveryState, message: str) -> str:
+    delivery.state = state
+    delivery.next_attempt_at = None
     ctx.store.save_delivery(
         delivery,
         None,
-        Event(at=time.time(), type="hook_" + state, message=message, data={"delivery": delivery["id"]}),
+        Event(at=time.time(), type="hook_" + state, message=message, data={"delivery": delivery.id}),
     )
     if state == "failed":
-        log.warning("delivery %s: %s", delivery["id"], message, extra={"release_id": delivery["release_id"]})
+        log.warning("delivery %s: %s", delivery.id, message, extra={"release_id": delivery.release_id})
     return message

@@ -15,7 +15,7 @@ import uuid
 
 from rq import Queue
 
-from app.store import Store
+from app.store import Store, keys
 
 log = logging.getLogger("sluice.scheduler")
 QUEUE_NAME = "sluice"
@@ -32,19 +32,18 @@ def enqueue_due(store: Store, queue: Queue, now: float | None = None) -> int:
     members = store.claim_due(now if now is not None else time.time(), LEASE_SECONDS)
     ticks: list[tuple[str, int]] = []
     for member in members:
-        kind, _, rest = member.partition(":")
-        if kind == "tick":
-            release_id, _, seq = rest.rpartition(":")
-            ticks.append((release_id, int(seq)))
+        kind, name, seq = keys.parse_due_member(member)
+        if kind == "tick" and seq is not None:
+            ticks.append((name, seq))
         elif kind == "hook":
             # One delivery per job: outside calls are slow and must not hold up ticks.
             queue.enqueue(
                 "workers.deliver.run_delivery",
-                rest,
+                name,
                 job_timeout=60,
                 result_ttl=60,
                 failure_ttl=24 * 3600,
-                description=f"deliver {rest}",
+                description=f"deliver {name}",
             )
         else:
             log.error("unknown due item %r; dropping it", member)

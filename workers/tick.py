@@ -1,17 +1,24 @@
-"""The release tick: load, observe, decide, record, act, schedule.
+"""The release tick: load → observe → decide → record → act → schedule, one named step each.
 
-A tick carries the `seq` it was scheduled for. Under the per-release lock, a tick whose
-seq is no longer the release's (a duplicate, or a late one) does nothing.
+A tick carries the `seq` it was scheduled for. Under the per-release lock, a tick whose seq is
+no longer the release's (a duplicate, or a late one) does nothing. The crash order is the
+engine's (app/engine.py): record commits the decision and the next tick in one transaction,
+then act changes the router and confirms; a crash in between is repaired by the next tick's
+load, which finishes the act before anything is evaluated again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
 
 from app import metrics
 from app.context import Context, UnknownService, get_context
-from app.decide import decide
+from app.decide import decide, fail_back
 from app.engine import apply_weights, commit_decision
 from app.intake import claim_service
 from app.logs import release_context
@@ -22,84 +29,106 @@ log = logging.getLogger("sluice.tick")
 LOCK_TTL = 60.0
 
 
+class TickKind(StrEnum):
+    """What a tick did; also the `result` label of the `sluice_ticks_total` metric."""
+
+    DECIDED = "decided"  # evaluated (or retired) the release and recorded a decision
+    IDLE = "idle"  # nothing to evaluate: the release is finished or paused
+    WAITING = "waiting"  # the router has not confirmed the last decision's weights yet
+    STALE = "stale"  # the release moved on since this tick was scheduled
+    BUSY = "busy"  # another tick or a steering action holds the release
+    GONE = "gone"  # no such release
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    kind: TickKind
+    message: str  # for the logs and the RQ job's result, e.g. "hold: step in progress: 20s left"
+    next_tick_at: float | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def run_tick(release_id: str, seq: int) -> str:
     """RQ entry point. Returns what happened, for the job's result and the logs."""
     ctx = get_context()
-    with release_context(release_id), metrics.timed_tick(ctx.store.r, release_id, seq):
+    with release_context(release_id), metrics.timed_tick(ctx.store, release_id, seq):
         outcome = tick(ctx, release_id, seq)
-    metrics.count_tick(ctx.store.r, outcome)
-    return outcome
+    metrics.count_tick(ctx.store, outcome.kind)
+    return str(outcome)
 
 
-def tick(ctx: Context, release_id: str, seq: int) -> str:
-    with ctx.store.lock("release:" + release_id, ttl=LOCK_TTL) as acquired:
+def tick(ctx: Context, release_id: str, seq: int) -> TickOutcome:
+    with ctx.store.release_lock(release_id, ttl=LOCK_TTL) as acquired:
         if not acquired:
-            return "busy: another tick holds this release"
-        release = ctx.store.get(release_id)
-        if release is None:
-            ctx.store.unschedule(f"tick:{release_id}:{seq}")
-            return "gone"
-        if release.seq != seq:
-            return f"stale: release is at seq {release.seq}, this tick was for {seq}"
-        owner = ctx.store.active_release(release.application, release.service)
-        if release.state == "pending" and owner != release.id:
-            owner = claim_service(ctx, release)  # the intake died before it could
-        if not release.terminal and owner != release.id:
-            return _retire(ctx, release, owner)
-        release = apply_weights(ctx, release)  # repair a decision whose effect was not confirmed
-        if release.terminal or release.state == "paused":
-            if release.weights_applied:
-                ctx.store.unschedule(f"tick:{release.id}:{release.seq}")
-            return f"{release.state}: nothing to evaluate"
-        if not release.weights_applied:
-            return "router not yet updated; retrying"
+            return TickOutcome(TickKind.BUSY, "busy: another tick holds this release")
+        loaded = load(ctx, release_id, seq)
+        if isinstance(loaded, TickOutcome):
+            return loaded
         now = time.time()
-        try:
-            observations = observe(ctx, release, now)
-            _, _, policy = ctx.locate(release)
-            decision = decide(release, policy, observations, now)
-        except UnknownService as exc:
-            decision = Decision(
-                kind="fail",
-                weights=release.stable_weights(),
-                reason=f"configuration: {exc}",
-                consecutive_failures=release.consecutive_failures,
-            )
-        release = commit_decision(ctx, release, decision, now)
-        apply_weights(ctx, release)
-        return f"{decision.kind}: {decision.reason}"
+        observations = observe(ctx, loaded, now)
+        decision = decide_next(ctx, loaded, observations, now)
+        release = record(ctx, loaded, decision, now)
+        release = act(ctx, release)
+        return schedule(release, decision)
 
 
-def _retire(ctx: Context, release: Release, owner: str | None) -> str:
+# --- load -------------------------------------------------------------------------------------------
+
+
+def load(ctx: Context, release_id: str, seq: int) -> Release | TickOutcome:
+    """The release, when this tick is still its own and there is something to evaluate; otherwise
+    what the tick did instead. Finishes what an earlier tick left undone first: claiming the
+    service (the intake died before it could) and applying the last decision's weights."""
+    release = ctx.store.get(release_id)
+    if release is None:
+        ctx.store.unschedule_tick(release_id, seq)
+        return TickOutcome(TickKind.GONE, "gone")
+    if release.seq != seq:
+        return TickOutcome(TickKind.STALE, f"stale: release is at seq {release.seq}, this tick was for {seq}")
+    owner = ctx.store.active_release(release.application, release.service)
+    if release.state == "pending" and owner != release.id:
+        owner = claim_service(ctx, release)  # the intake died before it could
+    if not release.terminal and owner != release.id:
+        return retire(ctx, release, owner)
+    release = act(ctx, release)  # repair a decision whose effect was not confirmed
+    if release.terminal or release.state == "paused":
+        if release.weights_applied:
+            ctx.store.unschedule_tick(release.id, release.seq)
+        return TickOutcome(TickKind.IDLE, f"{release.state}: nothing to evaluate")
+    if not release.weights_applied:
+        return TickOutcome(TickKind.WAITING, "router not yet updated; retrying")
+    return release
+
+
+def retire(ctx: Context, release: Release, owner: str | None) -> TickOutcome:
     """This release no longer owns its service's traffic (a newer release took the service, and the
     supersede could not abort this one because a tick held its lock). Abort it without touching the
     router, which the newer release steers (or steered, and then put on its own final weights)."""
     by = f"release {owner}" if owner else "a newer release"
     now = time.time()
-    retired = commit_decision(
-        ctx,
-        release,
-        Decision(
-            kind="abort",
-            weights=release.stable_weights(),
-            reason=f"superseded by {by}",
-            consecutive_failures=release.consecutive_failures,
-        ),
-        now,
-    )
+    retired = record(ctx, release, fail_back(release, f"superseded by {by}", kind="abort"), now)
     if not retired.weights_applied:
         ctx.store.commit(
             retired.model_copy(update={"weights_applied": True}),
             events=[Event(at=now, type="weights_skipped", message=f"{by} now routes this service")],
             previous_seq=retired.seq,
         )
-    return f"abort: superseded by {by}"
+    return TickOutcome(TickKind.DECIDED, f"abort: superseded by {by}")
+
+
+# --- observe ----------------------------------------------------------------------------------------
 
 
 def observe(ctx: Context, release: Release, now: float) -> Observations:
-    """Ask Prometheus and the router about the candidate. Errors become 'no data', never exceptions."""
-    app, svc, policy = ctx.locate(release)
+    """Ask Prometheus, the router and the cluster about the candidate. Errors become 'no data',
+    never exceptions."""
     obs = Observations(at=now)
+    try:
+        app, svc, policy = ctx.locate(release)
+    except UnknownService:
+        return obs  # nothing to ask about: decide_next fails the release
     if release.state != "running":
         return obs
     obs.checks = ctx.metrics_provider.observe_checks(policy, ctx.config.metrics, release, now)
@@ -118,19 +147,47 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
     return obs
 
 
+# --- decide, record, act, schedule --------------------------------------------------------------------
+
+
+def decide_next(ctx: Context, release: Release, observations: Observations, now: float) -> Decision:
+    """The pure `decide` with the release's policy; a release whose service or policy left the
+    configuration fails back to stable."""
+    try:
+        _, _, policy = ctx.locate(release)
+    except UnknownService as exc:
+        return fail_back(release, f"configuration: {exc}")
+    return decide(release, policy, observations, now)
+
+
+def record(ctx: Context, release: Release, decision: Decision, now: float) -> Release:
+    """Commit the decision atomically: state, evaluations, events, hook deliveries and the next
+    tick (app.engine.next_tick_at). The router is not touched yet."""
+    return commit_decision(ctx, release, decision, now)
+
+
+def act(ctx: Context, release: Release) -> Release:
+    """Make the router show the release's desired weights and confirm it (no-op when confirmed)."""
+    return apply_weights(ctx, release)
+
+
+def schedule(release: Release, decision: Decision) -> TickOutcome:
+    """The next tick: committed by `record` with the decision (so that a crash after the commit
+    still leaves one), at the time app.engine.next_tick_at chose; the outcome reports it."""
+    return TickOutcome(TickKind.DECIDED, f"{decision.kind}: {decision.reason}", release.next_tick_at)
+
+
+# --- batches ----------------------------------------------------------------------------------------
+
+
 def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
     """RQ entry point for several due ticks in one job. A job costs RQ dozens of Redis commands
     (registries, heartbeats, status); a tick costs Sluice about fifteen. Batching is what lets
     one worker hold thousands of releases. One tick failing does not stop the others: each is
     retried through the `due` schedule like any crashed tick."""
     ctx = get_context()
-    try:
-        releases = ctx.store.get_many([release_id for release_id, _ in batch])
-        ctx.prime_metrics(releases, time.time())  # one Prometheus query per check, not per release
-    except Exception:  # noqa: BLE001 - an optimisation: without it the ticks ask one by one
-        log.exception("could not prepare the batch's Prometheus queries; ticks will ask one by one")
     outcomes = []
-    try:
+    with primed_queries(ctx, batch):
         for release_id, seq in batch:
             try:
                 outcomes.append(run_tick(release_id, seq))
@@ -139,6 +196,19 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
                     "tick %s #%s failed; it will be retried", release_id, seq, extra={"release_id": release_id}
                 )
                 outcomes.append("error")
+    return outcomes
+
+
+@contextmanager
+def primed_queries(ctx: Context, batch: list[tuple[str, int]]) -> Iterator[None]:
+    """For the batch: one grouped Prometheus query per check, not one per release. The answers
+    prime ctx.prometheus, and are dropped afterwards so that no later tick reads them."""
+    try:
+        releases = ctx.store.get_many([release_id for release_id, _ in batch])
+        ctx.prime_metrics(releases, time.time())  # one Prometheus query per check, not per release
+    except Exception:  # noqa: BLE001 - an optimisation: without it the ticks ask one by one
+        log.exception("could not prepare the batch's Prometheus queries; ticks will ask one by one")
+    try:
+        yield
     finally:
         ctx.prime_metrics([], 0.0)
-    return outcomes

@@ -32,6 +32,7 @@ from app.context import Context
 from app.intake import IntakeError, start_release
 from app.models import CIContext
 from app.names import LABEL_VALUE_RE
+from app.store import keys
 from integrations.kubernetes.cluster import Kube
 from integrations.kubernetes.health import parse_time
 from integrations.kubernetes.objects import rollout_state
@@ -152,9 +153,8 @@ class Watcher:
 
     def _resign(self) -> None:
         """Give the lease up at once on a clean exit, so a standby need not wait for it to expire."""
-        script = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
         try:
-            self.ctx.store.r.eval(script, 1, "sluice:lock:watcher", self.token)
+            self.ctx.store.resign("watcher", self.token)
         except Exception:  # noqa: BLE001
             log.warning("watcher: could not release the leader lease; it expires in %ss", self.leader_ttl)
 
@@ -296,7 +296,7 @@ class Watcher:
             # Older than the stable version's Deployment: history (e.g. a failed candidate left in place).
             self._announced.add(key)
             return None
-        existing = self.ctx.store.find_dedup(f"deploy:{app.name}:{service}:{version}")
+        existing = self.ctx.store.find_dedup(keys.deploy_dedup(app.name, service, version))
         if existing is not None and existing.trigger == "kubernetes":
             self._announced.add(key)  # this watcher (or a previous leader) started it already
             return None

@@ -1,26 +1,41 @@
-"""REST API: releases (list, detail, pause/resume/promote/abort)."""
+"""REST API: releases (list, detail, pause/resume/promote/abort), applications, policies."""
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, request
 
 from app.context import get_context
 from app.control import ACTIONS, ControlError, control
 from app.models import TERMINAL_STATES
-from app.views import release_detail, release_summary
+from app.views import ReleaseDetail, release_detail, release_summary
 from app.web.auth import require_token
 from app.web.errors import ApiError
+from app.web.openapi import doc, error
+from app.web.responses import (
+    ApplicationInfo,
+    ApplicationList,
+    PolicyList,
+    ReleaseList,
+    ReleaseQuery,
+    ServiceInfo,
+    SteerRequest,
+    respond,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 STATES = ("pending", "running", "paused", *sorted(TERMINAL_STATES))
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
+def _int_arg(name: str) -> int:
+    """A paging argument within the bounds ReleaseQuery declares (and /openapi.json shows)."""
+    info = ReleaseQuery.model_fields[name]
+    low = next(m.ge for m in info.metadata if hasattr(m, "ge"))
+    high = next(m.le for m in info.metadata if hasattr(m, "le"))
     raw = request.args.get(name)
     if raw is None:
-        return default
+        return int(info.default)
     # Plain ASCII digits only: int() would also take " 5", "1_0" and other scripts' digits.
     if not re.fullmatch(r"-?[0-9]{1,12}", raw):
         raise ApiError(400, f"`{name}` must be an integer between {low} and {high}")
@@ -31,12 +46,20 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 @bp.get("/releases")
+@doc(
+    "Releases, newest first, filtered and paged",
+    "releases",
+    {
+        200: (ReleaseList, "A page of releases and the total that match."),
+        400: error("A filter or paging value is invalid."),
+    },
+    query=ReleaseQuery,
+)
 def list_releases():
     state = request.args.get("state")
     if state is not None and state not in STATES:
         raise ApiError(400, f"unknown state {state!r}; use one of {', '.join(STATES)}")
-    limit = _int_arg("limit", 50, 1, 500)
-    offset = _int_arg("offset", 0, 0, 10**6)
+    limit, offset = _int_arg("limit"), _int_arg("offset")
     page, total = get_context().store.list_releases(
         service=request.args.get("service"),
         application=request.args.get("application"),
@@ -44,19 +67,38 @@ def list_releases():
         limit=limit,
         offset=offset,
     )
-    return jsonify({"releases": [release_summary(r) for r in page], "total": total, "limit": limit, "offset": offset})
+    return respond(ReleaseList(releases=[release_summary(r) for r in page], total=total, limit=limit, offset=offset))
 
 
 @bp.get("/releases/<release_id>")
+@doc(
+    "The whole story of a release: state, steps, weights, every evaluation, events, hook deliveries",
+    "releases",
+    {200: (ReleaseDetail, "The release."), 404: error("No such release.")},
+)
 def get_release(release_id: str):
     ctx = get_context()
     release = ctx.store.get(release_id)
     if release is None:
         raise ApiError(404, f"no release {release_id!r}; list releases with GET /api/v1/releases")
-    return jsonify(release_detail(ctx, release))
+    return respond(release_detail(ctx, release))
 
 
 @bp.post("/releases/<release_id>/<action>")
+@doc(
+    "Steer a release: pause, resume, promote (all traffic to the candidate) or abort (all to stable)",
+    "releases",
+    {
+        200: (ReleaseDetail, "The release after the action."),
+        401: error("Missing or wrong bearer token."),
+        404: error("No such release or action."),
+        409: error("The action does not apply to the release's state, or a tick is running."),
+    },
+    path={"action": {"type": "string", "enum": list(ACTIONS)}},
+    body=SteerRequest,
+    body_required=False,
+    security=["bearer"],
+)
 def steer(release_id: str, action: str):
     if action not in ACTIONS:
         raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
@@ -71,32 +113,45 @@ def steer(release_id: str, action: str):
         release = control(ctx, release_id, action, actor="api", reason=reason)
     except ControlError as exc:
         raise ApiError(exc.status, str(exc)) from None
-    return jsonify(release_detail(ctx, release))
+    return respond(release_detail(ctx, release))
 
 
 @bp.get("/applications")
+@doc(
+    "Applications and their services, with stable versions and active releases",
+    "configuration",
+    {200: (ApplicationList, "The configured applications.")},
+)
 def list_applications():
     """The configured applications and their services, with each service's stable version and
     the release now moving its traffic (if any)."""
     ctx = get_context()
-    apps = []
-    for app in ctx.config.applications:
-        services = []
-        for svc in app.services:
-            policy = svc.policy if isinstance(svc.policy, str) else svc.policy.model_dump(exclude_none=True)
-            services.append(
-                {
-                    "name": svc.name,
-                    "policy": policy,
-                    "stable_version": ctx.store.stable_version(app.name, svc.name) or svc.stable_version,
-                    "active_release": ctx.store.active_release(app.name, svc.name),
-                }
-            )
-        apps.append({"name": app.name, "namespace": app.namespace, "router": app.router.type, "services": services})
-    return jsonify({"applications": apps})
+    apps = [
+        ApplicationInfo(
+            name=app.name,
+            namespace=app.namespace,
+            router=app.router.type,
+            services=[
+                ServiceInfo(
+                    name=svc.name,
+                    policy=svc.policy if isinstance(svc.policy, str) else svc.policy.model_dump(exclude_none=True),
+                    stable_version=ctx.store.stable_version(app.name, svc.name) or svc.stable_version,
+                    active_release=ctx.store.active_release(app.name, svc.name),
+                )
+                for svc in app.services
+            ],
+        )
+        for app in ctx.config.applications
+    ]
+    return respond(ApplicationList(applications=apps))
 
 
 @bp.get("/policies")
+@doc(
+    "Release policies: steps, interval, checks and thresholds, tolerance",
+    "configuration",
+    {200: (PolicyList, "The configured policies.")},
+)
 def list_policies():
     """The configured release policies: steps, interval, checks and their thresholds, tolerance."""
-    return jsonify({"policies": [p.model_dump(mode="json") for p in get_context().config.policies]})
+    return respond(PolicyList(policies=get_context().config.policies))

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
 from app.context import get_context
+from app.web.openapi import doc
 
 bp = Blueprint(
     "dashboard",
@@ -26,11 +27,13 @@ POLL_SECONDS = 2.0
 
 
 @bp.get("/")
+@doc("Dashboard: the list of releases", "dashboard", {200: ("text/html", "HTML.")})
 def index():
     return render_template("releases.html", poll_seconds=POLL_SECONDS)
 
 
 @bp.get("/releases/<release_id>")
+@doc("Dashboard: one release, live", "dashboard", {200: ("text/html", "HTML."), 404: ("text/html", "No such release.")})
 def release_page(release_id: str):
     release = get_context().store.get(release_id)
     if release is None:
@@ -39,8 +42,9 @@ def release_page(release_id: str):
 
 
 @bp.get("/metrics")
+@doc("Sluice's own metrics (Prometheus text format)", "operations", {200: ("text/plain", "Metrics.")})
 def prometheus_metrics():
     registry = current_app.extensions.get("sluice_metrics")
     if registry is None:
-        registry = current_app.extensions["sluice_metrics"] = metrics.registry(lambda: get_context().store.r)
+        registry = current_app.extensions["sluice_metrics"] = metrics.registry(lambda: get_context().store)
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

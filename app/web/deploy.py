@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.announcements import Announcement
 from app.context import get_context
-from app.intake import IntakeError, start_release
 from app.models import CIContext
 from app.web.auth import require_token_or_signature
 from app.web.bodies import json_body
-from app.web.errors import ApiError
+from app.web.openapi import doc, error
+from app.web.receivers import start
+from app.web.responses import Started
 
 bp = Blueprint("deploy", __name__)
 
@@ -26,33 +28,30 @@ class DeployNotification(BaseModel):
 
 
 @bp.post("/hooks/deploy")
+@doc(
+    "A deploy notification: start (or find) the release of a service's new version",
+    "receivers",
+    {
+        202: (Started, "A release was started; `status_url` follows it."),
+        200: (Started, "A duplicate notification: the release it already started."),
+        400: error("The body has invalid fields (each named in `detail`)."),
+        401: error("Missing or wrong bearer token or signature."),
+        404: error("No such service in the configuration."),
+        409: error("The version is already stable."),
+        415: error("The body is not JSON."),
+    },
+    body=DeployNotification,
+    security=["bearer", "deploySignature"],
+)
 def deploy():
     require_token_or_signature(request.get_data(cache=True))
     note = json_body(DeployNotification)
-    try:
-        intake = start_release(
-            get_context(),
-            note.service,
-            note.version,
-            note.application,
-            note.namespace,
-            note.ci,
-            trigger=(note.ci.provider if note.ci and note.ci.provider else "webhook"),
-        )
-    except IntakeError as exc:
-        raise ApiError(exc.status, str(exc), exc.detail) from None
-    release = intake.release
-    status_url = url_for("api.get_release", release_id=release.id, _external=False)
-    body = {
-        "release": release.id,
-        "state": release.state,
-        "status_url": status_url,
-        "duplicate": not intake.created,
-        "source_version": release.source_version,
-        "target_version": release.target_version,
-        "policy": release.policy,
-    }
-    resp = jsonify(body)
-    resp.status_code = 202 if intake.created else 200
-    resp.headers["Location"] = status_url
-    return resp
+    announcement = Announcement(
+        service=note.service,
+        version=note.version,
+        application=note.application,
+        namespace=note.namespace,
+        ci=note.ci or CIContext(),
+        trigger=note.ci.provider if note.ci and note.ci.provider else "webhook",
+    )
+    return start(get_context(), announcement)[0]

@@ -9,6 +9,7 @@ from flask import Flask, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from app.announcements import PayloadError
 from app.config import ConfigError
 
 log = logging.getLogger("sluice.web")
@@ -46,6 +47,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.message, exc.detail, exc.headers)
+
+    @app.errorhandler(PayloadError)
+    def _payload_error(exc: PayloadError):
+        return error_response(400, str(exc), validation_detail(exc.validation) if exc.validation else None)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -1,409 +1,189 @@
-"""`GET /openapi.json`: every endpoint, with request and response schemas from the pydantic models.
+"""`GET /openapi.json`, generated from the app itself: one source for the API and its document.
 
-The response models below describe what `app/views.py` and the endpoints return; the
-schemathesis test (tests/web/test_openapi_schemathesis.py) checks every response against
-them, so they cannot drift from the code unnoticed. Webhook receivers added by other
-modules (CircleCI, Argo) are described when their route is registered on the app.
+Every route carries a `@doc(...)` next to its handler: a summary, and which pydantic model
+answers with which status (the same classes the handler serialises with `respond`, see
+app/web/responses.py and app/views.py). `build_spec` walks Flask's URL map, so a route cannot
+be added without being described (it raises), and the schemas come from `models_json_schema`.
+The schemathesis test (tests/web/test_openapi_schemathesis.py) checks real answers against it.
+
+A small generator rather than flask-openapi3 / spectree: those replace Flask's routing and
+request parsing, while the receivers here need raw bodies (signatures), lenient JSON and their
+own error answers; describing what Flask already routes takes a hundred lines.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, jsonify
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from werkzeug.routing import Rule
 
-from app.config import PolicyConfig, StepConfig
-from app.models import CheckResult, CIContext, Event, ReleaseState
-from app.web.deploy import DeployNotification
+from app.web.responses import Error, NotStarted, Started
 
 bp = Blueprint("openapi", __name__)
 REF = "#/components/schemas/{model}"
+_PATH_PARAM = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")  # Flask's <converter:name>
+F = TypeVar("F", bound=Callable[..., Any])
+
+# What a response or request body is: a model, any of several models, any JSON object (`dict`),
+# or a non-JSON media type with a text body ("text/html").
+Schema = type[BaseModel] | tuple[type[BaseModel], ...] | type[dict] | str
+Answers = dict[int, tuple[Schema, str]]
 
 
-class Error(BaseModel):
-    """Every error: a message that says what to fix, and sometimes details."""
-
-    error: str
-    detail: Any = None
-
-
-class ReleaseSummary(BaseModel):
-    id: str
-    application: str
-    namespace: str
-    service: str
-    source_version: str
-    target_version: str
-    policy: str
-    state: ReleaseState
-    step: int = Field(description="0-based index of the current step; -1 before the first.")
-    step_started_at: float | None
-    seq: int
-    consecutive_failures: int
-    resumed_step: int
-    no_data_since: float | None
-    desired_weights: dict[str, int]
-    weights_applied: bool
-    reason: str | None = Field(description="Why the release is in its state: for a failed one, the failing check.")
-    created_at: float
-    updated_at: float
-    finished_at: float | None
-    next_tick_at: float | None
-    ci: CIContext
-    trigger: str
-    current_step: int | None = Field(description="1-based current step, null before the first.")
-    weights: dict[str, int] = Field(description="Percent of traffic per version, as the release wants it.")
-    duration_seconds: float
+@dataclass(frozen=True)
+class Doc:
+    summary: str
+    tag: str
+    responses: Answers
+    body: type[BaseModel] | type[dict] | None = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    security: list[str] = field(default_factory=list)  # any one of these schemes
+    path: dict[str, dict[str, Any]] = field(default_factory=dict)  # path parameters that are not any string
 
 
-class CheckThreshold(BaseModel):
-    name: str
-    type: str
-    threshold: str
-    min: float | None
-    max: float | None
-    max_over_stable: float | None
-    under_seconds: float | None
+def doc(summary: str, tag: str, responses: Answers, **details: Any) -> Callable[[F], F]:
+    """Describe a route for /openapi.json (put it under the route decorator)."""
+
+    def mark(view: F) -> F:
+        view.openapi = Doc(summary, tag, responses, **details)  # type: ignore[attr-defined]
+        return view
+
+    return mark
 
 
-class DeliveryAttempt(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    at: float
-    duration_ms: float | None = None
-    status: int | None = None
-    ok: bool | None = None
-    response: str | None = None
-    error: str | None = None
+def error(description: str) -> tuple[Schema, str]:
+    return Error, description
 
 
-class HookDelivery(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: str
-    release_id: str
-    hook: str
-    type: str
-    event: str
-    target: str = Field(description="The receiver, without credentials, query or fragment.")
-    payload: dict[str, Any]
-    state: Literal["pending", "delivered", "failed"]
-    attempts: list[DeliveryAttempt]
-    created_at: float | None = None
-    next_attempt_at: float | None = None
-
-
-class ReleaseDetail(ReleaseSummary):
-    steps: list[StepConfig]
-    interval_seconds: float | None
-    tolerance: int | None
-    checks: list[CheckThreshold]
-    evaluations: list[CheckResult]
-    events: list[Event]
-    hook_deliveries: list[HookDelivery]
-
-
-class ReleaseList(BaseModel):
-    releases: list[ReleaseSummary]
-    total: int
-    limit: int
-    offset: int
-
-
-class DeployAccepted(BaseModel):
-    release: str
-    state: ReleaseState
-    status_url: str
-    duplicate: bool
-    source_version: str
-    target_version: str
-    policy: str
-
-
-class SteerRequest(BaseModel):
-    reason: str | None = Field(None, max_length=500, description="Recorded on the release's event log.")
-
-
-class ServiceInfo(BaseModel):
-    name: str
-    policy: str | dict[str, str]
-    stable_version: str | None
-    active_release: str | None
-
-
-class ApplicationInfo(BaseModel):
-    name: str
-    namespace: str
-    router: str
-    services: list[ServiceInfo]
-
-
-class ApplicationList(BaseModel):
-    applications: list[ApplicationInfo]
-
-
-class PolicyList(BaseModel):
-    policies: list[PolicyConfig]
-
-
-class Health(BaseModel):
-    status: str
-    detail: dict[str, str] | None = None
-
-
-class Accepted(BaseModel):
-    """What a notification receiver answers: at least the release it started or found, or why it ignored it."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-MODELS: list[type[BaseModel]] = [
-    Error,
-    ReleaseSummary,
-    ReleaseDetail,
-    ReleaseList,
-    DeployAccepted,
-    DeployNotification,
-    SteerRequest,
-    ApplicationList,
-    PolicyList,
-    Health,
-    Accepted,
-]
-
-
-def _components() -> dict[str, Any]:
-    _, top = models_json_schema(
-        [(m, "validation" if m in (DeployNotification, SteerRequest) else "serialization") for m in MODELS],
-        ref_template=REF,
-    )
-    return top.get("$defs", {})
-
-
-def _json(model: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json("Error", description)
-
-
-DEFAULT_ERROR = _error("An error: JSON with `error` (what to fix) and sometimes `detail`.")
-RELEASE_ID = {"name": "release_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
-
-
-def _op(summary: str, responses: dict[str, Any], tag: str, **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "tags": [tag], "responses": {**responses, "default": DEFAULT_ERROR}, **extra}
-
-
-def _paths() -> dict[str, Any]:
-    q = lambda name, schema, description: {  # noqa: E731 - a table of parameters reads best inline
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-    states = ["pending", "running", "paused", "aborted", "failed", "succeeded"]
-    html = {"content": {"text/html": {"schema": {"type": "string"}}}}
-    return {
-        "/hooks/deploy": {
-            "post": _op(
-                "A deploy notification: start (or find) the release of a service's new version",
-                {
-                    "202": _json("DeployAccepted", "A release was started; `status_url` follows it."),
-                    "200": _json("DeployAccepted", "A duplicate notification: the release it already started."),
-                    "400": _error("The body has invalid fields (each named in `detail`)."),
-                    "401": _error("Missing or wrong bearer token or signature."),
-                    "404": _error("No such service in the configuration."),
-                    "409": _error("The version is already stable."),
-                    "415": _error("The body is not JSON."),
-                },
-                "receivers",
-                requestBody={
-                    "required": True,
-                    "content": {"application/json": {"schema": {"$ref": REF.format(model="DeployNotification")}}},
-                },
-                security=[{"bearer": []}, {"deploySignature": []}],
-            )
-        },
-        "/api/v1/releases": {
-            "get": _op(
-                "Releases, newest first, filtered and paged",
-                {
-                    "200": _json("ReleaseList", "A page of releases and the total that match."),
-                    "400": _error("A filter or paging value is invalid."),
-                },
-                "releases",
-                parameters=[
-                    q("service", {"type": "string"}, "Only this service."),
-                    q("application", {"type": "string"}, "Only this application."),
-                    q("state", {"type": "string", "enum": states}, "Only releases in this state."),
-                    q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Page size."),
-                    q("offset", {"type": "integer", "minimum": 0, "maximum": 1000000, "default": 0}, "Skip."),
-                ],
-            )
-        },
-        "/api/v1/releases/{release_id}": {
-            "get": _op(
-                "The whole story of a release: state, steps, weights, every evaluation, events, hook deliveries",
-                {"200": _json("ReleaseDetail", "The release."), "404": _error("No such release.")},
-                "releases",
-                parameters=[RELEASE_ID],
-            )
-        },
-        "/api/v1/releases/{release_id}/{action}": {
-            "post": _op(
-                "Steer a release: pause, resume, promote (all traffic to the candidate) or abort (all to stable)",
-                {
-                    "200": _json("ReleaseDetail", "The release after the action."),
-                    "401": _error("Missing or wrong bearer token."),
-                    "404": _error("No such release or action."),
-                    "409": _error("The action does not apply to the release's state, or a tick is running."),
-                },
-                "releases",
-                parameters=[
-                    RELEASE_ID,
-                    {
-                        "name": "action",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "enum": ["pause", "resume", "promote", "abort"]},
-                    },
-                ],
-                requestBody={
-                    "required": False,
-                    "content": {"application/json": {"schema": {"$ref": REF.format(model="SteerRequest")}}},
-                },
-                security=[{"bearer": []}],
-            )
-        },
-        "/api/v1/applications": {
-            "get": _op(
-                "Applications and their services, with stable versions and active releases",
-                {"200": _json("ApplicationList", "The configured applications.")},
-                "configuration",
-            )
-        },
-        "/api/v1/policies": {
-            "get": _op(
-                "Release policies: steps, interval, checks and thresholds, tolerance",
-                {"200": _json("PolicyList", "The configured policies.")},
-                "configuration",
-            )
-        },
-        "/healthz": {"get": _op("Liveness", {"200": _json("Health", "The process is up.")}, "operations")},
-        "/readyz": {
-            "get": _op(
-                "Readiness: configuration loads and Redis answers",
-                {"200": _json("Health", "Ready."), "503": _json("Health", "Not ready, with the reason.")},
-                "operations",
-            )
-        },
-        "/metrics": {
-            "get": _op(
-                "Sluice's own metrics (Prometheus text format)",
-                {"200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
-                "operations",
-            )
-        },
-        "/openapi.json": {
-            "get": _op(
-                "This document",
-                {
-                    "200": {
-                        "description": "OpenAPI 3.1.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
-                "operations",
-            )
-        },
-        "/": {"get": _op("Dashboard: the list of releases", {"200": {"description": "HTML.", **html}}, "dashboard")},
-        "/releases/{release_id}": {
-            "get": _op(
-                "Dashboard: one release, live",
-                {"200": {"description": "HTML.", **html}, "404": {"description": "No such release.", **html}},
-                "dashboard",
-                parameters=[RELEASE_ID],
-            )
-        },
-    }
-
-
-def _receiver(summary: str, headers: list[tuple[str, str]], security: list[dict[str, list[str]]]) -> dict[str, Any]:
-    return {
-        "post": _op(
-            summary,
-            {
-                "202": _json("Accepted", "A release was started."),
-                "200": _json(
-                    "Accepted", "Accepted without starting a release (a duplicate, or an event Sluice ignores)."
-                ),
-                "400": _error("The notification cannot be read."),
-                "401": _error("Missing or wrong signature or token."),
-            },
-            "receivers",
-            parameters=[
-                {"name": n, "in": "header", "required": False, "schema": {"type": "string"}, "description": d}
-                for n, d in headers
-            ],
-            requestBody={
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
-            },
-            **({"security": security} if security else {}),
-        )
-    }
-
-
-# Receivers that other modules register; described only when the app has their route.
-RECEIVERS: dict[str, dict[str, Any]] = {
-    "/hooks/circleci": _receiver(
-        "CircleCI outbound webhook (workflow-completed, job-completed), signature v1",
-        [
-            ("circleci-signature", "`v1=<hex HMAC-SHA256 of the body with CIRCLECI_WEBHOOK_SECRET>`"),
-            ("circleci-event-type", "`workflow-completed` or `job-completed`"),
-        ],
-        [],
-    ),
-    "/hooks/argocd": _receiver("Argo CD notification (a sync of a new version)", [], [{"bearer": []}]),
-    "/hooks/argo-rollouts": _receiver("Argo Rollouts notification (a rollout of a new version)", [], [{"bearer": []}]),
+RECEIVER_ANSWERS: Answers = {
+    202: ((Started, NotStarted), "A release was started, or the event is ignored (with the reason)."),
+    200: ((Started, NotStarted), "A duplicate: the release the event already started, or why it was ignored."),
+    400: error("The notification cannot be read."),
+    401: error("Missing or wrong signature or token."),
+    409: (NotStarted, "The first delivery of this event is still being processed: retry later."),
+}
+INFO = {
+    "title": "Sluice",
+    "version": "1",
+    "description": "A release agent: shifts live traffic to a new version in steps, judges it on "
+    "Prometheus, promotes it or puts traffic back. Errors are JSON: "
+    '`{"error": "...", "detail": ...}` with a 4xx that says what to fix.',
+}
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "SLUICE_API_TOKEN"},
+    "deploySignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Sluice-Signature",
+        "description": "`sha256=<hex HMAC-SHA256 of the body with SLUICE_DEPLOY_SECRET>`",
+    },
 }
 
 
+class _Builder:
+    """Collects the models an operation refers to while it is described."""
+
+    def __init__(self) -> None:
+        self.models: dict[type[BaseModel], JsonSchemaMode] = {Error: "serialization"}
+
+    def schema(self, schema: Schema, mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
+        if isinstance(schema, tuple):
+            return {"anyOf": [self.schema(m, mode) for m in schema]}
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            self.models.setdefault(schema, mode)
+            return {"$ref": REF.format(model=schema.__name__)}
+        return {"type": "object", "additionalProperties": True}
+
+    def content(self, schema: Schema, mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
+        if isinstance(schema, str):
+            return {schema: {"schema": {"type": "string"}}}
+        return {"application/json": {"schema": self.schema(schema, mode)}}
+
+    def operation(self, d: Doc, rule: Rule) -> dict[str, Any]:
+        responses = {
+            str(code): {"description": text, "content": self.content(s)} for code, (s, text) in d.responses.items()
+        }
+        responses["default"] = {
+            "description": "An error: JSON with `error` (what to fix) and sometimes `detail`.",
+            "content": self.content(Error),
+        }
+        op: dict[str, Any] = {"summary": d.summary, "tags": [d.tag], "responses": responses}
+        params = [
+            {"name": n, "in": "path", "required": True, "schema": d.path.get(n, {"type": "string", "minLength": 1})}
+            for n in _PATH_PARAM.findall(rule.rule)
+        ]
+        params += _query_parameters(d.query) if d.query else []
+        params += [
+            {"name": n, "in": "header", "required": False, "schema": {"type": "string"}, "description": text}
+            for n, text in d.headers.items()
+        ]
+        if params:
+            op["parameters"] = params
+        if d.body is not None:
+            op["requestBody"] = {"required": d.body_required, "content": self.content(d.body, "validation")}
+        if d.security:
+            op["security"] = [{name: []} for name in d.security]
+        return op
+
+    def components(self) -> dict[str, Any]:
+        _, top = models_json_schema(list(self.models.items()), ref_template=REF)
+        return dict(top.get("$defs", {}))
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One query parameter per field of `model` (optional ones typed without their `null`)."""
+    schema = model.model_json_schema()
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", "")
+        prop.pop("title", None)
+        if "anyOf" in prop:
+            prop.update(next(s for s in prop.pop("anyOf") if s.get("type") != "null"))
+        if prop.get("default") is None:
+            prop.pop("default", None)
+        params.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in schema.get("required", []),
+                "schema": prop,
+                "description": description,
+            }
+        )
+    return params
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
-    paths = _paths()
-    registered = {rule.rule for rule in app.url_map.iter_rules()}
-    for path, item in RECEIVERS.items():
-        if path in registered:
-            paths[path] = item
+    builder = _Builder()
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.endswith("static"):
+            continue
+        d: Doc | None = getattr(app.view_functions[rule.endpoint], "openapi", None)
+        if d is None:
+            raise RuntimeError(f"route {rule.rule} ({rule.endpoint}) has no @doc(...) for /openapi.json")
+        path = _PATH_PARAM.sub(r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = builder.operation(d, rule)
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "Sluice",
-            "version": "1",
-            "description": "A release agent: shifts live traffic to a new version in steps, judges it on "
-            "Prometheus, promotes it or puts traffic back. Errors are JSON: "
-            '`{"error": "...", "detail": ...}` with a 4xx that says what to fix.',
-        },
+        "info": INFO,
         "paths": paths,
-        "components": {
-            "schemas": _components(),
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "SLUICE_API_TOKEN"},
-                "deploySignature": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Sluice-Signature",
-                    "description": "`sha256=<hex HMAC-SHA256 of the body with SLUICE_DEPLOY_SECRET>`",
-                },
-            },
-        },
+        "components": {"schemas": builder.components(), "securitySchemes": SECURITY_SCHEMES},
     }
 
 
 @bp.get("/openapi.json")
+@doc("This document", "operations", {200: (dict, "OpenAPI 3.1.")})
 def openapi_json():
     spec = current_app.extensions.get("sluice_openapi")
     if spec is None:

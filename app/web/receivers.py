@@ -1,5 +1,5 @@
-"""What the CI / GitOps receivers (CircleCI, Argo CD, Argo Rollouts) share: lenient JSON bodies,
-once-only processing of a sender's event id, and the answers they give.
+"""What the deploy receivers (deploy notifications, CircleCI, Argo CD, Argo Rollouts) share: once-only
+processing of a sender's event id, starting the release an integration announced, and the answers.
 
 Senders retry on anything but a 2xx, so events Sluice does not act on get a 202 "ignored"
 with the reason, and a repeated event a 200 "duplicate". A repeat that arrives while the first
@@ -9,16 +9,15 @@ retry must not have been acknowledged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
-from flask import Response, jsonify, url_for
+from flask import Response, url_for
 
+from app.announcements import Announcement, Ignored
 from app.context import Context
-from app.intake import Intake
-from app.store import PREFIX, _text
+from app.intake import IntakeError, start_release
 from app.web.errors import ApiError
+from app.web.responses import NotStarted, Started, respond
 
 EVENT_TTL = 7 * 24 * 3600
 # A claim outlives any request (gunicorn kills a worker after 30 s) but not by much: if the
@@ -27,33 +26,15 @@ PROCESSING_TTL = 120
 _PROCESSING = "processing"
 
 
-def any_json_body(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object whatever its Content-Type (Argo CD sends none unless configured)."""
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return data
-
-
 def claim_event(ctx: Context, source: str, event_key: str) -> str | None:
-    """Claim an event for processing (SET NX with a short TTL). None: ours to process; otherwise what
+    """Claim an event for processing (with a short TTL). None: ours to process; otherwise what
     the first delivery of it recorded (a release id, a reason, or "processing")."""
-    key = f"{PREFIX}event:{source}:{event_key}"
-    # SET NX GET (Redis 7): claim and read what was there in one round trip.
-    seen = ctx.store.r.set(key, _PROCESSING, nx=True, ex=PROCESSING_TTL, get=True)
-    return None if seen is None else _text(seen)
+    return ctx.store.claim_event(source, event_key, _PROCESSING, PROCESSING_TTL)
 
 
 def settle_event(ctx: Context, source: str, event_key: str, outcome: str | None) -> None:
     """Record what an event led to; None forgets it (processing failed: the sender's retry is welcome)."""
-    key = f"{PREFIX}event:{source}:{event_key}"
-    if outcome is None:
-        ctx.store.r.delete(key)
-    else:
-        ctx.store.r.set(key, outcome, ex=EVENT_TTL)
+    ctx.store.settle_event(source, event_key, outcome, EVENT_TTL)
 
 
 def process_once(ctx: Context, source: str, event_key: str, handle: Callable[[], tuple[Response, str]]) -> Response:
@@ -72,44 +53,47 @@ def process_once(ctx: Context, source: str, event_key: str, handle: Callable[[],
     return resp
 
 
-def ignored(reason: str, **extra: Any) -> Response:
-    resp = jsonify({"status": "ignored", "reason": reason, **extra})
-    resp.status_code = 202
-    return resp
+def answer(ctx: Context, result: Announcement | Ignored) -> tuple[Response, str]:
+    """Start the announced release (or say why not), and what to remember of the event."""
+    if isinstance(result, Ignored):
+        return ignored(result.reason), f"ignored: {result.reason}"
+    return start(ctx, result)
+
+
+def start(ctx: Context, a: Announcement) -> tuple[Response, str]:
+    """Start (or find) the announced release: 202 with its status URL, 200 for a duplicate.
+    Returns the answer and the release's id."""
+    try:
+        intake = start_release(ctx, a.service, a.version, a.application, a.namespace, a.ci, trigger=a.trigger)
+    except IntakeError as exc:
+        raise ApiError(exc.status, str(exc), exc.detail) from None
+    release = intake.release
+    status_url = url_for("api.get_release", release_id=release.id, _external=False)
+    body = Started(
+        status="started" if intake.created else "duplicate",
+        release=release.id,
+        state=release.state,
+        status_url=status_url,
+        duplicate=not intake.created,
+        service=release.service,
+        source_version=release.source_version,
+        target_version=release.target_version,
+        policy=release.policy,
+    )
+    return respond(body, 202 if intake.created else 200, {"Location": status_url}), release.id
+
+
+def ignored(reason: str) -> Response:
+    return respond(NotStarted(status="ignored", reason=reason), 202, exclude_none=True)
 
 
 def duplicate(seen: str) -> Response:
     if seen == _PROCESSING:
-        resp = jsonify({"status": "processing", "reason": "the first delivery of this event is still being processed"})
-        resp.status_code = 409
-        resp.headers["Retry-After"] = "10"
-        return resp
-    body: dict[str, Any] = {"status": "duplicate", "duplicate": True}
+        reason = "the first delivery of this event is still being processed"
+        return respond(NotStarted(status="processing", reason=reason), 409, {"Retry-After": "10"}, exclude_none=True)
     if seen.startswith("r-"):
-        body["release"] = seen
-        body["status_url"] = url_for("api.get_release", release_id=seen, _external=False)
+        url = url_for("api.get_release", release_id=seen, _external=False)
+        body = NotStarted(status="duplicate", duplicate=True, release=seen, status_url=url)
     else:
-        body["reason"] = seen
-    return jsonify(body)
-
-
-def started(intake: Intake, **extra: Any) -> Response:
-    release = intake.release
-    status_url = url_for("api.get_release", release_id=release.id, _external=False)
-    resp = jsonify(
-        {
-            "status": "started" if intake.created else "duplicate",
-            "release": release.id,
-            "state": release.state,
-            "status_url": status_url,
-            "duplicate": not intake.created,
-            "service": release.service,
-            "source_version": release.source_version,
-            "target_version": release.target_version,
-            "policy": release.policy,
-            **extra,
-        }
-    )
-    resp.status_code = 202 if intake.created else 200
-    resp.headers["Location"] = status_url
-    return resp
+        body = NotStarted(status="duplicate", duplicate=True, reason=seen)
+    return respond(body, exclude_none=True)

@@ -1,5 +1,6 @@
 """Argo CD and Argo Rollouts notification bodies (as rendered by the templates in this folder),
-and how a deployed version is read from them.
+how a deployed version is read from them, and which ones announce a deploy (the `argo` section
+of the configuration maps an Application / Rollout to a service).
 
 Argo renders templates without escaping, so the templates use `| toJson` for every value; the
 bodies are still treated as untrusted input: unknown fields are ignored, known ones are checked.
@@ -7,9 +8,18 @@ bodies are still treated as untrusted input: unknown fields are ignored, known o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.announcements import Announcement, Ignored, PayloadError
+from app.models import CIContext
+from app.names import check_label_value
+
+if TYPE_CHECKING:
+    from integrations.argo.config import ArgoConfig, ArgoMapping
+
+M = TypeVar("M", bound=BaseModel)
 
 ROLLOUT_START_EVENTS = ("rollout-updated", "rollout-completed")
 
@@ -88,3 +98,61 @@ def image_tag(images: list[str], repository: str | None, service: str) -> str:
 
 def as_dict(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(exclude_none=True)
+
+
+def _parse(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError("the notification has invalid fields", exc) from None
+
+
+def _version(mapping: ArgoMapping, images: list[str], revision: str | None) -> str:
+    try:
+        if mapping.version_from == "revision":
+            if not revision:
+                raise ValueError("the notification carries no revision")
+            return check_label_value(revision, "version")
+        return check_label_value(image_tag(images, mapping.image, mapping.service), "version")
+    except ValueError as exc:
+        raise PayloadError(f"cannot read the version of {mapping.name!r}: {exc}") from None
+
+
+def _announcement(mapping: ArgoMapping, version: str, namespace: str | None, source: str, key: str) -> Announcement:
+    return Announcement(
+        service=mapping.service,
+        version=version,
+        application=mapping.application,
+        namespace=namespace,
+        ci=CIContext(provider=source),
+        trigger=source,
+        event_key=key,
+    )
+
+
+def announce_argocd(argo: ArgoConfig, data: dict[str, Any]) -> Announcement | Ignored:
+    """A Succeeded sync of a mapped Application; one (app, revision, finishedAt) is one event."""
+    note = _parse(ArgoCDNotification, data)
+    mapping = next((m for m in argo.applications if m.name == note.app), None)
+    if mapping is None:
+        return Ignored(reason=f"Argo CD application {note.app!r} is not in argo.applications")
+    if note.phase is not None and note.phase != "Succeeded":
+        return Ignored(reason=f"sync phase is {note.phase!r}; only a Succeeded sync starts a release")
+    if note.health is not None and note.health not in ("Healthy", "Progressing"):
+        return Ignored(reason=f"application health is {note.health!r}")
+    version = _version(mapping, note.images or [], note.revision)
+    key = f"{note.app}:{note.revision or version}:{note.finishedAt or ''}"
+    return _announcement(mapping, version, note.namespace, "argocd", key)
+
+
+def announce_rollout(argo: ArgoConfig, data: dict[str, Any]) -> Announcement | Ignored:
+    """An updated (or completed) mapped Rollout; one (rollout, revision, event) is one event."""
+    note = _parse(RolloutNotification, data)
+    mapping = next((m for m in argo.rollouts if m.name == note.rollout), None)
+    if mapping is None:
+        return Ignored(reason=f"rollout {note.rollout!r} is not in argo.rollouts")
+    if note.event not in ROLLOUT_START_EVENTS:
+        return Ignored(reason=f"event {note.event!r} does not start a release ({', '.join(ROLLOUT_START_EVENTS)} do)")
+    version = _version(mapping, note.images, note.podHash if mapping.version_from == "revision" else None)
+    key = f"{note.rollout}:{note.revision or note.podHash or version}:{note.event}"
+    return _announcement(mapping, version, note.namespace, "argo-rollouts", key)

@@ -81,16 +81,13 @@ def observe_cluster(
 def restarts_since(ctx: Context, release: Release, pods: list[dict[str, Any]]) -> int:
     """Restarts since the release started: a pod created before it counts from the count first seen
     (kept in Redis per release, so every worker agrees); a pod created after it counts from 0."""
-    key = f"sluice:k8s:restart-baseline:{release.id}"
-    total = 0
+    counts: dict[str, int] = {}
+    first_seen: dict[str, int] = {}
     for pod in pods:
         meta = pod.get("metadata", {})
         uid = meta.get("uid") or meta.get("name", "")
-        count = pod_restarts(pod)
+        counts[uid] = pod_restarts(pod)
         created = parse_time(meta.get("creationTimestamp"))
-        first = 0 if created is not None and created >= int(release.created_at) else count
-        ctx.store.r.hsetnx(key, uid, first)
-        baseline = ctx.store.r.hget(key, uid)
-        total += max(0, count - int(baseline or 0))
-    ctx.store.r.expire(key, BASELINE_TTL)
-    return total
+        first_seen[uid] = 0 if created is not None and created >= int(release.created_at) else counts[uid]
+    baselines = ctx.store.restart_baselines(release.id, first_seen, BASELINE_TTL)
+    return sum(max(0, count - baselines.get(uid, 0)) for uid, count in counts.items())

@@ -8,10 +8,8 @@ import pytest
 
 from app.config import parse_config
 from app.context import Context, set_context
-from tests.integration.fakes import FakePrometheus, FakeRouter, WebhookReceiver, config_text
-
-TOKEN = "web-tests-token-8c1f2a"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from tests.support.fakes import FakePrometheus, FakeRouter, WebhookReceiver, config_text
+from tests.support.web import TOKEN
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.logs import JsonFormatter, ReleaseFilter
 from app.web import create_app
-from tests.web.conftest import AUTH, TOKEN
+from tests.support.web import AUTH, TOKEN
 from workers.deliver import run_delivery
 from workers.tick import run_tick
 

@@ -23,7 +23,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.web import create_app
-from tests.web.conftest import AUTH
+from app.web.openapi import build_spec
+from tests.support.web import AUTH
 from workers.deliver import run_delivery
 from workers.tick import run_tick
 
@@ -133,3 +134,10 @@ def test_the_document_describes_every_route(ctx):
         if rule.endpoint.endswith("static"):
             continue
         assert rule.rule in documented, f"{rule.rule} is not in /openapi.json"
+
+
+def test_a_route_without_a_description_cannot_be_served_undocumented():
+    app = create_app()
+    app.add_url_rule("/undocumented", "undocumented", lambda: "")
+    with pytest.raises(RuntimeError, match="/undocumented"):
+        build_spec(app)

@@ -1,0 +1,16 @@
+"""The store: everything that must survive a restart, in Redis. Only this package talks to Redis.
+
+keys.py     every key and key pattern (the list is there)
+store.py    Store: releases, events, evaluations, deliveries, the `due` schedule, locks, leases
+metrics.py  MetricsStore (`Store.metrics`): Sluice's own counters, histograms and gauges
+"""
+
+from __future__ import annotations
+
+from redis import RedisError as StoreUnavailable
+
+from app.store import keys
+from app.store.keys import PREFIX
+from app.store.store import DEDUP_TTL, Store, connect, new_release_id
+
+__all__ = ["DEDUP_TTL", "PREFIX", "Store", "StoreUnavailable", "connect", "keys", "new_release_id"]

@@ -1,0 +1,119 @@
+"""Every Redis key Sluice uses, in one place (like RQ's `keys.py`).
+
+Nothing outside `app/store/` spells a key: it asks the store, and the store builds keys here.
+All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong to RQ.
+
+  release:<id>                     JSON of the Release
+  release:<id>:events              list of JSON events (append-only)
+  release:<id>:evaluations         list of JSON check results (append-only)
+  release:<id>:duplicates          how many times the release was announced again
+  releases                         zset id -> created_at (for listing)
+  active:<app>:<service>           id of the release now moving that service's traffic
+  stable:<app>:<service>           the service's stable version
+  dedup:<key>                      id of the release a deploy notification started
+  delivery:<id>                    JSON of a hook delivery and its attempts
+  due                              zset of due members (`tick:<release>:<seq>`, `hook:<delivery>`) -> when
+  lock:<name>                      short locks and leader leases
+  event:<source>:<event id>        what a CI / GitOps event led to (receivers' once-only processing)
+  k8s:restart-baseline:<release>   hash pod uid -> restart count when first seen
+  metrics:counter:<name>           hash "<label values joined by \\x1f>" -> count
+  metrics:hist:<name>              hash "b:<upper bound>" | "sum" | "count" -> value
+"""
+
+from __future__ import annotations
+
+PREFIX = "sluice:"
+
+RELEASES = PREFIX + "releases"
+DUE = PREFIX + "due"
+RQ_QUEUE = "rq:queue:sluice"  # RQ's list for the `sluice` queue (read for the queue-depth gauge)
+
+
+def release(release_id: str) -> str:
+    return f"{PREFIX}release:{release_id}"
+
+
+def release_events(release_id: str) -> str:
+    return f"{PREFIX}release:{release_id}:events"
+
+
+def release_evaluations(release_id: str) -> str:
+    return f"{PREFIX}release:{release_id}:evaluations"
+
+
+def release_duplicates(release_id: str) -> str:
+    return f"{PREFIX}release:{release_id}:duplicates"
+
+
+def active(application: str, service: str) -> str:
+    return f"{PREFIX}active:{application}:{service}"
+
+
+def stable(application: str, service: str) -> str:
+    return f"{PREFIX}stable:{application}:{service}"
+
+
+def dedup(dedup_key: str) -> str:
+    return f"{PREFIX}dedup:{dedup_key}"
+
+
+def deploy_dedup(application: str, service: str, version: str) -> str:
+    """The dedup key of a version of a service: the webhook and the watcher share it."""
+    return f"deploy:{application}:{service}:{version}"
+
+
+def delivery(delivery_id: str) -> str:
+    return f"{PREFIX}delivery:{delivery_id}"
+
+
+def lock(name: str) -> str:
+    return f"{PREFIX}lock:{name}"
+
+
+def release_lock(release_id: str) -> str:
+    """The lock a tick and a steering action take on a release."""
+    return lock(f"release:{release_id}")
+
+
+def delivery_lock(delivery_id: str) -> str:
+    return lock(f"delivery:{delivery_id}")
+
+
+def event(source: str, event_key: str) -> str:
+    return f"{PREFIX}event:{source}:{event_key}"
+
+
+def restart_baseline(release_id: str) -> str:
+    return f"{PREFIX}k8s:restart-baseline:{release_id}"
+
+
+def metrics_counter(name: str) -> str:
+    return f"{PREFIX}metrics:counter:{name}"
+
+
+def metrics_histogram(name: str) -> str:
+    return f"{PREFIX}metrics:hist:{name}"
+
+
+# --- members of the `due` zset ---------------------------------------------------------------------
+
+
+def tick_member(release_id: str, seq: int) -> str:
+    return f"tick:{release_id}:{seq}"
+
+
+def hook_member(delivery_id: str) -> str:
+    return f"hook:{delivery_id}"
+
+
+def parse_due_member(member: str) -> tuple[str, str, int | None]:
+    """`tick:<release>:<seq>` -> ("tick", release, seq); `hook:<delivery>` -> ("hook", delivery, None);
+    anything else -> ("", member, None)."""
+    kind, _, rest = member.partition(":")
+    if kind == "tick":
+        release_id, _, seq = rest.rpartition(":")
+        if release_id and seq.isdigit():
+            return "tick", release_id, int(seq)
+    elif kind == "hook" and rest:
+        return "hook", rest, None
+    return "", member, None

@@ -1,0 +1,72 @@
+"""Sluice's own metrics in Redis: counters and histograms that workers write and the web process
+reads back at scrape time, and the gauges computed from the store (see app/metrics.py for why).
+
+Histograms are stored per bucket (not cumulative): field `b:<upper bound>`, plus `sum` and `count`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+
+from app.store import keys
+
+SEP = "\x1f"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class MetricsStore:
+    def __init__(self, client: redis.Redis):
+        self.r = client
+
+    def add(
+        self,
+        counts: Iterable[tuple[str, Sequence[str]]] = (),
+        observations: Iterable[tuple[str, str, float]] = (),
+    ) -> None:
+        """In one round trip: +1 on each (counter, label values), and each (histogram, bucket, value)."""
+        pipe = self.r.pipeline(transaction=False)
+        for name, labels in counts:
+            pipe.hincrby(keys.metrics_counter(name), SEP.join(labels), 1)
+        for name, bucket, value in observations:
+            key = keys.metrics_histogram(name)
+            pipe.hincrby(key, bucket, 1)
+            pipe.hincrbyfloat(key, "sum", value)
+            pipe.hincrby(key, "count", 1)
+        pipe.execute()
+
+    def counter(self, name: str) -> dict[tuple[str, ...], float]:
+        """label values -> count."""
+        raw = self.r.hgetall(keys.metrics_counter(name)) or {}
+        return {tuple(_text(field).split(SEP)): float(value) for field, value in raw.items()}
+
+    def histogram(self, name: str) -> dict[str, float]:
+        """`b:<bound>` | `sum` | `count` -> value."""
+        return {_text(k): float(v) for k, v in (self.r.hgetall(keys.metrics_histogram(name)) or {}).items()}
+
+    def releases_by_state(self) -> Counter[str]:
+        """How many stored releases are in each state (read in pages, parsing only the state)."""
+        by_state: Counter[str] = Counter()
+        ids = self.r.zrange(keys.RELEASES, 0, -1)
+        for i in range(0, len(ids), 500):
+            for raw in self.r.mget([keys.release(_text(x)) for x in ids[i : i + 500]]):
+                if raw:
+                    by_state[str(json.loads(raw).get("state"))] += 1
+        return by_state
+
+    def queue_depths(self, now: float | None = None) -> dict[str, int]:
+        """`enqueued` RQ jobs, `due` members already due, `scheduled` members at all."""
+        now = time.time() if now is None else now
+        return {
+            "enqueued": int(self.r.llen(keys.RQ_QUEUE)),
+            "due": int(self.r.zcount(keys.DUE, "-inf", now)),
+            "scheduled": int(self.r.zcard(keys.DUE)),
+        }

@@ -1,0 +1,341 @@
+"""The Store: Sluice's records in Redis, behind methods that say what they do.
+
+Keys are built in `app/store/keys.py` (the list is there). A decision is committed in one
+MULTI/EXEC: the new release state, its evaluations and events, the hook deliveries it causes
+and the next tick. A crash before EXEC leaves the old state (the tick is redone); a crash after
+leaves a complete record.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import redis
+
+from app.models import CheckResult, Delivery, Event, Release
+from app.store import keys
+from app.store.metrics import MetricsStore
+
+PREFIX = keys.PREFIX
+DEDUP_TTL = 30 * 24 * 3600
+
+# A deploy notification seen before: return its release, count the duplicate, keep the first few.
+_DUPLICATE = """
+local id = redis.call('get', KEYS[1])
+if not id then return false end
+local release = redis.call('get', ARGV[1] .. 'release:' .. id)
+if not release then return false end
+local n = redis.call('incr', ARGV[1] .. 'release:' .. id .. ':duplicates')
+if n <= tonumber(ARGV[3]) then redis.call('rpush', ARGV[1] .. 'release:' .. id .. ':events', ARGV[2]) end
+return release
+"""
+
+# Delete a key only if it still holds our value: a lock we own (it may have expired and been taken
+# by another), or the `active` pointer of a release that has not been superseded.
+_DELETE_IF_EQUAL = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30, retry_on_timeout=True
+    )
+
+
+def new_release_id() -> str:
+    """Time-ordered and unguessable enough: r-<yyyymmddHHMMSS>-<8 hex>."""
+    return "r-" + time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+class Store:
+    def __init__(self, client: redis.Redis):
+        self.r = client  # for RQ (workers/worker.py) and tests; Sluice's own code calls the methods
+        self.metrics = MetricsStore(client)
+        self._unlock = client.register_script(_DELETE_IF_EQUAL)
+        self._duplicate = client.register_script(_DUPLICATE)
+
+    # --- releases ---------------------------------------------------------------------------------
+
+    def get(self, release_id: str) -> Release | None:
+        raw = self.r.get(keys.release(release_id))
+        return Release.model_validate_json(raw) if raw else None
+
+    def list_releases(
+        self,
+        service: str | None = None,
+        application: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Release], int]:
+        """Newest first, filtered. Returns (page, total matching).
+
+        Unfiltered pages (the dashboard's default) read only the page. Filtered lists scan
+        the releases newest first, parsing only what the filters cannot rule out cheaply.
+        """
+        if not (service or application or state):
+            total = int(self.r.zcard(keys.RELEASES))
+            ids = self.r.zrevrange(keys.RELEASES, offset, offset + limit - 1)
+            raws = self.r.mget([keys.release(_text(x)) for x in ids]) if ids else []
+            return [Release.model_validate_json(raw) for raw in raws if raw], total
+        ids = self.r.zrevrange(keys.RELEASES, 0, -1)
+        matched: list[Release] = []
+        chunk = 200
+        for i in range(0, len(ids), chunk):
+            raws = self.r.mget([keys.release(_text(x)) for x in ids[i : i + chunk]])
+            for raw in raws:
+                if not raw:
+                    continue
+                rel = Release.model_validate_json(raw)
+                if (
+                    (service and rel.service != service)
+                    or (application and rel.application != application)
+                    or (state and rel.state != state)
+                ):
+                    continue
+                matched.append(rel)
+        return matched[offset : offset + limit], len(matched)
+
+    def get_many(self, release_ids: list[str]) -> list[Release]:
+        """The releases that exist among these ids, in one round trip."""
+        if not release_ids:
+            return []
+        raws = self.r.mget([keys.release(rid) for rid in release_ids])
+        return [Release.model_validate_json(raw) for raw in raws if raw]
+
+    def events(self, release_id: str) -> list[Event]:
+        raws = self.r.lrange(keys.release_events(release_id), 0, -1)
+        return [Event.model_validate_json(x) for x in raws]
+
+    def evaluations(self, release_id: str) -> list[CheckResult]:
+        raws = self.r.lrange(keys.release_evaluations(release_id), 0, -1)
+        return [CheckResult.model_validate_json(x) for x in raws]
+
+    def create(
+        self, release: Release, dedup_key: str, event: Event, first_tick_at: float | None = None
+    ) -> tuple[Release, bool]:
+        """Store a new release unless `dedup_key` already names one; returns (release, created).
+        `first_tick_at` schedules its first tick in the same transaction, so a release is never
+        stored without a tick that will move it."""
+        key = keys.dedup(dedup_key)
+        if not self.r.set(key, release.id, nx=True, ex=DEDUP_TTL):
+            existing_id = self.r.get(key)
+            existing = self.get(_text(existing_id)) if existing_id else None
+            if existing is not None:
+                return existing, False
+            self.r.set(key, release.id, ex=DEDUP_TTL)  # dangling key: the release was never written
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(keys.release(release.id), release.model_dump_json())
+        pipe.zadd(keys.RELEASES, {release.id: release.created_at})
+        pipe.rpush(keys.release_events(release.id), event.model_dump_json())
+        if first_tick_at is not None:
+            pipe.zadd(keys.DUE, {keys.tick_member(release.id, release.seq): first_tick_at})
+        pipe.execute()
+        return release, True
+
+    def find_dedup(self, dedup_key: str) -> Release | None:
+        rid = self.r.get(keys.dedup(dedup_key))
+        return self.get(_text(rid)) if rid else None
+
+    def claim_duplicate(self, dedup_key: str, event: Event, keep: int = 10) -> Release | None:
+        """The release a deploy notification already started, counting this duplicate and keeping the
+        first `keep` as events (a CI retry storm must not grow the event log without bound). One
+        round trip: this is the hot path of a retrying sender."""
+        raw = self._duplicate(keys=[keys.dedup(dedup_key)], args=[PREFIX, event.model_dump_json(), keep])
+        return Release.model_validate_json(raw) if raw else None
+
+    def duplicates(self, release_id: str) -> int:
+        return int(self.r.get(keys.release_duplicates(release_id)) or 0)
+
+    def commit(
+        self,
+        release: Release,
+        results: Sequence[CheckResult] = (),
+        events: Sequence[Event] = (),
+        deliveries: Sequence[Delivery] = (),
+        next_tick_at: float | None = None,
+        previous_seq: int | None = None,
+        stable_version: str | None = None,
+    ) -> None:
+        """Write a decision atomically (see module docstring)."""
+        rid = release.id
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(keys.release(rid), release.model_dump_json())
+        for res in results:
+            pipe.rpush(keys.release_evaluations(rid), res.model_dump_json())
+        for ev in events:
+            pipe.rpush(keys.release_events(rid), ev.model_dump_json())
+        for d in deliveries:
+            # SET NX: a redone tick that re-creates the same delivery id does not deliver twice.
+            pipe.set(keys.delivery(d.id), d.model_dump_json(), nx=True)
+            pipe.zadd(keys.DUE, {keys.hook_member(d.id): d.next_attempt_at or release.updated_at}, nx=True)
+        if previous_seq is not None:
+            pipe.zrem(keys.DUE, keys.tick_member(rid, previous_seq))
+        if next_tick_at is not None:
+            pipe.zadd(keys.DUE, {keys.tick_member(rid, release.seq): next_tick_at})
+        if stable_version is not None:
+            pipe.set(keys.stable(release.application, release.service), stable_version)
+        if release.terminal:
+            # Clear `active` only if it still points at this release (a newer one may have taken it).
+            pipe.eval(_DELETE_IF_EQUAL, 1, keys.active(release.application, release.service), rid)
+        pipe.execute()
+
+    # --- per-service pointers -----------------------------------------------------------------------
+
+    def stable_version(self, application: str, service: str) -> str | None:
+        v = self.r.get(keys.stable(application, service))
+        return _text(v) if v else None
+
+    def active_release(self, application: str, service: str) -> str | None:
+        v = self.r.get(keys.active(application, service))
+        return _text(v) if v else None
+
+    def set_active(self, application: str, service: str, release_id: str) -> None:
+        self.r.set(keys.active(application, service), release_id)
+
+    # --- hook deliveries ------------------------------------------------------------------------------
+
+    def get_delivery(self, delivery_id: str) -> Delivery | None:
+        raw = self.r.get(keys.delivery(delivery_id))
+        return Delivery.model_validate_json(raw) if raw else None
+
+    def deliveries(self, ids: list[str]) -> list[Delivery]:
+        if not ids:
+            return []
+        raws = self.r.mget([keys.delivery(i) for i in ids])
+        return [Delivery.model_validate_json(x) for x in raws if x]
+
+    def save_delivery(self, delivery: Delivery, next_attempt_at: float | None, event: Event | None = None) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(keys.delivery(delivery.id), delivery.model_dump_json())
+        if next_attempt_at is None:
+            pipe.zrem(keys.DUE, keys.hook_member(delivery.id))
+        else:
+            pipe.zadd(keys.DUE, {keys.hook_member(delivery.id): next_attempt_at})
+        if event is not None:
+            pipe.rpush(keys.release_events(delivery.release_id), event.model_dump_json())
+        pipe.execute()
+
+    # --- scheduling -------------------------------------------------------------------------------------
+
+    def schedule_tick(self, release_id: str, seq: int, at: float) -> None:
+        self.r.zadd(keys.DUE, {keys.tick_member(release_id, seq): at})
+
+    def unschedule_tick(self, release_id: str, seq: int) -> None:
+        self.r.zrem(keys.DUE, keys.tick_member(release_id, seq))
+
+    def unschedule_delivery(self, delivery_id: str) -> None:
+        self.r.zrem(keys.DUE, keys.hook_member(delivery_id))
+
+    def schedule(self, member: str, at: float) -> None:
+        """Schedule a due member as built by `keys.tick_member` / `keys.hook_member`."""
+        self.r.zadd(keys.DUE, {member: at})
+
+    def unschedule(self, member: str) -> None:
+        """Drop a due member as the scheduler found it (e.g. one it cannot parse)."""
+        self.r.zrem(keys.DUE, member)
+
+    def claim_due(self, now: float, lease: float, limit: int = 500) -> list[str]:
+        """Due members, each pushed `lease` seconds ahead so that a crashed job is retried later.
+        Parse them with `keys.parse_due_member`."""
+        members = self.r.zrangebyscore(keys.DUE, "-inf", now, start=0, num=limit)
+        if not members:
+            return []
+        pipe = self.r.pipeline(transaction=True)
+        for m in members:
+            pipe.zadd(keys.DUE, {_text(m): now + lease}, xx=True)
+        pipe.execute()
+        return [_text(m) for m in members]
+
+    def due_count(self) -> int:
+        return int(self.r.zcard(keys.DUE))
+
+    # --- locks and leases -------------------------------------------------------------------------------
+
+    def release_lock(self, release_id: str, ttl: float = 30.0, wait: float = 0.0) -> AbstractContextManager[bool]:
+        """The per-release lock a tick and a steering action hold while they decide."""
+        return self._lock(keys.release_lock(release_id), ttl, wait)
+
+    def delivery_lock(self, delivery_id: str, ttl: float = 30.0) -> AbstractContextManager[bool]:
+        return self._lock(keys.delivery_lock(delivery_id), ttl, 0.0)
+
+    def lock(self, name: str, ttl: float = 30.0, wait: float = 0.0) -> AbstractContextManager[bool]:
+        return self._lock(keys.lock(name), ttl, wait)
+
+    @contextmanager
+    def _lock(self, key: str, ttl: float, wait: float) -> Iterator[bool]:
+        """A Redis lock with a TTL (a crashed holder frees it). Yields whether it was acquired."""
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait
+        acquired = bool(self.r.set(key, token, nx=True, px=int(ttl * 1000)))
+        while not acquired and time.monotonic() < deadline:
+            time.sleep(0.05)
+            acquired = bool(self.r.set(key, token, nx=True, px=int(ttl * 1000)))
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self._unlock(keys=[key], args=[token])
+
+    def try_lead(self, name: str, token: str, ttl: float) -> bool:
+        """Take or renew a leader lease (the scheduler loop, the watcher)."""
+        key = keys.lock(name)
+        if self.r.set(key, token, nx=True, px=int(ttl * 1000)):
+            return True
+        renewed = self.r.eval(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then "
+            "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
+            1,
+            key,
+            token,
+            int(ttl * 1000),
+        )
+        return bool(renewed)
+
+    def resign(self, name: str, token: str) -> None:
+        """Give a leader lease up at once (a clean exit), if it is still ours."""
+        self._unlock(keys=[keys.lock(name)], args=[token])
+
+    # --- receivers: once-only processing of a sender's events ----------------------------------------
+
+    def claim_event(self, source: str, event_key: str, marker: str, ttl: int) -> str | None:
+        """Claim an event (SET NX with a TTL). None: ours to process; otherwise what its first delivery
+        recorded. SET NX GET (Redis 7): claim and read what was there in one round trip."""
+        seen = self.r.set(keys.event(source, event_key), marker, nx=True, ex=ttl, get=True)
+        return None if seen is None else _text(seen)
+
+    def settle_event(self, source: str, event_key: str, outcome: str | None, ttl: int) -> None:
+        """Record what an event led to for `ttl` seconds; None forgets it (its retry is welcome)."""
+        key = keys.event(source, event_key)
+        if outcome is None:
+            self.r.delete(key)
+        else:
+            self.r.set(key, outcome, ex=ttl)
+
+    # --- Kubernetes: restart baselines ------------------------------------------------------------------
+
+    def restart_baselines(self, release_id: str, first_seen: dict[str, int], ttl: int) -> dict[str, int]:
+        """Each pod's restart count when the release first saw it: `first_seen` is kept for pods not
+        seen before (HSETNX, so every worker agrees), and the kept baselines are returned."""
+        if not first_seen:
+            return {}
+        key = keys.restart_baseline(release_id)
+        pipe = self.r.pipeline(transaction=False)
+        for uid, count in first_seen.items():
+            pipe.hsetnx(key, uid, count)
+        pipe.hmget(key, list(first_seen))
+        pipe.expire(key, ttl)
+        baselines = pipe.execute()[-2]
+        return {uid: int(b or 0) for uid, b in zip(first_seen, baselines, strict=True)}
+
+    def ping(self) -> bool:
+        return bool(self.r.ping())

@@ -1,0 +1,71 @@
+"""Fixtures for the CI / on-call integration tests (CircleCI, Argo, hook senders): real Redis, the fake
+Prometheus and router, and local CircleCI / Slack / PagerDuty servers (tests/support/)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from app.config import parse_config
+from app.context import Context, set_context
+from tests.support.ci import API_TOKEN, CIRCLE_TOKEN, PD_KEY, PUBLIC_URL, WEBHOOK_SECRET, ci_config
+from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack
+from tests.support.fakes import FakePrometheus, FakeRouter
+
+
+@pytest.fixture
+def circle() -> Iterator[FakeCircleCI]:
+    server = FakeCircleCI(CIRCLE_TOKEN).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pagerduty() -> Iterator[FakePagerDuty]:
+    server = FakePagerDuty().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, slack: FakeSlack) -> pytest.MonkeyPatch:
+    monkeypatch.setenv("CIRCLECI_TOKEN", CIRCLE_TOKEN)
+    monkeypatch.setenv("CIRCLECI_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("SLUICE_API_TOKEN", API_TOKEN)
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", PD_KEY)
+    monkeypatch.setenv("SLUICE_PUBLIC_URL", PUBLIC_URL)
+    monkeypatch.delenv("CIRCLECI_API_URL", raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def ctx(
+    redis_url: str,
+    prom: FakePrometheus,
+    router: FakeRouter,
+    circle: FakeCircleCI,
+    pagerduty: FakePagerDuty,
+    env: pytest.MonkeyPatch,
+) -> Iterator[Context]:
+    context = Context(config=parse_config(ci_config(circle, pagerduty)), redis_url=redis_url, prometheus_url=prom.url)
+    context._routers["shop"] = router
+    set_context(context)
+    yield context
+    set_context(None)
+    context.prometheus.close()
+    context.store.r.close()

@@ -1,0 +1,68 @@
+"""Fixtures for the Kubernetes tests: the fake API server (with a kubeconfig pointing at it), a
+Prometheus speaking the query API over HTTP, real Redis, and a Context configured for a router."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from app.config import parse_config
+from app.context import Context
+from integrations.kubernetes import health
+from integrations.kubernetes.cluster import forget_clients
+from integrations.registry.routers import API_CALLS
+from tests.support.cluster import CONFIG
+from tests.support.fake_apiserver import FakeApiServer
+from tests.support.fakes import FakePrometheus
+from tests.support.sim import Sim
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApiServer]:
+    server = FakeApiServer(bookmark_interval=0.3).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        forget_clients()
+        health._kubes.clear()
+    unexpected = server.calls - API_CALLS
+    assert not unexpected, f"calls outside integrations.registry.routers.API_CALLS: {unexpected}"
+
+
+@pytest.fixture
+def kubeconfig(api: FakeApiServer, tmp_path: Path) -> Path:
+    return api.kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def prom() -> Iterator[FakePrometheus]:
+    server = FakePrometheus().start()
+    server.default = 0.0
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sim(api: FakeApiServer) -> Sim:
+    return Sim(api)
+
+
+@pytest.fixture
+def make_ctx(redis_url: str, prom: FakePrometheus, kubeconfig: Path) -> Iterator[Callable[..., Context]]:
+    made: list[Context] = []
+
+    def make(router: str = "gateway-api", web_extra: str = "", cluster_extra: str = "") -> Context:
+        text = CONFIG.format(kubeconfig=kubeconfig, router=router, web_extra=web_extra, cluster_extra=cluster_extra)
+        ctx = Context(config=parse_config(text), redis_url=redis_url, prometheus_url=prom.url)
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        ctx.prometheus.close()
+        ctx.store.r.close()

@@ -1,0 +1,347 @@
+"""Hook deliveries against a real Redis and a real local webhook receiver; the scheduler with a
+real RQ queue and worker.
+
+The receiver is a real HTTP server (tests/support/fakes.py) that records every request and
+answers 200 / 500 / 429 + Retry-After / 400 as programmed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from rq import Queue, SimpleWorker
+
+from app.config import parse_config
+from app.context import Context, set_context
+from app.intake import start_release
+from app.models import Release
+from app.store import PREFIX
+from app.web import create_app
+from integrations.notify.webhook import USER_AGENT, verify
+from tests.support.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver, config_text
+from workers.deliver import deliver
+from workers.scheduler import QUEUE_NAME, enqueue_due
+from workers.tick import tick
+
+pytestmark = pytest.mark.integration
+
+DUE = PREFIX + "due"
+SECRET = "whsec-s3cr3t-value-for-tests"
+SECRET_ENV = "SLUICE_TEST_HOOK_SECRET"
+
+
+def hooks_yaml(url: str, max_attempts: int = 3) -> str:
+    return f"""  - name: ci
+    type: webhook
+    on: [succeeded, failed]
+    url: "{url}/notify?token=url-token-1234"
+    secret_env: {SECRET_ENV}
+    max_attempts: {max_attempts}
+    timeout: 2s
+    payload:
+      text: "{{service}} {{target_version}} is {{state}}"
+      step: "{{step}}"
+  - name: audit
+    type: webhook
+    on: [started, step_passed, aborted]
+    services: [admin]
+    url: "{url}/audit"
+"""
+
+
+@pytest.fixture
+def ctx(
+    redis_url: str,
+    prom: FakePrometheus,
+    router: FakeRouter,
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Context]:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    context = Context(
+        config=parse_config(config_text(hooks_yaml(receiver.url))), redis_url=redis_url, prometheus_url=prom.url
+    )
+    context._routers["shop"] = router
+    yield context
+    set_context(None)
+    context.prometheus.close()
+    context.store.r.close()
+
+
+def get(ctx: Context, rid: str) -> Release:
+    rel = ctx.store.get(rid)
+    assert rel is not None
+    return rel
+
+
+def finish(ctx: Context, rid: str, timeout: float = 5.0) -> Release:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tick(ctx, rid, get(ctx, rid).seq)
+        rel = get(ctx, rid)
+        if rel.terminal:
+            return rel
+    raise AssertionError("release did not finish")
+
+
+def succeeded_release(ctx: Context) -> tuple[Release, str]:
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    rel = finish(ctx, rid)
+    assert rel.state == "succeeded"
+    return rel, f"{rid}:succeeded:ci"
+
+
+def hook_score(ctx: Context, delivery_id: str) -> float | None:
+    score = ctx.store.r.zscore(DUE, "hook:" + delivery_id)
+    return None if score is None else float(score)
+
+
+def test_succeeded_release_delivers_a_signed_webhook(ctx: Context, receiver: WebhookReceiver) -> None:
+    rel, did = succeeded_release(ctx)
+    assert rel.hooks == [did]
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None
+    assert delivery.state == "pending" and delivery.attempts == [] and delivery.event == "succeeded"
+    assert hook_score(ctx, did) is not None
+    assert receiver.requests == []  # planned, not sent, until the delivery job runs
+
+    assert deliver(ctx, did).startswith("delivered")
+
+    assert len(receiver.requests) == 1
+    req = receiver.requests[0]
+    assert req.method == "POST" and req.path == "/notify?token=url-token-1234"
+    assert req.headers["Content-Type"] == "application/json"
+    assert req.headers["User-Agent"] == USER_AGENT
+    assert req.headers["Sluice-Delivery"] == did
+    assert req.headers["Sluice-Event"] == "succeeded"
+    assert verify(SECRET, req.headers["Sluice-Signature"], req.body)
+    assert not verify("another-secret", req.headers["Sluice-Signature"], req.body)
+    assert not verify(SECRET, req.headers["Sluice-Signature"], req.body + b" ")
+    body = json.loads(req.body)
+    assert body["event"] == "succeeded"
+    assert body["release"]["release_id"] == rel.id and body["release"]["state"] == "succeeded"
+    assert body["text"] == "api 2.1.0 is succeeded"
+    assert body["step"] == 3  # a lone placeholder keeps the field's type
+    assert body["url"] == f"/api/v1/releases/{rel.id}"
+
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None
+    assert delivery.state == "delivered" and len(delivery.attempts) == 1
+    assert delivery.attempts[0].status == 200 and delivery.attempts[0].ok is True
+    assert hook_score(ctx, did) is None
+    assert "hook_delivered" in [e.type for e in ctx.store.events(rel.id)]
+    # Delivered once: running the job again sends nothing.
+    assert deliver(ctx, did) == "already delivered"
+    assert len(receiver.requests) == 1
+
+
+def test_failed_release_delivers_failed_hook(ctx: Context, prom: FakePrometheus, receiver: WebhookReceiver) -> None:
+    prom.values = {"2.1.0": 0.3}
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    assert finish(ctx, rid).state == "failed"
+    did = f"{rid}:failed:ci"
+    assert get(ctx, rid).hooks == [did]
+    assert deliver(ctx, did).startswith("delivered")
+    body = json.loads(receiver.requests[0].body)
+    assert body["event"] == "failed" and "errors" in body["release"]["reason"]
+    assert receiver.requests[0].headers["Sluice-Event"] == "failed"
+
+
+def test_started_and_step_passed_hooks_have_deterministic_ids(ctx: Context, receiver: WebhookReceiver) -> None:
+    from app.control import control
+
+    rid = start_release(ctx, "admin", "5.1.0").release.id
+    tick(ctx, rid, 0)
+    assert str(tick(ctx, rid, get(ctx, rid).seq)).startswith("pause")
+    control(ctx, rid, "resume")
+    rel = finish(ctx, rid)
+    assert rel.state == "succeeded"
+    assert rel.hooks == [f"{rid}:started:audit", f"{rid}:step_passed:0:audit", f"{rid}:succeeded:ci"]
+    for did in rel.hooks:
+        assert deliver(ctx, did).startswith("delivered")
+    audit = [r for r in receiver.requests if r.path == "/audit"]
+    assert [json.loads(r.body)["event"] for r in audit] == ["started", "step_passed"]
+    assert [json.loads(r.body)["release"]["step"] for r in audit] == [1, 1]  # the step that passed
+    assert [r.headers["Sluice-Delivery"] for r in audit] == rel.hooks[:2]
+    assert all("Sluice-Signature" not in r.headers for r in audit)  # no secret_env: unsigned
+    # The api service is not in the audit hook's `services`.
+    other = start_release(ctx, "api", "2.1.0").release.id
+    tick(ctx, other, 0)
+    assert get(ctx, other).hooks == []
+
+
+def test_server_error_then_success_records_two_attempts(ctx: Context, receiver: WebhookReceiver) -> None:
+    _, did = succeeded_release(ctx)
+    receiver.reply(Reply(500, body=b"upstream down"))
+
+    before = time.time()
+    out = deliver(ctx, did)
+    assert out.startswith("retry"), out
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None and delivery.state == "pending"
+    assert [a.status for a in delivery.attempts] == [500]
+    assert delivery.attempts[0].response == "upstream down"
+    score = hook_score(ctx, did)
+    assert score is not None and before + 0.8 - 0.05 <= score <= time.time() + 1.2  # backoff(1): 1s +-20%
+    assert score == pytest.approx(delivery.next_attempt_at)
+
+    assert deliver(ctx, did).startswith("delivered")
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None and delivery.state == "delivered"
+    assert [a.status for a in delivery.attempts] == [500, 200]
+    assert hook_score(ctx, did) is None
+    assert [r.headers["Sluice-Delivery"] for r in receiver.requests] == [did, did]
+
+
+def test_429_retry_after_is_honoured(ctx: Context, receiver: WebhookReceiver) -> None:
+    _, did = succeeded_release(ctx)
+    receiver.reply(Reply(429, headers={"Retry-After": "1"}, body=b"slow down"))
+    before = time.time()
+    assert deliver(ctx, did).startswith("retry in 1.0s")
+    score = hook_score(ctx, did)
+    assert score is not None and before + 1.0 <= score <= time.time() + 1.0
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None and delivery.state == "pending" and delivery.attempts[0].status == 429
+
+
+def test_400_fails_without_retry(ctx: Context, receiver: WebhookReceiver) -> None:
+    rel, did = succeeded_release(ctx)
+    receiver.reply(Reply(400, body=b"bad payload"))
+    out = deliver(ctx, did)
+    assert "400" in out and "not retried" in out
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None and delivery.state == "failed" and len(delivery.attempts) == 1
+    assert hook_score(ctx, did) is None
+    assert deliver(ctx, did) == "already failed"
+    assert len(receiver.requests) == 1
+    assert "hook_failed" in [e.type for e in ctx.store.events(rel.id)]
+
+
+def test_gives_up_after_max_attempts(ctx: Context, receiver: WebhookReceiver) -> None:
+    _, did = succeeded_release(ctx)
+    receiver.default = Reply(503, body=b"unavailable")
+    outs = [deliver(ctx, did) for _ in range(3)]
+    assert outs[0].startswith("retry") and outs[1].startswith("retry")
+    assert "gave up after 3 attempts" in outs[2]
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None and delivery.state == "failed" and len(delivery.attempts) == 3
+    assert hook_score(ctx, did) is None
+
+
+def test_unreachable_receiver_is_retried(ctx: Context, receiver: WebhookReceiver) -> None:
+    _, did = succeeded_release(ctx)
+    receiver.stop()
+    out = deliver(ctx, did)
+    assert out.startswith("retry"), out
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None
+    attempt = delivery.attempts[0]
+    assert attempt.status is None and "could not reach" in attempt.error
+    assert hook_score(ctx, did) is not None
+
+
+def test_missing_secret_fails_the_delivery_without_sending(
+    ctx: Context, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, did = succeeded_release(ctx)
+    monkeypatch.delenv(SECRET_ENV)
+    out = deliver(ctx, did)
+    assert SECRET_ENV in out
+    assert receiver.requests == []
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None and delivery.state == "failed"
+
+
+def test_secret_never_recorded_or_shown(ctx: Context, receiver: WebhookReceiver) -> None:
+    rel, did = succeeded_release(ctx)
+    # A careless receiver echoes the secret back in its error body.
+    receiver.reply(Reply(500, body=f"bad signature, expected secret {SECRET}".encode()))
+    deliver(ctx, did)
+    deliver(ctx, did)
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None and delivery.state == "delivered"
+    assert "[redacted]" in delivery.attempts[0].response
+
+    # Nothing in Redis holds the secret.
+    r = ctx.store.r
+    for key in r.scan_iter(PREFIX + "*"):
+        kind = r.type(key).decode()
+        if kind == "string":
+            values = [r.get(key) or b""]
+        elif kind == "list":
+            values = r.lrange(key, 0, -1)
+        elif kind == "zset":
+            values = [m for m in r.zrange(key, 0, -1)]
+        else:
+            values = []
+        for v in values:
+            assert SECRET.encode() not in v, key
+
+    set_context(ctx)
+    client = create_app().test_client()
+    resp = client.get(f"/api/v1/releases/{rel.id}")
+    assert resp.status_code == 200
+    text = resp.get_data(as_text=True)
+    assert SECRET not in text
+    assert "url-token-1234" not in text  # the hook URL's query is not shown either
+    data = resp.get_json()
+    shown = data["hook_deliveries"][0]
+    assert shown["id"] == did and shown["state"] == "delivered"
+    assert shown["target"] == f"{receiver.url}/notify"
+    assert [a["status"] for a in shown["attempts"]] == [500, 200]
+
+
+# --- the scheduler, a real RQ queue and worker --------------------------------------------------------
+
+
+def test_scheduler_runs_ticks_and_deliveries_end_to_end(ctx: Context, receiver: WebhookReceiver) -> None:
+    set_context(ctx)  # what the RQ jobs (workers.tick.run_tick, workers.deliver.run_delivery) use
+    receiver.reply(Reply(500, body=b"once"))
+    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    did = f"{rid}:succeeded:ci"
+
+    enqueued = 0
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        enqueued += enqueue_due(ctx.store, queue)
+        SimpleWorker([queue], connection=ctx.store.r).work(burst=True, logging_level="WARNING")
+        delivery = ctx.store.get_delivery(did)
+        if delivery is not None and delivery.state != "pending":
+            break
+        time.sleep(0.1)
+
+    rel = get(ctx, rid)
+    assert rel.state == "succeeded", rel
+    assert ctx.store.stable_version("shop", "api") == "2.1.0"
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None and delivery.state == "delivered"
+    assert [a.status for a in delivery.attempts] == [500, 200]
+    assert len(receiver.requests) == 2
+    # start, advance, advance, promote = 4 ticks; 2 delivery attempts.
+    assert enqueued >= 6
+    assert ctx.store.due_count() == 0
+    assert queue.count == 0
+    assert len(queue.failed_job_registry) == 0
+
+
+def test_enqueue_due_only_takes_due_items_and_leases_them(ctx: Context) -> None:
+    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    now = time.time()
+    ctx.store.schedule("tick:r-a:0", now - 1)
+    ctx.store.schedule("hook:r-a:succeeded:ci", now - 1)
+    ctx.store.schedule("tick:r-b:0", now + 60)
+    ctx.store.schedule("bogus", now - 1)
+    assert enqueue_due(ctx.store, queue, now=now) == 3
+    jobs = {(j.func_name, repr(j.args)) for j in queue.get_jobs()}
+    assert jobs == {
+        ("workers.tick.run_ticks", repr(([("r-a", 0)],))),
+        ("workers.deliver.run_delivery", repr(("r-a:succeeded:ci",))),
+    }
+    # Leased, not removed: a worker that dies mid-job leaves the item to come due again.
+    assert float(ctx.store.r.zscore(DUE, "tick:r-a:0") or 0) > now + 10
+    assert ctx.store.r.zscore(DUE, "bogus") is None
+    assert enqueue_due(ctx.store, queue, now=now) == 0
