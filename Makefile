@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: setup system-packages demo test lint bench lock clean
+.PHONY: setup system-packages demo test lint bench scenarios lock clean
 
 setup: system-packages $(VENV)/.installed
 
@@ -29,6 +29,11 @@ lint: setup
 test: lint
 	@./scripts/install-system-packages.sh chromium
 	$(BIN)/pytest
+
+# The release scenario suite (scenarios/): 24 scenarios through the real stack under each policy in
+# scenarios/policies; writes docs/scenarios.md. About 6 minutes. The fast subset runs in `make test`.
+scenarios: setup
+	$(BIN)/python -m scenarios
 
 bench: setup
 	./scripts/install-system-packages.sh hey nginx-light

@@ -185,8 +185,16 @@ class HAProxyBackend:
     weights: dict[str, int]  # initial weights
 
 
-def start_haproxy(workdir: Path, backends: list[HAProxyBackend]) -> tuple[Process, str, dict[str, int]]:
-    """Start HAProxy with one HTTP frontend per backend. Returns (process, admin socket, {backend: port})."""
+def start_haproxy(
+    workdir: Path,
+    backends: list[HAProxyBackend],
+    timeout_server: str = "30s",
+    backend_lines: list[str] | None = None,
+) -> tuple[Process, str, dict[str, int]]:
+    """Start HAProxy with one HTTP frontend per backend. Returns (process, admin socket, {backend: port}).
+
+    `timeout_server` is HAProxy's `timeout server` (a slower answer is cut: the client gets a 504);
+    `backend_lines` are added to every backend (the scenario suite adds a header naming the server)."""
     binary = require_binary("haproxy", "haproxy")
     sock = workdir / "haproxy.sock"
     lines = [
@@ -197,7 +205,7 @@ def start_haproxy(workdir: Path, backends: list[HAProxyBackend]) -> tuple[Proces
         "  mode http",
         "  timeout connect 2s",
         "  timeout client 30s",
-        "  timeout server 30s",
+        f"  timeout server {timeout_server}",
         "  option http-keep-alive",
     ]
     ports = {}
@@ -210,6 +218,7 @@ def start_haproxy(workdir: Path, backends: list[HAProxyBackend]) -> tuple[Proces
             f"backend {b.name}",
             "  balance roundrobin",
             "  option httpchk GET /healthz",
+            *(f"  {line}" for line in backend_lines or []),
         ]
         for server, port in b.servers.items():
             weight = b.weights.get(server, 0)

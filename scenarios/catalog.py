@@ -1,0 +1,264 @@
+"""The release scenarios: what a careful SRE would try a release agent on.
+
+Each scenario is one service (`scn-<name>`) with a stable and a candidate version, both
+app.demo.scenario_service under gunicorn, configured by SCN_* environment variables; a
+traffic pattern; events during the release; the expected outcome; and, for bad versions, a
+detection deadline in seconds from the candidate's first traffic to its rollback.
+
+Timers in the service (warm-up, crash, metrics stop) count from the process's first request.
+Fault rates are deterministic counters, so every run sends the same faults.
+
+The policies under test (scenarios/policies/) evaluate every 2 s with steps of 20 s (10%),
+15 s (50%) and 10 s (100%); Prometheus scrapes every 1 s; HAProxy's `timeout server` is 3 s.
+Deadlines follow issue #10's goals: >= 50% errors within one interval + one scrape + 1 s
+(4 s), +2 points within 30 s, crashes within ~10 s of the crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from scenarios.load import Pattern
+
+Expected = Literal["promoted", "rolled_back", "either"]
+
+STEADY = Pattern(rate=40)
+LOW = Pattern(rate=2)
+VERY_LOW = Pattern(rate=0.25)
+SPIKY = Pattern(rate=15, burst_rate=120, burst_every_s=10, burst_s=2)  # ~36 req/s on average
+PATTERNS = {"steady": STEADY, "low": LOW, "very-low": VERY_LOW, "spiky": SPIKY}
+
+STABLE_VERSION, CANDIDATE_VERSION = "1.0.0", "1.0.1"
+BASE = {"SCN_LATENCY_MS": "15", "SCN_JITTER_MS": "10"}  # 15-25 ms, like the demo's stable
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the harness does `at` seconds after the deploy notification."""
+
+    at: float
+    kind: Literal["spike_on", "spike_off"]
+    value: float = 0.0  # spike_on: milliseconds added to both versions
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    expected: Expected
+    stable: dict[str, str] = field(default_factory=dict)
+    candidate: dict[str, str] = field(default_factory=dict)
+    traffic: str = "steady"
+    deadline_s: float | None = None  # bad versions: from the candidate's first traffic to rollback
+    events: tuple[Event, ...] = ()
+    restart_after_s: float | None = None  # crash-loop: the harness restarts a crashed candidate after this
+    shared_spike: bool = False  # both versions read one spike file
+    threads: int = 4  # gunicorn threads per version (slow answers hold a thread)
+    max_s: float = 95.0  # the harness aborts a release still running this long after its deploy
+    fast: bool = False  # in the fast subset run by `make test`
+
+    @property
+    def service(self) -> str:
+        return f"scn-{self.name}"
+
+    @property
+    def pattern(self) -> Pattern:
+        return PATTERNS[self.traffic]
+
+    def env(self, which: Literal["stable", "candidate"]) -> dict[str, str]:
+        return {**BASE, **(self.stable if which == "stable" else self.candidate)}
+
+
+def _errors(rate: str) -> dict[str, str]:
+    return {"SCN_ERROR_RATE": rate}
+
+
+SCENARIOS: list[Scenario] = [
+    # --- good versions: must be promoted ------------------------------------------------------
+    Scenario(
+        "good-steady",
+        "identical behaviour, slightly faster; 40 req/s",
+        "promoted",
+        candidate={"SCN_LATENCY_MS": "12"},
+        fast=True,
+    ),
+    Scenario("good-low-traffic", "good, on a service with ~2 req/s in total", "promoted", traffic="low", max_s=110),
+    Scenario(
+        "good-warmup",
+        "good, but 800 ms slow for its first 10 s of traffic (cold caches, JIT)",
+        "promoted",
+        candidate={"SCN_WARMUP_S": "10", "SCN_WARMUP_LATENCY_MS": "800"},
+        threads=8,
+        fast=True,
+    ),
+    Scenario(
+        "good-shared-spike",
+        "good; at t=20 s a shared dependency adds 600 ms to stable and candidate alike, for 15 s",
+        "promoted",
+        shared_spike=True,
+        events=(Event(20, "spike_on", 600), Event(35, "spike_off")),
+        threads=32,
+    ),
+    Scenario(
+        "good-background-errors",
+        "stable and candidate both answer 1% 5xx",
+        "promoted",
+        stable=_errors("0.01"),
+        candidate=_errors("0.01"),
+    ),
+    Scenario(
+        "good-within-margin",
+        "stable 1% 5xx, candidate 1.5% (0.5 point worse: within a 1-point margin)",
+        "promoted",
+        stable=_errors("0.01"),
+        candidate=_errors("0.015"),
+    ),
+    Scenario("good-spiky", "good, under bursty traffic (15 req/s with 120 req/s bursts)", "promoted", traffic="spiky"),
+    Scenario(
+        "good-legit-404s",
+        "both versions answer 5% 404 (requests for missing things: the service's normal)",
+        "promoted",
+        stable={"SCN_CLIENT_ERROR_RATE": "0.05"},
+        candidate={"SCN_CLIENT_ERROR_RATE": "0.05"},
+    ),
+    Scenario(
+        "good-very-low-traffic",
+        "good, at 0.25 req/s: never enough evidence within a step; hold, then fail for lack of traffic"
+        " at a timeout (or promote)",
+        "either",
+        traffic="very-low",
+        max_s=110,
+    ),
+    # --- bad versions: must be rolled back by the deadline ------------------------------------
+    Scenario(
+        "bad-errors-50",
+        "50% 5xx",
+        "rolled_back",
+        candidate=_errors("0.5"),
+        deadline_s=4,
+    ),
+    Scenario(
+        "bad-errors-100",
+        "every request a 500",
+        "rolled_back",
+        candidate=_errors("1"),
+        deadline_s=4,
+        fast=True,
+    ),
+    Scenario(
+        "bad-errors-plus-3",
+        "stable 0.5% 5xx, candidate 3.5% (+3 points)",
+        "rolled_back",
+        stable=_errors("0.005"),
+        candidate=_errors("0.035"),
+        deadline_s=30,
+    ),
+    Scenario(
+        "bad-errors-plus-2",
+        "stable 0.5% 5xx, candidate 2.5% (+2 points)",
+        "rolled_back",
+        stable=_errors("0.005"),
+        candidate=_errors("0.025"),
+        deadline_s=30,
+    ),
+    Scenario(
+        "borderline-errors-plus-1",
+        "stable 0.5% 5xx, candidate 1.5% (+1 point: exactly at a 1-point margin; detection time reported)",
+        "either",
+        stable=_errors("0.005"),
+        candidate=_errors("0.015"),
+    ),
+    Scenario(
+        "bad-4xx-all",
+        "answers 404 to everything (a broken route)",
+        "rolled_back",
+        candidate={"SCN_CLIENT_ERROR_RATE": "1"},
+        deadline_s=10,
+        fast=True,
+    ),
+    Scenario(
+        "bad-4xx-10pct",
+        "answers 400 to 10% of requests (a validation regression)",
+        "rolled_back",
+        candidate={"SCN_CLIENT_ERROR_RATE": "0.1", "SCN_CLIENT_ERROR_CODE": "400"},
+        deadline_s=30,
+    ),
+    Scenario(
+        "bad-timeouts-3pct",
+        "3% of requests hang 4 s: HAProxy cuts them at 3 s (504 to the client); the app records slow 200s",
+        "rolled_back",
+        candidate={"SCN_TIMEOUT_RATE": "0.03", "SCN_TIMEOUT_S": "4"},
+        deadline_s=30,
+        threads=12,
+        fast=True,
+    ),
+    Scenario(
+        "bad-crash-15s",
+        "crashes 15 s after its first request and stays down",
+        "rolled_back",
+        candidate={"SCN_CRASH_AFTER_S": "15"},
+        deadline_s=25,
+    ),
+    Scenario(
+        "bad-crash-loop",
+        "crashes 6 s after each start of traffic; restarted 2 s later (counters reset each time)",
+        "rolled_back",
+        candidate={"SCN_CRASH_AFTER_S": "6"},
+        restart_after_s=2,
+        deadline_s=30,
+        fast=True,
+    ),
+    Scenario(
+        "bad-metrics-gone",
+        "30% 5xx, and /metrics answers 404 from its first request on (the proxy still sees the errors)",
+        "rolled_back",
+        candidate={**_errors("0.3"), "SCN_METRICS_STOP_AFTER_S": "0"},
+        deadline_s=20,
+    ),
+    Scenario(
+        "bad-slow-p90-2x",
+        "twice as slow (100-150 ms -> 200-300 ms): p90 doubles, all still under 500 ms",
+        "rolled_back",
+        stable={"SCN_LATENCY_MS": "100", "SCN_JITTER_MS": "50"},
+        candidate={"SCN_LATENCY_MS": "200", "SCN_JITTER_MS": "100"},
+        deadline_s=30,
+        threads=24,
+    ),
+    Scenario(
+        "bad-slow-tail",
+        "stable: 1% of requests take 1 s; candidate: 6% (+5 points of slow responses)",
+        "rolled_back",
+        stable={"SCN_SLOW_RATE": "0.01", "SCN_SLOW_MS": "1000"},
+        candidate={"SCN_SLOW_RATE": "0.06", "SCN_SLOW_MS": "1000"},
+        deadline_s=30,
+        threads=12,
+    ),
+    Scenario(
+        "bad-errors-spiky",
+        "10% 5xx under bursty traffic",
+        "rolled_back",
+        candidate=_errors("0.1"),
+        traffic="spiky",
+        deadline_s=20,
+    ),
+    Scenario(
+        "bad-errors-low-traffic",
+        "50% 5xx on a service with ~2 req/s in total",
+        "rolled_back",
+        candidate=_errors("0.5"),
+        traffic="low",
+        deadline_s=40,
+        max_s=110,
+    ),
+]
+
+FAST = [s for s in SCENARIOS if s.fast]
+
+
+def by_name(names: list[str]) -> list[Scenario]:
+    known = {s.name: s for s in SCENARIOS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[n] for n in names]
