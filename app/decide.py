@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from app.config.policy import CheckConfig, PolicyConfig
+from app.judging import judge_step
 from app.models import CheckObservation, CheckResult, Decision, Observations, Release
 
 
@@ -94,18 +95,42 @@ def fail_back(
     )
 
 
-def _health_result(obs: Observations, step: int) -> CheckResult | None:
-    if obs.candidate_healthy is None:
-        return None
-    return CheckResult(
-        name="health",
-        step=step,
-        at=obs.at,
-        value=1.0 if obs.candidate_healthy else 0.0,
-        threshold="candidate up",
-        verdict="pass" if obs.candidate_healthy else "fail",
-        detail=obs.health_detail,
-    )
+# Taken out of service by its health checks this many times in one step: a crash loop.
+MAX_DOWN_TRANSITIONS = 2
+
+
+def _health_results(obs: Observations, step: int) -> list[CheckResult]:
+    """The router's health of the candidate now, and how often it went down since the step began."""
+    out = []
+    if obs.candidate_healthy is not None:
+        out.append(
+            CheckResult(
+                name="health",
+                step=step,
+                at=obs.at,
+                value=1.0 if obs.candidate_healthy else 0.0,
+                threshold="candidate up",
+                verdict="pass" if obs.candidate_healthy else "fail",
+                detail=obs.health_detail,
+            )
+        )
+    router = obs.evidence.candidate.router if obs.evidence is not None else None
+    if router is not None and router.down_transitions:
+        flapping = router.down_transitions >= MAX_DOWN_TRANSITIONS
+        out.append(
+            CheckResult(
+                name="health-flaps",
+                step=step,
+                at=obs.at,
+                value=float(router.down_transitions),
+                threshold=f"< {MAX_DOWN_TRANSITIONS} times down",
+                verdict="fail" if flapping else "pass",
+                decisive=flapping,
+                detail=f"the router's health checks took the candidate out of service {router.down_transitions} "
+                "time(s) since the step began" + (" (crash loop)" if flapping else ""),
+            )
+        )
+    return out
 
 
 def _cluster_results(obs: Observations, step: int) -> list[CheckResult]:
@@ -167,34 +192,39 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             kind="start",
             step=0,
             weights=release.weights_for(first),
+            judge=release.judge.model_copy(update={"first_traffic_at": now}),
             reason=f"start: {first}% of traffic to {release.target_version}",
         )
 
     step_index = release.step
     step = policy.steps[step_index]
     by_name = {o.name: o for o in obs.checks}
-    results = [judge(c, by_name.get(c.name), step_index, now) for c in policy.checks]
-    health = _health_result(obs, step_index)
-    if health is not None:
-        results.insert(0, health)
+    # `query` checks are the user's own PromQL: judged on their value against their threshold.
+    queries = [judge(c, by_name.get(c.name), step_index, now) for c in policy.checks if c.type == "query"]
+    judgement = judge_step(policy, release, obs.evidence, step_index, now)
+    health = _health_results(obs, step_index)
     cluster = _cluster_results(obs, step_index)
-    results[:0] = cluster
-    final = [r for r in cluster if r.verdict == "fail"]
-    if final:  # past any tolerance: restarts only grow, a failed rollout does not recover by itself
+    results = cluster + health + judgement.results + queries
+    budget = release.consecutive_failures
+    # At once: restarts only grow and a failed rollout does not recover by itself; a comparison or
+    # guard fails only on anytime-valid evidence (no tolerance needed: its counts accumulate over
+    # the step, so one short blip counts once); a candidate taken out of service again and again
+    # by its health checks is crash-looping.
+    final = [r for r in cluster + judgement.results + health if r.verdict == "fail" and (r.decisive or r not in health)]
+    if final:
         return fail_back(
-            release,
-            _failure_reason(final, release, step.weight),
-            results=results,
-            consecutive_failures=release.consecutive_failures + 1,
+            release, _failure_reason(final, release, step.weight), results=results, consecutive_failures=budget + 1
         )
 
-    failed = [r for r in results if r.verdict == "fail"]
-    no_data = [r for r in results if r.verdict == "no_data"]
+    failed = [r for r in health + queries if r.verdict == "fail"]
+    no_data = [r for r in results if r.verdict == "no_data" and not (r.evidence or {}).get("unavailable")]
     if policy.on_no_data == "fail":
         failed += no_data
 
     if failed:
-        count = release.consecutive_failures + 1
+        # A failure budget over the step: a pass does not reset it, so a check that fails every
+        # other evaluation (a crash loop seen between restarts) still uses it up.
+        count = budget + 1
         if count > policy.tolerance:
             return fail_back(
                 release, _failure_reason(failed, release, step.weight), results=results, consecutive_failures=count
@@ -203,7 +233,7 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             kind="hold",
             results=results,
             consecutive_failures=count,
-            reason=f"failed evaluation {count} of {policy.tolerance} tolerated: "
+            reason=f"failed evaluation {count} of {policy.tolerance} tolerated in this step: "
             + _failure_reason(failed, release, step.weight),
         )
 
@@ -219,8 +249,25 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             kind="hold",
             results=results,
             no_data_since=since,
-            consecutive_failures=release.consecutive_failures,
+            consecutive_failures=budget,
             reason="holding: " + ", ".join(f"'{r.name}' has no data" for r in no_data),
+        )
+
+    if judgement.waiting:
+        waited = now - judgement.since
+        if waited >= policy.judge.evidence_timeout:
+            return fail_back(
+                release,
+                f"not enough evidence to judge {release.target_version} after {waited:.0f}s at step "
+                f"{step_index + 1} ({step.weight}% of traffic; judge.evidence_timeout): "
+                + "; ".join(judgement.waiting),
+                results=results,
+            )
+        return Decision(
+            kind="hold",
+            results=results,
+            consecutive_failures=budget,
+            reason="waiting for evidence: " + "; ".join(judgement.waiting),
         )
 
     started = release.step_started_at if release.step_started_at is not None else now
@@ -231,19 +278,24 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
         seen = 0 if obs.step_requests is None else int(obs.step_requests)
         waiting.append(f"{seen} of {step.requests} requests")
     if waiting:
-        return Decision(kind="hold", results=results, reason="step in progress: " + ", ".join(waiting))
+        return Decision(
+            kind="hold", results=results, consecutive_failures=budget, reason="step in progress: " + ", ".join(waiting)
+        )
 
     if step.pause and release.resumed_step != step_index:
         return Decision(
             kind="pause",
             results=results,
+            consecutive_failures=budget,
             reason=f"step {step_index + 1} passed; paused until resumed or promoted",
         )
+    passed_state = judgement.state.model_copy(update={"router_mark": None})
     if step_index == len(policy.steps) - 1:
         return Decision(
             kind="promote",
             weights=release.weights_for(100),
             results=results,
+            judge=passed_state,
             reason=f"every step passed; {release.target_version} is now stable",
         )
     nxt = policy.steps[step_index + 1].weight
@@ -252,5 +304,6 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
         step=step_index + 1,
         weights=release.weights_for(nxt),
         results=results,
+        judge=passed_state,
         reason=f"step {step_index + 1} passed; {nxt}% of traffic to {release.target_version}",
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from app import metrics
 from app.config import ApplicationConfig, ServiceConfig
@@ -80,6 +81,8 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
     new.updated_at = now
     new.consecutive_failures = decision.consecutive_failures
     new.no_data_since = decision.no_data_since
+    if decision.judge is not None:
+        new.judge = decision.judge.model_copy(deep=True)
     events: list[Event] = []
     deliveries = []
     stable = None
@@ -162,11 +165,22 @@ def apply_weights(ctx: Context, release: Release) -> Release:
                 previous_seq=release.seq,
             )
             return done
+    router = ctx.router(app)
     try:
-        readback = ctx.router(app).set_weights(svc, release.desired_weights)
+        readback = router.set_weights(svc, release.desired_weights)
     except RouterError as exc:
         return _router_failed(ctx, release, exc, now)
-    done = release.model_copy(update={"weights_applied": True})
+    update: dict[str, Any] = {"weights_applied": True}
+    if not release.terminal:
+        # The step begins when its weights are in place, not when they were decided: a crash in
+        # between must not shorten the step. The router's counters now are where its evidence
+        # starts.
+        confirmed = time.time()
+        judge = release.judge.model_copy(update={"router_mark": _router_mark(router, svc)})
+        if release.step == 0:
+            judge.first_traffic_at = confirmed
+        update.update(step_started_at=confirmed, judge=judge)
+    done = release.model_copy(update=update)
     event = Event(
         at=time.time(),
         type="weights_set",
@@ -181,6 +195,19 @@ def apply_weights(ctx: Context, release: Release) -> Release:
         next_tick_at=None if release.terminal else release.next_tick_at,
     )
     return done
+
+
+def _router_mark(router: Any, service: ServiceConfig) -> dict[str, Any] | None:
+    """The router's per-version counters (a router that can count them: HAProxy), or None."""
+    counters = getattr(router, "counters", None)
+    if counters is None:
+        return None
+    try:
+        mark = counters(service)
+    except RouterError as exc:
+        log.warning("could not read the router's counters: %s", exc)
+        return None
+    return mark if isinstance(mark, dict) else None
 
 
 def _router_failed(ctx: Context, release: Release, exc: RouterError, now: float) -> Release:

@@ -444,12 +444,18 @@ def judge(
     decisive_gap: float | None = None,
     prior: BetaMixture = DEFAULT_PRIOR,
     reference: str = "stable",
+    carried_log_e: float = 0.0,
 ) -> Evidence:
     """Judge one check at one evaluation.
 
     ``alpha`` is this check's level in this step (see :func:`check_alpha`). ``margin``,
     ``detectable`` and ``decisive_gap`` default to ``DEFAULTS[kind]``. Counts are cumulative over
     the same span for both versions (or a fixed stable baseline, with ``reference`` saying so).
+
+    ``carried_log_e`` is the log e-value this check reached in the release's earlier steps: e-values
+    of successive steps on fresh data multiply into an e-process, so evidence accumulates across
+    steps without comparing spans of different traffic splits. The verdict and ``log_e`` are for
+    the product; the interval is this step's.
     """
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
@@ -465,7 +471,7 @@ def judge(
 
     rate_c = bad_c / n_c if n_c else 0.0
     rate_s = bad_s / n_s if n_s else 0.0
-    log_e = log_e_value(bad_c, n_c, bad_s, n_s, margin, prior)
+    log_e = carried_log_e + log_e_value(bad_c, n_c, bad_s, n_s, margin, prior)
     threshold = math.log(1.0 / alpha)
     lower, upper = difference_interval(bad_c, n_c, bad_s, n_s, alpha, prior)
     needed: int | None = None
@@ -497,6 +503,22 @@ def judge(
         needed_n_c=needed,
         reference=reference,
     )
+
+
+def log_e_over_limit(bad: float, n: float, limit: float, prior: BetaMixture = DEFAULT_PRIOR) -> float:
+    """log E against H0: p <= limit, for one version alone (an absolute SLO such as "at most 5% errors").
+
+    The same construction with one sample: the Beta-mixture marginal over the best likelihood under
+    H0, which is the observed rate when it is within the limit (E <= 1) and the limit otherwise.
+    """
+    _check_counts(bad, n, 0, 0)
+    if not 0 < limit < 1:
+        raise ValueError("limit must be in (0, 1)")
+    good = n - bad
+    log_mix = prior.log_marginal(bad, good)
+    rate = bad / n if n else 0.0
+    p = rate if rate <= limit else limit
+    return log_mix - (_xlog(bad, p) + _xlog(good, 1.0 - p))
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ReleaseState = Literal["pending", "running", "paused", "succeeded", "failed", "aborted"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "aborted"})
-Verdict = Literal["pass", "fail", "no_data"]
+# insufficient: not enough evidence yet either way (holds the step; never fails, never passes).
+Verdict = Literal["pass", "fail", "no_data", "insufficient"]
 
 
 class CIContext(BaseModel):
@@ -59,6 +60,7 @@ class Release(BaseModel):
     ci: CIContext = Field(default_factory=CIContext)
     trigger: str = "webhook"
     hooks: list[str] = Field(default_factory=list, description="ids of hook deliveries")
+    judge: JudgeState = Field(default_factory=lambda: JudgeState())
 
     @property
     def terminal(self) -> bool:
@@ -73,6 +75,37 @@ class Release(BaseModel):
         return {self.source_version: 100 - candidate_weight, self.target_version: candidate_weight}
 
 
+class JudgeState(BaseModel):
+    """What the judge carries from one evaluation to the next (app/judging.py).
+
+    `evidence` is each comparison's log e-value from the steps already passed: e-values of
+    successive steps multiply (their product is still an e-process), so evidence accumulates over
+    the release without mixing spans of different traffic splits. `baseline` is stable's
+    (bad, requests) per comparison from the steps already passed: the reference when stable has
+    no live traffic (the 100% step). `router_mark` is the router's counters when the current
+    step's weights were confirmed (counts are taken since then)."""
+
+    first_traffic_at: float | None = None
+    evidence: dict[str, float] = Field(default_factory=dict)
+    baseline: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    slow_under: float | None = None
+    router_mark: dict[str, Any] | None = None
+
+
+class RouterCounts(BaseModel):
+    """What the router saw of one version since a mark: the user's view, which the app's own
+    metrics can miss (timeouts, refused connections, a crashed process's lost counters)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: float = 0
+    by_class: dict[str, float] = Field(default_factory=dict)
+    proxy_errors: float = Field(0, description="Answers the proxy made up: refused connections, timeouts, resets.")
+    down_transitions: int = 0
+    currently_down: bool = False
+    reset: bool = False
+
+
 class ResponseCounts(BaseModel):
     """A version's responses over [start, end], as counts (what a statistical judge compares).
 
@@ -85,11 +118,29 @@ class ResponseCounts(BaseModel):
     by_class: dict[str, float] = Field(
         default_factory=dict, description='Responses by status class: "2xx", "3xx", "4xx", "5xx".'
     )
+    by_code: dict[str, float] = Field(default_factory=dict, description="Responses by status code.")
     buckets: list[tuple[float, float]] = Field(
         default_factory=list,
         description="Latency histogram: (upper bound in seconds, cumulative count), ascending, +Inf last.",
     )
     error: str | None = None
+
+
+class VersionCounts(BaseModel):
+    """One version over the evidence span: its metrics and what the router saw."""
+
+    metrics: ResponseCounts | None = None
+    router: RouterCounts | None = None
+
+
+class EvidenceObservation(BaseModel):
+    """Counts for both versions over the same span [since, at], the input of the judge."""
+
+    since: float
+    candidate: VersionCounts = Field(default_factory=VersionCounts)
+    stable: VersionCounts = Field(default_factory=VersionCounts)
+    # Stable before the release, when it has no traffic now and no earlier step gave a baseline.
+    stable_before: VersionCounts | None = None
 
 
 class CheckObservation(BaseModel):
@@ -116,6 +167,10 @@ class CheckResult(BaseModel):
     detail: str = ""
     query: str | None = None
     stable_query: str | None = None
+    evidence: dict[str, Any] | None = Field(
+        None, description="For a comparison: counts, rates, estimate and interval, margin, e-value, decisive."
+    )
+    decisive: bool = False
 
 
 class Observations(BaseModel):
@@ -133,6 +188,7 @@ class Observations(BaseModel):
     max_restarts: int | None = None
     restarts_detail: str = ""
     fatal: str | None = None
+    evidence: EvidenceObservation | None = None
 
 
 DecisionKind = Literal["start", "hold", "advance", "pause", "resume", "promote", "fail", "abort"]
@@ -146,6 +202,7 @@ class Decision(BaseModel):
     results: list[CheckResult] = Field(default_factory=list)
     consecutive_failures: int = 0
     no_data_since: float | None = None
+    judge: JudgeState | None = None  # the release's new judge state (None: unchanged)
 
 
 class Event(BaseModel):
@@ -185,3 +242,6 @@ class Delivery(BaseModel):
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
     created_at: float | None = None
     next_attempt_at: float | None = None
+
+
+Release.model_rebuild()

@@ -17,12 +17,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from app import metrics
+from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context, UnknownService, get_context
 from app.decide import decide, fail_back
 from app.engine import apply_weights, commit_decision
 from app.intake import claim_service
+from app.judging import evidence_since
 from app.logs import release_context
-from app.models import Decision, Event, Observations, Release
+from app.models import (
+    Decision,
+    Event,
+    EvidenceObservation,
+    Observations,
+    Release,
+    ResponseCounts,
+    VersionCounts,
+)
 from integrations.routing import RouterError
 
 log = logging.getLogger("sluice.tick")
@@ -132,6 +142,7 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
     if release.state != "running":
         return obs
     obs.checks = ctx.metrics_provider.observe_checks(policy, ctx.config.metrics, release, now)
+    obs.evidence = observe_evidence(ctx, app, svc, policy, release, now)
     step = policy.steps[release.step]
     if step.requests is not None and release.step_started_at is not None:
         obs.step_requests = ctx.metrics_provider.step_requests(release, now, since=release.step_started_at)
@@ -145,6 +156,44 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
 
         observe_cluster(ctx, app, svc, release, obs)
     return obs
+
+
+# Stable's counts from before the release: the reference of a release whose first step is 100%.
+BASELINE_SECONDS = 600.0
+
+
+def observe_evidence(
+    ctx: Context, app: ApplicationConfig, svc: ServiceConfig, policy: PolicyConfig, release: Release, now: float
+) -> EvidenceObservation | None:
+    """Both versions' counts over the same span, the step's evidence (app/judging.py): from the
+    metrics backend since the step began (after warmup), and from the router since the mark
+    taken when the step's weights were confirmed."""
+    since = evidence_since(release, policy)
+    if since is None:
+        return None
+    evidence = EvidenceObservation(since=since)
+    if now <= since:
+        return evidence
+    source, target = release.source_version, release.target_version
+
+    def counts(version: str, start: float, end: float) -> ResponseCounts:
+        return ctx.metrics_provider.response_counts(release.service, version, release.namespace, start, end)
+
+    evidence.candidate.metrics = counts(target, since, now)
+    evidence.stable.metrics = counts(source, since, now)
+    router = ctx.router(app)
+    mark = release.judge.router_mark
+    counts_since = getattr(router, "counts_since", None)
+    if mark is not None and counts_since is not None:
+        try:
+            seen = counts_since(svc, mark)
+            evidence.candidate.router, evidence.stable.router = seen.get(target), seen.get(source)
+        except (RouterError, KeyError, TypeError) as exc:
+            log.warning("could not read the router's counts: %s", exc, extra={"release_id": release.id})
+    if release.desired_weights.get(target, 0) >= 100 and not release.judge.baseline:
+        start = release.created_at - BASELINE_SECONDS
+        evidence.stable_before = VersionCounts(metrics=counts(source, start, release.created_at))
+    return evidence
 
 
 # --- decide, record, act, schedule --------------------------------------------------------------------

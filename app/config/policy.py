@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -53,6 +53,50 @@ class StepConfig(Strict):
     pause: bool = Field(False, description="Pause after this step until someone resumes or promotes.")
 
 
+class ComparisonConfig(Strict):
+    """One comparison of the candidate with stable: the share of one kind of bad response."""
+
+    enabled: bool = True
+    margin: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Worse than stable by more than this share is a regression (0.0025 = 0.25 points).",
+    )
+    detectable: float | None = Field(
+        None, gt=0, lt=1, description="A step passes only once the data rule out a regression this large."
+    )
+
+
+class ClientErrorsConfig(ComparisonConfig):
+    ignore_codes: list[Annotated[int, Field(ge=400, le=499)]] = Field(
+        default_factory=list, description="4xx codes this service answers legitimately (e.g. 404): not counted."
+    )
+
+
+class SlowConfig(ComparisonConfig):
+    under: Duration | None = Field(
+        None,
+        description="A response slower than this is slow (a histogram bucket bound). Default: a latency check's "
+        "`under`, else the smallest bucket bound that at most 10% of stable's responses exceed.",
+    )
+
+
+class JudgeConfig(Strict):
+    """How the candidate is compared with stable (docs/judging.md). Defaults suit most services."""
+
+    alpha: float = Field(
+        0.01, gt=0, le=0.2, description="Chance that a release of two identical versions is rolled back, at most."
+    )
+    warmup: Duration = Field(0.0, description="Responses of the candidate's first seconds of traffic are not judged.")
+    evidence_timeout: Duration = Field(
+        600.0, description="A step that still lacks the evidence to pass after this long fails (not enough traffic)."
+    )
+    errors: ComparisonConfig = Field(default_factory=ComparisonConfig, description="5xx and proxy errors.")
+    client_errors: ClientErrorsConfig = Field(default_factory=ClientErrorsConfig, description="4xx responses.")
+    slow: SlowConfig = Field(default_factory=SlowConfig, description="Slow and timed-out responses.")
+
+
 class PolicyConfig(Strict):
     name: Name
     interval: Duration = Field(10.0, description="How often checks are evaluated.")
@@ -60,7 +104,11 @@ class PolicyConfig(Strict):
     steps: list[StepConfig] = Field(min_length=1)
     checks: list[CheckConfig] = Field(default_factory=list)
     tolerance: int = Field(
-        0, ge=0, le=100, description="Consecutive failed evaluations tolerated before the release fails."
+        0,
+        ge=0,
+        le=100,
+        description="Failed evaluations of `query` checks and health tolerated within a step (a pass does not "
+        "reset the count) before the release fails. Comparisons with stable need no tolerance.",
     )
     on_no_data: Literal["fail", "hold", "pass"] = Field(
         "hold",
@@ -69,6 +117,7 @@ class PolicyConfig(Strict):
     no_data_timeout: Duration | None = Field(
         None, description="With on_no_data: hold, fail the release after holding this long without data."
     )
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="The comparison with stable.")
 
     @field_validator("interval")
     @classmethod

@@ -7,12 +7,15 @@ so what `get weight` shows is what Sluice asked for. Changes are checked before 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from app.config.base import Duration, Strict
+from app.models import RouterCounts
 from integrations.haproxy.runtime import RuntimeClient, check_name, no_server
+from integrations.haproxy.stats import BackendStats, ProcessInfo, ServerStats, backend_delta, read_backend_stats
 from integrations.routers.interface import Health, RouterError, RouterKind, check_percents, to_percents
 
 if TYPE_CHECKING:
@@ -76,6 +79,46 @@ class HAProxyRouter:
             raise no_server(backend, version)
         status = servers[version]["status"]
         return Health(healthy=status_health(status), detail=f"HAProxy {backend}/{version}: {status}")
+
+    # --- the router's own view of each version (app/judging.py) ---------------------------------
+
+    def counters(self, service: ServiceConfig) -> dict[str, Any]:
+        """Every server's counters now, as JSON (stored on the release when a step's weights are
+        confirmed: the mark its evidence counts from)."""
+        snapshot = read_backend_stats(self.runtime, self.backend(service), with_process=True)
+        return {
+            "backend": snapshot.backend,
+            "taken_at": snapshot.taken_at,
+            "process": asdict(snapshot.process) if snapshot.process else None,
+            "servers": {name: asdict(stats) for name, stats in snapshot.servers.items()},
+        }
+
+    def counts_since(self, service: ServiceConfig, mark: dict[str, Any]) -> dict[str, RouterCounts]:
+        """What each version's server saw since `mark`: responses by class, HAProxy's own error
+        answers (refused connections, timeouts), health-check downs, and whether HAProxy reset."""
+        before = BackendStats(
+            backend=mark["backend"],
+            servers={name: ServerStats(**fields) for name, fields in mark["servers"].items()},
+            taken_at=mark["taken_at"],
+            process=ProcessInfo(**mark["process"]) if mark.get("process") else None,
+        )
+        now = read_backend_stats(self.runtime, self.backend(service), with_process=True)
+        return {
+            name: RouterCounts(
+                requests=delta.requests,
+                by_class={
+                    "2xx": delta.http_2xx,
+                    "3xx": delta.http_3xx,
+                    "4xx": delta.http_4xx,
+                    "5xx": delta.http_5xx,
+                },
+                proxy_errors=delta.proxy_errors,
+                down_transitions=delta.down_transitions,
+                currently_down=delta.currently_down,
+                reset=delta.reset,
+            )
+            for name, delta in backend_delta(before, now).items()
+        }
 
 
 def status_health(status: str) -> bool | None:

@@ -7,9 +7,19 @@ from hypothesis import strategies as st
 
 from app.config import CheckConfig, PolicyConfig, StepConfig
 from app.decide import decide, fail_back
-from app.models import CheckObservation, Observations, Release
+from app.models import (
+    CheckObservation,
+    EvidenceObservation,
+    JudgeState,
+    Observations,
+    Release,
+    ResponseCounts,
+    RouterCounts,
+    VersionCounts,
+)
 
 T0 = 1_700_000_000.0
+BUCKETS = (0.1, 0.5, 1.0, float("inf"))
 
 
 def policy(**kw) -> PolicyConfig:
@@ -18,7 +28,7 @@ def policy(**kw) -> PolicyConfig:
         interval="5s",
         steps=[{"weight": 10, "duration": "30s"}, {"weight": 50, "duration": "30s"}, {"weight": 100}],
         checks=[
-            {"name": "errors", "type": "error_rate", "max": 0.01},
+            {"name": "errors", "type": "error_rate", "max": 0.05},
             {"name": "fast", "type": "latency", "under": "500ms", "min": 0.9},
         ],
     )
@@ -41,23 +51,39 @@ def release(**kw) -> Release:
         created_at=T0,
         updated_at=T0,
         desired_weights={"1.0.370": 90, "1.0.371": 10},
+        judge=JudgeState(first_traffic_at=T0),
     )
     base.update(kw)
     return Release.model_validate(base)
 
 
-def good(at: float) -> Observations:
-    return Observations(
-        at=at,
-        checks=[CheckObservation(name="errors", value=0.0), CheckObservation(name="fast", value=0.99)],
-        candidate_healthy=True,
+def counts(n: float, errors: float = 0, client: float = 0, slow: float = 0) -> VersionCounts:
+    """n responses of one version: `errors` 5xx, `client` 4xx, `slow` of them over 500 ms."""
+    ok = n - errors - client
+    fast = n - slow
+    return VersionCounts(
+        metrics=ResponseCounts(
+            requests=n,
+            by_class={"2xx": ok, "4xx": client, "5xx": errors},
+            buckets=[(0.1, fast * 0.8), (0.5, fast), (1.0, n), (float("inf"), n)],
+        )
     )
+
+
+def evidence(candidate: VersionCounts, stable: VersionCounts, since: float = T0) -> EvidenceObservation:
+    return EvidenceObservation(since=since, candidate=candidate, stable=stable)
+
+
+def good(at: float, n: float = 2000) -> Observations:
+    """Plenty of traffic on both versions, neither worse: the judge has its evidence."""
+    return Observations(at=at, candidate_healthy=True, evidence=evidence(counts(n), counts(9 * n)))
 
 
 def test_pending_release_starts_at_first_step_weights():
     d = decide(release(state="pending", step=-1), policy(), Observations(at=T0), T0)
     assert d.kind == "start" and d.step == 0
     assert d.weights == {"1.0.370": 90, "1.0.371": 10}
+    assert d.judge is not None and d.judge.first_traffic_at == T0
 
 
 def test_step_holds_until_its_duration_has_passed():
@@ -66,49 +92,147 @@ def test_step_holds_until_its_duration_has_passed():
     assert d.kind == "advance" and d.step == 1 and d.weights == {"1.0.370": 50, "1.0.371": 50}
 
 
-def test_last_step_passing_promotes_to_full_candidate():
-    d = decide(release(step=2), policy(), good(T0 + 1), T0 + 1)
+def test_advancing_carries_evidence_and_stable_baseline_to_the_next_step():
+    d = decide(release(), policy(), good(T0 + 30), T0 + 30)
+    assert d.judge is not None
+    assert set(d.judge.evidence) == {"errors", "4xx", "slow"}
+    assert d.judge.baseline["errors"] == (0.0, 18000.0)
+
+
+def test_last_step_compares_with_stable_from_earlier_steps():
+    judge = JudgeState(first_traffic_at=T0, baseline={"errors": (10.0, 20000.0), "4xx": (0, 20000.0), "slow": (0, 2e4)})
+    at_100 = dict(step=2, desired_weights={"1.0.370": 0, "1.0.371": 100}, judge=judge)
+    obs = Observations(at=T0 + 1, candidate_healthy=True, evidence=evidence(counts(2000, errors=1), counts(0)))
+    d = decide(release(**at_100), policy(), obs, T0 + 1)
     assert d.kind == "promote" and d.weights == {"1.0.370": 0, "1.0.371": 100}
+    errors = next(r for r in d.results if r.name == "errors-vs-stable")
+    assert errors.evidence is not None and errors.evidence["reference"] == "stable (earlier steps)"
+    bad = Observations(at=T0 + 1, candidate_healthy=True, evidence=evidence(counts(2000, errors=200), counts(0)))
+    d = decide(release(**at_100), policy(), bad, T0 + 1)
+    assert d.kind == "fail" and "errors-vs-stable" in d.reason and "earlier steps" in d.reason
 
 
-def test_failing_check_fails_at_once_with_reason_and_stable_weights():
-    obs = good(T0 + 5)
-    obs.checks[0] = CheckObservation(name="errors", value=0.3, query="q")
-    d = decide(release(), policy(), obs, T0 + 5)
-    assert d.kind == "fail"
-    assert d.weights == {"1.0.370": 100}
-    assert "errors" in d.reason and "0.3" in d.reason and "step 1" in d.reason
+def test_a_candidate_answering_mostly_errors_fails_at_the_first_evaluation():
+    obs = Observations(at=T0 + 2, candidate_healthy=True, evidence=evidence(counts(8, errors=5), counts(72)))
+    d = decide(release(), policy(tolerance=3), obs, T0 + 2)
+    assert d.kind == "fail" and d.weights == {"1.0.370": 100}
     failed = [r for r in d.results if r.verdict == "fail"]
-    assert [r.name for r in failed] == ["errors"] and failed[0].threshold == "<= 0.01"
+    assert failed[0].name == "errors-vs-stable" and failed[0].decisive
+    assert "worse by more than" in d.reason and "step 1" in d.reason
 
 
-def test_tolerance_allows_that_many_consecutive_failures():
-    p = policy(tolerance=2)
-    obs = good(T0 + 5)
-    obs.checks[1] = CheckObservation(name="fast", value=0.5)
-    d1 = decide(release(), p, obs, T0 + 5)
+def test_a_small_regression_fails_on_evidence_not_on_one_unlucky_window():
+    # 3% vs 0.5% errors: one evaluation with 100 requests is not conclusive, 2000 are.
+    few = Observations(at=T0 + 5, candidate_healthy=True, evidence=evidence(counts(100, errors=3), counts(900, 4.5)))
+    assert decide(release(), policy(), few, T0 + 5).kind == "hold"
+    many = Observations(at=T0 + 60, candidate_healthy=True, evidence=evidence(counts(2000, 60), counts(18000, 90)))
+    d = decide(release(), policy(), many, T0 + 60)
+    assert d.kind == "fail" and "errors-vs-stable" in d.reason
+
+
+def test_equal_error_rates_and_a_shared_slowdown_pass():
+    both = Observations(
+        at=T0 + 30,
+        candidate_healthy=True,
+        evidence=evidence(counts(2000, errors=20, slow=600), counts(18000, errors=180, slow=5400)),
+    )
+    p = policy(checks=[])  # no absolute latency limit: a spike that slows both is not the candidate's fault
+    assert decide(release(), p, both, T0 + 30).kind == "advance"
+
+
+def test_4xx_and_slow_responses_count():
+    client = Observations(at=T0 + 30, candidate_healthy=True, evidence=evidence(counts(500, client=500), counts(4500)))
+    d = decide(release(), policy(checks=[]), client, T0 + 30)
+    assert d.kind == "fail" and "4xx-vs-stable" in d.reason
+    slow = Observations(at=T0 + 30, candidate_healthy=True, evidence=evidence(counts(2000, slow=200), counts(18000)))
+    d = decide(release(), policy(checks=[]), slow, T0 + 30)
+    assert d.kind == "fail" and "slow-vs-stable" in d.reason
+
+
+def test_ignored_4xx_codes_are_not_counted():
+    cand = VersionCounts(
+        metrics=ResponseCounts(requests=1000, by_class={"2xx": 900, "4xx": 100}, by_code={"200": 900, "404": 100})
+    )
+    stable = VersionCounts(metrics=ResponseCounts(requests=9000, by_class={"2xx": 9000}, by_code={"200": 9000}))
+    obs = Observations(at=T0 + 30, candidate_healthy=True, evidence=evidence(cand, stable))
+    p = policy(checks=[], judge={"slow": {"enabled": False}, "client_errors": {"ignore_codes": [404]}})
+    assert decide(release(), p, obs, T0 + 30).kind == "advance"
+    p = policy(checks=[], judge={"slow": {"enabled": False}})
+    assert decide(release(), p, obs, T0 + 30).kind == "fail"
+
+
+def test_too_little_traffic_holds_and_never_passes_then_times_out():
+    few = Observations(at=T0 + 40, candidate_healthy=True, evidence=evidence(counts(5), counts(45)))
+    d = decide(release(), policy(), few, T0 + 40)
+    assert d.kind == "hold" and "waiting for evidence" in d.reason
+    d = decide(release(), policy(), few, T0 + 601)
+    assert d.kind == "fail" and "not enough evidence" in d.reason
+
+
+def test_traffic_minimum_waits_for_traffic_instead_of_failing():
+    p = policy(checks=[{"name": "traffic", "type": "request_rate", "min": 1000}])
+    d = decide(release(), p, good(T0 + 60, n=100), T0 + 60)
+    assert d.kind == "hold" and "below the minimum" in d.reason
+
+
+def test_router_view_counts_proxy_errors_and_health_flaps():
+    router = RouterCounts(requests=200, by_class={"2xx": 190}, proxy_errors=10)
+    stable = RouterCounts(requests=1800, by_class={"2xx": 1800})
+    obs = good(T0 + 30)
+    assert obs.evidence is not None
+    obs.evidence.candidate.router, obs.evidence.stable.router = router, stable
+    d = decide(release(), policy(), obs, T0 + 30)
+    assert d.kind == "fail" and "HAProxy" in d.reason
+    flapping = good(T0 + 10)
+    assert flapping.evidence is not None
+    flapping.evidence.candidate.router = RouterCounts(requests=50, by_class={"2xx": 50}, down_transitions=2)
+    flapping.evidence.stable.router = RouterCounts(requests=450, by_class={"2xx": 450})
+    d = decide(release(), policy(tolerance=5), flapping, T0 + 10)
+    assert d.kind == "fail" and "crash loop" in d.reason
+
+
+def test_failure_budget_is_not_reset_by_a_passing_evaluation():
+    p = policy(tolerance=1)
+    down = good(T0 + 5)
+    down.candidate_healthy, down.health_detail = False, "DOWN"
+    d1 = decide(release(), p, down, T0 + 5)
     assert d1.kind == "hold" and d1.consecutive_failures == 1
-    d2 = decide(release(consecutive_failures=1), p, obs, T0 + 10)
-    assert d2.kind == "hold" and d2.consecutive_failures == 2
-    d3 = decide(release(consecutive_failures=2), p, obs, T0 + 15)
-    assert d3.kind == "fail"
+    d2 = decide(release(consecutive_failures=1), p, good(T0 + 10), T0 + 10)
+    assert d2.kind == "hold" and d2.consecutive_failures == 1  # a pass keeps the count
+    d3 = decide(release(consecutive_failures=1), p, down, T0 + 15)
+    assert d3.kind == "fail" and "health" in d3.reason
 
 
-def test_no_data_hold_never_advances_and_times_out():
-    p = policy(on_no_data="hold", no_data_timeout="1m")
+def test_query_checks_keep_thresholds_and_no_data_rules():
+    p = policy(
+        checks=[{"name": "queue", "type": "query", "metric": "queue", "max": 10}],
+        on_no_data="hold",
+        no_data_timeout="1m",
+    )
     obs = good(T0 + 40)
-    obs.checks[0] = CheckObservation(name="errors", value=None, error="no data: the query returned no series")
+    obs.checks = [CheckObservation(name="queue", value=None, error="no data: the query returned no series")]
     d = decide(release(), p, obs, T0 + 40)
     assert d.kind == "hold" and d.no_data_since == T0 + 40
     d = decide(release(no_data_since=T0 + 40), p, obs, T0 + 100)
     assert d.kind == "fail" and "no data" in d.reason
+    obs.checks = [CheckObservation(name="queue", value=50)]
+    assert decide(release(), p, obs, T0 + 40).kind == "fail"
+    obs.checks = [CheckObservation(name="queue", value=5)]
+    assert decide(release(), p, obs, T0 + 40).kind == "advance"
 
 
-def test_no_data_fail_fails_and_no_data_pass_advances():
-    obs = good(T0 + 40)
-    obs.checks[0] = CheckObservation(name="errors", value=None, error="Prometheus error: timeout")
-    assert decide(release(), policy(on_no_data="fail"), obs, T0 + 40).kind == "fail"
-    assert decide(release(), policy(on_no_data="pass"), obs, T0 + 40).kind == "advance"
+def test_no_data_pass_never_passes_a_step_without_counts():
+    obs = Observations(at=T0 + 40, candidate_healthy=True)  # Prometheus and the router both silent
+    d = decide(release(), policy(on_no_data="pass"), obs, T0 + 40)
+    assert d.kind == "hold"
+
+
+def test_warmup_keeps_the_first_seconds_out_of_the_evidence():
+    from app.judging import evidence_since
+
+    p = policy(judge={"warmup": "20s"})
+    assert evidence_since(release(), p) == T0 + 20
+    assert evidence_since(release(step=1, step_started_at=T0 + 60), p) == T0 + 60
 
 
 def test_unhealthy_candidate_fails_even_when_metrics_pass():
@@ -118,13 +242,12 @@ def test_unhealthy_candidate_fails_even_when_metrics_pass():
     assert d.kind == "fail" and "health" in d.reason
 
 
-def test_relative_check_compares_with_stable_in_same_window():
-    p = policy(checks=[{"name": "errors", "type": "error_rate", "max_over_stable": 0.01}])
-    ok = Observations(at=T0 + 40, checks=[CheckObservation(name="errors", value=0.025, stable_value=0.02)])
-    assert decide(release(), p, ok, T0 + 40).kind == "advance"
-    bad = Observations(at=T0 + 40, checks=[CheckObservation(name="errors", value=0.04, stable_value=0.02)])
-    d = decide(release(), p, bad, T0 + 40)
-    assert d.kind == "fail" and "stable" in d.reason
+def test_absolute_guard_fails_on_evidence():
+    obs = Observations(
+        at=T0 + 10, candidate_healthy=True, evidence=evidence(counts(400, slow=200), counts(3600, slow=1800))
+    )
+    d = decide(release(), policy(), obs, T0 + 10)
+    assert d.kind == "fail" and "'fast' failed" in d.reason  # 50% under 500 ms, the SLO asks 90%
 
 
 def test_request_volume_end_condition():
@@ -153,6 +276,16 @@ def test_terminal_and_paused_releases_do_nothing():
 
 weights = st.integers(min_value=0, max_value=100)
 values = st.one_of(st.none(), st.just(float("nan")), st.floats(min_value=-1, max_value=2))
+sizes = st.sampled_from([0, 3, 40, 500, 5000])
+shares = st.sampled_from([0.0, 0.005, 0.02, 0.5, 1.0])
+
+
+@st.composite
+def version_counts(draw):
+    if draw(st.integers(0, 5)) == 0:
+        return VersionCounts()
+    n = draw(sizes)
+    return counts(n, errors=n * draw(shares), slow=n * draw(shares))
 
 
 @st.composite
@@ -170,7 +303,8 @@ def scenarios(draw):
     steps.append(StepConfig(weight=100, duration=draw(st.sampled_from([None, 10.0]))))
     checks = [
         CheckConfig(name="c1", type="error_rate", max=0.05),
-        CheckConfig(name="c2", type="request_rate", min=10, max_over_stable=draw(st.sampled_from([None, 5.0]))),
+        CheckConfig(name="c2", type="request_rate", min=10),
+        CheckConfig(name="c3", type="query", metric="m", max=draw(st.sampled_from([1.0, 5.0]))),
     ]
     p = PolicyConfig(
         name="p",
@@ -190,12 +324,10 @@ def scenarios(draw):
     now = T0 + draw(st.floats(0, 100))
     obs = Observations(
         at=now,
-        checks=[
-            CheckObservation(name=c, value=draw(values), stable_value=draw(values))
-            for c in draw(st.lists(st.sampled_from(["c1", "c2"]), unique=True))
-        ],
+        checks=[CheckObservation(name="c3", value=draw(values))] if draw(st.booleans()) else [],
         step_requests=draw(st.one_of(st.none(), st.floats(0, 1000))),
         candidate_healthy=draw(st.sampled_from([None, True, False])),
+        evidence=None if draw(st.integers(0, 4)) == 0 else evidence(draw(version_counts()), draw(version_counts())),
     )
     return rel, p, obs, now
 
@@ -210,9 +342,17 @@ def test_properties_of_every_decision(scenario):
         assert sum(d.weights.values()) == 100
         assert d.weights.get(rel.target_version, 0) in allowed
     if d.kind in ("promote", "advance"):
-        # never promote or advance while a check fails, or lacks data unless on_no_data is pass
-        assert all(r.verdict == "pass" or (r.verdict == "no_data" and p.on_no_data == "pass") for r in d.results)
-        assert {r.name for r in d.results} >= {"c1", "c2"}
+        # never promote or advance while a check fails or lacks evidence; a query check's missing
+        # data passes only under on_no_data: pass, and a comparison only when neither version has
+        # the signal at all
+        for r in d.results:
+            unavailable = (r.evidence or {}).get("unavailable")
+            assert r.verdict == "pass" or (r.verdict == "no_data" and (p.on_no_data == "pass" or unavailable))
+        names = {r.name for r in d.results}
+        assert {"c1", "c2", "errors-vs-stable", "4xx-vs-stable"} <= names
+        # evidence means candidate traffic
+        assert obs.evidence is not None and obs.evidence.candidate.metrics is not None
+        assert (obs.evidence.candidate.metrics.requests or 0) >= 20
         step = p.steps[rel.step]
         if step.duration is not None:
             assert now - (rel.step_started_at or now) >= step.duration
@@ -227,16 +367,25 @@ def test_properties_of_every_decision(scenario):
         assert d.kind == "hold"
 
 
+def test_identical_versions_never_fail():
+    for n in (10, 100, 1000, 10000):
+        for rate in (0.0, 0.01, 0.1):
+            same = Observations(
+                at=T0 + 30,
+                candidate_healthy=True,
+                evidence=evidence(
+                    counts(n, errors=n * rate, slow=n * rate), counts(9 * n, errors=9 * n * rate, slow=9 * n * rate)
+                ),
+            )
+            assert decide(release(), policy(checks=[]), same, T0 + 30).kind != "fail"
+
+
 def test_reason_names_every_failing_check():
-    obs = Observations(
-        at=T0 + 5,
-        checks=[CheckObservation(name="errors", value=0.3), CheckObservation(name="fast", value=0.4)],
-        candidate_healthy=True,
-    )
+    obs = Observations(at=T0 + 5, candidate_healthy=True, evidence=evidence(counts(200, 120, slow=150), counts(1800)))
     d = decide(release(), policy(), obs, T0 + 5)
     assert d.kind == "fail"
-    assert d.reason.startswith("check 'errors' failed: 0.3 is above the maximum 0.01")
-    assert d.reason.endswith("; also failed: 'fast' (0.4)")
+    assert d.reason.startswith("check 'errors-vs-stable' failed: errors 60.0% vs stable 0.0%")
+    assert "also failed:" in d.reason and "'slow-vs-stable'" in d.reason and "'fast'" in d.reason
 
 
 def test_fail_back_puts_all_traffic_on_stable_and_keeps_the_failure_count():

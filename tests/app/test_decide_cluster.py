@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.config import parse_config
 from app.decide import decide
-from app.models import Observations, Release
+from app.models import EvidenceObservation, Observations, Release, ResponseCounts, VersionCounts
 
 CONFIG = parse_config(
     """
@@ -40,8 +40,14 @@ def running() -> Release:
     )
 
 
+def served(n: float) -> VersionCounts:
+    return VersionCounts(metrics=ResponseCounts(requests=n, by_class={"2xx": n}))
+
+
 def test_restarts_within_the_limit_pass_and_are_recorded() -> None:
-    d = decide(running(), POLICY, Observations(at=10, restarts=2, max_restarts=2, restarts_detail="2 pods"), 10)
+    enough = EvidenceObservation(since=0.0, candidate=served(1000), stable=served(9000))
+    obs = Observations(at=10, restarts=2, max_restarts=2, restarts_detail="2 pods", evidence=enough)
+    d = decide(running(), POLICY, obs, 10)
     assert d.kind == "advance"
     [r] = [r for r in d.results if r.name == "restarts"]
     assert (r.value, r.threshold, r.verdict) == (2.0, "<= 2", "pass")
@@ -60,5 +66,6 @@ def test_progress_deadline_fails_at_once() -> None:
 
 
 def test_no_cluster_observation_changes_nothing() -> None:
-    d = decide(running(), POLICY, Observations(at=10), 10)
+    enough = EvidenceObservation(since=0.0, candidate=served(1000), stable=served(9000))
+    d = decide(running(), POLICY, Observations(at=10, evidence=enough), 10)
     assert d.kind == "advance" and not any(r.name in ("restarts", "rollout") for r in d.results)

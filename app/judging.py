@@ -1,0 +1,391 @@
+"""The judge: is the candidate worse than stable, on the counts both served over the same span?
+
+Pure (no I/O). The tick observes counts since the step's weights were confirmed (and after the
+policy's `warmup`): from the router (what users saw: HAProxy's per-server responses, refused
+connections and timeouts) and from the metrics backend (status codes, latency histogram). This
+module turns them into one result per comparison and per absolute guard, each with its evidence
+(app/evidence.py: an anytime-valid test, so looking every interval does not inflate false alarms):
+
+- comparisons with stable, always on (`judge:` in the policy tunes them): `errors` (5xx and
+  proxy errors), `4xx`, `slow` (over a latency bound; a timeout is an error at the proxy);
+- guards from the policy's built-in checks: `error_rate` max, `latency` min ("90% under 500 ms")
+  tested on the same counts; `request_rate` min is a traffic floor: below it the step waits;
+- `query` checks stay with app.decide's threshold judge (their value is whatever the query says).
+
+A result's verdict is `fail` (strong evidence), `pass` (enough evidence that it is not worse),
+`insufficient` (hold: too little traffic yet) or `no_data`. See docs/judging.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from app import evidence as ev
+from app.config.policy import CheckConfig, ComparisonConfig, PolicyConfig
+from app.models import CheckResult, EvidenceObservation, JudgeState, Release, VersionCounts
+
+# Comparison kinds (app.evidence's names) and the names their results carry.
+RESULT_NAMES = {"errors": "errors-vs-stable", "4xx": "4xx-vs-stable", "slow": "slow-vs-stable"}
+# Below this many stable requests in the span, stable's live counts are too few to be the reference
+# (e.g. at the 100% step): the judge compares with stable's counts from the steps before.
+MIN_LIVE_REFERENCE = 50
+# An absolute guard needs this many candidate requests before it can pass.
+MIN_GUARD_REQUESTS = 20
+# With no latency check and no `judge.slow.under`: the smallest bucket bound that at most this
+# share of stable's responses exceed is the "slow" bound.
+AUTO_SLOW_SHARE = 0.10
+
+
+@dataclass(frozen=True)
+class Sample:
+    bad: float
+    n: float
+    source: str  # "HAProxy" (router), "Prometheus" (metrics), ...
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the judge found at one evaluation, for app.decide."""
+
+    results: list[CheckResult]
+    state: JudgeState  # the release's judge state if this step ended now (evidence carried, baseline)
+    waiting: list[str]  # why the evidence does not suffice yet (empty: it does)
+    since: float
+
+
+def evidence_since(release: Release, policy: PolicyConfig) -> float | None:
+    """Where this step's evidence starts: when its weights were confirmed, and not before the
+    candidate's first traffic + warmup. None before the release has started."""
+    if release.step_started_at is None:
+        return None
+    since = release.step_started_at
+    first = release.judge.first_traffic_at
+    if first is not None and policy.judge.warmup > 0:
+        since = max(since, first + policy.judge.warmup)
+    return since
+
+
+# --- samples: (bad, requests) of one version, by kind ---------------------------------------------
+
+
+def _metrics_ok(v: VersionCounts) -> bool:
+    return v.metrics is not None and v.metrics.requests is not None
+
+
+def errors_sample(v: VersionCounts, use_router: bool) -> Sample | None:
+    if use_router and v.router is not None:
+        r = v.router
+        return Sample(r.by_class.get("5xx", 0.0) + r.proxy_errors, r.requests, "HAProxy")
+    if _metrics_ok(v):
+        m = v.metrics
+        assert m is not None and m.requests is not None
+        return Sample(min(m.by_class.get("5xx", 0.0), m.requests), m.requests, "Prometheus")
+    return None
+
+
+def client_errors_sample(v: VersionCounts, use_router: bool, ignore: list[int]) -> Sample | None:
+    m = v.metrics
+    if ignore and m is not None and m.requests is not None and m.by_code:
+        bad = sum(c for code, c in m.by_code.items() if code.startswith("4") and _code(code) not in ignore)
+        return Sample(min(bad, m.requests), m.requests, "Prometheus")
+    if use_router and v.router is not None:
+        r = v.router
+        return Sample(r.by_class.get("4xx", 0.0), r.requests, "HAProxy")
+    if m is not None and m.requests is not None:
+        return Sample(min(m.by_class.get("4xx", 0.0), m.requests), m.requests, "Prometheus")
+    return None
+
+
+def _code(code: str) -> int:
+    try:
+        return int(code)
+    except ValueError:
+        return -1
+
+
+def slow_sample(v: VersionCounts, under: float | None) -> Sample | None:
+    """Responses over `under` seconds (including those over the largest bucket) of those the
+    histogram counted. None without a histogram."""
+    if under is None or v.metrics is None or not v.metrics.buckets:
+        return None
+    buckets = v.metrics.buckets
+    total = buckets[-1][1]
+    within = 0.0
+    for bound, count in buckets:
+        if bound <= under * (1 + 1e-9):
+            within = count
+    return Sample(max(total - within, 0.0), total, "Prometheus")
+
+
+def no_histogram(v: VersionCounts) -> bool:
+    """The metrics backend answered (requests counted) and the version has no latency histogram."""
+    return v.metrics is not None and v.metrics.requests is not None and not v.metrics.buckets
+
+
+def auto_slow_bound(v: VersionCounts) -> float | None:
+    """The smallest finite bucket bound that at most AUTO_SLOW_SHARE of `v`'s responses exceed."""
+    if v.metrics is None or not v.metrics.buckets:
+        return None
+    total = v.metrics.buckets[-1][1]
+    if total < MIN_LIVE_REFERENCE:
+        return None
+    for bound, count in v.metrics.buckets:
+        if math.isfinite(bound) and total - count <= AUTO_SLOW_SHARE * total:
+            return bound
+    return None
+
+
+# --- the judgement --------------------------------------------------------------------------------
+
+
+def judge_step(
+    policy: PolicyConfig, release: Release, obs: EvidenceObservation | None, step: int, now: float
+) -> Judgement:
+    """Every comparison and guard for the current step, and the judge state to carry on."""
+    cfg = policy.judge
+    state = release.judge.model_copy(deep=True)
+    since = obs.since if obs is not None else (evidence_since(release, policy) or now)
+    results: list[CheckResult] = []
+    waiting: list[str] = []
+    if obs is None or now <= since:
+        what = "warming up" if release.judge.first_traffic_at is not None and since > now else "no counts yet"
+        return Judgement([], state, [f"evidence: {what}"], since)
+
+    candidate_weight = release.desired_weights.get(release.target_version, 0)
+    stable_live = candidate_weight < 100
+    use_router = obs.candidate.router is not None and (obs.stable.router is not None or not stable_live)
+    checks = {c.type: c for c in policy.checks if c.type != "query"}
+    latency_checks = [c for c in policy.checks if c.type == "latency"]
+    if state.slow_under is None:
+        state.slow_under = cfg.slow.under or (latency_checks[0].under if latency_checks else None)
+        if state.slow_under is None:
+            state.slow_under = auto_slow_bound(obs.stable) or auto_slow_bound(obs.stable_before or VersionCounts())
+
+    comparisons: list[tuple[str, ComparisonConfig, Sample | None, Sample | None, Sample | None]] = []
+    ignore = cfg.client_errors.ignore_codes
+
+    def samples(v: VersionCounts, kind: str) -> Sample | None:
+        if kind == "errors":
+            return errors_sample(v, use_router)
+        if kind == "4xx":
+            return client_errors_sample(v, use_router, ignore)
+        return slow_sample(v, state.slow_under)
+
+    for kind, conf in (("errors", cfg.errors), ("4xx", cfg.client_errors), ("slow", cfg.slow)):
+        if conf.enabled:
+            before = samples(obs.stable_before, kind) if obs.stable_before is not None else None
+            comparisons.append((kind, conf, samples(obs.candidate, kind), samples(obs.stable, kind), before))
+    guards = [
+        c for c in policy.checks if c.type in ("error_rate", "latency") and (c.min is not None or c.max is not None)
+    ]
+    tests = max(1, len(comparisons) + len(guards))
+    alpha = ev.check_alpha(cfg.alpha, n_checks=tests, n_steps=1)
+    threshold = math.log(1.0 / alpha)
+
+    for kind, conf, cand, live, before in comparisons:
+        margin = conf.margin
+        if margin is None and kind == "errors" and "error_rate" in checks:
+            margin = checks["error_rate"].max_over_stable
+        unavailable = kind == "slow" and no_histogram(obs.candidate) and no_histogram(obs.stable)
+        result, carry = _compare(
+            kind, conf, margin, cand, live, before, stable_live, state, alpha, step, now, unavailable
+        )
+        results.append(result)
+        if carry is not None:
+            state.evidence[kind] = carry[0]
+            if carry[1] is not None:
+                bad, n = state.baseline.get(kind, (0.0, 0.0))
+                state.baseline[kind] = (bad + carry[1].bad, n + carry[1].n)
+        if result.verdict == "insufficient":
+            waiting.append(result.detail)
+
+    span = max(now - since, 1e-9)
+    for check in guards:
+        result = _guard(check, obs.candidate, use_router, state.slow_under, threshold, step, now)
+        results.append(result)
+        if result.verdict == "insufficient":
+            waiting.append(result.detail)
+    for check in policy.checks:
+        if check.type == "request_rate":
+            result = _traffic_floor(check, obs.candidate, use_router, span, step, now)
+            results.append(result)
+            if result.verdict == "insufficient":
+                waiting.append(result.detail)
+    return Judgement(results, state, waiting, since)
+
+
+def _compare(
+    kind: str,
+    conf: ComparisonConfig,
+    margin: float | None,
+    cand: Sample | None,
+    live: Sample | None,
+    before: Sample | None,
+    stable_live: bool,
+    state: JudgeState,
+    alpha: float,
+    step: int,
+    now: float,
+    unavailable: bool = False,
+) -> tuple[CheckResult, tuple[float, Sample | None] | None]:
+    """One comparison. Returns its result and, for the state if the step ends now, the total log
+    e-value and the live stable sample to add to the baseline."""
+    name = RESULT_NAMES[kind]
+    defaults = ev.DEFAULTS[kind]
+    margin = defaults.margin if margin is None else margin
+    detectable = conf.detectable if conf.detectable is not None else max(defaults.detectable, 2 * margin)
+    base = dict(name=name, step=step, at=now, threshold=f"<= stable + {_points(margin)}")
+    if kind == "slow" and unavailable:
+        # Both versions answer and neither exports a latency histogram: nothing to compare, and
+        # nothing against the candidate (`sluice doctor` warns about it).
+        return CheckResult(
+            **base, value=None, verdict="no_data", detail="slow: no latency histogram for either version",
+            evidence={"unavailable": True},
+        ), None  # fmt: skip
+    if cand is None:
+        return CheckResult(**base, value=None, verdict="no_data", detail=f"{kind}: the candidate has no counts"), None
+    reference, ref_name = live, "stable"
+    if live is None or not stable_live or live.n < MIN_LIVE_REFERENCE:
+        saved = state.baseline.get(kind)
+        if saved is not None and saved[1] >= MIN_LIVE_REFERENCE:
+            reference, ref_name = Sample(saved[0], saved[1], "earlier steps"), "stable (earlier steps)"
+        elif before is not None and before.n >= MIN_LIVE_REFERENCE:
+            reference, ref_name = before, "stable (before the release)"
+    if reference is None or reference.n <= 0:
+        return CheckResult(
+            **base, value=None, verdict="insufficient", detail=f"{kind}: no stable traffic to compare with yet"
+        ), None
+    bad_c, n_c = min(cand.bad, cand.n), cand.n
+    bad_s, n_s = min(reference.bad, reference.n), reference.n
+    e = ev.judge(
+        kind,
+        bad_c,
+        n_c,
+        bad_s,
+        n_s,
+        alpha=alpha,
+        margin=margin,
+        detectable=detectable,
+        decisive_gap=defaults.decisive_gap,
+        reference=ref_name,
+        carried_log_e=state.evidence.get(kind, 0.0),
+    )
+    detail = e.sentence() + f" [{cand.source}]"
+    verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]
+    result = CheckResult(
+        **base,
+        value=e.rate_c,
+        stable_value=e.rate_s,
+        verdict=verdict,
+        detail=detail,
+        decisive=e.decisive,
+        evidence={
+            "kind": kind,
+            "source": cand.source,
+            "reference": ref_name,
+            "bad": [round(bad_c, 3), round(bad_s, 3)],
+            "requests": [round(n_c, 3), round(n_s, 3)],
+            "estimate": e.estimate,
+            "interval": [e.lower, e.upper],
+            "margin": margin,
+            "detectable": detectable,
+            "e_value": e.e_value if math.isfinite(e.e_value) else None,
+            "log_e": e.log_e,
+            "alpha": alpha,
+            "decisive": e.decisive,
+            "needed_requests": e.needed_n_c,
+        },
+    )
+    live_for_baseline = live if (stable_live and live is not None and ref_name == "stable") else None
+    return result, (e.log_e, live_for_baseline)
+
+
+def _guard(
+    check: CheckConfig,
+    cand: VersionCounts,
+    use_router: bool,
+    slow_under: float | None,
+    threshold: float,
+    step: int,
+    now: float,
+) -> CheckResult:
+    """An absolute limit on the candidate alone, tested on its counts with the same evidence rule."""
+    from app.decide import describe_threshold, format_value
+
+    base = dict(name=check.name, step=step, at=now, threshold=describe_threshold(check))
+    if check.type == "error_rate":
+        sample = errors_sample(cand, use_router)
+        bad_limit = check.max  # the share of bad responses must stay under this
+        good_limit = check.min
+        to_value = lambda s: s.bad / s.n  # noqa: E731
+    else:
+        sample = slow_sample(cand, check.under)
+        bad_limit = None if check.min is None else 1.0 - check.min
+        good_limit = None if check.max is None else 1.0 - check.max
+        to_value = lambda s: 1.0 - s.bad / s.n  # noqa: E731 - the fraction under the bound
+    if sample is None or sample.n <= 0:
+        return CheckResult(**base, value=None, verdict="insufficient", detail=f"{check.name}: no candidate traffic yet")
+    value = to_value(sample)
+    rate = sample.bad / sample.n
+    if bad_limit is not None and 0 < bad_limit < 1:
+        log_e = ev.log_e_over_limit(min(sample.bad, sample.n), sample.n, bad_limit)
+        if log_e >= threshold:
+            detail = (
+                f"{check.name} {format_value(value)} (n={sample.n:,.0f}): beyond {describe_threshold(check)}, "
+                f"evidence 1/{math.exp(min(log_e, 700)):,.0f} [{sample.source}]"
+            )
+            return CheckResult(**base, value=value, verdict="fail", detail=detail, decisive=rate >= 0.5)
+    elif bad_limit is not None and bad_limit <= 0 and sample.bad > 0 and sample.n >= MIN_GUARD_REQUESTS:
+        return CheckResult(**base, value=value, verdict="fail", detail=f"{check.name} {format_value(value)}")
+    if sample.n < MIN_GUARD_REQUESTS:
+        return CheckResult(
+            **base,
+            value=value,
+            verdict="insufficient",
+            detail=f"{check.name}: {sample.n:.0f} of {MIN_GUARD_REQUESTS} requests needed to judge",
+        )
+    within = (bad_limit is None or rate <= bad_limit) and (good_limit is None or rate >= good_limit)
+    if not within:
+        return CheckResult(
+            **base,
+            value=value,
+            verdict="insufficient",
+            detail=f"{check.name} {format_value(value)} (n={sample.n:,.0f}) is beyond {describe_threshold(check)}, "
+            "not conclusive yet",
+        )
+    return CheckResult(**base, value=value, verdict="pass", detail=f"[{sample.source}] n={sample.n:,.0f}")
+
+
+def _traffic_floor(
+    check: CheckConfig, cand: VersionCounts, use_router: bool, span: float, step: int, now: float
+) -> CheckResult:
+    """request_rate: a minimum is an evidence condition (too little traffic holds the step, never
+    fails it); a maximum is a limit."""
+    from app.decide import describe_threshold, format_value
+
+    base = dict(name=check.name, step=step, at=now, threshold=describe_threshold(check))
+    sample = errors_sample(cand, use_router)
+    if sample is None:
+        return CheckResult(**base, value=None, verdict="insufficient", detail=f"{check.name}: no candidate counts yet")
+    per_minute = sample.n / span * 60.0
+    if check.max is not None and per_minute > check.max:
+        return CheckResult(
+            **base,
+            value=per_minute,
+            verdict="fail",
+            detail=f"{format_value(per_minute)} requests/min is above the maximum {format_value(check.max)}",
+        )
+    if check.min is not None and per_minute < check.min:
+        return CheckResult(
+            **base,
+            value=per_minute,
+            verdict="insufficient",
+            detail=f"traffic {format_value(per_minute)}/min is below the minimum {format_value(check.min)}/min: "
+            "waiting for traffic",
+        )
+    return CheckResult(**base, value=per_minute, verdict="pass")
+
+
+def _points(rate: float) -> str:
+    return f"{100 * rate:.3g} points"
