@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from integrations.haproxy.runtime import RuntimeClient, check_name
-from integrations.routing import RouterError
+from integrations.routers.interface import RouterError
 
 # Counters that only ever grow within one HAProxy process; any of them going down means reset.
 _MONOTONIC = (
