@@ -11,7 +11,7 @@ from typing import Any
 
 from integrations.haproxy import router as haproxy
 from integrations.kinds import Registry
-from integrations.kubernetes import istio
+from integrations.kubernetes import istio, traefik
 from integrations.kubernetes.config import (
     CONTOUR_CALLS,
     GATEWAY_API_CALLS,
@@ -47,6 +47,7 @@ ROUTERS: Registry[RouterKind] = Registry(
         _kube(IngressNginxRouterConfig, "IngressNginxRouter", INGRESS_NGINX_CALLS, "ingress-nginx canary Ingress"),
         _kube(ContourRouterConfig, "ContourRouter", CONTOUR_CALLS, "Contour HTTPProxy service weights"),
         istio.KIND,
+        traefik.KIND,
     ],
 )
 
