@@ -11,6 +11,7 @@ from typing import Any
 
 from integrations.haproxy import router as haproxy
 from integrations.kinds import Registry
+from integrations.kubernetes import istio, traefik
 from integrations.kubernetes.config import (
     CONTOUR_CALLS,
     GATEWAY_API_CALLS,
@@ -45,6 +46,8 @@ ROUTERS: Registry[RouterKind] = Registry(
         ),
         _kube(IngressNginxRouterConfig, "IngressNginxRouter", INGRESS_NGINX_CALLS, "ingress-nginx canary Ingress"),
         _kube(ContourRouterConfig, "ContourRouter", CONTOUR_CALLS, "Contour HTTPProxy service weights"),
+        istio.KIND,
+        traefik.KIND,
     ],
 )
 

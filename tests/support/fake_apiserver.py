@@ -4,7 +4,9 @@ it unchanged (a kubeconfig points at http://127.0.0.1:<port>).
 What it does like the real one, as far as Sluice uses it:
 - paths: /api/v1/namespaces/<ns>/{services,pods}, /apis/apps/v1/.../deployments,
   /apis/networking.k8s.io/v1/.../ingresses, /apis/gateway.networking.k8s.io/v1/.../httproutes,
-  /apis/projectcontour.io/v1/.../httpproxies (get, list, watch, create, update, patch, delete);
+  /apis/projectcontour.io/v1/.../httpproxies,
+  /apis/networking.istio.io/v1/.../{virtualservices,destinationrules},
+  /apis/traefik.io/v1alpha1/.../traefikservices (get, list, watch, create, update, patch, delete);
 - one resourceVersion counter for everything; metadata.generation bumped when spec changes;
   uid and creationTimestamp on create;
 - 201 on create, 409 AlreadyExists on create of an existing name, 409 Conflict on a PUT or a PATCH
@@ -44,6 +46,9 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("networking.k8s.io", "ingresses"): ("v1", "Ingress"),
     ("gateway.networking.k8s.io", "httproutes"): ("v1", "HTTPRoute"),
     ("projectcontour.io", "httpproxies"): ("v1", "HTTPProxy"),
+    ("networking.istio.io", "virtualservices"): ("v1", "VirtualService"),
+    ("networking.istio.io", "destinationrules"): ("v1", "DestinationRule"),
+    ("traefik.io", "traefikservices"): ("v1alpha1", "TraefikService"),
 }
 BUILT_IN_GROUPS = {"", "apps", "networking.k8s.io"}
 Key = tuple[str, str, str, str]  # group, plural, namespace, name
