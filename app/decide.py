@@ -18,28 +18,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 from app.config.policy import CheckConfig, PolicyConfig
+from app.describe import describe_threshold, format_value
 from app.judging import judge_step
 from app.models import CheckObservation, CheckResult, Decision, Observations, Release
-
-
-def format_value(value: float | None, missing: str = "no data") -> str:
-    """A measured value as people read it: 4 significant digits, scientific only when huge or tiny."""
-    if value is None:
-        return missing
-    if value == 0 or 0.001 <= abs(value) < 1e6:
-        return f"{value:.4g}"
-    return f"{value:.3e}"
-
-
-def describe_threshold(check: CheckConfig) -> str:
-    parts = []
-    if check.min is not None:
-        parts.append(f">= {format_value(check.min)}")
-    if check.max is not None:
-        parts.append(f"<= {format_value(check.max)}")
-    if check.max_over_stable is not None:
-        parts.append(f"<= stable + {format_value(check.max_over_stable)}")
-    return " and ".join(parts)
 
 
 def judge(check: CheckConfig, obs: CheckObservation | None, step: int, now: float) -> CheckResult:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from app import evidence as ev
 from app.config.policy import CheckConfig, ComparisonConfig, PolicyConfig
+from app.describe import describe_threshold, format_value
 from app.models import CheckResult, EvidenceObservation, JudgeState, Release, VersionCounts
 
 # Comparison kinds (app.evidence's names) and the names their results carry.
@@ -311,8 +312,6 @@ def _guard(
     now: float,
 ) -> CheckResult:
     """An absolute limit on the candidate alone, tested on its counts with the same evidence rule."""
-    from app.decide import describe_threshold, format_value
-
     base = dict(name=check.name, step=step, at=now, threshold=describe_threshold(check))
     if check.type == "error_rate":
         sample = errors_sample(cand, use_router)
@@ -362,8 +361,6 @@ def _traffic_floor(
 ) -> CheckResult:
     """request_rate: a minimum is an evidence condition (too little traffic holds the step, never
     fails it); a maximum is a limit."""
-    from app.decide import describe_threshold, format_value
-
     base = dict(name=check.name, step=step, at=now, threshold=describe_threshold(check))
     sample = errors_sample(cand, use_router)
     if sample is None:

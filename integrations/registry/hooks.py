@@ -11,7 +11,7 @@ from typing import Any
 
 from integrations.circleci import hooks as circleci
 from integrations.kinds import Registry
-from integrations.notify import pagerduty, slack, webhook
+from integrations.notify import pagerduty, slack, teams, webhook
 from integrations.notify.interface import HookEnv, HookKind, MissingSecret, Outcome
 
 __all__ = ["HOOKS", "MissingSecret", "send"]
@@ -25,6 +25,7 @@ HOOKS: Registry[HookKind] = Registry(
         circleci.CANCEL,
         slack.KIND,
         pagerduty.KIND,
+        teams.KIND,
     ],
 )
 

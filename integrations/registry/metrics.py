@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrations.datadog.config import DatadogConfig
 from integrations.kinds import Kind, Registry
 from integrations.metrics.interface import MetricProvider
 from integrations.prometheus.config import PrometheusConfig
@@ -19,9 +20,19 @@ def _prometheus(config: PrometheusConfig, url: str | None = None) -> MetricProvi
     return PrometheusProvider(config, url)
 
 
+def _datadog(config: DatadogConfig, url: str | None = None) -> MetricProvider:
+    """`url` (PROMETHEUS_URL) is Prometheus's: Datadog's address is `base_url` or its site."""
+    from integrations.datadog.provider import DatadogProvider
+
+    return DatadogProvider(config)
+
+
 PROVIDERS: Registry[Kind] = Registry(
     "metrics provider",
-    [Kind(PrometheusConfig, _prometheus, "Prometheus HTTP API: PromQL checks, grouped queries per batch")],
+    [
+        Kind(PrometheusConfig, _prometheus, "Prometheus HTTP API: PromQL checks, grouped queries per batch"),
+        Kind(DatadogConfig, _datadog, "Datadog metrics query API: APM trace metrics, keys from the environment"),
+    ],
 )
 
 

@@ -47,7 +47,7 @@ def test_an_unknown_type_names_the_registered_ones():
     assert where.endswith("applications.0.router")
     for name in ROUTERS:
         assert repr(name) in msg or name in msg
-    [(_, msg)] = problems(GOOD + "hooks:\n  - {name: chat, type: teams, on: [failed]}\n")
+    [(_, msg)] = problems(GOOD + "hooks:\n  - {name: chat, type: discord, on: [failed]}\n")
     assert "slack" in msg and "circleci_trigger_pipeline" in msg
 
 
@@ -101,8 +101,8 @@ def test_every_hook_kind_plans_and_an_unknown_type_cannot_be_sent():
     planned = plan_deliveries(cfg, release, "failed", 0.0)
     assert [d.type for d in planned] == list(HOOKS)
     assert all(d.target for d in planned)
-    with pytest.raises(KeyError, match="unknown hook type 'teams'"):
-        send(cfg.hooks[0].model_copy(update={"type": "teams"}), planned[0].model_dump())
+    with pytest.raises(KeyError, match="unknown hook type 'discord'"):
+        send(cfg.hooks[0].model_copy(update={"type": "discord"}), planned[0].model_dump())
 
 
 def test_a_registry_refuses_two_kinds_of_one_name():
