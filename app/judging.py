@@ -55,16 +55,20 @@ class Judgement:
     since: float
 
 
-def evidence_since(release: Release, policy: PolicyConfig) -> float | None:
-    """Where this step's evidence starts: when its weights were confirmed, and not before the
-    candidate's first traffic + warmup. None before the release has started."""
-    if release.step_started_at is None:
-        return None
-    since = release.step_started_at
+def evidence_since(release: Release) -> float | None:
+    """Where this step's evidence starts: when its weights were confirmed (never before the
+    candidate took this share of traffic). None before the release has started."""
+    return release.step_started_at
+
+
+def latency_since(release: Release, policy: PolicyConfig) -> float | None:
+    """Where this step's latency evidence starts: as the step's, but not before the candidate's
+    first traffic + warmup (a cold candidate is slow for its first seconds; its errors count)."""
+    since = evidence_since(release)
     first = release.judge.first_traffic_at
-    if first is not None and policy.judge.warmup > 0:
-        since = max(since, first + policy.judge.warmup)
-    return since
+    if since is None or first is None:
+        return since
+    return max(since, first + policy.judge.warmup)
 
 
 # --- samples: (bad, requests) of one version, by kind ---------------------------------------------
@@ -146,22 +150,27 @@ def judge_step(
     """Every comparison and guard for the current step, and the judge state to carry on."""
     cfg = policy.judge
     state = release.judge.model_copy(deep=True)
-    since = obs.since if obs is not None else (evidence_since(release, policy) or now)
+    since = obs.since if obs is not None else (evidence_since(release) or now)
     results: list[CheckResult] = []
     waiting: list[str] = []
     if obs is None or now <= since:
-        what = "warming up" if release.judge.first_traffic_at is not None and since > now else "no counts yet"
-        return Judgement([], state, [f"evidence: {what}"], since)
+        return Judgement([], state, ["evidence: no counts yet"], since)
+    warm_until = obs.latency_since if obs.latency_since is not None else since
+    warming = now <= warm_until
+    cand_latency, stable_latency = obs.candidate, obs.stable
+    if obs.latency_since is not None and obs.latency_since > since:
+        cand_latency = VersionCounts(metrics=obs.candidate_latency)
+        stable_latency = VersionCounts(metrics=obs.stable_latency)
 
     candidate_weight = release.desired_weights.get(release.target_version, 0)
     stable_live = candidate_weight < 100
     use_router = obs.candidate.router is not None and (obs.stable.router is not None or not stable_live)
     checks = {c.type: c for c in policy.checks if c.type != "query"}
-    latency_checks = [c for c in policy.checks if c.type == "latency"]
     if state.slow_under is None:
-        state.slow_under = cfg.slow.under or (latency_checks[0].under if latency_checks else None)
-        if state.slow_under is None:
-            state.slow_under = auto_slow_bound(obs.stable) or auto_slow_bound(obs.stable_before or VersionCounts())
+        # Relative to stable, not the SLO's bound: "twice as slow, still under 500 ms" is a regression.
+        state.slow_under = (
+            cfg.slow.under or auto_slow_bound(obs.stable) or auto_slow_bound(obs.stable_before or VersionCounts())
+        )
 
     comparisons: list[tuple[str, ComparisonConfig, Sample | None, Sample | None, Sample | None]] = []
     ignore = cfg.client_errors.ignore_codes
@@ -176,7 +185,10 @@ def judge_step(
     for kind, conf in (("errors", cfg.errors), ("4xx", cfg.client_errors), ("slow", cfg.slow)):
         if conf.enabled:
             before = samples(obs.stable_before, kind) if obs.stable_before is not None else None
-            comparisons.append((kind, conf, samples(obs.candidate, kind), samples(obs.stable, kind), before))
+            cand, live = samples(obs.candidate, kind), samples(obs.stable, kind)
+            if kind == "slow":
+                cand, live = samples(cand_latency, kind), samples(stable_latency, kind)
+            comparisons.append((kind, conf, cand, live, before))
     guards = [
         c for c in policy.checks if c.type in ("error_rate", "latency") and (c.min is not None or c.max is not None)
     ]
@@ -185,10 +197,28 @@ def judge_step(
     threshold = math.log(1.0 / alpha)
 
     for kind, conf, cand, live, before in comparisons:
+        if kind == "slow" and warming:
+            results.append(_warming(RESULT_NAMES[kind], warm_until - now, step, now))
+            waiting.append(results[-1].detail)
+            continue
+        unavailable = kind == "slow" and no_histogram(obs.candidate) and no_histogram(obs.stable)
+        if kind == "slow" and state.slow_under is None and not unavailable:
+            results.append(
+                CheckResult(
+                    name=RESULT_NAMES[kind],
+                    step=step,
+                    at=now,
+                    value=None,
+                    threshold="bound from stable",
+                    verdict="insufficient",
+                    detail=f"slow: waiting for {MIN_LIVE_REFERENCE} stable responses to set the slow bound",
+                )
+            )
+            waiting.append(results[-1].detail)
+            continue
         margin = conf.margin
         if margin is None and kind == "errors" and "error_rate" in checks:
             margin = checks["error_rate"].max_over_stable
-        unavailable = kind == "slow" and no_histogram(obs.candidate) and no_histogram(obs.stable)
         result, carry = _compare(
             kind, conf, margin, cand, live, before, stable_live, state, alpha, step, now, unavailable
         )
@@ -203,7 +233,12 @@ def judge_step(
 
     span = max(now - since, 1e-9)
     for check in guards:
-        result = _guard(check, obs.candidate, use_router, state.slow_under, threshold, step, now)
+        if check.type == "latency" and warming:
+            results.append(_warming(check.name, warm_until - now, step, now))
+            waiting.append(results[-1].detail)
+            continue
+        counted = cand_latency if check.type == "latency" else obs.candidate
+        result = _guard(check, counted, use_router, threshold, step, now)
         results.append(result)
         if result.verdict == "insufficient":
             waiting.append(result.detail)
@@ -302,11 +337,22 @@ def _compare(
     return result, (e.log_e, live_for_baseline)
 
 
+def _warming(name: str, left: float, step: int, now: float) -> CheckResult:
+    return CheckResult(
+        name=name,
+        step=step,
+        at=now,
+        value=None,
+        threshold="after warmup",
+        verdict="insufficient",
+        detail=f"{name}: the candidate is warming up ({left:.0f}s left; judge.warmup)",
+    )
+
+
 def _guard(
     check: CheckConfig,
     cand: VersionCounts,
     use_router: bool,
-    slow_under: float | None,
     threshold: float,
     step: int,
     now: float,

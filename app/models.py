@@ -141,6 +141,11 @@ class EvidenceObservation(BaseModel):
     stable: VersionCounts = Field(default_factory=VersionCounts)
     # Stable before the release, when it has no traffic now and no earlier step gave a baseline.
     stable_before: VersionCounts | None = None
+    # Latency is judged after the candidate's warmup: when that ends after `since`, the latency
+    # histograms of both versions over [latency_since, at] (None: use the counts above).
+    latency_since: float | None = None
+    candidate_latency: ResponseCounts | None = None
+    stable_latency: ResponseCounts | None = None
 
 
 class CheckObservation(BaseModel):

@@ -22,7 +22,7 @@ from app.context import Context, UnknownService, get_context
 from app.decide import decide, fail_back
 from app.engine import apply_weights, commit_decision
 from app.intake import claim_service
-from app.judging import evidence_since
+from app.judging import evidence_since, latency_since
 from app.logs import release_context
 from app.models import (
     Decision,
@@ -168,7 +168,7 @@ def observe_evidence(
     """Both versions' counts over the same span, the step's evidence (app/judging.py): from the
     metrics backend since the step began (after warmup), and from the router since the mark
     taken when the step's weights were confirmed."""
-    since = evidence_since(release, policy)
+    since = evidence_since(release)
     if since is None:
         return None
     evidence = EvidenceObservation(since=since)
@@ -181,6 +181,11 @@ def observe_evidence(
 
     evidence.candidate.metrics = counts(target, since, now)
     evidence.stable.metrics = counts(source, since, now)
+    warm = latency_since(release, policy)
+    if warm is not None and warm > since:
+        evidence.latency_since = warm
+        if now > warm:
+            evidence.candidate_latency, evidence.stable_latency = counts(target, warm, now), counts(source, warm, now)
     router = ctx.router(app)
     mark = release.judge.router_mark
     counts_since = getattr(router, "counts_since", None)

@@ -88,7 +88,11 @@ class JudgeConfig(Strict):
     alpha: float = Field(
         0.01, gt=0, le=0.2, description="Chance that a release of two identical versions is rolled back, at most."
     )
-    warmup: Duration = Field(0.0, description="Responses of the candidate's first seconds of traffic are not judged.")
+    warmup: Duration = Field(
+        15.0,
+        description="Latency of the candidate's first seconds of traffic is not judged (cold caches, JIT); "
+        "its errors are.",
+    )
     evidence_timeout: Duration = Field(
         600.0, description="A step that still lacks the evidence to pass after this long fails (not enough traffic)."
     )

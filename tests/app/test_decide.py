@@ -100,7 +100,9 @@ def test_advancing_carries_evidence_and_stable_baseline_to_the_next_step():
 
 
 def test_last_step_compares_with_stable_from_earlier_steps():
-    judge = JudgeState(first_traffic_at=T0, baseline={"errors": (10.0, 20000.0), "4xx": (0, 20000.0), "slow": (0, 2e4)})
+    judge = JudgeState(
+        first_traffic_at=T0, slow_under=0.5, baseline={"errors": (10.0, 20000.0), "4xx": (0, 20000.0), "slow": (0, 2e4)}
+    )
     at_100 = dict(step=2, desired_weights={"1.0.370": 0, "1.0.371": 100}, judge=judge)
     obs = Observations(at=T0 + 1, candidate_healthy=True, evidence=evidence(counts(2000, errors=1), counts(0)))
     d = decide(release(**at_100), policy(), obs, T0 + 1)
@@ -227,12 +229,20 @@ def test_no_data_pass_never_passes_a_step_without_counts():
     assert d.kind == "hold"
 
 
-def test_warmup_keeps_the_first_seconds_out_of_the_evidence():
-    from app.judging import evidence_since
+def test_warmup_keeps_the_first_seconds_out_of_the_latency_evidence():
+    from app.judging import evidence_since, latency_since
 
     p = policy(judge={"warmup": "20s"})
-    assert evidence_since(release(), p) == T0 + 20
-    assert evidence_since(release(step=1, step_started_at=T0 + 60), p) == T0 + 60
+    assert evidence_since(release()) == T0  # errors count from the first request
+    assert latency_since(release(), p) == T0 + 20
+    assert latency_since(release(step=1, step_started_at=T0 + 60), p) == T0 + 60
+    # 100% slow while warming up: the slow comparison and the latency SLO wait, errors are judged.
+    obs = Observations(at=T0 + 10, candidate_healthy=True, evidence=evidence(counts(40, slow=40), counts(360)))
+    assert obs.evidence is not None
+    obs.evidence.latency_since = T0 + 20
+    d = decide(release(), p, obs, T0 + 10)
+    assert d.kind == "hold" and "warming up" in d.reason
+    assert next(r for r in d.results if r.name == "errors-vs-stable").verdict != "fail"
 
 
 def test_unhealthy_candidate_fails_even_when_metrics_pass():
