@@ -109,8 +109,10 @@ class RouterCounts(BaseModel):
 class ResponseCounts(BaseModel):
     """A version's responses over [start, end], as counts (what a statistical judge compares).
 
-    Counts are increases of counters over the interval, so they may be fractional (a metrics
-    backend extrapolates to the interval's edges). `error` says why there is no data."""
+    Counts are increases of counters over the interval (a counter created inside it counts
+    whole), so they may be fractional (a metrics backend extrapolates to the interval's edges).
+    `error` says why there is no data (with `requests` None), or what else went wrong (e.g.
+    latency buckets that could not be read)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -118,7 +120,11 @@ class ResponseCounts(BaseModel):
     by_class: dict[str, float] = Field(
         default_factory=dict, description='Responses by status class: "2xx", "3xx", "4xx", "5xx".'
     )
-    by_code: dict[str, float] = Field(default_factory=dict, description="Responses by status code.")
+    by_code: dict[str, float] = Field(
+        default_factory=dict,
+        description='Responses by status code as the metric labels it ("200", "404", ...), so a service can '
+        "leave out codes it legitimately returns.",
+    )
     buckets: list[tuple[float, float]] = Field(
         default_factory=list,
         description="Latency histogram: (upper bound in seconds, cumulative count), ascending, +Inf last.",

@@ -2,8 +2,11 @@
 
 Checks are PromQL templates (queries.py) filled with escaped values (promql.render) and asked
 as instant queries (client.py); a batch of releases can be primed with one grouped query per
-check (batch.py). Response counts are two queries: requests `sum by` status code, and the
-latency histogram `sum by (le)`, each the `increase` over [start, end] evaluated at `end`.
+check (batch.py). Response counts are two queries evaluated at `end`: requests `sum by` status
+code, and the latency histogram `sum by (le)`, each counting over [start, end] both the counters
+that existed before `start` (their increase) and those created inside the span (their whole
+value; see `queries.counts_over_span`). With no requests series at all, at most two more queries
+say why, when Prometheus can tell: a failing scrape (`up == 0`) or labels that match nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from integrations.prometheus.batch import NO_DATA, prime_batch
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.prometheus.config import PrometheusConfig
 from integrations.prometheus.observe import observe_checks, observe_step_requests
-from integrations.prometheus.promql import render, window
+from integrations.prometheus.promql import escape_string, render, window
 
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
+MAX_LISTED = 8  # targets or versions named in a reason
 
 
 class PrometheusProvider:
@@ -55,12 +59,16 @@ class PrometheusProvider:
         if error is not None:
             return ResponseCounts(error=error)
         if not codes:
-            return ResponseCounts(error=NO_DATA)
+            return ResponseCounts(error=self._why_no_data(variables, end))
         by_class = dict.fromkeys(STATUS_CLASSES, 0.0)
+        by_code: dict[str, float] = {}
         for labels, value in codes:
+            if value is None:
+                continue
             code = labels.get(self.config.status_label, "")
+            by_code[code] = by_code.get(code, 0.0) + value
             key = f"{code[:1]}xx"
-            if value is not None and key in by_class:
+            if key in by_class:
                 by_class[key] += value
         requests = sum(value for _, value in codes if value is not None)
         series, error = self.querier.query_vector(buckets_query, end)
@@ -75,6 +83,61 @@ class PrometheusProvider:
         return ResponseCounts(
             requests=requests,
             by_class=by_class,
+            by_code=by_code,
             buckets=sorted(buckets.items()),
             error=f"latency buckets: {error}" if error else None,
         )
+
+    def _why_no_data(self, variables: dict[str, str], end: float) -> str:
+        """Why a version has no requests series over the span, when Prometheus can tell (2 queries at most):
+        its scrape target(s) fail (`up == 0`), or no series carries these labels (and which versions do)."""
+        cfg, version = self.config, variables["version"]
+        targets, error = self.querier.query_vector(render(queries.targets_up_template(cfg), variables), end)
+        if error is not None:
+            return NO_DATA
+        failing = [labels for labels, value in targets if value == 0]
+        if failing:
+            names = ", ".join(_target_name(labels) for labels in failing[:MAX_LISTED])
+            more = f" and {len(failing) - MAX_LISTED} more" if len(failing) > MAX_LISTED else ""
+            return (
+                f"no data: Prometheus cannot scrape {version}: up == 0 for its target(s) {names}{more}"
+                f" during the span ({len(failing)} of {len(targets)} target(s) failing)"
+            )
+        scraped = ""
+        if targets:
+            names = ", ".join(_target_name(labels) for labels, _ in targets[:MAX_LISTED])
+            scraped = f"; Prometheus scrapes its target(s) {names} (up == 1) but they exported no requests in it"
+        sel = self._shown_selector(variables)
+        versions, error = self.querier.query_vector(render(queries.service_versions_template(cfg), variables), end)
+        if error is not None:
+            return f"no data: no {cfg.requests_metric} series matches {{{sel}}} over the span{scraped}"
+        service = f'{cfg.service_label}="{escape_string(variables["service"])}"'
+        if not versions:
+            return (
+                f"no data: no {cfg.requests_metric} series has {service} over the span, for any version"
+                f" (check the service label and metric name: service_label {cfg.service_label!r},"
+                f" requests_metric {cfg.requests_metric!r}){scraped}"
+            )
+        shown = [self._shown_labels(labels) for labels, _ in versions]
+        listed = ", ".join(sorted(shown)[:MAX_LISTED]) + (" ..." if len(shown) > MAX_LISTED else "")
+        return (
+            f"no data: no {cfg.requests_metric} series matches {{{sel}}} over the span{scraped};"
+            f" Prometheus has {service} with {listed}"
+        )
+
+    def _shown_selector(self, variables: dict[str, str]) -> str:
+        cfg = self.config
+        pairs = [(cfg.service_label, "service"), (cfg.version_label, "version")]
+        if cfg.namespace_label:
+            pairs.append((cfg.namespace_label, "namespace"))
+        return ",".join(f'{label}="{escape_string(variables[name])}"' for label, name in pairs)
+
+    def _shown_labels(self, labels: dict[str, str]) -> str:
+        cfg = self.config
+        names = [cfg.version_label] + ([cfg.namespace_label] if cfg.namespace_label else [])
+        return ",".join(f'{name}="{escape_string(labels[name])}"' for name in names if name in labels)
+
+
+def _target_name(labels: dict[str, str]) -> str:
+    """`job/instance` of a scrape target."""
+    return f"{labels.get('job', '?')}/{labels.get('instance', '?')}"

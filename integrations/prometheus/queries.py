@@ -66,14 +66,78 @@ def step_requests_template(prom: PrometheusConfig) -> str:
     return f"sum(increase({prom.requests_metric}{{{selector(prom)}}}[{{window}}]))"
 
 
+# --- response counts (for a judge that compares versions on counts) --------------------------------
+
+# Prometheus's default lookback delta: an instant selector finds a series whose last sample is
+# at most this old. "Existed before the span" means a sample within this much before its start.
+LOOKBACK = "5m"
+
+
+def counts_over_span(series: str, by: str) -> str:
+    """`sum by (<by>)` of what the counters in `series` counted over the span `{window}` ending at
+    the evaluation time, including counters that were created inside the span.
+
+    `increase()` needs two samples and cannot count a counter's first one: a candidate's first
+    5xx creates the `code="500"` series with value 1, and `increase()` reads that as 0 (or as
+    nothing, with a single sample). So series split in two, by whether they had a sample in the
+    `LOOKBACK` before the span's start:
+    - they did: `increase()` over the span (which follows counter resets, e.g. a crash loop);
+    - they did not (born in the span): their whole value, the last one in the span (counters
+      start at 0 when a process creates them).
+    `present_over_time(...[5m] offset R)` rather than `series offset R`: when a target's scrape
+    fails, Prometheus marks its series stale, and an instant selector then misses a series that
+    was there a second before; a candidate that was down at the span's start would be counted
+    with its whole history (verified on Prometheus 2.42 with a live target). `last_over_time`
+    rather than an instant selector, for the same reason at the span's end. `and`/`unless`/`or`
+    match on all labels but `__name__`, so each series lands on exactly one side
+    (tests/integrations/prometheus/test_response_counts.py). Limits: a series born in the span that
+    also reset in it counts from its last restart only (a lower bound); a series absent for more
+    than `LOOKBACK` before the span that comes back without a reset counts its whole value.
+    """
+    existed = f"present_over_time({series}[{LOOKBACK}] offset {{window}})"
+    return (
+        f"sum by ({by}) ((increase({series}[{{window}}]) and {existed})"
+        f" or (last_over_time({series}[{{window}}]) unless {existed}))"
+    )
+
+
 def status_counts_template(prom: PrometheusConfig) -> str:
     """Requests served by one version over `{window}`, one series per status code."""
-    return f"sum by ({prom.status_label}) (increase({prom.requests_metric}{{{selector(prom)}}}[{{window}}]))"
+    return counts_over_span(f"{prom.requests_metric}{{{selector(prom)}}}", prom.status_label)
 
 
 def bucket_counts_template(prom: PrometheusConfig) -> str:
     """Cumulative latency-histogram counts of one version over `{window}`, one series per bucket bound."""
-    return f"sum by (le) (increase({prom.latency_histogram}_bucket{{{selector(prom)}}}[{{window}}]))"
+    return counts_over_span(f"{prom.latency_histogram}_bucket{{{selector(prom)}}}", "le")
+
+
+# How far back to look for the scrape targets that exported a version's series.
+TARGET_HISTORY = "1h"
+
+
+def targets_up_template(prom: PrometheusConfig) -> str:
+    """The lowest `up` over `{window}` of each scrape target of one version, `by (job, instance)`.
+
+    Targets are found two ways: by the release labels on the target itself (`up{app=..,version=..}`,
+    as Kubernetes service discovery usually relabels them), or as the targets that exported the
+    version's requests counter in the last `TARGET_HISTORY` (for targets that carry no such labels).
+    """
+    sel = selector(prom)
+    up = f"min_over_time(up{{{sel}}}[{{window}}])"
+    exported = f"group by (job, instance) (last_over_time({prom.requests_metric}{{{sel}}}[{TARGET_HISTORY}]))"
+    return (
+        f"min by (job, instance) ({up})"
+        f" or min by (job, instance) (min_over_time(up[{{window}}]) and on (job, instance) {exported})"
+    )
+
+
+def service_versions_template(prom: PrometheusConfig) -> str:
+    """The versions (and namespaces) that have requests series for a service over `{window}`."""
+    labels = [prom.version_label] + ([prom.namespace_label] if prom.namespace_label else [])
+    return (
+        f"count by ({', '.join(labels)})"
+        f' (last_over_time({prom.requests_metric}{{{prom.service_label}="{{service}}"}}[{{window}}]))'
+    )
 
 
 def check_template(check: CheckConfig, prom: PrometheusConfig, metrics: dict[str, MetricConfig]) -> str:

@@ -8,9 +8,10 @@ servers over loopback, and Redis is a real redis-server.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,14 +140,30 @@ class FakePrometheus:
     `version="<v>"` in the query); None means an empty result (no data). `rules` come first:
     (substring, value) pairs, all substrings of a rule must be in the query (separate them with
     "&&"). Queries that match nothing get `default`.
+
+    Response counts (`PrometheusProvider.response_counts`) are vectors, programmed per version:
+    - `counts[version] = {"200": 970, "500": 30}` answers the query `sum by (code)` with one
+      series per code (label `status_label`);
+    - `buckets[version] = {0.1: 900, 0.5: 990, math.inf: 1000}` answers `sum by (le)` with one
+      series per bound (`le="0.1"`, `le="+Inf"`); without it, a version with `counts` has only
+      the +Inf bucket (all its requests, no latency information);
+    - a version with no counts has none (an empty vector: no data). `values`, `rules` and
+      `default` never answer these queries: a scalar is an error rate or a request rate, not a
+      split by code, and is not guessed into one;
+    - the "why no data" queries: `up` of a version's targets comes from `up[version]` (0 or 1; an
+      empty vector if unset), and the versions of a service are the versions in `counts`.
     """
 
-    def __init__(self, version_label: str = "version"):
+    def __init__(self, version_label: str = "version", status_label: str = "code"):
         self.values: dict[str, float | None] = {}
         self.rules: list[tuple[str, float | None]] = []
         self.default: float | None = 0.0
+        self.counts: dict[str, dict[str, float]] = {}
+        self.buckets: dict[str, dict[float, float]] = {}
+        self.up: dict[str, float] = {}
         self.queries: list[str] = []
         self.version_label = version_label
+        self.status_label = status_label
         self._server = _Server(self._answer)
         self.url = self._server.url
 
@@ -159,6 +176,33 @@ class FakePrometheus:
                 return value
         return self.default
 
+    def _version_in(self, query: str, versions: Iterable[str]) -> str | None:
+        for version in versions:
+            if f'{self.version_label}="{version}"' in query:
+                return version
+        return None
+
+    def _vector_for(self, query: str) -> list[tuple[dict[str, str], float]] | None:
+        """The series of a response-counts query, or None for any other query."""
+        if query.startswith(f"sum by ({self.status_label}) ("):
+            version = self._version_in(query, self.counts)
+            codes = self.counts[version] if version is not None else {}
+            return [({self.status_label: code}, n) for code, n in codes.items()]
+        if query.startswith("sum by (le) ("):
+            version = self._version_in(query, [*self.buckets, *self.counts])
+            if version is None:
+                return []
+            bounds = self.buckets.get(version) or {math.inf: sum(self.counts.get(version, {}).values())}
+            return [({"le": "+Inf" if b == math.inf else repr(float(b))}, n) for b, n in bounds.items()]
+        if "min_over_time(up" in query:
+            version = self._version_in(query, self.up)
+            if version is None:
+                return []
+            return [({"job": "fake", "instance": f"fake-{version}"}, self.up[version])]
+        if query.startswith(f"count by ({self.version_label}"):
+            return [({self.version_label: version}, float(len(codes))) for version, codes in self.counts.items()]
+        return None
+
     def _answer(self, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(rec.path)
         if parts.path != "/api/v1/query":
@@ -169,8 +213,11 @@ class FakePrometheus:
         query = params.get("query", [""])[0]
         at = float(params.get("time", [str(time.time())])[0])
         self.queries.append(query)
-        value = self._value_for(query)
-        result = [] if value is None else [{"metric": {}, "value": [at, repr(float(value))]}]
+        series = self._vector_for(query)
+        if series is None:
+            value = self._value_for(query)
+            series = [] if value is None else [({}, value)]
+        result = [{"metric": labels, "value": [at, repr(float(value))]} for labels, value in series]
         body = {"status": "success", "data": {"resultType": "vector", "result": result}}
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -32,18 +31,18 @@ import pytest
 import requests
 
 from app.config import CheckConfig, MetricConfig, PolicyConfig, PrometheusConfig, StepConfig
-from app.demo.stack import free_port, require_binary, start_prometheus
+from app.demo.stack import free_port
 from app.models import Release
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.prometheus.observe import observe_checks, observe_step_requests
 from tests.support.prom_data import (
-    BUCKETS,
     Traffic,
     expected_error_rate,
     expected_fraction_under,
     expected_requests_between,
     expected_requests_per_minute,
     openmetrics,
+    serve_history,
 )
 
 pytestmark = pytest.mark.integration
@@ -110,18 +109,7 @@ def policy(*checks: CheckConfig, window: str = "30s") -> PolicyConfig:
 
 @pytest.fixture(scope="module")
 def prom_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require_binary("promtool", "prometheus")
-    work = tmp_path_factory.mktemp("prometheus")
-    data_file = work / "history.om"
-    data_file.write_text(openmetrics(ALL_TRAFFIC, START, END, STEP))
-    storage = work / "tsdb"
-    subprocess.run(
-        ["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(data_file), str(storage)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    proc, url = start_prometheus(work, storage=storage, extra_flags=["--storage.tsdb.retention.time=100y"])
+    proc, url = serve_history(tmp_path_factory.mktemp("prometheus"), openmetrics(ALL_TRAFFIC, START, END, STEP))
     try:
         yield url
     finally:
@@ -407,48 +395,3 @@ def test_one_grouped_query_per_check_gives_each_release_what_its_own_queries_giv
     assert by_name["errors"].stable_value == pytest.approx(expected_error_rate(STABLE))
     goshop = {o.name: o for o in batched[1]}
     assert goshop["errors"].stable_value is None and "no data" in (goshop["errors"].error or "")
-
-
-# --- response counts (for a judge that compares candidate and stable on counts) ----------------------
-
-
-def per_second(n: float) -> float:
-    return n / STEP
-
-
-@pytest.mark.parametrize("traffic", [CANDIDATE, STABLE, GO_STYLE], ids=lambda t: t.version)
-def test_response_counts_by_class_and_buckets_match_the_data(prom_url: str, traffic: Traffic) -> None:
-    from integrations.prometheus.provider import PrometheusProvider
-
-    provider = PrometheusProvider(PROM, prom_url)
-    seconds = 300
-    try:
-        counts = provider.response_counts(traffic.app, traffic.version, traffic.namespace, AT - seconds, AT)
-    finally:
-        provider.close()
-    assert counts.error is None
-    assert counts.requests == pytest.approx(expected_requests_between(traffic, seconds, STEP), rel=0.02)
-    assert set(counts.by_class) == {"2xx", "3xx", "4xx", "5xx"}
-    for cls in ("2xx", "3xx", "4xx", "5xx"):
-        n = sum(c for code, c in traffic.codes.items() if code[0] == cls[0])
-        assert counts.by_class[cls] == pytest.approx(per_second(n) * seconds, rel=0.02, abs=1e-9)
-    bounds = [b for b, _ in counts.buckets]
-    assert bounds == [*BUCKETS, float("inf")]  # "1" and "1.0" spellings read as one bound, ascending
-    for bound, value in counts.buckets:
-        n = sum(c for v, c in traffic.latencies if v <= bound)
-        assert value == pytest.approx(per_second(n) * seconds, rel=0.02, abs=1e-9)
-
-
-def test_response_counts_say_why_there_is_no_data(prom_url: str) -> None:
-    from integrations.prometheus.provider import PrometheusProvider
-
-    provider = PrometheusProvider(PROM, prom_url)
-    try:
-        missing = provider.response_counts("shop", "9.9.9", "prod", AT - 60, AT)
-        empty = provider.response_counts("shop", CANDIDATE.version, "prod", AT, AT)
-        bad = provider.response_counts("shop", 'x"}', "prod", AT - 60, AT)
-    finally:
-        provider.close()
-    assert missing.requests is None and missing.error and missing.error.startswith("no data")
-    assert empty.error and "empty interval" in empty.error
-    assert bad.error and "cannot build the query" in bad.error
