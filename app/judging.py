@@ -33,6 +33,11 @@ RESULT_NAMES = {"errors": "errors-vs-stable", "4xx": "4xx-vs-stable", "slow": "s
 MIN_LIVE_REFERENCE = 50
 # An absolute guard needs this many candidate requests before it can pass.
 MIN_GUARD_REQUESTS = 20
+# A step before the last passes a comparison once the candidate served this many requests in it
+# and does not look worse than stable by more than the margin; the last step (promotion) needs
+# the evidence floor: data that rule out a regression of `detectable`. Early steps limit how many
+# users a bad version reaches; the proof that it is good is owed before it takes all of them.
+MIN_STEP_REQUESTS = 10
 # With no latency check and no `judge.slow.under`: the smallest bucket bound that at most this
 # share of stable's responses exceed is the "slow" bound.
 AUTO_SLOW_SHARE = 0.10
@@ -219,8 +224,9 @@ def judge_step(
         margin = conf.margin
         if margin is None and kind == "errors" and "error_rate" in checks:
             margin = checks["error_rate"].max_over_stable
+        final = step >= len(policy.steps) - 1
         result, carry = _compare(
-            kind, conf, margin, cand, live, before, stable_live, state, alpha, step, now, unavailable
+            kind, conf, margin, cand, live, before, stable_live, state, alpha, step, now, unavailable, final
         )
         results.append(result)
         if carry is not None:
@@ -264,6 +270,7 @@ def _compare(
     step: int,
     now: float,
     unavailable: bool = False,
+    final: bool = True,
 ) -> tuple[CheckResult, tuple[float, Sample | None] | None]:
     """One comparison. Returns its result and, for the state if the step ends now, the total log
     e-value and the live stable sample to add to the baseline."""
@@ -309,6 +316,12 @@ def _compare(
     )
     detail = e.sentence() + f" [{cand.source}]"
     verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]
+    if verdict == "insufficient" and not final and n_c >= MIN_STEP_REQUESTS and e.estimate <= margin:
+        verdict = "pass"
+        detail = (
+            f"{kind} {100 * e.rate_c:.1f}% vs {ref_name} {100 * e.rate_s:.1f}% (n={n_c:,.0f} vs {n_s:,.0f}): "
+            f"not worse so far; promotion waits for ~{e.needed_n_c or 0:,} requests [{cand.source}]"
+        )
     result = CheckResult(
         **base,
         value=e.rate_c,
