@@ -236,7 +236,7 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
 
     if judgement.waiting:
         waited = now - judgement.since
-        if waited >= policy.judge.evidence_timeout:
+        if waited >= policy.evidence_timeout(step):
             return fail_back(
                 release,
                 f"not enough evidence to judge {release.target_version} after {waited:.0f}s at step "

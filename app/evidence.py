@@ -444,18 +444,12 @@ def judge(
     decisive_gap: float | None = None,
     prior: BetaMixture = DEFAULT_PRIOR,
     reference: str = "stable",
-    carried_log_e: float = 0.0,
 ) -> Evidence:
     """Judge one check at one evaluation.
 
     ``alpha`` is this check's level in this step (see :func:`check_alpha`). ``margin``,
     ``detectable`` and ``decisive_gap`` default to ``DEFAULTS[kind]``. Counts are cumulative over
     the same span for both versions (or a fixed stable baseline, with ``reference`` saying so).
-
-    ``carried_log_e`` is the log e-value this check reached in the release's earlier steps: e-values
-    of successive steps on fresh data multiply into an e-process, so evidence accumulates across
-    steps without comparing spans of different traffic splits. The verdict and ``log_e`` are for
-    the product; the interval is this step's.
     """
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
@@ -471,7 +465,7 @@ def judge(
 
     rate_c = bad_c / n_c if n_c else 0.0
     rate_s = bad_s / n_s if n_s else 0.0
-    log_e = carried_log_e + log_e_value(bad_c, n_c, bad_s, n_s, margin, prior)
+    log_e = log_e_value(bad_c, n_c, bad_s, n_s, margin, prior)
     threshold = math.log(1.0 / alpha)
     lower, upper = difference_interval(bad_c, n_c, bad_s, n_s, alpha, prior)
     needed: int | None = None

@@ -198,7 +198,9 @@ def judge_step(
         c for c in policy.checks if c.type in ("error_rate", "latency") and (c.min is not None or c.max is not None)
     ]
     tests = max(1, len(comparisons) + len(guards))
-    alpha = ev.check_alpha(cfg.alpha, n_checks=tests, n_steps=1)
+    # Each step is its own test (its counts start when its weights were confirmed, so a spike
+    # is never weighted differently for the two versions): Bonferroni over checks and steps.
+    alpha = ev.check_alpha(cfg.alpha, n_checks=tests, n_steps=len(policy.steps))
     threshold = math.log(1.0 / alpha)
 
     for kind, conf, cand, live, before in comparisons:
@@ -230,7 +232,7 @@ def judge_step(
         )
         results.append(result)
         if carry is not None:
-            state.evidence[kind] = carry[0]
+            state.evidence[kind] = carry[0]  # for the record: this step's evidence
             if carry[1] is not None:
                 bad, n = state.baseline.get(kind, (0.0, 0.0))
                 state.baseline[kind] = (bad + carry[1].bad, n + carry[1].n)
@@ -289,13 +291,13 @@ def _compare(
     if cand is None:
         return CheckResult(**base, value=None, verdict="no_data", detail=f"{kind}: the candidate has no counts"), None
     reference, ref_name = live, "stable"
-    if live is None or not stable_live or live.n < MIN_LIVE_REFERENCE:
+    if not stable_live:  # the 100% step: stable serves nobody now
         saved = state.baseline.get(kind)
         if saved is not None and saved[1] >= MIN_LIVE_REFERENCE:
             reference, ref_name = Sample(saved[0], saved[1], "earlier steps"), "stable (earlier steps)"
         elif before is not None and before.n >= MIN_LIVE_REFERENCE:
             reference, ref_name = before, "stable (before the release)"
-    if reference is None or reference.n <= 0:
+    if reference is None or reference.n < (MIN_LIVE_REFERENCE if not stable_live else 1):
         return CheckResult(
             **base, value=None, verdict="insufficient", detail=f"{kind}: no stable traffic to compare with yet"
         ), None
@@ -312,7 +314,6 @@ def _compare(
         detectable=detectable,
         decisive_gap=defaults.decisive_gap,
         reference=ref_name,
-        carried_log_e=state.evidence.get(kind, 0.0),
     )
     detail = e.sentence() + f" [{cand.source}]"
     verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]

@@ -78,9 +78,8 @@ class Release(BaseModel):
 class JudgeState(BaseModel):
     """What the judge carries from one evaluation to the next (app/judging.py).
 
-    `evidence` is each comparison's log e-value from the steps already passed: e-values of
-    successive steps multiply (their product is still an e-process), so evidence accumulates over
-    the release without mixing spans of different traffic splits. `baseline` is stable's
+    `evidence` is each comparison's log e-value at the end of the last step passed (a record: each
+    step is tested on its own counts). `baseline` is stable's
     (bad, requests) per comparison from the steps already passed: the reference when stable has
     no live traffic (the 100% step). `router_mark` is the router's counters when the current
     step's weights were confirmed (counts are taken since then)."""

@@ -93,12 +93,17 @@ class JudgeConfig(Strict):
         description="Latency of the candidate's first seconds of traffic is not judged (cold caches, JIT); "
         "its errors are.",
     )
-    evidence_timeout: Duration = Field(
-        600.0, description="A step that still lacks the evidence to pass after this long fails (not enough traffic)."
+    evidence_timeout: Duration | None = Field(
+        None,
+        description="A step that still lacks the evidence to pass after this long fails (not enough traffic). "
+        "Default: five times the step's duration, at least 3 minutes.",
     )
     errors: ComparisonConfig = Field(default_factory=ComparisonConfig, description="5xx and proxy errors.")
     client_errors: ClientErrorsConfig = Field(default_factory=ClientErrorsConfig, description="4xx responses.")
     slow: SlowConfig = Field(default_factory=SlowConfig, description="Slow and timed-out responses.")
+
+
+DEFAULT_MIN_EVIDENCE_TIMEOUT = 180.0
 
 
 class PolicyConfig(Strict):
@@ -145,6 +150,12 @@ class PolicyConfig(Strict):
     def _unique_checks(cls, checks: list[CheckConfig]) -> list[CheckConfig]:
         no_duplicates([c.name for c in checks], "check")
         return checks
+
+    def evidence_timeout(self, step: StepConfig) -> float:
+        """How long a step may wait for evidence before it fails for lack of it."""
+        if self.judge.evidence_timeout is not None:
+            return self.judge.evidence_timeout
+        return max(DEFAULT_MIN_EVIDENCE_TIMEOUT, 5 * (step.duration or DEFAULT_MIN_EVIDENCE_TIMEOUT))
 
     @property
     def query_window(self) -> float:
