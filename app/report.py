@@ -19,7 +19,12 @@ console = Console(highlight=False, width=WIDTH)
 err = Console(stderr=True, highlight=False, width=WIDTH)
 EXIT_FOR_STATE = {"succeeded": 0, "failed": 1, "aborted": 2}
 
-_MARK = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "no_data": "[yellow]no data[/]"}
+_MARK = {
+    "pass": "[green]pass[/]",
+    "fail": "[bold red]FAIL[/]",
+    "no_data": "[yellow]no data[/]",
+    "insufficient": "[yellow]waiting[/]",  # not enough evidence yet either way
+}
 
 
 def _value(value: float | None) -> str:
@@ -53,7 +58,7 @@ def progress_line(release: dict[str, Any]) -> str:
     for ev in release.get("evaluations", []):
         latest[ev["name"]] = ev
     if latest:
-        parts.append(", ".join(f"{n} {_value(e['value'])} {_MARK[e['verdict']]}" for n, e in latest.items()))
+        parts.append(", ".join(f"{n} {_value(e['value'])} {_MARK.get(e['verdict'], '')}" for n, e in latest.items()))
     if release.get("reason"):
         parts.append(f"[dim]{release['reason']}[/]")
     return " · ".join(parts)
@@ -66,7 +71,7 @@ def checks_table(release: dict[str, Any]) -> Table:
         title=f"{release['service']} {release['source_version']} -> {release['target_version']}: {release['state']}",
         title_justify="left",
     )
-    for col in ("step", "weight", "check", "evals", "last", "min..max", "threshold", "verdict"):
+    for col in ("step", "weight", "check", "evals", "last", "min..max", "threshold", "verdict", "last word"):
         table.add_column(col, justify="right" if col in ("evals", "last", "weight") else "left")
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for ev in release.get("evaluations", []):
@@ -74,7 +79,7 @@ def checks_table(release: dict[str, Any]) -> Table:
     for (step, name), evs in sorted(groups.items()):
         values = [e["value"] for e in evs if e["value"] is not None]
         verdicts = {e["verdict"] for e in evs}
-        worst = "fail" if "fail" in verdicts else ("no_data" if "no_data" in verdicts else "pass")
+        worst = "fail" if "fail" in verdicts else evs[-1]["verdict"]
         weight = steps[step]["weight"] if step < len(steps) else "?"
         table.add_row(
             str(step + 1),
@@ -84,7 +89,9 @@ def checks_table(release: dict[str, Any]) -> Table:
             _value(evs[-1]["value"]),
             f"{_value(min(values))}..{_value(max(values))}" if values else "—",
             evs[-1]["threshold"],
-            _MARK[worst],
+            _MARK.get(worst, worst),
+            # The evidence in words: "errors 3.1% vs stable 0.4% (n=812 vs 7,310): worse by ..."
+            next((e["detail"] for e in reversed(evs) if e["verdict"] == worst and e.get("detail")), ""),
         )
     return table
 

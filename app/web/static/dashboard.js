@@ -132,7 +132,9 @@
   /** The evaluations that ended a failed release: those of its last tick that did not pass. */
   function decisive(rel) {
     if (rel.state !== "failed") return [];
-    const bad = rel.evaluations.filter((e) => e.verdict !== "pass");
+    // What failed the release: failing evaluations first, then missing data ("waiting" is not a cause).
+    const failing = rel.evaluations.filter((e) => e.verdict === "fail");
+    const bad = failing.length ? failing : rel.evaluations.filter((e) => e.verdict === "no_data");
     if (!bad.length) return [];
     const atEnd = bad.filter((e) => rel.finished_at && Math.abs(e.at - rel.finished_at) < 0.001);
     if (atEnd.length) return atEnd;
@@ -197,6 +199,7 @@
             fact("When", `${clock(ev.at)} (+${dur(ev.at - rel.created_at)})`),
             fact("Traffic now", `${stableShare}% on ${rel.source_version}`)),
         );
+        if (ev.detail) children.push(h("div", { class: "reason evidence" }, ev.detail));
         if (bad.length > 1) children.push(h("div", { class: "reason" }, `Also failing then: ${bad.slice(1).map((e) => e.name).join(", ")}`));
       } else {
         children.push(h("div", { class: "headline" }, `Rolled back at step ${stepNo || "?"} of ${total}`));
@@ -435,7 +438,7 @@
       entry.card.dataset.points = String(evs.length);
       fill(entry.head, 
         h("span", { class: "ch-name", text: name }),
-        last ? h("span", { class: `verdict-badge ${last.verdict}`, text: last.verdict.replace("_", " ") }) : null,
+        last ? h("span", { class: `verdict-badge ${last.verdict}`, text: last.verdict === "insufficient" ? "waiting" : last.verdict.replace("_", " ") }) : null,
         h("span", { class: "ch-last", title: last ? String(last.value) : "", text: last ? fmt(last.value) : "—" }));
       fill(entry.sub, 
         h("span", {}, "threshold ", h("b", { text: describeLimit(check, last, fmt) || check.threshold })),
@@ -443,7 +446,8 @@
         fails ? h("span", { style: `color:${COLORS.fail}`, text: `${fails} failed` }) : null,
         nodata ? h("span", { text: `${nodata} without data` }) : null,
         check.type && check.type !== "health" ? h("span", { text: check.type.replace("_", " ") }) : null);
-      entry.detail.textContent = last && last.verdict !== "pass" ? last.detail || "" : "";
+      // The evidence in words, whatever the verdict ("no evidence of being worse ..." is news too).
+      entry.detail.textContent = last ? last.detail || "" : "";
       entry.plot.setData(chartData(check, evs), true);
       entry.plot.redraw(false, false);
     }
