@@ -246,7 +246,8 @@ def judge_step(
             waiting.append(results[-1].detail)
             continue
         counted = cand_latency if check.type == "latency" else obs.candidate
-        result = _guard(check, counted, use_router, threshold, step, now)
+        reference = (stable_latency if check.type == "latency" else obs.stable) if stable_live else None
+        result = _guard(check, counted, reference, use_router, threshold, step, now)
         results.append(result)
         if result.verdict == "insufficient":
             waiting.append(result.detail)
@@ -366,13 +367,17 @@ def _warming(name: str, left: float, step: int, now: float) -> CheckResult:
 def _guard(
     check: CheckConfig,
     cand: VersionCounts,
+    stable: VersionCounts | None,
     use_router: bool,
     threshold: float,
     step: int,
     now: float,
 ) -> CheckResult:
-    """An absolute limit on the candidate alone, tested on its counts with the same evidence rule."""
+    """An absolute limit (an SLO) on the candidate, tested on its counts with the same evidence rule.
+    It blames the candidate only when stable, over the same span, keeps the limit: when both break
+    it (a traffic spike, a slow dependency), the cause is shared and the step waits."""
     base = dict(name=check.name, step=step, at=now, threshold=describe_threshold(check))
+    shared = _breaks_too(check, stable, use_router)
     if check.type == "error_rate":
         sample = errors_sample(cand, use_router)
         bad_limit = check.max  # the share of bad responses must stay under this
@@ -389,6 +394,14 @@ def _guard(
     rate = sample.bad / sample.n
     if bad_limit is not None and 0 < bad_limit < 1:
         log_e = ev.log_e_over_limit(min(sample.bad, sample.n), sample.n, bad_limit)
+        if log_e >= threshold and shared is not None:
+            return CheckResult(
+                **base,
+                value=value,
+                verdict="insufficient",
+                detail=f"{check.name} {format_value(value)} is beyond {describe_threshold(check)}, and so is stable's "
+                f"{format_value(shared)} over the same span: a shared cause, not the candidate; waiting",
+            )
         if log_e >= threshold:
             detail = (
                 f"{check.name} {format_value(value)} (n={sample.n:,.0f}): beyond {describe_threshold(check)}, "
@@ -414,6 +427,23 @@ def _guard(
             "not conclusive yet",
         )
     return CheckResult(**base, value=value, verdict="pass", detail=f"[{sample.source}] n={sample.n:,.0f}")
+
+
+def _breaks_too(check: CheckConfig, stable: VersionCounts | None, use_router: bool) -> float | None:
+    """Stable's value when it, too, is beyond the check's limit over the same span; else None."""
+    if stable is None:
+        return None
+    if check.type == "error_rate":
+        sample = errors_sample(stable, use_router)
+        if sample is None or sample.n < MIN_GUARD_REQUESTS:
+            return None
+        rate = sample.bad / sample.n
+        return rate if check.max is not None and rate > check.max else None
+    sample = slow_sample(stable, check.under)
+    if sample is None or sample.n < MIN_GUARD_REQUESTS:
+        return None
+    under = 1.0 - sample.bad / sample.n
+    return under if check.min is not None and under < check.min else None
 
 
 def _traffic_floor(

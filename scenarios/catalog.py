@@ -131,7 +131,7 @@ SCENARIOS: list[Scenario] = [
         " at a timeout (or promote)",
         "either",
         traffic="very-low",
-        max_s=150,
+        max_s=240,  # the evidence timeout of a 20 s step is 3 minutes
     ),
     # --- bad versions: must be rolled back by the deadline ------------------------------------
     Scenario(

@@ -252,12 +252,24 @@ def test_unhealthy_candidate_fails_even_when_metrics_pass():
     assert d.kind == "fail" and "health" in d.reason
 
 
-def test_absolute_guard_fails_on_evidence():
-    obs = Observations(
+def test_an_slo_breach_shared_with_stable_does_not_blame_the_candidate():
+    # A slow dependency: both versions have half their responses over 500 ms (the SLO asks 90% under).
+    both = Observations(
         at=T0 + 10, candidate_healthy=True, evidence=evidence(counts(400, slow=200), counts(3600, slow=1800))
     )
+    d = decide(release(), policy(), both, T0 + 10)
+    assert d.kind == "hold" and "shared cause" in d.reason
+
+
+def test_absolute_guard_fails_on_evidence():
+    # 50% under 500 ms where the SLO asks 90% and stable, over the same span, keeps it (99%).
+    obs = Observations(
+        at=T0 + 10, candidate_healthy=True, evidence=evidence(counts(400, slow=200), counts(3600, slow=36))
+    )
     d = decide(release(), policy(), obs, T0 + 10)
-    assert d.kind == "fail" and "'fast' failed" in d.reason  # 50% under 500 ms, the SLO asks 90%
+    assert d.kind == "fail"
+    fast = next(r for r in d.results if r.name == "fast")
+    assert fast.verdict == "fail" and "beyond >= 0.9" in fast.detail
 
 
 def test_request_volume_end_condition():
