@@ -78,6 +78,8 @@ def fail_back(
 
 # Taken out of service by its health checks this many times in one step: a crash loop.
 MAX_DOWN_TRANSITIONS = 2
+# Failed health checks in one step (HAProxy's default `fall` is 3) while stable failed none.
+FAILED_CHECKS_LIMIT = 3
 
 
 def _health_results(obs: Observations, step: int) -> list[CheckResult]:
@@ -96,19 +98,28 @@ def _health_results(obs: Observations, step: int) -> list[CheckResult]:
             )
         )
     router = obs.evidence.candidate.router if obs.evidence is not None else None
-    if router is not None and router.down_transitions:
-        flapping = router.down_transitions >= MAX_DOWN_TRANSITIONS
+    stable = obs.evidence.stable.router if obs.evidence is not None else None
+    if router is not None and (router.down_transitions or router.failed_checks):
+        # A healthy version does not fail its health checks. Taken down twice, down again now, or
+        # failing checks that stable passes over the same span: the candidate is crashing.
+        stable_fails = stable.failed_checks if stable is not None else 0
+        crashing = (
+            router.down_transitions >= MAX_DOWN_TRANSITIONS
+            or (router.down_transitions >= 1 and router.currently_down)
+            or (router.failed_checks >= FAILED_CHECKS_LIMIT and stable_fails == 0)
+        )
         out.append(
             CheckResult(
                 name="health-flaps",
                 step=step,
                 at=obs.at,
                 value=float(router.down_transitions),
-                threshold=f"< {MAX_DOWN_TRANSITIONS} times down",
-                verdict="fail" if flapping else "pass",
-                decisive=flapping,
-                detail=f"the router's health checks took the candidate out of service {router.down_transitions} "
-                "time(s) since the step began" + (" (crash loop)" if flapping else ""),
+                threshold=f"< {MAX_DOWN_TRANSITIONS} times down, < {FAILED_CHECKS_LIMIT} failed checks",
+                verdict="fail" if crashing else "pass",
+                decisive=crashing,
+                detail=f"since the step began the router's health checks failed {router.failed_checks} time(s) "
+                f"(stable: {stable_fails}) and took the candidate out of service {router.down_transitions} "
+                f"time(s)" + ("; it is crashing" if crashing else ""),
             )
         )
     return out

@@ -55,7 +55,7 @@ Error rates sit near 0-5%, but a broken candidate answers 50-100% errors. One Be
 good at both: the mixture pays -log(prior density) near the true rate. ``DEFAULT_PRIOR`` is an equal
 mix of a rare-event component Beta(0.5, 24.5) (mean 2%, mass down to 0) and the uniform Beta(1, 1).
 Mixing costs at most log 2 against either component alone, and the detection-time simulation in
-tests/unit/test_evidence.py shows that it detects +2 points of errors faster than the uniform prior
+tests/app/test_evidence.py shows that it detects +2 points of errors faster than the uniform prior
 alone while failing a 50%-errors candidate on the first few requests (numbers in docs/judging.md).
 
 Verdicts
@@ -135,7 +135,7 @@ class CheckDefaults:
     decisive_gap: float  # a failing check whose observed difference is at least this fails at once
 
 
-#: Chosen with the simulations in tests/unit/test_evidence.py; the reasoning is in docs/judging.md.
+#: Chosen with the simulations in tests/app/test_evidence.py; the reasoning is in docs/judging.md.
 DEFAULTS: dict[str, CheckDefaults] = {
     # 5xx + proxy-side errors (connection errors, resets, timeouts at the proxy). A 1-point margin
     # detects +2 points in only 10-16% of simulated 5-minute releases; 0.25 point in 86% (docs/judging.md).
@@ -153,8 +153,9 @@ DECISIVE_FACTOR = 1000.0
 def check_alpha(release_alpha: float = DEFAULT_RELEASE_ALPHA, n_checks: int = 1, n_steps: int = 1) -> float:
     """The alpha of one check in one step, so that identical versions fail a release with probability <= release_alpha.
 
-    Bonferroni: each (check, step) pair is its own sequential test (evidence restarts at each step,
-    because the traffic split changes), and the release fails if any of them does.
+    Bonferroni: each (check, step) pair is its own sequential test (each step's counts start when
+    its weights are confirmed, so that both versions are compared over the same span at one traffic
+    split), and the release fails if any of them does.
     """
     if not 0 < release_alpha < 1:
         raise ValueError("release_alpha must be in (0, 1)")
@@ -297,7 +298,7 @@ def difference_interval(
     def edge(inside: float, outside: float) -> float:
         if g(outside) < c:
             return outside
-        for _ in range(40):  # 2^-40 of the bracket: far below a displayed tenth of a point
+        for _ in range(22):  # 2^-22 of the bracket: far below a displayed hundredth of a point
             mid = 0.5 * (inside + outside)
             if g(mid) < c:
                 inside = mid

@@ -38,8 +38,8 @@ MIN_GUARD_REQUESTS = 20
 # the evidence floor: data that rule out a regression of `detectable`. Early steps limit how many
 # users a bad version reaches; the proof that it is good is owed before it takes all of them.
 MIN_STEP_REQUESTS = 10
-# With no latency check and no `judge.slow.under`: the smallest bucket bound that at most this
-# share of stable's responses exceed is the "slow" bound.
+# Without `judge.slow.under`: the smallest bucket bound that at most this share of stable's
+# responses exceed is the "slow" bound (relative to stable; a latency check's `under` is an SLO).
 AUTO_SLOW_SHARE = 0.10
 
 

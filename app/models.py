@@ -101,6 +101,7 @@ class RouterCounts(BaseModel):
     by_class: dict[str, float] = Field(default_factory=dict)
     proxy_errors: float = Field(0, description="Answers the proxy made up: refused connections, timeouts, resets.")
     down_transitions: int = 0
+    failed_checks: int = 0
     currently_down: bool = False
     reset: bool = False
 

@@ -155,7 +155,7 @@ SCENARIOS: list[Scenario] = [
         "rolled_back",
         stable=_errors("0.005"),
         candidate=_errors("0.035"),
-        deadline_s=90,
+        deadline_s=180,
     ),
     Scenario(
         "bad-errors-plus-2",

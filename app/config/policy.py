@@ -77,8 +77,8 @@ class ClientErrorsConfig(ComparisonConfig):
 class SlowConfig(ComparisonConfig):
     under: Duration | None = Field(
         None,
-        description="A response slower than this is slow (a histogram bucket bound). Default: a latency check's "
-        "`under`, else the smallest bucket bound that at most 10% of stable's responses exceed.",
+        description="A response slower than this is slow (a histogram bucket bound). Default: the smallest "
+        "bucket bound that at most 10% of stable's responses exceed (relative to stable, not an SLO).",
     )
 
 

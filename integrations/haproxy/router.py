@@ -114,6 +114,7 @@ class HAProxyRouter:
                 },
                 proxy_errors=delta.proxy_errors,
                 down_transitions=delta.down_transitions,
+                failed_checks=delta.failed_checks,
                 currently_down=delta.currently_down,
                 reset=delta.reset,
             )

@@ -190,7 +190,12 @@ def test_router_view_counts_proxy_errors_and_health_flaps():
     flapping.evidence.candidate.router = RouterCounts(requests=50, by_class={"2xx": 50}, down_transitions=2)
     flapping.evidence.stable.router = RouterCounts(requests=450, by_class={"2xx": 450})
     d = decide(release(), policy(tolerance=5), flapping, T0 + 10)
-    assert d.kind == "fail" and "crash loop" in d.reason
+    assert d.kind == "fail" and "it is crashing" in d.reason
+    # failing health checks that stable passes, without being taken down yet
+    flapping.evidence.candidate.router = RouterCounts(requests=50, by_class={"2xx": 50}, failed_checks=3)
+    assert decide(release(), policy(tolerance=5), flapping, T0 + 10).kind == "fail"
+    flapping.evidence.stable.router = RouterCounts(requests=450, by_class={"2xx": 450}, failed_checks=2)
+    assert decide(release(), policy(tolerance=5), flapping, T0 + 10).kind != "fail"  # a shared network blip
 
 
 def test_failure_budget_is_not_reset_by_a_passing_evaluation():

@@ -108,7 +108,8 @@ def test_interval_matches_scipy_root_finding(case, alpha):
         if f(end) < 0:
             assert ours == pytest.approx(end, abs=1e-9)
         else:
-            assert ours == pytest.approx(optimize.brentq(f, diff, end, xtol=1e-13), abs=1e-8)
+            # bisection to 2^-22 of the bracket (< 5e-7): far below the hundredth of a point shown
+            assert ours == pytest.approx(optimize.brentq(f, diff, end, xtol=1e-13), abs=1e-6)
     assert lo <= diff <= hi
 
 
@@ -119,7 +120,7 @@ def test_test_and_interval_agree():
         for margin in (0.0, 0.0025, 0.01, 0.05):
             lo, _ = difference_interval(bc, nc, bs, ns, alpha)
             fails = log_e_value(bc, nc, bs, ns, margin) >= math.log(1 / alpha)
-            if abs(lo - margin) > 1e-6:
+            if abs(lo - margin) > 2e-6:
                 assert fails == (lo > margin), (bc, nc, bs, ns, margin)
 
 
