@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from app.client import ApiClientError, SluiceClient
 from app.config import ConfigError, json_schema, load_config
 from app.report import EXIT_FOR_STATE, WIDTH, checks_table, clock, console, err, follow, progress_line
+
+if TYPE_CHECKING:
+    from app.context import Context
 
 __all__ = ["EXIT_FOR_STATE", "WIDTH", "follow", "main"]
 
@@ -165,6 +169,39 @@ _steer_command("pause", "Hold a release at its current step.")
 _steer_command("resume", "Resume a paused release.")
 _steer_command("promote", "Send all traffic to the candidate now and mark it stable.")
 _steer_command("abort", "Put all traffic back on the stable version now.")
+
+
+def _context(config: str | None) -> Context:
+    """A context from --config (or SLUICE_CONFIG), REDIS_URL and PROMETHEUS_URL; config errors exit 1."""
+    from app.context import DEFAULT_REDIS_URL, Context
+
+    try:
+        cfg = load_config(config or os.environ.get("SLUICE_CONFIG", "sluice.yaml"))
+    except ConfigError as exc:
+        click.echo(exc.render(), err=True)
+        sys.exit(1)
+    return Context(
+        config=cfg,
+        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        prometheus_url=os.environ.get("PROMETHEUS_URL") or None,
+    )
+
+
+@main.command()
+@click.option("--config", type=click.Path(dir_okay=False), help="Configuration file (default $SLUICE_CONFIG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def doctor(config: str | None, as_json: bool) -> None:
+    """Check the configuration against Redis, Prometheus, the routers and hooks; exit 0 when nothing fails."""
+    import json
+
+    from app.doctor import passed, render, run_doctor
+
+    findings = run_doctor(_context(config))
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        console.print(render(findings), highlight=False)
+    sys.exit(0 if passed(findings) else 1)
 
 
 @main.command()
