@@ -205,6 +205,32 @@ def doctor(config: str | None, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("release")
+@click.option("--policy", help="Replay under this policy instead of the release's own.")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="Configuration to replay with, e.g. tuned policies (default $SLUICE_CONFIG).",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show every evaluation, not only decisions and differences.")
+def replay(release: str, policy: str | None, config: str | None, verbose: bool) -> None:
+    """Re-run a past release's evaluations on Prometheus's stored data; show where decisions differ.
+    Exit 0 when the replay decides as the record did, 3 when it differs."""
+    from app.context import UnknownService
+    from app.replay import ReplayError, render
+    from app.replay import replay as run_replay
+
+    try:
+        result = run_replay(_context(config), release, policy)
+    except (ReplayError, UnknownService) as exc:
+        _fail(str(exc))
+        return
+    console.print(render(result, verbose=verbose), highlight=False, markup=False)
+    same = not result.differences and result.final.state == result.release.state
+    sys.exit(0 if same else 3)
+
+
+@main.command()
 @click.option("--keep", is_flag=True, help="Keep the temporary folder (logs, configs) afterwards.")
 def demo(keep: bool) -> None:
     """Run a real release locally: Redis, Prometheus, HAProxy, a demo service; good then bad version."""
