@@ -231,6 +231,45 @@ def replay(release: str, policy: str | None, config: str | None, verbose: bool) 
 
 
 @main.command()
+@click.argument("service")
+@click.option("--since", default="14d", show_default=True, help="How far back: 14d, 36h, 90m.")
+@click.option("--policy", help="Judge under this policy (default: the service's).")
+@click.option("--compare", nargs=2, help="Two policies side by side: where they disagree.")
+@click.option("--application", help="The service's application, if several have one of its name.")
+@click.option("--config", type=click.Path(dir_okay=False), help="Configuration file (default $SLUICE_CONFIG).")
+def backtest(
+    service: str,
+    since: str,
+    policy: str | None,
+    compare: tuple[str, str] | None,
+    application: str | None,
+    config: str | None,
+) -> None:
+    """Replay every version change of SERVICE in the period under a policy (or two): what it would have
+    decided, when, on which check; false rollbacks and missed regressions where history knows the outcome."""
+    from app.backtest import backtest as run_backtest
+    from app.backtest import render
+    from app.config import parse_duration
+
+    try:
+        seconds = parse_duration(_days(since))
+        policies = list(compare) if compare else ([policy] if policy else None)
+        result = run_backtest(_context(config), service, seconds, policies, application)
+    except (LookupError, ValueError, StopIteration) as exc:
+        _fail(str(exc) or "unknown policy")
+        return
+    console.print(render(result), highlight=False, markup=False, soft_wrap=True)
+
+
+def _days(text: str) -> str | float:
+    """`14d` -> seconds (durations elsewhere stop at hours)."""
+    text = text.strip()
+    if text.endswith("d") and text[:-1].replace(".", "", 1).isdigit():
+        return float(text[:-1]) * 86400
+    return text
+
+
+@main.command()
 @click.option("--keep", is_flag=True, help="Keep the temporary folder (logs, configs) afterwards.")
 def demo(keep: bool) -> None:
     """Run a real release locally: Redis, Prometheus, HAProxy, a demo service; good then bad version."""
