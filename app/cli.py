@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from app.client import ApiClientError, SluiceClient
 from app.config import ConfigError, json_schema, load_config
 from app.report import EXIT_FOR_STATE, WIDTH, checks_table, clock, console, err, follow, progress_line
+
+if TYPE_CHECKING:
+    from app.context import Context
 
 __all__ = ["EXIT_FOR_STATE", "WIDTH", "follow", "main"]
 
@@ -165,6 +169,104 @@ _steer_command("pause", "Hold a release at its current step.")
 _steer_command("resume", "Resume a paused release.")
 _steer_command("promote", "Send all traffic to the candidate now and mark it stable.")
 _steer_command("abort", "Put all traffic back on the stable version now.")
+
+
+def _context(config: str | None) -> Context:
+    """A context from --config (or SLUICE_CONFIG), REDIS_URL and PROMETHEUS_URL; config errors exit 1."""
+    from app.context import DEFAULT_REDIS_URL, Context
+
+    try:
+        cfg = load_config(config or os.environ.get("SLUICE_CONFIG", "sluice.yaml"))
+    except ConfigError as exc:
+        click.echo(exc.render(), err=True)
+        sys.exit(1)
+    return Context(
+        config=cfg,
+        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        prometheus_url=os.environ.get("PROMETHEUS_URL") or None,
+    )
+
+
+@main.command()
+@click.option("--config", type=click.Path(dir_okay=False), help="Configuration file (default $SLUICE_CONFIG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def doctor(config: str | None, as_json: bool) -> None:
+    """Check the configuration against Redis, Prometheus, the routers and hooks; exit 0 when nothing fails."""
+    import json
+
+    from app.doctor import passed, render, run_doctor
+
+    findings = run_doctor(_context(config))
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        console.print(render(findings), highlight=False)
+    sys.exit(0 if passed(findings) else 1)
+
+
+@main.command()
+@click.argument("release")
+@click.option("--policy", help="Replay under this policy instead of the release's own.")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="Configuration to replay with, e.g. tuned policies (default $SLUICE_CONFIG).",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show every evaluation, not only decisions and differences.")
+def replay(release: str, policy: str | None, config: str | None, verbose: bool) -> None:
+    """Re-run a past release's evaluations on Prometheus's stored data; show where decisions differ.
+    Exit 0 when the replay decides as the record did, 3 when it differs."""
+    from app.context import UnknownService
+    from app.replay import ReplayError, render
+    from app.replay import replay as run_replay
+
+    try:
+        result = run_replay(_context(config), release, policy)
+    except (ReplayError, UnknownService) as exc:
+        _fail(str(exc))
+        return
+    console.print(render(result, verbose=verbose), highlight=False, markup=False)
+    same = not result.differences and result.final.state == result.release.state
+    sys.exit(0 if same else 3)
+
+
+@main.command()
+@click.argument("service")
+@click.option("--since", default="14d", show_default=True, help="How far back: 14d, 36h, 90m.")
+@click.option("--policy", help="Judge under this policy (default: the service's).")
+@click.option("--compare", nargs=2, help="Two policies side by side: where they disagree.")
+@click.option("--application", help="The service's application, if several have one of its name.")
+@click.option("--config", type=click.Path(dir_okay=False), help="Configuration file (default $SLUICE_CONFIG).")
+def backtest(
+    service: str,
+    since: str,
+    policy: str | None,
+    compare: tuple[str, str] | None,
+    application: str | None,
+    config: str | None,
+) -> None:
+    """Replay every version change of SERVICE in the period under a policy (or two): what it would have
+    decided, when, on which check; false rollbacks and missed regressions where history knows the outcome."""
+    from app.backtest import backtest as run_backtest
+    from app.backtest import render
+    from app.config import parse_duration
+
+    try:
+        seconds = parse_duration(_days(since))
+        policies = list(compare) if compare else ([policy] if policy else None)
+        result = run_backtest(_context(config), service, seconds, policies, application)
+    except (LookupError, ValueError, StopIteration) as exc:
+        _fail(str(exc) or "unknown policy")
+        return
+    console.print(render(result), highlight=False, markup=False, soft_wrap=True)
+
+
+def _days(text: str) -> str | float:
+    """`14d` -> seconds (durations elsewhere stop at hours)."""
+    text = text.strip()
+    if text.endswith("d") and text[:-1].replace(".", "", 1).isdigit():
+        return float(text[:-1]) * 86400
+    return text
 
 
 @main.command()

@@ -10,6 +10,7 @@ worker, and a local webhook receiver standing in for CI. It releases the good ve
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -195,7 +196,7 @@ class DemoStack:
 
     def start(self, say: Any = print) -> DemoStack:
         say("starting Redis")
-        redis_proc, self.redis_url = start_redis(self.workdir)
+        redis_proc, self.redis_url = start_redis(self.workdir, persistent=True)
         self.processes.append(redis_proc)
         ports = {}
         for version, env in self.versions.items():
@@ -270,6 +271,18 @@ class DemoStack:
                 pass
             time.sleep(0.5)
 
+    def doctor(self, out: Console) -> bool:
+        """Run `sluice doctor` with Sluice's environment, print its checklist; True when nothing failed."""
+        import subprocess
+
+        out.rule("[bold]sluice doctor[/]")
+        env = {**os.environ, **self.sluice_env(), "NO_COLOR": "1"}
+        done = subprocess.run(
+            [*_python(), "-m", "app.cli", "doctor"], env=env, capture_output=True, text=True, timeout=60
+        )
+        out.print(done.stdout.rstrip() or done.stderr.rstrip(), highlight=False, markup=False)
+        return done.returncode == 0
+
     def stop(self) -> None:
         if self.receiver:
             self.receiver.stop()
@@ -295,6 +308,9 @@ def run_demo(keep: bool = False, console: Console | None = None) -> int:
         stack.start(say=lambda m: out.print(f"[dim]·[/] {m}"))
         load = LoadGenerator(stack.frontend_url).start()
         stack.wait_for_scrapes()
+        if not stack.doctor(out):
+            out.print("[red]sluice doctor found a problem with the demo's wiring; stopping.[/]")
+            return 1
         env_file = workdir / "sluice.env"
         env_file.write_text(f"export SLUICE_URL={stack.api_url}\nexport SLUICE_API_TOKEN={stack.token}\n")
         env_file.chmod(0o600)

@@ -110,7 +110,8 @@ class Process:
             self.proc.wait(timeout=5)
 
 
-def start_redis(workdir: Path) -> tuple[Process, str]:
+def start_redis(workdir: Path, persistent: bool = False) -> tuple[Process, str]:
+    """Redis on a free loopback port; `persistent` turns on AOF (in `workdir`), as production should."""
     binary = require_binary("redis-server", "redis-server")
     port = free_port()
     proc = Process(
@@ -124,7 +125,7 @@ def start_redis(workdir: Path) -> tuple[Process, str]:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if persistent else "no",
             "--dir",
             str(workdir),
         ],

@@ -339,3 +339,10 @@ class Store:
 
     def ping(self) -> bool:
         return bool(self.r.ping())
+
+    def persistence(self) -> dict[str, str]:
+        """Redis's persistence settings (`appendonly`, `save`), for `sluice doctor`."""
+        out: dict[str, str] = {}
+        for name in ("appendonly", "save"):
+            out.update({_text(k): _text(v) for k, v in dict(self.r.config_get(name)).items()})
+        return out

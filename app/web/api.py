@@ -16,6 +16,7 @@ from app.web.openapi import doc, error
 from app.web.responses import (
     ApplicationInfo,
     ApplicationList,
+    DoctorReport,
     PolicyList,
     ReleaseList,
     ReleaseQuery,
@@ -155,3 +156,18 @@ def list_applications():
 def list_policies():
     """The configured release policies: steps, interval, checks and their thresholds, tolerance."""
     return respond(PolicyList(policies=get_context().config.policies))
+
+
+@bp.get("/doctor")
+@doc(
+    "`sluice doctor`: the configuration checked against Redis, Prometheus, routers and hooks, with fixes",
+    "configuration",
+    {200: (DoctorReport, "Every check; `ok` is false when one failed."), 401: error("Missing or wrong bearer token.")},
+    security=["bearer"],
+)
+def doctor():
+    from app.doctor import passed, run_doctor
+
+    require_token()
+    findings = run_doctor(get_context())
+    return respond(DoctorReport(ok=passed(findings), findings=[f.as_dict() for f in findings]))

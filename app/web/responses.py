@@ -101,3 +101,19 @@ class NotStarted(BaseModel):
     duplicate: bool | None = None
     release: str | None = None
     status_url: str | None = None
+
+
+class DoctorFinding(BaseModel):
+    """One check of `sluice doctor`: what was found and, unless it passed, how to fix it."""
+
+    name: str
+    status: Literal["pass", "warn", "fail"]
+    detail: str
+    fix: str = ""
+
+
+class DoctorReport(BaseModel):
+    """`sluice doctor` over HTTP: `ok` is false when any check failed (warnings allowed)."""
+
+    ok: bool
+    findings: list[DoctorFinding]

@@ -145,6 +145,37 @@ class PrometheusQuerier:
             return [], f"Prometheus error: unexpected result shape ({type(exc).__name__})"
         return series, None
 
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> tuple[list[tuple[dict[str, str], list[tuple[float, float]]]], str | None]:
+        """A range query (history: backtests): every series as (labels, [(time, value)]), NaN/Inf dropped."""
+        from datetime import UTC, datetime
+
+        try:
+            result = self._prom.custom_query_range(
+                promql,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=f"{max(1, math.ceil(step))}s",
+                timeout=max(self.timeout, 30.0),
+            )
+        except (PrometheusApiClientException, requests.RequestException) as exc:
+            return [], self._describe(exc)
+        except (ValueError, KeyError, TypeError):
+            return [], f"Prometheus error: unexpected response from {self._shown_url}"
+        out = []
+        for series in result or []:
+            points = []
+            for ts, raw in series.get("values", []):
+                try:
+                    value = float(raw)
+                except (TypeError, ValueError):
+                    continue
+                if math.isfinite(value):
+                    points.append((float(ts), value))
+            out.append((dict(series.get("metric", {})), points))
+        return out, None
+
     def prime(self, answers: dict[str, tuple[float | None, str | None]], at: float) -> None:
         """Answer these exact queries from memory for queries at about `at` (see prometheus/batch.py).
         `prime({}, 0)` forgets them."""

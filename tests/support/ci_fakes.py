@@ -113,6 +113,8 @@ class FakeCircleCI(_Fake):
         if not path.startswith("/api/v2/"):
             return _reply(404, {"message": "Not found"})
         path = path.removeprefix("/api/v2")
+        if path == "/me":
+            return _reply(200, {"id": str(uuid.uuid4()), "login": "sluice-bot", "name": "Sluice"})
         if m := re.fullmatch(r"/workflow/([^/]+)/job", path):
             if rec.method != "GET":
                 return _reply(405, {"message": "Method not allowed"})

@@ -197,6 +197,8 @@ class FakeApiServer:
         self.calls: set[tuple[str, str, str]] = set()
         self.writes: list[Write] = []
         self.requests = 0
+        # SelfSubjectAccessReview: every (group, resource, verb) is allowed but these
+        self.denied: set[tuple[str, str, str]] = set()
         self.bookmark_interval = bookmark_interval
         self._hooks: list[tuple[str, str, Callable[[], None]]] = []
         self._after: list[tuple[str, str, Callable[[], None]]] = []
@@ -400,6 +402,8 @@ class FakeApiServer:
 
     def _route(self, handler: BaseHTTPRequestHandler, method: str, raw_path: str, body: Any) -> Any:
         url = urlsplit(raw_path)
+        if url.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" and method == "POST":
+            return self._access_review(body)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         group, plural, ns, name, sub = self._parse(url.path)
         verb = {
@@ -430,6 +434,19 @@ class FakeApiServer:
                     self._after.remove(h)
                     h[2]()
             return code, obj
+
+    def _access_review(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """POST selfsubjectaccessreviews: allowed unless (group, resource[/subresource], verb) is in `denied`."""
+        attrs = ((body or {}).get("spec") or {}).get("resourceAttributes") or {}
+        resource = attrs.get("resource", "") + (f"/{attrs['subresource']}" if attrs.get("subresource") else "")
+        allowed = (attrs.get("group", ""), resource, attrs.get("verb", "")) not in self.denied
+        return 201, {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {},
+            "spec": body.get("spec", {}),
+            "status": {"allowed": allowed, **({} if allowed else {"reason": "denied by the test"})},
+        }
 
     def _run_hooks(self, group: str, plural: str) -> None:
         with self._cond:

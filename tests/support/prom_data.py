@@ -117,7 +117,7 @@ def openmetrics(traffic: list[Traffic], start: int, end: int, step: int, targets
     return "\n".join(lines) + "\n# EOF\n"
 
 
-def serve_history(workdir: Path, text: str) -> tuple[Process, str]:
+def serve_history(workdir: Path, text: str, import_timeout: float = 60) -> tuple[Process, str]:
     """A real Prometheus serving the OpenMetrics `text` (imported as blocks with promtool)."""
     require_binary("promtool", "prometheus")
     data_file = workdir / "history.om"
@@ -127,7 +127,7 @@ def serve_history(workdir: Path, text: str) -> tuple[Process, str]:
         ["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(data_file), str(storage)],
         check=True,
         capture_output=True,
-        timeout=60,
+        timeout=import_timeout,
     )
     return start_prometheus(workdir, storage=storage, extra_flags=["--storage.tsdb.retention.time=100y"])
 

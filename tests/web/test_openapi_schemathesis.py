@@ -104,6 +104,7 @@ def test_real_releases_match_the_documented_schemas(ctx, api_schema):
         ("/api/v1/releases", "GET", {"query": {"application": "shop", "limit": 1, "offset": 1}}),
         ("/api/v1/applications", "GET", {}),
         ("/api/v1/policies", "GET", {}),
+        ("/api/v1/doctor", "GET", {}),
         ("/api/v1/releases/{release_id}/{action}", "POST", {"path_parameters": {"release_id": rid, "action": "pause"}}),
         ("/releases/{release_id}", "GET", {"path_parameters": {"release_id": rid}}),
         ("/metrics", "GET", {}),

@@ -1,0 +1,144 @@
+"""`sluice replay` on a REAL Prometheus serving promtool-imported history.
+
+The "live" releases are run by the real tick path (observe → decide_next → commit_decision →
+apply_weights, recorded in real Redis) at historical times, with the engine's clock set to them;
+a router without counters (the replay's limit: router counts are not historical). Replaying them
+must reproduce every decision at every evaluation; another policy must show where it differs.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import app.engine
+from app.config import parse_config
+from app.context import Context
+from app.engine import apply_weights, commit_decision
+from app.models import Event, Release
+from app.replay import render, replay
+from tests.support.fakes import FakeRouter
+from tests.support.prom_data import Traffic, openmetrics, serve_history
+from workers.tick import decide_next, observe
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_700_000_000  # the releases start here (a deploy of each candidate)
+START, END, STEP = T0 - 20 * 60, T0 + 30 * 60, 5
+
+STABLE = Traffic("shop", "1.0.0", codes={"200": 99, "500": 1}, latencies=[(0.05, 95), (0.3, 5)])
+GOOD = Traffic("shop", "1.0.1", codes={"200": 20}, latencies=[(0.05, 19), (0.3, 1)], born_at=T0 - 30)
+BAD = Traffic("shop", "1.0.2", codes={"200": 17, "500": 3}, latencies=[(0.05, 19), (0.3, 1)], born_at=T0 - 30)
+
+CONFIG = """
+prometheus: {{url: "{prom}", timeout: 3s}}
+applications:
+  - name: store
+    namespace: prod
+    router: {{type: haproxy, socket: /nonexistent.sock}}
+    services:
+      - {{name: shop, stable_version: 1.0.0, policy: canary}}
+policies:
+  - name: canary
+    interval: 10s
+    steps: [{{weight: 10, duration: 1m}}, {{weight: 50, duration: 1m}}, {{weight: 100, duration: 1m}}]
+    judge: {{warmup: 10s}}
+    checks:
+      - {{name: fast, type: latency, under: 250ms, min: 0.8}}
+  - name: strict
+    interval: 10s
+    steps: [{{weight: 10, duration: 1m}}, {{weight: 50, duration: 1m}}, {{weight: 100, duration: 1m}}]
+    checks:
+      - {{name: fast, type: latency, under: 250ms, min: 0.99}}
+  - name: lenient
+    interval: 10s
+    steps: [{{weight: 10, duration: 1m}}, {{weight: 50, duration: 1m}}, {{weight: 100, duration: 1m}}]
+    judge: {{errors: {{enabled: false}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    workdir: Path = tmp_path_factory.mktemp("prom")
+    proc, url = serve_history(workdir, openmetrics([STABLE, GOOD, BAD], START, END, STEP))
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def ctx(redis_url: str, prometheus: str) -> Context:
+    context = Context(config=parse_config(CONFIG.format(prom=prometheus)), redis_url=redis_url)
+    context._routers["store"] = FakeRouter({"shop": {"1.0.0": 100}})  # type: ignore[assignment]
+    return context
+
+
+def run_live(ctx: Context, monkeypatch: pytest.MonkeyPatch, target: str, start: float) -> Release:
+    """A release through the real tick path, at historical times (tick every 10 s, act 0.4 s later)."""
+    clock = [start]
+    monkeypatch.setattr(app.engine, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    release = Release(
+        id=f"r-{target}",
+        application="store",
+        namespace="prod",
+        service="shop",
+        source_version="1.0.0",
+        target_version=target,
+        policy="canary",
+        created_at=start,
+        updated_at=start,
+    )
+    ctx.store.create(release, f"dedup-{target}", Event(at=start, type="created", message="test"))
+    t = start
+    for _ in range(200):
+        loaded = ctx.store.get(release.id)
+        assert loaded is not None
+        if loaded.terminal:
+            return loaded
+        obs = observe(ctx, loaded, t)
+        decision = decide_next(ctx, loaded, obs, t)
+        clock[0] = t
+        recorded = commit_decision(ctx, loaded, decision, t)
+        clock[0] = t + 0.4
+        apply_weights(ctx, recorded)
+        t += 10.0
+    raise AssertionError("the release did not end")
+
+
+def test_a_bad_release_replays_to_the_same_decisions(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    live = run_live(ctx, monkeypatch, "1.0.2", T0)
+    assert live.state == "failed", live.reason
+    result = replay(ctx, live.id)
+    text = render(result)
+    assert not result.differences, text
+    assert result.final.state == "failed" and result.final.step == live.step
+    assert result.final.reason == live.reason, text  # the same failing check at the same step
+    assert len(result.steps) >= 2
+    assert "not historical" in text
+
+
+def test_a_good_release_replays_and_a_stricter_policy_is_a_difference(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = run_live(ctx, monkeypatch, "1.0.1", T0)
+    assert live.state == "succeeded", live.reason
+    same = replay(ctx, live.id)
+    assert not same.differences and same.final.state == "succeeded", render(same)
+
+    strict = replay(ctx, live.id, "strict")
+    text = render(strict)
+    assert strict.final.state == "failed" and strict.differences, text
+    assert "fast" in (strict.final.reason or "") and "≠" in text
+
+
+def test_a_looser_policy_would_have_passed_the_bad_release(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    live = run_live(ctx, monkeypatch, "1.0.2", T0)
+    result = replay(ctx, live.id, "lenient")
+    text = render(result)
+    assert result.differences, text
+    assert result.final.state != "failed", text
+    assert "policy lenient instead of canary" in text
