@@ -194,6 +194,10 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
     # `query` checks are the user's own PromQL: judged on their value against their threshold.
     queries = [judge(c, by_name.get(c.name), step_index, now) for c in policy.checks if c.type == "query"]
     judgement = judge_step(policy, release, obs.evidence, step_index, now)
+    # A guard the counts cannot measure (no latency histogram): judged on the provider's own value.
+    fallback = {r.name for r in judgement.results if (r.evidence or {}).get("fallback")}
+    queries += [judge(c, by_name.get(c.name), step_index, now) for c in policy.checks if c.name in fallback]
+    judgement.results[:] = [r for r in judgement.results if r.name not in fallback]
     health = _health_results(obs, step_index)
     cluster = _cluster_results(obs, step_index)
     results = cluster + health + judgement.results + queries

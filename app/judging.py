@@ -128,11 +128,6 @@ def slow_sample(v: VersionCounts, under: float | None) -> Sample | None:
     return Sample(max(total - within, 0.0), total, "Prometheus")
 
 
-def no_histogram(v: VersionCounts) -> bool:
-    """The metrics backend answered (requests counted) and the version has no latency histogram."""
-    return v.metrics is not None and v.metrics.requests is not None and not v.metrics.buckets
-
-
 def auto_slow_bound(v: VersionCounts) -> float | None:
     """The smallest finite bucket bound that at most AUTO_SLOW_SHARE of `v`'s responses exceed."""
     if v.metrics is None or not v.metrics.buckets:
@@ -140,10 +135,27 @@ def auto_slow_bound(v: VersionCounts) -> float | None:
     total = v.metrics.buckets[-1][1]
     if total < MIN_LIVE_REFERENCE:
         return None
-    for bound, count in v.metrics.buckets:
-        if math.isfinite(bound) and total - count <= AUTO_SLOW_SHARE * total:
+    finite = [(bound, count) for bound, count in v.metrics.buckets if math.isfinite(bound)]
+    for bound, count in finite:
+        if total - count <= AUTO_SLOW_SHARE * total:
             return bound
-    return None
+    # A heavy tail past the largest finite bound: "over the largest bound" is still a fair
+    # comparison of the two versions. With only +Inf there is no bound: no_histogram() says so.
+    return finite[-1][0] if finite else None
+
+
+def no_histogram(v: VersionCounts) -> bool:
+    """The metrics backend answered (requests counted) and the version has no latency histogram
+    with a finite bound."""
+    m = v.metrics
+    return m is not None and m.requests is not None and not any(math.isfinite(b) for b, _ in m.buckets)
+
+
+def why_none(v: VersionCounts) -> str:
+    """Why a version has no counts, as the metrics backend explained it."""
+    if v.metrics is not None and v.metrics.error:
+        return v.metrics.error
+    return "no counts from the metrics backend or the router"
 
 
 # --- the judgement --------------------------------------------------------------------------------
@@ -228,7 +240,20 @@ def judge_step(
             margin = checks["error_rate"].max_over_stable
         final = step >= len(policy.steps) - 1
         result, carry = _compare(
-            kind, conf, margin, cand, live, before, stable_live, state, alpha, step, now, unavailable, final
+            kind,
+            conf,
+            margin,
+            cand,
+            live,
+            before,
+            stable_live,
+            state,
+            alpha,
+            step,
+            now,
+            unavailable,
+            final,
+            why_none(obs.candidate),
         )
         results.append(result)
         if carry is not None:
@@ -274,6 +299,7 @@ def _compare(
     now: float,
     unavailable: bool = False,
     final: bool = True,
+    why: str = "",
 ) -> tuple[CheckResult, tuple[float, Sample | None] | None]:
     """One comparison. Returns its result and, for the state if the step ends now, the total log
     e-value and the live stable sample to add to the baseline."""
@@ -290,7 +316,7 @@ def _compare(
             evidence={"unavailable": True},
         ), None  # fmt: skip
     if cand is None:
-        return CheckResult(**base, value=None, verdict="no_data", detail=f"{kind}: the candidate has no counts"), None
+        return CheckResult(**base, value=None, verdict="no_data", detail=f"{kind}: {why}"), None
     reference, ref_name = live, "stable"
     if not stable_live:  # the 100% step: stable serves nobody now
         saved = state.baseline.get(kind)
@@ -388,6 +414,12 @@ def _guard(
         bad_limit = None if check.min is None else 1.0 - check.min
         good_limit = None if check.max is None else 1.0 - check.max
         to_value = lambda s: 1.0 - s.bad / s.n  # noqa: E731 - the fraction under the bound
+    if check.type == "latency" and no_histogram(cand):
+        # No latency histogram (e.g. Datadog's distributions): app.decide judges the check on the
+        # provider's own value for it instead.
+        return CheckResult(
+            **base, value=None, verdict="no_data", detail="no latency histogram", evidence={"fallback": True}
+        )
     if sample is None or sample.n <= 0:
         return CheckResult(**base, value=None, verdict="insufficient", detail=f"{check.name}: no candidate traffic yet")
     value = to_value(sample)
