@@ -405,3 +405,42 @@ def test_fail_back_puts_all_traffic_on_stable_and_keeps_the_failure_count():
     assert failed.consecutive_failures == 2 and failed.reason == "router: no server for 1.0.371"
     aborted = fail_back(rel, "superseded", kind="abort", consecutive_failures=0)
     assert aborted.kind == "abort" and aborted.weights == {"1.0.370": 100} and aborted.consecutive_failures == 0
+
+
+# --- known bugs (failing on purpose; see the report of the `testfix` branch) ------------------------
+
+
+def _latency(n: float, buckets: list[tuple[float, float]]) -> VersionCounts:
+    return VersionCounts(metrics=ResponseCounts(requests=n, by_class={"2xx": n}, buckets=buckets))
+
+
+def test_identical_versions_pass_when_stable_is_often_over_the_largest_bucket():
+    """15% of both versions' responses take over 1 s, the largest finite bucket: the automatic slow
+    bound finds no bucket that at most 10% of stable's responses exceed. Identical versions with
+    18,000 stable responses must still pass, not wait for "50 stable responses" until
+    judge.evidence_timeout fails the release. Same with a histogram that has only the +Inf bucket."""
+    inf = float("inf")
+    shapes = [
+        ([(0.1, 1000), (0.5, 1500), (1.0, 1700), (inf, 2000)], [(0.1, 9000), (0.5, 13500), (1.0, 15300), (inf, 18000)]),
+        ([(inf, 2000)], [(inf, 18000)]),
+    ]
+    for cand, stable in shapes:
+        obs = Observations(
+            at=T0 + 30, candidate_healthy=True, evidence=evidence(_latency(2000, cand), _latency(18000, stable))
+        )
+        d = decide(release(), policy(checks=[]), obs, T0 + 30)
+        assert d.kind == "advance", d.reason
+        assert decide(release(), policy(checks=[]), obs, T0 + 700).kind != "fail"
+
+
+def test_a_latency_check_without_a_histogram_does_not_claim_there_is_no_traffic():
+    """A metrics provider without latency buckets (Datadog: `response_counts` has none) and a policy
+    with a `latency` check: the candidate served 2,000 requests, so the check must not say "no
+    candidate traffic yet", and must not hold the step until judge.evidence_timeout fails it."""
+    no_buckets = Observations(
+        at=T0 + 30, candidate_healthy=True, evidence=evidence(_latency(2000, []), _latency(18000, []))
+    )
+    d = decide(release(), policy(), no_buckets, T0 + 30)
+    fast = next(r for r in d.results if r.name == "fast")
+    assert "no candidate traffic" not in (fast.detail or ""), fast.detail
+    assert decide(release(), policy(), no_buckets, T0 + 700).kind != "fail"

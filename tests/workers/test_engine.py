@@ -570,6 +570,19 @@ def test_no_data_with_hold_keeps_the_step(ctx: Context, prom: FakePrometheus, ro
     assert drive(ctx, rid).state == "succeeded"
 
 
+def test_no_data_says_why_when_prometheus_can_tell(ctx: Context, prom: FakePrometheus) -> None:
+    """The provider finds out why a version has no counts (here its scrape target is down); the
+    evaluation and the hold must say so, not only that the candidate has no counts."""
+    prom.serve("3.0.0", 18000)
+    prom.up["3.1.0"] = 0
+    rid = start_release(ctx, "cart", "3.1.0").release.id
+    tick(ctx, rid, 0)
+    assert tick_once(ctx, rid).startswith("hold")
+    [evaluation] = [e for e in ctx.store.evaluations(rid) if e.name == "errors-vs-stable"]
+    assert evaluation.verdict == "no_data"
+    assert "up == 0" in (evaluation.detail or ""), evaluation.detail
+
+
 def test_no_data_timeout_fails(ctx: Context, prom: FakePrometheus, router: FakeRouter) -> None:
     prom.serve("4.0.0", 18000)  # the candidate has no counts
     rid = start_release(ctx, "search", "4.1.0").release.id
