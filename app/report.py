@@ -19,7 +19,12 @@ console = Console(highlight=False, width=WIDTH)
 err = Console(stderr=True, highlight=False, width=WIDTH)
 EXIT_FOR_STATE = {"succeeded": 0, "failed": 1, "aborted": 2}
 
-_MARK = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "no_data": "[yellow]no data[/]"}
+_MARK = {
+    "pass": "[green]pass[/]",
+    "fail": "[bold red]FAIL[/]",
+    "no_data": "[yellow]no data[/]",
+    "insufficient": "[yellow]waiting[/]",
+}
 
 
 def _value(value: float | None) -> str:
