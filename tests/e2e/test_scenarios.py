@@ -28,8 +28,6 @@ POLICY = Path(__file__).resolve().parents[2] / "scenarios" / "policies" / "examp
 # What the current judge (app/decide.py before issue #10) gets wrong, and why.
 KNOWN_WRONG = {
     "good-warmup": "the window keeps the candidate's slow first seconds: 'fast-responses' fails twice, rolled back",
-    "bad-errors-100": "tolerance 1: a candidate answering only errors needs two evaluations (~4.2 s > 4 s)",
-    "bad-4xx-all": "error_rate counts only 5xx: a version answering 404 to everything is promoted",
     "bad-timeouts-3pct": "the app records its timed-out requests as slow 200s; HAProxy's 504s are not looked at",
     "bad-crash-loop": "each restart passes the health check again and resets the counters: promoted",
 }
