@@ -461,3 +461,18 @@ def test_a_latency_check_without_a_histogram_does_not_claim_there_is_no_traffic(
     fast = next(r for r in d.results if r.name == "fast")
     assert "no candidate traffic" not in (fast.detail or ""), fast.detail
     assert decide(release(), policy(), no_buckets, T0 + 700).kind != "fail"
+
+
+def test_a_latency_span_too_short_to_count_holds_rather_than_failing_on_no_data():
+    """Right after warmup the latency span [first traffic + warmup, now] can be shorter than a scrape
+    interval: Prometheus has no counts for it, though the candidate served 2,000 requests over the
+    step. That is "not enough evidence yet" (hold), not missing data: under `on_no_data: fail` it
+    must not fail the release (seen in the demo e2e as `slow-vs-stable: the candidate has no counts`)."""
+    obs = good(T0 + 16)
+    assert obs.evidence is not None
+    obs.evidence.latency_since = T0 + 15.5
+    obs.evidence.candidate_latency = ResponseCounts(error="no data: the query returned no series")
+    obs.evidence.stable_latency = ResponseCounts(error="no data: the query returned no series")
+    p = policy(checks=[], on_no_data="fail", judge={"warmup": "15.5s"})
+    d = decide(release(), p, obs, T0 + 16)
+    assert d.kind == "hold", d.reason

@@ -92,13 +92,33 @@ def test_good_version_is_promoted_with_traffic_following_the_weights(stack):
     assert share(after, GOOD) == 1.0, after
 
     # Every evaluation is on the record with its value, threshold and verdict.
+    # Comparisons with stable on counts are always on; the policy's `errors` (max_over_stable only)
+    # is the errors comparison's margin, `fast-responses` a guard, `traffic` a floor.
     evaluations = release["evaluations"]
     names = {e["name"] for e in evaluations}
-    assert names == {"health", "fast-responses", "traffic", "errors"}
+    comparisons = {"errors-vs-stable", "4xx-vs-stable", "slow-vs-stable"}
+    assert names == {"health", "fast-responses", "traffic"} | comparisons
+    # Holding for evidence is expected; nothing fails. The one "no data": slow-vs-stable at the tick
+    # right after warmup, when the latency span is shorter than a scrape interval and Prometheus has
+    # no counts for it (a known judge bug, tests/app/test_decide.py; the demo holds on no data).
+    transient = [
+        e for e in evaluations if e["verdict"] == "no_data" and e["name"] == "slow-vs-stable" and e["step"] == 0
+    ]
+    assert all((e["verdict"] in ("pass", "insufficient") or e in transient) and e["threshold"] for e in evaluations), [
+        (e["name"], e["step"], e["verdict"], e["detail"])
+        for e in evaluations
+        if e["verdict"] not in ("pass", "insufficient")
+    ]
+    assert len(transient) <= 1, transient
     for step in range(3):
-        assert {e["name"] for e in evaluations if e["step"] == step} == names
-    assert all(e["verdict"] == "pass" and e["value"] is not None and e["threshold"] for e in evaluations)
-    assert all(e["query"] for e in evaluations if e["name"] != "health")
+        latest = {e["name"]: e for e in evaluations if e["step"] == step}  # the evaluation that passed the step
+        assert set(latest) == names
+        assert all(e["verdict"] == "pass" and e["value"] is not None for e in latest.values()), latest
+        for name in comparisons:
+            evidence = latest[name]["evidence"]
+            assert evidence["requests"][0] > 0 and evidence["requests"][1] > 0, (step, name, evidence)
+            assert evidence["reference"] == ("stable" if step < 2 else "stable (earlier steps)"), evidence
+        assert latest["errors-vs-stable"]["evidence"]["margin"] == 0.01  # the policy's max_over_stable
     # The stand-in CI got signed webhooks for started and succeeded. Hooks are delivered after the
     # release has ended (a release does not wait for its receivers), so give them a moment.
     release = settled(client, answer["release"])
@@ -120,9 +140,11 @@ def test_bad_version_is_rolled_back_and_ends_with_no_traffic(stack):
     assert result.returncode == 1, result.stdout + result.stderr
     release = client.release(answer["release"])
     assert release["state"] == "failed"
-    assert "errors" in release["reason"] and "0.01" in release["reason"]
+    reason = release["reason"]
+    assert reason.startswith("check 'errors-vs-stable' failed") and "(decisive)" in reason, reason
+    assert "stable + 1 points" in reason  # the policy's max_over_stable: 0.01
     failing = [e for e in release["evaluations"] if e["verdict"] == "fail"]
-    assert failing and failing[0]["name"] == "errors" and failing[0]["value"] > 0.1
+    assert failing and failing[0]["name"] == "errors-vs-stable" and failing[0]["value"] > 0.1
 
     changes = weight_changes(release)
     assert {v: w for v, w in changes[-1][1].items() if w} == {GOOD: 100}

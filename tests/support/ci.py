@@ -12,7 +12,7 @@ from app.context import Context
 from app.models import Release
 from integrations.circleci.events import sign
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty
-from tests.support.fakes import BASE_CONFIG
+from tests.support.fakes import BASE_CONFIG, FakePrometheus
 
 CIRCLE_TOKEN = "circle-api-token-0123456789abcdef"
 WEBHOOK_SECRET = "circleci-webhook-secret-for-tests"
@@ -145,3 +145,12 @@ def wait_until(predicate: Any, timeout: float = 10.0, step: float = 0.05) -> Non
             return
         time.sleep(step)
     raise AssertionError("condition not reached in time")
+
+
+def serve_api_releases(prom: FakePrometheus) -> FakePrometheus:
+    """Plenty of healthy traffic for shop/api's stable 2.0.0 and candidates 2.0.371-2.0.379: their
+    releases pass unless a test programs otherwise (e.g. `prom.serve("2.0.371", 2000, errors=600)`)."""
+    prom.serve("2.0.0", 18000)
+    for number in range(371, 380):
+        prom.serve(f"2.0.{number}", 2000)
+    return prom

@@ -21,6 +21,7 @@ policies:
   - name: canary
     interval: 500ms
     window: 30s
+    judge: {{warmup: 0s}}
     steps: [{{weight: 10}}, {{weight: 50}}, {{weight: 100}}]
     checks:
       - {{name: errors, type: error_rate, max: 0.05}}

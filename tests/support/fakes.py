@@ -167,6 +167,27 @@ class FakePrometheus:
         self._server = _Server(self._answer)
         self.url = self._server.url
 
+    def serve(
+        self, version: str, requests: float = 2000, errors: float = 0, client_errors: float = 0, slow: float = 0
+    ) -> None:
+        """Program `version`'s response counts (whatever the span asked about): `requests` responses,
+        of which `errors` 500s and `client_errors` 404s (the rest 200s), `slow` of them over 500 ms
+        (buckets 0.1, 0.5, 1 and +Inf; none over 1 s)."""
+        codes = {"200": requests - errors - client_errors}
+        if errors:
+            codes["500"] = errors
+        if client_errors:
+            codes["404"] = client_errors
+        self.counts[version] = codes
+        fast = requests - slow
+        self.buckets[version] = {0.1: 0.8 * fast, 0.5: fast, 1.0: requests, math.inf: requests}
+
+    def healthy(self, candidate: str, stable: str, requests: float = 2000) -> None:
+        """Both versions with plenty of 2xx and fast responses: enough evidence for a step to pass
+        (10% of the traffic on the candidate)."""
+        self.serve(candidate, requests)
+        self.serve(stable, 9 * requests)
+
     def _value_for(self, query: str) -> float | None:
         for needles, value in self.rules:
             if all(n in query for n in needles.split("&&")):
@@ -294,6 +315,7 @@ applications:
 policies:
   - name: canary
     interval: 500ms
+    judge: {warmup: 0s}
     window: 30s
     steps:
       - {weight: 10, duration: 1s}
@@ -303,17 +325,20 @@ policies:
       - {name: errors, type: error_rate, max: 0.05}
   - name: quick
     interval: 500ms
+    judge: {warmup: 0s}
     steps: [{weight: 10}, {weight: 50}, {weight: 100}]
     checks:
       - {name: errors, type: error_rate, max: 0.05}
   - name: hold
     interval: 500ms
+    judge: {warmup: 0s}
     on_no_data: hold
     steps: [{weight: 10}, {weight: 100}]
     checks:
       - {name: errors, type: error_rate, max: 0.05}
   - name: hold-timeout
     interval: 500ms
+    judge: {warmup: 0s}
     on_no_data: hold
     no_data_timeout: 1s
     steps: [{weight: 10}, {weight: 100}]
@@ -321,11 +346,13 @@ policies:
       - {name: errors, type: error_rate, max: 0.05}
   - name: volume
     interval: 500ms
+    judge: {warmup: 0s}
     steps: [{weight: 10, requests: 100}, {weight: 100}]
     checks:
       - {name: vs-stable, type: error_rate, max_over_stable: 0.02}
   - name: gated
     interval: 500ms
+    judge: {warmup: 0s}
     steps: [{weight: 20, pause: true}, {weight: 100}]
     checks:
       - {name: errors, type: error_rate, max: 0.05}

@@ -17,6 +17,7 @@ def ctx(redis_url: str, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SLUICE_API_TOKEN", TOKEN)
     monkeypatch.setenv("HOOK_SECRET", "hook-secret-value-55aa")
     prom = FakePrometheus().start()
+    prom.healthy("1.1.0", "1.0.0")  # enough evidence for web's steps to pass
     hooks = (
         f"  - {{name: ci, type: webhook, on: [started, failed, aborted, succeeded], url: {receiver.url},"
         " secret_env: HOOK_SECRET}\n"

@@ -38,7 +38,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch):
-    # Tolerate two failed evaluations so that the failed release's chart shows a few points.
+    # Tolerate two failed health evaluations (comparisons with stable fail at once, whatever the tolerance).
     monkeypatch_module.setattr(demo, "CONFIG_TEMPLATE", demo.CONFIG_TEMPLATE.replace("tolerance: 0", "tolerance: 2"))
     stack = DemoStack(tmp_path_factory.mktemp("dash"), step="20s", last_step="10s", interval="2s")
     load = None
@@ -109,14 +109,15 @@ def test_watch_a_running_release_and_abort_it(stack, page, artifacts):
     current = page.locator("#steps li.current")
     assert current.get_attribute("data-step") == "1"
     assert "10%" in current.inner_text()
-    errors_chart = page.locator('.check[data-check="errors"]')
+    errors_chart = page.locator('.check[data-check="errors-vs-stable"]')
     errors_chart.locator("canvas").wait_for(timeout=10_000)
     page.wait_for_function(
-        "() => +document.querySelector('.check[data-check=\"errors\"]').dataset.points >= 1", timeout=15_000
+        "() => +document.querySelector('.check[data-check=\"errors-vs-stable\"]').dataset.points >= 1", timeout=15_000
     )
     before = int(errors_chart.get_attribute("data-points") or 0)
     page.wait_for_function(
-        f"() => +document.querySelector('.check[data-check=\"errors\"]').dataset.points > {before}", timeout=15_000
+        f"() => +document.querySelector('.check[data-check=\"errors-vs-stable\"]').dataset.points > {before}",
+        timeout=15_000,
     )
     assert page.locator("#split").inner_text().count("%") == 2
     page.screenshot(path=str(artifacts / "release-running.png"), full_page=True)
@@ -158,9 +159,9 @@ def test_a_failed_release_says_why_at_the_top(stack, page, artifacts):
     assert "threshold" in text.lower() and "stable" in text, text
     failing = page.locator(".check.failing")
     assert failing.count() >= 1
-    assert failing.first.get_attribute("data-check") == "errors"
+    assert failing.first.get_attribute("data-check") == "errors-vs-stable"
     # The failing check comes first among the charts.
-    assert page.locator(".check").first.get_attribute("data-check") == "errors"
+    assert page.locator(".check").first.get_attribute("data-check") == "errors-vs-stable"
     assert page.locator("#steps li.ended-failed").get_attribute("data-step") == "1"
     assert page.locator("#controls button:enabled").count() == 0
 

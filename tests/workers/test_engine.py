@@ -141,7 +141,8 @@ def test_stable_version_learned_from_router_when_not_configured(ctx: Context, ro
 
 
 def test_passing_release_walks_the_steps_and_promotes(ctx: Context, prom: FakePrometheus, router: FakeRouter) -> None:
-    prom.values = {"1.1.0": 0.01, "1.0.0": 0.0}
+    prom.serve("1.1.0", 2000, errors=20)  # 1% errors, as stable
+    prom.serve("1.0.0", 18000, errors=180)
     rid = start_release(ctx, "web", "1.1.0").release.id
 
     rel = drive(ctx, rid)
@@ -165,7 +166,17 @@ def test_passing_release_walks_the_steps_and_promotes(ctx: Context, prom: FakePr
     assert errors and all(e.value == pytest.approx(0.01) for e in errors)
     assert all(e.threshold == "<= 0.05" and e.verdict == "pass" for e in errors)
     assert {e.step for e in errors} == {0, 1, 2}
-    assert all('version="1.1.0"' in (e.query or "") for e in errors)
+    # Judged on both versions' counts, asked of Prometheus for each version.
+    for version in ("1.1.0", "1.0.0"):
+        assert any(q.startswith("sum by (code) (") and f'version="{version}"' in q for q in prom.queries), version
+    compared = [e for e in evals if e.name == "errors-vs-stable"]
+    assert compared and all(e.verdict == "pass" for e in compared)
+    assert {e.step for e in compared} == {0, 1, 2}
+    for e in compared:
+        assert e.evidence is not None and e.evidence["bad"][0] == 20 and e.evidence["requests"][0] == 2000
+        live = e.step < 2  # at 100% stable has no traffic: compared with its counts from the earlier steps
+        assert e.evidence["reference"] == ("stable" if live else "stable (earlier steps)"), e.evidence
+        assert e.evidence["requests"][1] == (18000 if live else 36000)
 
     types = event_types(ctx, rid)
     for t in ("created", "started", "step_passed", "succeeded", "weights_set"):
@@ -177,7 +188,8 @@ def test_passing_release_walks_the_steps_and_promotes(ctx: Context, prom: FakePr
 
 
 def test_failing_metrics_fail_on_first_evaluation(ctx: Context, prom: FakePrometheus, router: FakeRouter) -> None:
-    prom.values = {"1.1.0": 0.3, "1.0.0": 0.0}
+    prom.serve("1.1.0", 2000, errors=600)  # 30% 500s
+    prom.serve("1.0.0", 18000)  # none
     rid = start_release(ctx, "web", "1.1.0").release.id
     assert str(tick(ctx, rid, 0)).startswith("start")
     assert str(tick(ctx, rid, 1)).startswith("fail")
@@ -187,11 +199,16 @@ def test_failing_metrics_fail_on_first_evaluation(ctx: Context, prom: FakePromet
     assert router.applied_weights("web") == [{"1.0.0": 90, "1.1.0": 10}, {"1.0.0": 100}]
     assert router.weights["web"] == {"1.0.0": 100, "1.1.0": 0}
     assert rel.reason is not None
-    assert "errors" in rel.reason and "0.3" in rel.reason and "0.05" in rel.reason
+    assert rel.reason.startswith("check 'errors-vs-stable' failed: errors 30.0% vs stable 0.0%"), rel.reason
+    assert "(decisive)" in rel.reason and "also failed: 'errors' (0.3)" in rel.reason, rel.reason
     assert ctx.store.stable_version("shop", "web") is None  # stable stays the configured one
     assert ctx.store.active_release("shop", "web") is None
     evals = [e for e in ctx.store.evaluations(rid) if e.name == "errors"]
     assert len(evals) == 1 and evals[0].verdict == "fail" and evals[0].value == pytest.approx(0.3)
+    assert evals[0].threshold == "<= 0.05"
+    compared = [e for e in ctx.store.evaluations(rid) if e.name == "errors-vs-stable"]
+    assert len(compared) == 1 and compared[0].verdict == "fail" and compared[0].decisive
+    assert compared[0].value == pytest.approx(0.3) and compared[0].stable_value == 0.0
     types = event_types(ctx, rid)
     assert "failed" in types and types[-1] == "weights_set"
     assert str(tick(ctx, rid, rel.seq)).startswith("failed: nothing")
@@ -208,27 +225,30 @@ def test_unhealthy_candidate_fails(ctx: Context, router: FakeRouter) -> None:
 
 
 def test_request_volume_gate_and_comparison_with_stable(ctx: Context, prom: FakePrometheus, router: FakeRouter) -> None:
-    prom.values = {"6.1.0": 0.0, "6.0.0": 0.0}
+    prom.serve("6.1.0", 2000, errors=30)  # 1.5%: within stable + 0.02 (vs-stable's max_over_stable)
+    prom.serve("6.0.0", 18000, errors=180)  # 1%
     rid = start_release(ctx, "orders", "6.1.0").release.id
     tick(ctx, rid, 0)
-    # The step-volume query sees 0 requests for the candidate: the step holds.
+    # The evidence suffices, but the step-volume query sees 0 requests for the candidate: the step holds.
     out = tick_once(ctx, rid)
     assert out.startswith("hold") and "0 of 100 requests" in out, out
     assert any(q.startswith("sum(increase(") and 'version="6.1.0"' in q for q in prom.queries)
-    evals = [e for e in ctx.store.evaluations(rid) if e.name == "vs-stable"]
-    assert evals[-1].stable_value == 0.0 and 'version="6.0.0"' in (evals[-1].stable_query or "")
+    evals = [e for e in ctx.store.evaluations(rid) if e.name == "errors-vs-stable"]
+    assert evals[-1].verdict == "pass" and evals[-1].stable_value == pytest.approx(0.01)
+    assert evals[-1].evidence is not None and evals[-1].evidence["margin"] == 0.02
+    assert evals[-1].evidence["requests"] == [2000, 18000] and evals[-1].evidence["reference"] == "stable"
 
     prom.rules = [('increase(&&version="6.1.0"', 150.0)]
-    prom.values = {"6.1.0": 0.015, "6.0.0": 0.0}  # within stable + 0.02
     out = tick_once(ctx, rid)
     assert out.startswith("advance"), out
     assert router.weights["orders"] == {"6.0.0": 0, "6.1.0": 100}
 
-    prom.values = {"6.1.0": 0.05, "6.0.0": 0.01}  # 0.05 > 0.01 + 0.02
+    prom.serve("6.1.0", 5000, errors=250)  # 5% > stable's 1% (its counts at 10%) + 0.02
     out = tick_once(ctx, rid)
     assert out.startswith("fail"), out
     rel = get(ctx, rid)
-    assert rel.reason is not None and "exceeds stable" in rel.reason
+    assert rel.reason is not None and rel.reason.startswith("check 'errors-vs-stable' failed"), rel.reason
+    assert "vs stable (earlier steps) 1.0%" in rel.reason and "worse by more than 2 points" in rel.reason
     assert router.weights["orders"] == {"6.0.0": 100, "6.1.0": 0}
 
 
@@ -312,7 +332,10 @@ def test_crash_after_terminal_decision_restores_stable(ctx: Context, router: Fak
     assert ctx.store.due_count() == 0
 
 
-def test_retryable_router_error_keeps_release_and_retries(ctx: Context, router: FakeRouter) -> None:
+def test_retryable_router_error_keeps_release_and_retries(
+    ctx: Context, router: FakeRouter, prom: FakePrometheus
+) -> None:
+    prom.healthy("2.1.0", "2.0.0")
     rid = start_release(ctx, "api", "2.1.0").release.id
     router.fail_next(1, retryable=True)
     before = time.time()
@@ -365,7 +388,8 @@ def test_non_retryable_router_error_at_start_fails_to_stable(ctx: Context, route
 # --- control --------------------------------------------------------------------------------------------
 
 
-def test_pause_holds_and_resume_continues(ctx: Context, router: FakeRouter) -> None:
+def test_pause_holds_and_resume_continues(ctx: Context, router: FakeRouter, prom: FakePrometheus) -> None:
+    prom.healthy("2.1.0", "2.0.0")
     rid = start_release(ctx, "api", "2.1.0").release.id
     tick(ctx, rid, 0)
     paused = control(ctx, rid, "pause", actor="test")
@@ -390,7 +414,8 @@ def test_pause_holds_and_resume_continues(ctx: Context, router: FakeRouter) -> N
     assert "paused" in event_types(ctx, rid) and "resumed" in event_types(ctx, rid)
 
 
-def test_step_with_pause_waits_for_resume(ctx: Context, router: FakeRouter) -> None:
+def test_step_with_pause_waits_for_resume(ctx: Context, router: FakeRouter, prom: FakePrometheus) -> None:
+    prom.healthy("5.1.0", "5.0.0")
     rid = start_release(ctx, "admin", "5.1.0").release.id
     tick(ctx, rid, 0)
     out = tick_once(ctx, rid)
@@ -485,11 +510,12 @@ def test_superseded_release_with_unapplied_abort_does_not_undo_new_release(ctx: 
 
 @pytest.mark.parametrize("newer_done", [False, True])
 def test_release_that_lost_its_service_to_a_newer_one_does_not_touch_traffic(
-    ctx: Context, router: FakeRouter, newer_done: bool
+    ctx: Context, router: FakeRouter, prom: FakePrometheus, newer_done: bool
 ) -> None:
     """When a supersede cannot abort the old release (control gives up after waiting 10 s for a busy
     tick, and intake carries on), the old release must not keep steering the router under the new
     one: not by evaluating, and not by repairing its own unapplied weights."""
+    prom.healthy("2.1.0", "2.0.0")
     old = start_release(ctx, "api", "2.1.0").release.id
     tick(ctx, old, 0)
     router.fail_next(1)
@@ -522,7 +548,7 @@ def test_release_that_lost_its_service_to_a_newer_one_does_not_touch_traffic(
 
 
 def test_no_data_with_hold_keeps_the_step(ctx: Context, prom: FakePrometheus, router: FakeRouter) -> None:
-    prom.values = {"3.1.0": None}
+    prom.serve("3.0.0", 18000)  # stable answers; the candidate has no counts at all (no data)
     rid = start_release(ctx, "cart", "3.1.0").release.id
     tick(ctx, rid, 0)
     for _ in range(4):
@@ -533,11 +559,14 @@ def test_no_data_with_hold_keeps_the_step(ctx: Context, prom: FakePrometheus, ro
     assert rel.state == "running" and rel.step == 0
     assert router.applied_weights("cart") == [{"3.0.0": 90, "3.1.0": 10}]
     assert rel.no_data_since is not None
-    evals = [e for e in ctx.store.evaluations(rid) if e.name == "errors"]
+    assert rel.reason is not None and "'errors-vs-stable' has no data" in rel.reason, rel.reason
+    evals = [e for e in ctx.store.evaluations(rid) if e.name == "errors-vs-stable"]
     assert len(evals) == 4 and all(e.verdict == "no_data" and e.value is None for e in evals)
+    guard = [e for e in ctx.store.evaluations(rid) if e.name == "errors"]  # no counts: never a pass
+    assert len(guard) == 4 and all(e.verdict != "pass" and e.value is None for e in guard)
     assert event_types(ctx, rid).count("hold") == 1  # same reason: recorded once
 
-    prom.values = {"3.1.0": 0.0}
+    prom.serve("3.1.0", 2000)
     assert drive(ctx, rid).state == "succeeded"
 
 
@@ -555,7 +584,7 @@ def test_no_data_says_why_when_prometheus_can_tell(ctx: Context, prom: FakeProme
 
 
 def test_no_data_timeout_fails(ctx: Context, prom: FakePrometheus, router: FakeRouter) -> None:
-    prom.values = {"4.1.0": None}
+    prom.serve("4.0.0", 18000)  # the candidate has no counts
     rid = start_release(ctx, "search", "4.1.0").release.id
     tick(ctx, rid, 0)
     assert tick_once(ctx, rid).startswith("hold")

@@ -96,7 +96,7 @@ def test_failure_cleans_up_the_failed_version_pages_and_posts(
     prom: FakePrometheus,
     router: FakeRouter,
 ) -> None:
-    prom.values = {"2.0.372": 0.3}  # 30% errors on the candidate
+    prom.serve("2.0.372", 2000, errors=600)  # 30% errors on the candidate
     pagerduty.fail_next(Fault(503, b"Service Unavailable"))
     rid, workflow_id = announce(ctx, circle, 372)
     rel = run_until_settled(ctx, rid)

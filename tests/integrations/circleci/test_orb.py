@@ -245,8 +245,8 @@ def test_wait_step_follows_the_release_to_its_end(
             (bin_dir / tool).symlink_to(found)
         path = str(bin_dir)
     results = {}
-    for version, values, expected in (("2.0.371", {}, 0), ("2.0.372", {"2.0.372": 0.4}, 1)):
-        prom.values = values
+    for version, errors, expected in (("2.0.371", 0, 0), ("2.0.372", 800, 1)):  # 0% / 40% 500s
+        prom.serve(version, 2000, errors=errors)
         assert _notify(sluice_url, tmp_path, version)[0].returncode == 0
         rid = (tmp_path / "release").read_text().strip()
         script, env = _script("wait", {"release_file": str(tmp_path / "release"), "interval": 1, "timeout": 30}, {})

@@ -316,6 +316,7 @@ policies:
   - name: quick
     interval: 500ms
     window: 60s
+    judge: {{warmup: 0s}}
     steps: [{{weight: 10}}, {{weight: 100}}]
     checks:
       - {{name: errors, type: error_rate, max: 0.05}}
@@ -342,6 +343,9 @@ def test_the_configuration_selects_datadog() -> None:
 def test_a_release_is_judged_on_datadog(redis_url: str, dd: FakeDatadog, candidate: str, state: str) -> None:
     dd.add_hits(HITS, 5.0, service="shop", version="1.0.369", **TAGS, **{"http.status_class": "2xx"})  # 10/s in all
     dd.add_durations(DURATIONS, [0.1] * 100, service="shop", version="1.0.369", **TAGS)
+    # Enough traffic for the comparison with stable to conclude within the test's seconds.
+    for version in ("1.0.369", "1.0.370"):
+        dd.add_hits(HITS, 490.0, service="shop", version=version, **TAGS, **{"http.status_class": "2xx"})
     ctx = Context(config=parse_config(DD_CONFIG.format(url=dd.url)), redis_url=redis_url)
     ctx._routers["shop"] = FakeRouter()
     try:
@@ -366,7 +370,7 @@ def test_the_readme_snippet_is_a_valid_configuration() -> None:
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     [snippet] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "type: datadog" in b]
     apps = DD_CONFIG[DD_CONFIG.index("applications:") :].replace("{{", "{").replace("}}", "}")
     cfg = parse_config(snippet + apps)

@@ -41,6 +41,12 @@ def kubeconfig(api: FakeApiServer, tmp_path: Path) -> Path:
 def prom() -> Iterator[FakePrometheus]:
     server = FakePrometheus().start()
     server.default = 0.0
+    # Plenty of healthy traffic for the versions these tests release: they pass unless a test
+    # programs a failing candidate.
+    for stable, candidates in (("1.0.0", ("1.1.0", "1.2.0", "1.3.0")), ("2.0.0", ("2.1.0", "2.2.0"))):
+        server.serve(stable, 18000)
+        for candidate in candidates:
+            server.serve(candidate, 2000)
     try:
         yield server
     finally:

@@ -55,7 +55,8 @@ def test_new_deployment_is_found_released_and_promoted(
 ) -> None:
     ctx = make_ctx(router)
     setup_cluster(sim, router)
-    prom.values = {"1.0.0": 0.0, "1.1.0": 0.01}
+    prom.serve("1.1.0", 2000, errors=20)  # 1% errors, as stable
+    prom.serve("1.0.0", 18000, errors=180)
     with running_watcher(ctx) as watcher, running_engine(ctx):
         wait_for(lambda: watcher.leading and all(w.lists for w in watcher.watches), what="the watcher to lead")
         time.sleep(0.2)
@@ -113,7 +114,7 @@ def test_failing_metrics_put_all_traffic_back_on_stable(
 ) -> None:
     ctx = make_ctx(router)
     setup_cluster(sim, router)
-    prom.values = {"1.0.0": 0.0, "1.1.0": 0.3}
+    prom.serve("1.1.0", 2000, errors=600)  # 30% errors; stable none
     with running_watcher(ctx) as watcher, running_engine(ctx):
         wait_for(lambda: all(w.lists for w in watcher.watches), what="the watcher to list")
         sim.deployment("web", "1.1.0", replicas=2)
@@ -131,7 +132,7 @@ def test_restart_loop_fails_on_the_restart_check(
 ) -> None:
     ctx = make_ctx(router)
     setup_cluster(sim, router)
-    prom.values = {"1.0.0": 0.0, "1.1.0": 0.0}
+    # healthy counts for both versions (the prom fixture): only the restarts can fail the release
     with running_watcher(ctx) as watcher, running_engine(ctx):
         wait_for(lambda: all(w.lists for w in watcher.watches), what="the watcher to list")
         sim.deployment("web", "1.1.0", replicas=2)

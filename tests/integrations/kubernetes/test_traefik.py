@@ -25,7 +25,7 @@ TS = ("traefik.io", "traefikservices")
 def tick_now(ctx: Context, rid: str) -> str:
     rel = ctx.store.get(rid)
     assert rel is not None
-    return tick(ctx, rid, rel.seq)
+    return str(tick(ctx, rid, rel.seq))
 
 
 def traefikservice(api: FakeApiServer, name: str = "web", service: str = "web") -> None:
@@ -79,7 +79,7 @@ def test_loading_a_configuration_does_not_import_the_kubernetes_client() -> None
         "import sys; from app.config import parse_config; from integrations.registry.routers import ROUTERS; "
         "assert 'traefik' in ROUTERS; print('kubernetes' in sys.modules)"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]  # the repository, not tests/
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"
 

@@ -128,8 +128,10 @@ def test_approve_4xx_shows_circlecis_message_and_is_not_retried(ctx: Context, ci
 
 
 def test_missing_workflow_id_and_missing_token_fail_clearly(
-    ctx: Context, circle: FakeCircleCI, monkeypatch: pytest.MonkeyPatch
+    ctx: Context, circle: FakeCircleCI, prom: FakePrometheus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    prom.serve("2.0.5")
+    prom.serve("2.0.6")
     rid = start_release(ctx, "api", "2.0.5").release.id  # announced without CI context
     finish(ctx, rid)
     assert "no CircleCI workflow id" in deliver(ctx, f"{rid}:succeeded:approve")
@@ -237,7 +239,7 @@ def test_cancel_workflow(
     redis_url: str, prom: FakePrometheus, circle: FakeCircleCI, pagerduty: FakePagerDuty, env: pytest.MonkeyPatch
 ) -> None:
     ctx = make_ctx(redis_url, prom, circle, pagerduty, "  - {name: cancel, type: circleci_cancel_workflow}\n")
-    prom.values = {"2.0.371": 0.5}
+    prom.serve("2.0.371", 2000, errors=1000)  # 50% 500s
     wf = str(uuid.uuid4())
     circle.add_workflow(wf, [("released-by-sluice", "approval", "on_hold")])
     rel = release(ctx, workflow_id=wf)
@@ -251,7 +253,7 @@ def test_cancel_workflow(
 
 
 def test_slack_message_has_outcome_checks_and_link(ctx: Context, slack: FakeSlack, prom: FakePrometheus) -> None:
-    prom.values = {"2.0.371": 0.3}
+    prom.serve("2.0.371", 2000, errors=600)  # 30% 500s
     rel = release(ctx)
     assert rel.state == "failed"
     assert deliver(ctx, f"{rel.id}:failed:slack").startswith("delivered")
@@ -295,10 +297,9 @@ def test_slack_url_is_never_recorded_or_shown(ctx: Context, slack: FakeSlack) ->
 def test_pagerduty_triggers_on_failure_and_resolves_on_a_later_success(
     ctx: Context, pagerduty: FakePagerDuty, prom: FakePrometheus
 ) -> None:
-    prom.values = {"2.0.371": 0.3}
+    prom.serve("2.0.371", 2000, errors=600)  # 30% 500s
     bad = release(ctx)
     assert deliver(ctx, f"{bad.id}:failed:pager").startswith("delivered")
-    prom.values = {}
     good = release(ctx, version="2.0.372")
     assert good.state == "succeeded"
     assert deliver(ctx, f"{good.id}:succeeded:pager").startswith("delivered")
@@ -316,7 +317,7 @@ def test_pagerduty_triggers_on_failure_and_resolves_on_a_later_success(
 def test_pagerduty_400_not_retried_429_and_5xx_retried(
     ctx: Context, pagerduty: FakePagerDuty, prom: FakePrometheus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    prom.values = {"2.0.371": 0.3}
+    prom.serve("2.0.371", 2000, errors=600)  # 30% 500s
     rel = release(ctx)
     did = f"{rel.id}:failed:pager"
     pagerduty.fail_next(Fault(429, {"status": "throttled", "message": "Requests for this service are throttled"}))

@@ -112,13 +112,13 @@ def finish(ctx: Context, version: str = "2.0.371") -> Release:
 def attempts(ctx: Context, did: str) -> list[dict[str, Any]]:
     d = ctx.store.get_delivery(did)
     assert d is not None
-    return list(d["attempts"])
+    return [a.model_dump() for a in d.attempts]
 
 
 def test_card_has_service_versions_state_reason_checks_and_link(
     tctx: Context, teams: FakeTeams, prom: FakePrometheus
 ) -> None:
-    prom.values = {"2.0.371": 0.3}
+    prom.serve("2.0.371", 2000, errors=600)  # 30% 500s
     rel = finish(tctx)
     assert rel.state == "failed"
     assert deliver(tctx, f"{rel.id}:failed:teams").startswith("delivered")
@@ -136,8 +136,8 @@ def test_card_has_service_versions_state_reason_checks_and_link(
     ]
     assert teams.requests[0].headers["Content-Type"] == "application/json"
     d = tctx.store.get_delivery(f"{rel.id}:failed:teams")
-    assert d is not None and d["target"] == "teams workflows webhook ($TEAMS_WEBHOOK_URL)"
-    assert d["attempts"][0]["status"] == 202
+    assert d is not None and d.target == "teams workflows webhook ($TEAMS_WEBHOOK_URL)"
+    assert d.attempts[0].status == 202
 
 
 def test_no_link_without_a_public_url(tctx: Context, teams: FakeTeams, monkeypatch: pytest.MonkeyPatch) -> None:
