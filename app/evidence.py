@@ -549,6 +549,9 @@ def _signed_points(rate: float) -> str:
 
 
 def _evidence(e: float) -> str:
+    """The always-valid p-value 1/E, as a chance: "1/66,425"; "none" when E < 1 (the data fit H0)."""
     if e >= 1e6:
         return "< 1/1,000,000"
+    if e < 1:
+        return "none"
     return f"1/{_count(e)}"

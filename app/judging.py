@@ -38,6 +38,8 @@ MIN_GUARD_REQUESTS = 20
 # the evidence floor: data that rule out a regression of `detectable`. Early steps limit how many
 # users a bad version reaches; the proof that it is good is owed before it takes all of them.
 MIN_STEP_REQUESTS = 10
+# No counts over a span shorter than this is "too early", not missing data (scrapes are 1-30 s apart).
+SHORT_SPAN = 30.0
 # Without `judge.slow.under`: the smallest bucket bound that at most this share of stable's
 # responses exceed is the "slow" bound (relative to stable; a latency check's `under` is an SLO).
 AUTO_SLOW_SHARE = 0.10
@@ -254,6 +256,7 @@ def judge_step(
             unavailable,
             final,
             why_none(obs.candidate),
+            now - (warm_until if kind == "slow" else since),
         )
         results.append(result)
         if carry is not None:
@@ -300,6 +303,7 @@ def _compare(
     unavailable: bool = False,
     final: bool = True,
     why: str = "",
+    span: float = math.inf,
 ) -> tuple[CheckResult, tuple[float, Sample | None] | None]:
     """One comparison. Returns its result and, for the state if the step ends now, the total log
     e-value and the live stable sample to add to the baseline."""
@@ -316,6 +320,12 @@ def _compare(
             evidence={"unavailable": True},
         ), None  # fmt: skip
     if cand is None:
+        if span < SHORT_SPAN:
+            # A span shorter than a few scrapes (the first seconds after warmup) has no counts yet:
+            # too early, not missing data.
+            return CheckResult(
+                **base, value=None, verdict="insufficient", detail=f"{kind}: too early to count ({span:.0f}s)"
+            ), None  # fmt: skip
         return CheckResult(**base, value=None, verdict="no_data", detail=f"{kind}: {why}"), None
     reference, ref_name = live, "stable"
     if not stable_live:  # the 100% step: stable serves nobody now
