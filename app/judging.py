@@ -38,7 +38,8 @@ MIN_GUARD_REQUESTS = 20
 # the evidence floor: data that rule out a regression of `detectable`. Early steps limit how many
 # users a bad version reaches; the proof that it is good is owed before it takes all of them.
 MIN_STEP_REQUESTS = 10
-# No counts over a span shorter than this is "too early", not missing data (scrapes are 1-30 s apart).
+# No latency counts over a span shorter than this (the first seconds after warmup) is "too early",
+# not missing data: scrapes are 1-30 s apart.
 SHORT_SPAN = 30.0
 # Without `judge.slow.under`: the smallest bucket bound that at most this share of stable's
 # responses exceed is the "slow" bound (relative to stable; a latency check's `under` is an SLO).
@@ -320,9 +321,8 @@ def _compare(
             evidence={"unavailable": True},
         ), None  # fmt: skip
     if cand is None:
-        if span < SHORT_SPAN:
-            # A span shorter than a few scrapes (the first seconds after warmup) has no counts yet:
-            # too early, not missing data.
+        if kind == "slow" and span < SHORT_SPAN:
+            # The latency span begins when warmup ends: its first seconds may hold no scrape yet.
             return CheckResult(
                 **base, value=None, verdict="insufficient", detail=f"{kind}: too early to count ({span:.0f}s)"
             ), None  # fmt: skip
