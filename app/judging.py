@@ -411,7 +411,8 @@ def _guard(
 ) -> CheckResult:
     """An absolute limit (an SLO) on the candidate, tested on its counts with the same evidence rule.
     It blames the candidate only when stable, over the same span, keeps the limit: when both break
-    it (a traffic spike, a slow dependency), the cause is shared and the step waits."""
+    it (a traffic spike, a slow dependency), the cause is shared, and the comparisons with stable
+    judge whether the candidate is worse."""
     base = dict(name=check.name, step=step, at=now, threshold=describe_threshold(check))
     shared = _breaks_too(check, stable, use_router)
     if check.type == "error_rate":
@@ -437,12 +438,14 @@ def _guard(
     if bad_limit is not None and 0 < bad_limit < 1:
         log_e = ev.log_e_over_limit(min(sample.bad, sample.n), sample.n, bad_limit)
         if log_e >= threshold and shared is not None:
+            # Stable breaks the SLO too, over the same span: the cause is shared (a spike, a slow
+            # dependency), and whether the candidate is worse than stable is the comparisons' call.
             return CheckResult(
                 **base,
                 value=value,
-                verdict="insufficient",
+                verdict="pass",
                 detail=f"{check.name} {format_value(value)} is beyond {describe_threshold(check)}, and so is stable's "
-                f"{format_value(shared)} over the same span: a shared cause, not the candidate; waiting",
+                f"{format_value(shared)} over the same span: a shared cause, not the candidate's",
             )
         if log_e >= threshold:
             detail = (

@@ -30,7 +30,9 @@ T0 = 1_700_000_000  # the releases start here (a deploy of each candidate)
 START, END, STEP = T0 - 20 * 60, T0 + 30 * 60, 5
 
 STABLE = Traffic("shop", "1.0.0", codes={"200": 99, "500": 1}, latencies=[(0.05, 95), (0.3, 5)])
-GOOD = Traffic("shop", "1.0.1", codes={"200": 20}, latencies=[(0.05, 19), (0.3, 1)], born_at=T0 - 30)
+# Slower than stable (20% vs 5% over 50 ms): within the canary's 20-point slow margin, far
+# beyond the strict policy's default 1 point.
+GOOD = Traffic("shop", "1.0.1", codes={"200": 20}, latencies=[(0.05, 16), (0.3, 4)], born_at=T0 - 30)
 BAD = Traffic("shop", "1.0.2", codes={"200": 17, "500": 3}, latencies=[(0.05, 19), (0.3, 1)], born_at=T0 - 30)
 
 CONFIG = """
@@ -45,9 +47,9 @@ policies:
   - name: canary
     interval: 10s
     steps: [{{weight: 10, duration: 1m}}, {{weight: 50, duration: 1m}}, {{weight: 100, duration: 1m}}]
-    judge: {{warmup: 10s}}
+    judge: {{warmup: 10s, slow: {{margin: 0.2}}}}
     checks:
-      - {{name: fast, type: latency, under: 250ms, min: 0.8}}
+      - {{name: fast, type: latency, under: 250ms, min: 0.7}}
   - name: strict
     interval: 10s
     steps: [{{weight: 10, duration: 1m}}, {{weight: 50, duration: 1m}}, {{weight: 100, duration: 1m}}]
@@ -132,7 +134,7 @@ def test_a_good_release_replays_and_a_stricter_policy_is_a_difference(
     strict = replay(ctx, live.id, "strict")
     text = render(strict)
     assert strict.final.state == "failed" and strict.differences, text
-    assert "fast" in (strict.final.reason or "") and "≠" in text
+    assert "slow-vs-stable" in (strict.final.reason or "") and "≠" in text
 
 
 def test_a_looser_policy_would_have_passed_the_bad_release(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
