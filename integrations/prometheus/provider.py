@@ -51,13 +51,14 @@ class PrometheusProvider:
             return ResponseCounts(error=f"empty interval: end {end} is not after start {start}")
         variables = {"service": service, "version": version, "namespace": namespace, "window": window(end - start)}
         try:
-            codes_query = render(queries.status_counts_template(self.config), variables)
-            buckets_query = render(queries.bucket_counts_template(self.config), variables)
+            query = render(queries.response_counts_template(self.config), variables)
         except ValueError as exc:
             return ResponseCounts(error=f"cannot build the query: {exc}")
-        codes, error = self.querier.query_vector(codes_query, end)
+        rows, error = self.querier.query_vector(query, end)
         if error is not None:
             return ResponseCounts(error=error)
+        status = self.config.status_label
+        codes = [(labels, value) for labels, value in rows if status in labels]
         if not codes:
             return ResponseCounts(error=self._why_no_data(variables, end))
         by_class = dict.fromkeys(STATUS_CLASSES, 0.0)
@@ -65,28 +66,23 @@ class PrometheusProvider:
         for labels, value in codes:
             if value is None:
                 continue
-            code = labels.get(self.config.status_label, "")
+            code = labels.get(status, "")
             by_code[code] = by_code.get(code, 0.0) + value
             key = f"{code[:1]}xx"
             if key in by_class:
                 by_class[key] += value
         requests = sum(value for _, value in codes if value is not None)
-        series, error = self.querier.query_vector(buckets_query, end)
         buckets: dict[float, float] = {}
-        for labels, value in series:
+        for labels, value in rows:
+            if "le" not in labels:
+                continue
             try:
-                bound = float(labels.get("le", ""))  # "+Inf" -> inf; "1" and "1.0" are one bound
+                bound = float(labels["le"])  # "+Inf" -> inf; "1" and "1.0" are one bound
             except ValueError:
                 continue
             if value is not None and not math.isnan(bound):
                 buckets[bound] = buckets.get(bound, 0.0) + value
-        return ResponseCounts(
-            requests=requests,
-            by_class=by_class,
-            by_code=by_code,
-            buckets=sorted(buckets.items()),
-            error=f"latency buckets: {error}" if error else None,
-        )
+        return ResponseCounts(requests=requests, by_class=by_class, by_code=by_code, buckets=sorted(buckets.items()))
 
     def _why_no_data(self, variables: dict[str, str], end: float) -> str:
         """Why a version has no requests series over the span, when Prometheus can tell (2 queries at most):

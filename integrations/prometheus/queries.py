@@ -111,6 +111,12 @@ def bucket_counts_template(prom: PrometheusConfig) -> str:
     return counts_over_span(f"{prom.latency_histogram}_bucket{{{selector(prom)}}}", "le")
 
 
+def response_counts_template(prom: PrometheusConfig) -> str:
+    """Status counts and bucket counts in one query (one round trip per version and tick): the two
+    sides carry different labels (`code` / `le`), so `or` keeps every series of both."""
+    return f"({status_counts_template(prom)}) or ({bucket_counts_template(prom)})"
+
+
 # How far back to look for the scrape targets that exported a version's series.
 TARGET_HISTORY = "1h"
 

@@ -205,6 +205,12 @@ class FakePrometheus:
 
     def _vector_for(self, query: str) -> list[tuple[dict[str, str], float]] | None:
         """The series of a response-counts query, or None for any other query."""
+        joint = ") or (sum by (le) ("
+        if query.startswith(f"(sum by ({self.status_label}) (") and joint in query:
+            # `(status counts) or (bucket counts)`: one query for both (PrometheusProvider)
+            cut = query.index(joint)
+            left, right = query[1:cut], query[cut + len(") or (") : -1]
+            return (self._vector_for(left) or []) + (self._vector_for(right) or [])
         if query.startswith(f"sum by ({self.status_label}) ("):
             version = self._version_in(query, self.counts)
             codes = self.counts[version] if version is not None else {}
