@@ -168,7 +168,7 @@ def test_passing_release_walks_the_steps_and_promotes(ctx: Context, prom: FakePr
     assert {e.step for e in errors} == {0, 1, 2}
     # Judged on both versions' counts, asked of Prometheus for each version.
     for version in ("1.1.0", "1.0.0"):
-        assert any(q.startswith("sum by (code) (") and f'version="{version}"' in q for q in prom.queries), version
+        assert any(q.startswith("(sum by (code) (") and f'version="{version}"' in q for q in prom.queries), version
     compared = [e for e in evals if e.name == "errors-vs-stable"]
     assert compared and all(e.verdict == "pass" for e in compared)
     assert {e.step for e in compared} == {0, 1, 2}
