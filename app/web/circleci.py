@@ -9,17 +9,19 @@ CircleCI does not retry it.
 from __future__ import annotations
 
 import os
+import re
 
 from flask import Blueprint, Response, request
 
 from app.context import get_context
-from app.web.bodies import any_json_body
+from app.web.bodies import any_json_body, raw_body
 from app.web.errors import ApiError
 from app.web.openapi import RECEIVER_ANSWERS, doc
 from app.web.receivers import answer, ignored, process_once
 from integrations.circleci import events
 
 bp = Blueprint("circleci", __name__)
+_EVENT_ID = re.compile(r"[\x21-\x7e]{1,128}")  # becomes part of a Redis key
 
 
 def _check_signature(body: bytes) -> None:
@@ -45,13 +47,15 @@ def _check_signature(body: bytes) -> None:
     },
 )
 def circleci():
-    body = request.get_data(cache=True)
+    body = raw_body()
     _check_signature(body)
     data = any_json_body(body)
     event_type = data.get("type") or request.headers.get("circleci-event-type")
     event_id = data.get("id")
     if not isinstance(event_id, str) or not event_id:
         raise ApiError(400, "the payload has no `id`")
+    if not _EVENT_ID.fullmatch(event_id):
+        raise ApiError(400, "the payload's `id` must be 1-128 printable ASCII characters (CircleCI sends a UUID)")
     unsupported = events.unsupported(event_type)
     if unsupported is not None:
         return ignored(unsupported.reason)
