@@ -107,7 +107,9 @@ def steer(release_id: str, action: str):
     require_token()
     reason = ""
     raw = raw_body()
-    if raw.strip():
+    # A body that is not JSON is no error for a control action (there is just no reason); a JSON one
+    # is read strictly, since its reason is stored.
+    if raw.strip() and request.mimetype == "application/json":
         body = parse_json(raw)
         if not isinstance(body, dict):
             raise ApiError(400, 'the body must be a JSON object, e.g. {"reason": "..."}')

@@ -68,7 +68,8 @@ def _require(envs: tuple[str, ...], what: str) -> None:
         raise ApiError(401, f"this server has no token for {what}: set {names} where Sluice runs")
     given = bearer()
     if given is None:
-        raise ApiError(401, f"missing bearer token: send `Authorization: Bearer <{envs[0]}>`", headers=_CHALLENGE)
+        names = " or ".join(envs)
+        raise ApiError(401, f"missing bearer token: send `Authorization: Bearer <{names}>`", headers=_CHALLENGE)
     if not _matches(given, expected):
         raise ApiError(401, "wrong bearer token", headers=_CHALLENGE)
 

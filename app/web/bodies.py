@@ -92,7 +92,7 @@ def parse_json(raw: bytes) -> Any:
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise ApiError(400, "the body holds a lone surrogate escape (such as \\ud800): not valid Unicode text") from None
+        raise ApiError(400, "the body holds a lone surrogate (such as \\ud800): not valid Unicode") from None
     return data
 
 
