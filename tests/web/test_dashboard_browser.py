@@ -1,7 +1,8 @@
 """The dashboard in a real browser (headless Chromium, the Debian package) against a real release.
 
 A DemoStack (Redis, HAProxy, Prometheus, three versions of the demo service, Sluice web +
-worker) runs a slow policy; the browser logs in first (reads need a token), as a person would, so that the page can be watched while the release is running:
+worker) runs a slow policy so that the page can be watched while the release is running
+(after logging in as a person would: reads need a token):
 the step and a chart update live, and the abort button (with the token typed into the page)
 ends the release with traffic back on stable, as HAProxy and the load generator both show.
 A bad version's failed release is screenshotted for the README.

@@ -16,7 +16,7 @@ from app.intake import start_release
 from app.models import CIContext
 from app.store import PREFIX
 from tests.support.ci import CIRCLE_TOKEN, PD_KEY, SLUG
-from tests.support.ci_fakes import Fault, FakeSlack
+from tests.support.ci_fakes import FakeSlack, Fault
 from tests.support.web import read_api
 from workers.deliver import deliver
 
