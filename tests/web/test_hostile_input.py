@@ -152,7 +152,11 @@ queries = st.one_of(
 
 
 # 600 cases here; the chaos run asks for more (SLUICE_FUZZ_EXAMPLES=5000).
-@settings(max_examples=int(os.environ.get("SLUICE_FUZZ_EXAMPLES", "600")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("SLUICE_FUZZ_EXAMPLES", "600")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
     path=paths,
