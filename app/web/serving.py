@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from gunicorn import util
 
@@ -43,7 +44,7 @@ accesslog = "-"
 control_socket_disable = True  # gunicorn's control socket: not needed, and one less thing listening
 
 
-def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # type: ignore[no-untyped-def]
+def _json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's own error answers (400, 414, 431...) as JSON rather than its HTML page."""
     body = json.dumps({"error": f"{reason.lower()}: {mesg}" if mesg else reason.lower()}).encode()
     head = (
