@@ -10,5 +10,5 @@ COPY integrations ./integrations
 RUN pip install --no-cache-dir --no-deps . && useradd --system --uid 10001 sluice
 USER 10001
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--no-control-socket", \
-     "--access-logfile", "-", "app:create_app()"]
+# gevent workers, header deadline, JSON errors: app/web/serving.py (slow clients cannot starve it).
+CMD ["gunicorn", "-c", "app/web/serving.py", "--bind", "0.0.0.0:8000", "app:create_app()"]

@@ -41,6 +41,19 @@ def validate(config: str) -> None:
     except ConfigError as exc:
         click.echo(exc.render(), err=True)
         sys.exit(1)
+    from integrations.circleci.events import github_app_gaps
+
+    for project in cfg.circleci.projects:
+        for d in project.deploys:
+            gaps = github_app_gaps(d.version)
+            if gaps:
+                fields = ", ".join("{" + g + "}" for g in gaps)
+                err.print(
+                    f"[yellow]warning:[/] circleci project {project.slug}, deploy {d.job or d.workflow}: the version "
+                    f"template {d.version!r} needs {fields}, which GitHub App pipelines (slug "
+                    "circleci/<org-id>/<project-id>) do not send: their deploys would be refused; "
+                    "use {pipeline.number} or {pipeline.id} for such projects"
+                )
     services = sum(len(a.services) for a in cfg.applications)
     console.print(
         f"{config}: ok — {len(cfg.applications)} application(s), {services} service(s), "
@@ -69,22 +82,11 @@ def kinds() -> None:
 @click.option("--bind", default="127.0.0.1:8000", show_default=True, envvar="SLUICE_BIND")
 @click.option("--workers", default=2, show_default=True, type=int)
 def serve(bind: str, workers: int) -> None:
-    """Run the web process (gunicorn serving app:create_app())."""
+    """Run the web process (gunicorn serving app:create_app(), configured by app/web/serving.py)."""
     load_config(os.environ.get("SLUICE_CONFIG", "sluice.yaml"))  # fail fast, with the file's errors
-    args = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        bind,
-        "--workers",
-        str(workers),
-        "--threads",
-        "4",
-        "--access-logfile",
-        "-",
-        "app:create_app()",
-    ]
+    serving = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "serving.py")
+    args = [sys.executable, "-m", "gunicorn", "-c", serving, "--bind", bind, "--workers", str(workers)]
+    args.append("app:create_app()")
     os.execv(sys.executable, args)
 
 

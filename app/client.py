@@ -19,7 +19,12 @@ class ApiClientError(Exception):
 class SluiceClient:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 10.0):
         self.url = (url or os.environ.get("SLUICE_URL") or "http://127.0.0.1:8000").rstrip("/")
-        self.token = token if token is not None else os.environ.get("SLUICE_API_TOKEN")
+        env = os.environ.get
+        # Steering needs the API token; reads take a read token or the API token; deploy
+        # notifications an intake token or the API token. An explicit `token` is used for all.
+        self.token = token if token is not None else env("SLUICE_API_TOKEN")
+        self.read_token = token if token is not None else env("SLUICE_READ_TOKEN") or env("SLUICE_API_TOKEN")
+        self.intake_token = token if token is not None else env("SLUICE_API_TOKEN") or env("SLUICE_INTAKE_TOKEN")
         self.timeout = timeout
         self.session = requests.Session()
         # Retries on connection errors and 502/503/504 for idempotent reads only.
@@ -29,8 +34,9 @@ class SluiceClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = kwargs.pop("headers", {})
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = self.read_token if method == "GET" else self.intake_token if path == "/hooks/deploy" else self.token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             resp = self.session.request(method, self.url + path, headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:

@@ -39,6 +39,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "releases_finished": ("Releases that reached a final state, by state.", ("state",)),
     "hook_deliveries": ("Hook delivery attempts, by hook and outcome (delivered, failed, retry).", ("hook", "outcome")),
     "ticks": ("Release ticks run, by result (decided, idle, waiting, stale, busy, gone).", ("result",)),
+    "circleci_unmatched_deploys": (
+        "CircleCI deploy jobs (or workflows) ignored because no circleci.projects slug matched, by slug.",
+        ("project",),
+    ),
 }
 # name -> (help, bucket upper bounds in seconds)
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
@@ -112,6 +116,14 @@ def count_tick(store: Store, result: str) -> None:
         store.metrics.add([("ticks", (result,))])
     except StoreUnavailable:
         log.warning("could not record tick metrics", exc_info=True)
+
+
+def count_unmatched_deploy(store: Store, slug: str) -> None:
+    """A CircleCI deploy ignored because its project slug matched no configured project."""
+    try:
+        store.metrics.add([("circleci_unmatched_deploys", (slug[:128],))])
+    except StoreUnavailable:
+        log.warning("could not record the unmatched deploy metric", exc_info=True)
 
 
 # --- the web side: read it all back at scrape time ----------------------------------------------------

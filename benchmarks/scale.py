@@ -146,7 +146,11 @@ def run_one(workdir: Path, n: int, workers: int, seconds: float, warmup: float) 
         samples = [json.loads(x) for x in client.lrange("bench:ticks", 0, -1)]
         window = [s for s in samples if s[0] <= t0 + warmup + seconds]
         for _ in range(5):  # the web process under the same store: list and detail pages
-            requests.get(f"http://127.0.0.1:{web_port}/api/v1/releases?limit=50", timeout=30).raise_for_status()
+            requests.get(
+                f"http://127.0.0.1:{web_port}/api/v1/releases?limit=50",
+                headers={"Authorization": "Bearer bench"},
+                timeout=30,
+            ).raise_for_status()
         web_rss = rss_mib([web.proc.pid]) if web.proc else 0.0
         ticks = len(window)
         lags = [s[1] for s in window if s[1] is not None]

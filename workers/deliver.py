@@ -16,7 +16,7 @@ from app import metrics
 from app.context import Context, get_context
 from app.logs import release_context
 from app.models import Delivery, DeliveryAttempt, DeliveryState, Event
-from app.redact import redact
+from app.redact import redact_clip
 from integrations.registry.hooks import MissingSecret, send
 
 log = logging.getLogger("sluice.deliver")
@@ -78,8 +78,9 @@ def deliver(ctx: Context, delivery_id: str) -> str:
             duration_ms=round((time.time() - started) * 1000, 1),
             status=outcome.status,
             ok=outcome.ok,
-            response=redact(outcome.excerpt, secrets),
-            error=redact(outcome.error or "", secrets) or None,
+            # Redacted, then cut (senders keep up to EXCERPT_CHARS so that no secret is cut in two first).
+            response=redact_clip(outcome.excerpt, secrets, 300),
+            error=redact_clip(outcome.error or "", secrets, 200) or None,
         )
         delivery.attempts[-1] = attempt
         n = len(delivery.attempts)

@@ -315,8 +315,8 @@ def run_demo(keep: bool = False, console: Console | None = None) -> int:
         env_file.write_text(f"export SLUICE_URL={stack.api_url}\nexport SLUICE_API_TOKEN={stack.token}\n")
         env_file.chmod(0o600)
         out.print(
-            f"\nDashboard and API at {stack.api_url}; to use the CLI against it meanwhile: "
-            f"source {env_file} && sluice status\n"
+            f"\nDashboard and API at {stack.api_url} (log in with the SLUICE_API_TOKEN in {env_file}); "
+            f"to use the CLI against it meanwhile: source {env_file} && sluice status\n"
         )
         client = stack.client()
         results = {}

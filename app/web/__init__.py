@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask
+import logging
+
+from flask import Flask, redirect, request
 
 from app.logs import configure_logging
+from app.web.bodies import MAX_BODY_BYTES
 
-MAX_BODY_BYTES = 256 * 1024
+log = logging.getLogger("sluice.web")
 
 
 def create_app() -> Flask:
@@ -15,7 +18,7 @@ def create_app() -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from app.web import api, dashboard, deploy, errors, health, openapi
+    from app.web import api, auth, dashboard, deploy, errors, health, openapi
 
     errors.register(app)
     app.register_blueprint(health.bp)
@@ -27,4 +30,23 @@ def create_app() -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)
+
+    @app.before_request
+    def _reads_need_a_token():
+        """GETs need a read token (or a dashboard session) unless they are open (health, login);
+        POSTs authenticate in their handlers (steering: API token; receivers: token or signature)."""
+        if request.method not in auth.READ_METHODS or request.endpoint in (None, *auth.OPEN_ENDPOINTS):
+            return None
+        if request.endpoint in dashboard.PAGES and not auth.may_read():
+            return redirect(dashboard.login_url(request.full_path), 303)
+        auth.require_read()
+        return None
+
+    if auth.public_reads():
+        log.warning(
+            "SLUICE_PUBLIC_READS is on: anyone who can reach this server can read the API, the dashboard, "
+            "/metrics and /openapi.json, with no credentials"
+        )
+    elif not any(auth.tokens(auth.READ_ENVS)):
+        log.warning("every read is refused (401) until SLUICE_READ_TOKEN, or SLUICE_API_TOKEN, is set")
     return app

@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, request
+from pydantic import ValidationError
 
 from app.context import get_context
 from app.control import ACTIONS, ControlError, control
 from app.models import TERMINAL_STATES
 from app.views import ReleaseDetail, release_detail, release_summary
 from app.web.auth import require_token
-from app.web.errors import ApiError
+from app.web.bodies import parse_json, raw_body
+from app.web.errors import ApiError, validation_detail
 from app.web.openapi import doc, error
 from app.web.responses import (
     ApplicationInfo,
@@ -105,10 +107,17 @@ def steer(release_id: str, action: str):
         raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
     require_token()
     reason = ""
-    if request.content_length:
-        body = request.get_json(silent=True)
-        if isinstance(body, dict) and isinstance(body.get("reason"), str):
-            reason = body["reason"][:500]
+    raw = raw_body()
+    # A body that is not JSON is no error for a control action (there is just no reason); a JSON one
+    # is read strictly, since its reason is stored.
+    if raw.strip() and request.mimetype == "application/json":
+        body = parse_json(raw)
+        if not isinstance(body, dict):
+            raise ApiError(400, 'the body must be a JSON object, e.g. {"reason": "..."}')
+        try:
+            reason = SteerRequest.model_validate(body, strict=True).reason or ""
+        except ValidationError as exc:
+            raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None
     ctx = get_context()
     try:
         release = control(ctx, release_id, action, actor="api", reason=reason)

@@ -1,6 +1,7 @@
 """`POST /hooks/argocd` and `POST /hooks/argo-rollouts`: Argo notifications start releases.
 
-Authenticated by `Authorization: Bearer $SLUICE_API_TOKEN` (Argo's webhook service cannot sign).
+Authenticated by `Authorization: Bearer $SLUICE_INTAKE_TOKEN` (or the API token; Argo's webhook
+service cannot sign, and an intake token can only announce deploys).
 Bodies are the ones rendered by the templates in integrations/argo/, accepted as JSON whatever
 the Content-Type (Argo CD sends none unless configured). Which notifications announce which
 version is the integration's business (integrations/argo/notifications.py); one event (its
@@ -12,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from app.announcements import Announcement, Ignored
 from app.config import ArgoConfig
 from app.context import get_context
-from app.web.auth import require_token
-from app.web.bodies import any_json_body
+from app.web.auth import require_intake_token
+from app.web.bodies import any_json_body, raw_body
 from app.web.openapi import RECEIVER_ANSWERS, doc
 from app.web.receivers import ignored, process_once, start
 from integrations.argo.notifications import announce_argocd, announce_rollout
@@ -27,8 +28,8 @@ bp = Blueprint("argo", __name__)
 
 
 def _receive(source: str, announce: Callable[[ArgoConfig, dict[str, Any]], Announcement | Ignored]) -> Response:
-    require_token()
-    data = any_json_body(request.get_data(cache=True))
+    require_intake_token()
+    data = any_json_body(raw_body())
     ctx = get_context()
     result = announce(ctx.config.argo, data)
     if isinstance(result, Ignored):

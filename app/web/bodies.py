@@ -1,34 +1,114 @@
-"""Reading JSON request bodies strictly, with errors that say what to fix."""
+"""Reading request bodies strictly, with errors that say what to fix.
+
+Every body is bounded before it is parsed: at most MAX_BODY_BYTES (chunked bodies too: read one
+byte past the limit and answer 413, never a silently truncated body), JSON nested at most
+MAX_DEPTH deep (checked by a scan of the brackets before `json.loads`, which would otherwise
+recurse into a RecursionError on `[[[[...`), and no lone surrogates (`"\\ud800"` parses, but
+cannot be encoded, stored or compared as text).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
-from flask import request
+from flask import g, request
 from pydantic import BaseModel, ValidationError
 
 from app.web.errors import ApiError, validation_detail
 
 M = TypeVar("M", bound=BaseModel)
+MAX_BODY_BYTES = 256 * 1024
+MAX_DEPTH = 32
+_READ_CHUNK = 64 * 1024
+# A JSON string (its escapes skipped whole) or one bracket: brackets inside strings do not count.
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_OPENING = frozenset(b"[{")
+
+
+def too_large() -> ApiError:
+    return ApiError(413, f"request body too large (limit {MAX_BODY_BYTES // 1024} KiB)")
+
+
+def raw_body() -> bytes:
+    """The request body, read once, at most MAX_BODY_BYTES (413 past it, chunked or not)."""
+    cached = g.get("sluice_body")
+    if cached is not None:
+        return cached
+    length = request.content_length
+    if length is not None:
+        if length > MAX_BODY_BYTES:
+            raise too_large()
+        data = request.get_data(cache=True)
+    elif request.environ.get("wsgi.input_terminated"):
+        # Chunked (no Content-Length): the server ends the stream; read one byte past the limit.
+        stream = request.environ["wsgi.input"]
+        parts, total = [], 0
+        while total <= MAX_BODY_BYTES:
+            chunk = stream.read(min(_READ_CHUNK, MAX_BODY_BYTES + 1 - total))
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+        if total > MAX_BODY_BYTES:
+            raise too_large()
+        data = b"".join(parts)
+        request._cached_data = data  # what request.get_data() answers from now on
+    else:
+        data = request.get_data(cache=True)
+    g.sluice_body = data
+    return data
+
+
+def nesting_depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
+    """How deep `raw`'s brackets nest (outside strings), counted up to `limit + 1`."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return 0  # cannot be deeper than the limit: no scan needed
+    depth = deepest = 0
+    for m in _STRING_OR_BRACKET.finditer(raw):
+        c = m.group()[0]
+        if c in _OPENING:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif c != 0x22:  # a closing bracket (0x22: a string)
+            depth -= 1
+    return deepest
+
+
+def parse_json(raw: bytes) -> Any:
+    """Any JSON value, or a 400 that says what is wrong (never a RecursionError or UnicodeError)."""
+    if nesting_depth(raw) > MAX_DEPTH:
+        raise ApiError(400, f"the body is nested too deeply (at most {MAX_DEPTH} levels of arrays and objects)")
+    try:
+        data = json.loads(raw or b"null")
+    except RecursionError:
+        raise ApiError(400, f"the body is nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "the body holds a lone surrogate (such as \\ud800): not valid Unicode") from None
+    return data
 
 
 def any_json_body(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object whatever its Content-Type (Argo CD sends none unless configured)."""
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
     return data
 
 
-def json_body(model: type[M]) -> M:
+def json_body(model: type[M], *, strict: bool = False) -> M:
     if not request.mimetype or request.mimetype != "application/json":
         raise ApiError(415, "send the body as JSON with `Content-Type: application/json`")
-    data = any_json_body(request.get_data(cache=True))
+    data = any_json_body(raw_body())
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None

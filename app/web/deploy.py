@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.announcements import Announcement
 from app.context import get_context
 from app.models import CIContext
 from app.web.auth import require_token_or_signature
-from app.web.bodies import json_body
+from app.web.bodies import json_body, raw_body
 from app.web.openapi import doc, error
 from app.web.receivers import start
 from app.web.responses import Started
@@ -44,8 +44,8 @@ class DeployNotification(BaseModel):
     security=["bearer", "deploySignature"],
 )
 def deploy():
-    require_token_or_signature(request.get_data(cache=True))
-    note = json_body(DeployNotification)
+    require_token_or_signature(raw_body())
+    note = json_body(DeployNotification, strict=True)
     announcement = Announcement(
         service=note.service,
         version=note.version,

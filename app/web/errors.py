@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.announcements import PayloadError
 from app.config import ConfigError
@@ -40,7 +40,9 @@ _HINTS = {
     404: "no such endpoint; see GET /openapi.json",
     405: "method not allowed for this endpoint",
     413: "request body too large (limit 256 KiB)",
+    414: "request line too long (limit 4 KiB)",
 }
+MAX_REQUEST_LINE = 4094  # gunicorn's default limit_request_line; the gunicorn config lets Flask answer
 
 
 def register(app: Flask) -> None:
@@ -55,7 +57,18 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
-        return error_response(status, _HINTS.get(status, exc.description or exc.name))
+        headers = {}
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers["Allow"] = ", ".join(sorted(set(exc.valid_methods) | {"OPTIONS"}))
+        return error_response(status, _HINTS.get(status, exc.description or exc.name), headers=headers)
+
+    @app.before_request
+    def _request_line_limit():
+        """Long request lines get a JSON 414 (gunicorn is configured to let them through to here)."""
+        line = len(request.method) + len(request.full_path) + 10
+        if len(request.environ.get("RAW_URI") or "") > MAX_REQUEST_LINE or line > MAX_REQUEST_LINE:
+            return error_response(414, _HINTS[414])
+        return None
 
     @app.errorhandler(ConfigError)
     def _config_error(exc: ConfigError):

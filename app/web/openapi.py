@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import Rule
 
+from app.web.auth import OPEN_ENDPOINTS, READ_METHODS, SESSION_COOKIE
 from app.web.responses import Error, NotStarted, Started
 
 bp = Blueprint("openapi", __name__)
@@ -78,7 +79,20 @@ INFO = {
     '`{"error": "...", "detail": ...}` with a 4xx that says what to fix.',
 }
 SECURITY_SCHEMES = {
-    "bearer": {"type": "http", "scheme": "bearer", "description": "SLUICE_API_TOKEN"},
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "SLUICE_API_TOKEN (everything), SLUICE_READ_TOKEN (reads: every GET but health and "
+        "login), SLUICE_INTAKE_TOKEN (deploy notifications and the Argo receivers only). Each operation "
+        "says which it takes.",
+    },
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": SESSION_COOKIE,
+        "description": "The dashboard's session (HttpOnly, SameSite=Strict), set by POST /login with a read "
+        "or API token; reads only.",
+    },
     "deploySignature": {
         "type": "apiKey",
         "in": "header",
@@ -107,10 +121,14 @@ class _Builder:
             return {schema: {"schema": {"type": "string"}}}
         return {"application/json": {"schema": self.schema(schema, mode)}}
 
-    def operation(self, d: Doc, rule: Rule) -> dict[str, Any]:
+    def operation(self, d: Doc, rule: Rule, method: str = "GET") -> dict[str, Any]:
         responses = {
             str(code): {"description": text, "content": self.content(s)} for code, (s, text) in d.responses.items()
         }
+        security = list(d.security)
+        if method in READ_METHODS and rule.endpoint not in OPEN_ENDPOINTS and not security:
+            security = ["bearer", "session"]  # reads: a read (or API) token, or the dashboard's session
+            responses.setdefault("401", {"description": "A read token is needed.", "content": self.content(Error)})
         responses["default"] = {
             "description": "An error: JSON with `error` (what to fix) and sometimes `detail`.",
             "content": self.content(Error),
@@ -129,8 +147,8 @@ class _Builder:
             op["parameters"] = params
         if d.body is not None:
             op["requestBody"] = {"required": d.body_required, "content": self.content(d.body, "validation")}
-        if d.security:
-            op["security"] = [{name: []} for name in d.security]
+        if security:
+            op["security"] = [{name: []} for name in security]
         return op
 
     def components(self) -> dict[str, Any]:
@@ -173,7 +191,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
             raise RuntimeError(f"route {rule.rule} ({rule.endpoint}) has no @doc(...) for /openapi.json")
         path = _PATH_PARAM.sub(r"{\1}", rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = builder.operation(d, rule)
+            paths.setdefault(path, {})[method.lower()] = builder.operation(d, rule, method)
     return {
         "openapi": "3.1.0",
         "info": INFO,

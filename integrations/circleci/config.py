@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from app.config.base import LabelValue, Name, Strict
-from integrations.circleci.events import check_version_template
+from integrations.circleci.events import canonical_slug, check_version_template
 
 
 class CircleCIDeploy(Strict):
@@ -36,7 +36,8 @@ class CircleCIDeploy(Strict):
 class CircleCIProject(Strict):
     slug: str = Field(
         pattern=r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$",
-        description="The project slug as CircleCI sends it, e.g. gh/acme/shop or circleci/<org-id>/<project-id>.",
+        description="The project slug, e.g. gh/acme/shop (github/acme/shop is the same project) or "
+        "circleci/<org-id>/<project-id> for GitHub App projects.",
     )
     deploys: list[CircleCIDeploy] = Field(min_length=1)
 
@@ -48,10 +49,19 @@ class CircleCIConfig(Strict):
     projects: list[CircleCIProject] = Field(default_factory=list)
 
     def deploy_for(self, slug: str, job: str | None, workflow: str | None) -> CircleCIDeploy | None:
+        wanted = canonical_slug(slug)  # gh/ and github/, bb/ and bitbucket/ are one project
         for project in self.projects:
-            if project.slug.lower() != slug.lower():
+            if canonical_slug(project.slug) != wanted:
                 continue
             for d in project.deploys:
                 if (job is not None and d.job == job) or (workflow is not None and d.workflow == workflow):
                     return d
         return None
+
+    def names_a_deploy(self, job: str | None, workflow: str | None) -> bool:
+        """Whether some project's deploy has this job (or workflow) name."""
+        return any(
+            (job is not None and d.job == job) or (workflow is not None and d.workflow == workflow)
+            for p in self.projects
+            for d in p.deploys
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,33 @@ VERSION_FIELDS: dict[str, tuple[str, ...]] = {
     "project.name": ("project", "name"),
 }
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+# The fields that are numbers in CircleCI's payloads; all others are strings. A payload whose field
+# has another type (`"number": true`) is refused rather than rendered into a version like `1.0.True`.
+NUMBER_FIELDS = frozenset({"pipeline.number", "job.number"})
+# GitHub App pipelines (project slug `circleci/<org-id>/<project-id>`) carry no `pipeline.vcs`.
+GITHUB_APP_MISSING = frozenset(f for f in VERSION_FIELDS if f.startswith("pipeline.vcs."))
+# The two spellings CircleCI uses for a VCS in project slugs (`gh/org/repo` in the UI and API v1.1,
+# `github/org/repo` in webhooks and API v2).
+_VCS_SPELLINGS = {"gh": "github", "bb": "bitbucket"}
+
+
+def canonical_slug(slug: str) -> str:
+    """One spelling of a project slug: `gh/` and `github/` (`bb/` and `bitbucket/`) are the same
+    project; case does not matter. `circleci/<org-id>/<project-id>` (GitHub App) stays as it is."""
+    vcs, sep, rest = slug.strip().lower().partition("/")
+    return _VCS_SPELLINGS.get(vcs, vcs) + sep + rest
+
+
+def github_app_gaps(template: str) -> list[str]:
+    """The fields of a version template that a GitHub App pipeline's payload does not have."""
+    return [p for p in template_placeholders(template) if p in GITHUB_APP_MISSING]
+
+
+class UnmatchedDeploy(Ignored):
+    """A successful-or-not deploy job (or workflow) whose name is configured, from a project slug that
+    no `circleci.projects` entry matches: most likely a slug spelt differently. Counted and logged."""
+
+    slug: str
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -92,9 +120,16 @@ def render_version(template: str, payload: dict[str, Any]) -> str:
         if name not in VERSION_FIELDS:
             raise TemplateError(f"unknown field {{{name}}} in the version template")
         found = _lookup(payload, VERSION_FIELDS[name])
-        if found is None or isinstance(found, dict | list) or found == "":
+        if found is None or found == "":
             raise TemplateError(f"the payload has no {name} for the version template {template!r}")
-        text = str(found)
+        if name in NUMBER_FIELDS:
+            if not isinstance(found, int) or isinstance(found, bool):
+                raise TemplateError(f"{name} must be a number, not {json.dumps(found)[:40]}")
+            text = str(found)
+        elif isinstance(found, str):
+            text = found
+        else:
+            raise TemplateError(f"{name} must be a string, not {json.dumps(found)[:40]}")
         return text[:7] if name.endswith("_short") else text
 
     return _PLACEHOLDER_RE.sub(value, template)
@@ -132,10 +167,14 @@ def announce(circleci: CircleCIConfig, event_type: str, data: dict[str, Any]) ->
         what, status = f"workflow {workflow_name!r}", _lookup(data, ("workflow", "status"))
         mapping = circleci.deploy_for(slug, None, workflow_name)
     if mapping is None:
-        known = [p.slug for p in circleci.projects]
-        if any(k.lower() == slug.lower() for k in known):
+        known = {canonical_slug(p.slug) for p in circleci.projects}
+        if canonical_slug(slug) in known:
             return Ignored(reason=f"{what} of project {slug!r} is not a deploy in circleci.projects")
-        return Ignored(reason=f"project {slug!r} is not in circleci.projects")
+        reason = f"project {slug!r} is not in circleci.projects"
+        if circleci.names_a_deploy(job_name, workflow_name if event_type != "job-completed" else None):
+            configured = ", ".join(sorted(p.slug for p in circleci.projects))
+            return UnmatchedDeploy(reason=f"{reason} (configured: {configured}); {what} looks like a deploy", slug=slug)
+        return Ignored(reason=reason)
     if status != "success":
         return Ignored(reason=f"{what} finished with status {status!r}; only a successful deploy starts a release")
     try:
@@ -143,15 +182,18 @@ def announce(circleci: CircleCIConfig, event_type: str, data: dict[str, Any]) ->
     except ValueError as exc:  # TemplateError included
         raise PayloadError(f"version template {mapping.version!r}: {exc}") from None
     try:
-        ci = CIContext(
-            provider="circleci",
-            project_slug=slug,
-            workflow_id=_lookup(data, ("workflow", "id")),
-            pipeline_id=_lookup(data, ("pipeline", "id")),
-            pipeline_number=_lookup(data, ("pipeline", "number")),
-            job_number=_lookup(data, ("job", "number")),
-            job_name=job_name,
-            build_url=build_url(data),
+        ci = CIContext.model_validate(
+            {
+                "provider": "circleci",
+                "project_slug": slug,
+                "workflow_id": _lookup(data, ("workflow", "id")),
+                "pipeline_id": _lookup(data, ("pipeline", "id")),
+                "pipeline_number": _lookup(data, ("pipeline", "number")),
+                "job_number": _lookup(data, ("job", "number")),
+                "job_name": job_name,
+                "build_url": build_url(data),
+            },
+            strict=True,  # a `true` pipeline number is refused, not read as 1
         )
     except ValidationError as exc:
         raise PayloadError("the payload has invalid CircleCI ids", exc) from None

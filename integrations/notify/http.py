@@ -14,6 +14,8 @@ import requests
 from integrations.notify.webhook import Outcome, parse_retry_after
 
 USER_AGENT = "Sluice/1"
+# What of an answer is kept for the record: the delivery worker redacts it, then cuts it shorter.
+EXCERPT_CHARS = 4096
 RETRY_STATUSES = frozenset({408, 425, 429})
 
 
@@ -46,7 +48,7 @@ def call(
 
 
 def classify(resp: requests.Response) -> Outcome:
-    excerpt = resp.text[:300]
+    excerpt = resp.text[:EXCERPT_CHARS]
     if 200 <= resp.status_code < 300:
         return Outcome(True, resp.status_code, excerpt, retryable=False)
     retryable = resp.status_code in RETRY_STATUSES or resp.status_code >= 500
@@ -66,12 +68,12 @@ def error_message(resp: requests.Response) -> str | None:
     try:
         data = resp.json()
     except ValueError:
-        return resp.text.strip()[:200] or None
+        return resp.text.strip()[:EXCERPT_CHARS] or None
     if isinstance(data, dict):
         for key in ("message", "error", "errors"):
             if data.get(key):
                 value = data[key]
-                return (value if isinstance(value, str) else json.dumps(value))[:200]
+                return (value if isinstance(value, str) else json.dumps(value))[:EXCERPT_CHARS]
     return None
 
 

@@ -18,6 +18,7 @@ import requests
 from pydantic import Field
 
 from app.config.base import Duration, EnvName
+from app.redact import safe_url, url_secrets
 from integrations.notify.interface import HookBase, HookEnv, HookKind, Outcome, Plan, env_secret, render_payload
 
 USER_AGENT = "Sluice-Webhook/1"
@@ -62,7 +63,7 @@ def post(
         resp = (session or requests).post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
         return Outcome(False, None, "", retryable=True, error=f"{type(exc).__name__}: could not reach the receiver")
-    excerpt = resp.text[:300]
+    excerpt = resp.text[:4096]  # redacted, then cut shorter, by the delivery worker
     if 200 <= resp.status_code < 300:
         return Outcome(True, resp.status_code, excerpt, retryable=False)
     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -97,13 +98,14 @@ class WebhookHook(HookBase):
 
 
 def plan(hook: WebhookHook, fields: dict[str, Any], config: Any) -> Plan:
-    return hook.url, render_payload(hook.payload, fields) if hook.payload else {}
+    # Stored on the delivery (in Redis) and shown: never the URL's credentials or query (`?token=`).
+    return safe_url(hook.url), render_payload(hook.payload, fields) if hook.payload else {}
 
 
 def send(hook: WebhookHook, delivery: dict[str, Any], env: HookEnv | None = None) -> tuple[Outcome, list[str]]:
     secret = env_secret(hook.secret_env, "the signing secret")
     outcome = post(hook.url, delivery["payload"], delivery["id"], delivery["event"], secret, timeout=hook.timeout)
-    return outcome, [secret] if secret else []
+    return outcome, ([secret] if secret else []) + url_secrets(hook.url)
 
 
 KIND = HookKind(WebhookHook, send, "a signed JSON POST to any URL", plan=plan)

@@ -18,6 +18,7 @@ from app.demo.stack import free_port
 from app.store import PREFIX
 from app.web import MAX_BODY_BYTES, create_app
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text
+from tests.support.web import logged_in
 from workers.tick import tick
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,8 @@ def ctx(redis_url: str, prom: FakePrometheus, router: FakeRouter, monkeypatch: p
 
 @pytest.fixture
 def client(ctx: Context) -> FlaskClient:
-    return create_app().test_client()
+    """Logged in for reads as the dashboard is (a session cookie); writes still send their token."""
+    return logged_in(create_app().test_client(), TOKEN)
 
 
 def assert_json_error(resp: TestResponse, status: int) -> dict[str, Any]:

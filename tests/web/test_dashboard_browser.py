@@ -1,7 +1,8 @@
 """The dashboard in a real browser (headless Chromium, the Debian package) against a real release.
 
 A DemoStack (Redis, HAProxy, Prometheus, three versions of the demo service, Sluice web +
-worker) runs a slow policy so that the page can be watched while the release is running:
+worker) runs a slow policy so that the page can be watched while the release is running
+(after logging in as a person would: reads need a token):
 the step and a chart update live, and the abort button (with the token typed into the page)
 ends the release with traffic back on stable, as HAProxy and the load generator both show.
 A bad version's failed release is screenshotted for the README.
@@ -87,6 +88,19 @@ def page(browser):
     assert not external, f"the dashboard loaded something from outside: {external}"
 
 
+def open_logged_in(page, stack: DemoStack, path: str) -> None:
+    """Open a dashboard page as a person would: sent to the login form first, then back to the page."""
+    page.goto(f"{stack.api_url}{path}")
+    page.wait_for_selector("#login-token", timeout=10_000)
+    assert "/login?next=" in page.url
+    page.fill("#login-token", stack.token)
+    page.locator('#login button[type="submit"]').click()
+    page.wait_for_url(f"{stack.api_url}{path}")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "sluice_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and stack.token not in cookie["value"]
+    assert page.evaluate("document.cookie") == ""  # out of scripts' reach
+
+
 def haproxy_weights(stack: DemoStack) -> dict[str, int]:
     client = RuntimeClient(stack.haproxy_socket)
     return {name: client.get_weight(SERVICE, name) for name in client.servers(SERVICE)}
@@ -97,7 +111,7 @@ def test_watch_a_running_release_and_abort_it(stack, page, artifacts):
     answer = demo_stack.client().deploy(SERVICE, GOOD, application="bluesky")
     rid = answer["release"]
 
-    page.goto(f"{demo_stack.api_url}/")
+    open_logged_in(page, demo_stack, "/")
     row = page.locator(f'tr[data-release="{rid}"]')
     row.wait_for(timeout=10_000)
     page.screenshot(path=str(artifacts / "dashboard-list.png"))
@@ -149,7 +163,7 @@ def test_a_failed_release_says_why_at_the_top(stack, page, artifacts):
     demo_stack, _ = stack
     answer = demo_stack.client().deploy(SERVICE, BAD, application="bluesky")
     rid = answer["release"]
-    page.goto(f"{demo_stack.api_url}/releases/{rid}")
+    open_logged_in(page, demo_stack, f"/releases/{rid}")
     page.wait_for_selector('body[data-state="failed"]', timeout=60_000)
     page.wait_for_timeout(300)  # the last render's canvases
 

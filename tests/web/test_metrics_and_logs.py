@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.logs import JsonFormatter, ReleaseFilter
 from app.web import create_app
-from tests.support.web import AUTH, TOKEN
+from tests.support.web import AUTH, TOKEN, logged_in
 from workers.deliver import run_delivery
 from workers.tick import run_tick
 
@@ -32,7 +32,7 @@ def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_count_what_workers_did(ctx):
-    client = create_app().test_client()
+    client = logged_in(create_app().test_client())
     rid = client.post("/hooks/deploy", json={"service": "web", "version": "1.1.0"}, headers=AUTH).get_json()["release"]
     run_tick(rid, 0)
     run_tick(rid, 1)
@@ -78,7 +78,7 @@ def log_lines():
 
 
 def test_release_work_is_logged_with_the_release_id_and_no_secret(ctx, log_lines, receiver):
-    client = create_app().test_client()
+    client = logged_in(create_app().test_client())
     rid = client.post("/hooks/deploy", json={"service": "web", "version": "1.1.0"}, headers=AUTH).get_json()["release"]
     run_tick(rid, 0)
     run_tick(rid, 1)

@@ -9,6 +9,8 @@ against the schemas too, so the documented shapes are the ones the dashboard rea
 from __future__ import annotations
 
 import json
+import os
+from unittest import mock
 
 import pytest
 import schemathesis
@@ -24,13 +26,13 @@ from schemathesis.specs.openapi.checks import (
 
 from app.web import create_app
 from app.web.openapi import build_spec
-from tests.support.web import AUTH
+from tests.support.web import AUTH, TOKEN, logged_in
 from workers.deliver import run_delivery
 from workers.tick import run_tick
 
 pytestmark = pytest.mark.integration
 
-HTML_PATHS = {"/", "/releases/{release_id}"}
+HTML_PATHS = {"/", "/releases/{release_id}", "/login", "/logout"}
 
 
 @schemathesis.check
@@ -57,7 +59,9 @@ CHECKS = [
 # /openapi.json needs no Redis, so the document loads at import; requests reach Redis through
 # the `ctx` fixture, which every test below takes. (schemathesis.pytest.from_fixture does not
 # work with pytest 9's nodes, hence a module-level schema.)
-schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app())
+# The document is read with a token, as every read is (the token is set only while it loads).
+with mock.patch.dict(os.environ, {"SLUICE_API_TOKEN": TOKEN}):
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(), headers=AUTH)
 schema.config.generation.update(
     modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=20, deterministic=True
 )
@@ -75,7 +79,7 @@ def test_api_conforms_to_its_openapi_document(ctx, case):
 
 
 def test_real_releases_match_the_documented_schemas(ctx, api_schema):
-    client = create_app().test_client()
+    client = logged_in(create_app().test_client())
     started = client.post("/hooks/deploy", json={"service": "web", "version": "1.1.0"}, headers=AUTH)
     assert started.status_code == 202, started.get_json()
     rid = started.get_json()["release"]
@@ -129,12 +133,29 @@ def test_real_releases_match_the_documented_schemas(ctx, api_schema):
 
 def test_the_document_describes_every_route(ctx):
     app = create_app()
-    spec = app.test_client().get("/openapi.json").get_json()
+    spec = app.test_client().get("/openapi.json", headers=AUTH).get_json()
     documented = {p.replace("{", "<").replace("}", ">") for p in spec["paths"]}
     for rule in app.url_map.iter_rules():
         if rule.endpoint.endswith("static"):
             continue
         assert rule.rule in documented, f"{rule.rule} is not in /openapi.json"
+
+
+def test_the_document_declares_the_bearer_scheme_and_which_operations_need_it(ctx):
+    spec = create_app().test_client().get("/openapi.json", headers=AUTH).get_json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert schemes["session"]["in"] == "cookie"
+    open_reads = {("/healthz", "get"), ("/readyz", "get"), ("/login", "get")}
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            names = {name for requirement in op.get("security", []) for name in requirement}
+            if (path, method) in open_reads or path in ("/login", "/logout"):
+                assert not names, (path, method)
+            elif method == "get" or path.startswith("/api/"):
+                assert "bearer" in names, (path, method)
+            if method == "get" and (path, method) not in open_reads:
+                assert "401" in op["responses"], (path, method)
 
 
 def test_a_route_without_a_description_cannot_be_served_undocumented():

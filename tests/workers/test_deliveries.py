@@ -19,9 +19,9 @@ from app.context import Context, set_context
 from app.intake import start_release
 from app.models import Release
 from app.store import PREFIX
-from app.web import create_app
 from integrations.notify.webhook import USER_AGENT, verify
 from tests.support.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver, config_text
+from tests.support.web import read_api
 from workers.deliver import deliver
 from workers.scheduler import QUEUE_NAME, enqueue_due
 from workers.tick import tick
@@ -283,8 +283,7 @@ def test_secret_never_recorded_or_shown(ctx: Context, receiver: WebhookReceiver)
             assert SECRET.encode() not in v, key
 
     set_context(ctx)
-    client = create_app().test_client()
-    resp = client.get(f"/api/v1/releases/{rel.id}")
+    resp = read_api(f"/api/v1/releases/{rel.id}")
     assert resp.status_code == 200
     text = resp.get_data(as_text=True)
     assert SECRET not in text

@@ -60,7 +60,13 @@
   }
 
   async function getJSON(url) {
-    const resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    // Same-origin fetches carry the HttpOnly session cookie set by /login; when it has expired
+    // (or the token changed), log in again and come back here.
+    const resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" });
+    if (resp.status === 401) {
+      location.href = `/login?${new URLSearchParams({ next: location.pathname + location.search })}`;
+      throw new Error("log in first");
+    }
     const body = await resp.json().catch(() => ({}));
     if (!resp.ok) throw new Error(body.error || `${resp.status} ${resp.statusText}`);
     return body;

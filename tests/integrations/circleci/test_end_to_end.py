@@ -22,6 +22,7 @@ from app.web import create_app
 from tests.support.ci import CIRCLE_TOKEN, PD_KEY, SLUG, get, job_completed, signed
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault
 from tests.support.fakes import FakePrometheus, FakeRouter
+from tests.support.web import read_api
 from workers.scheduler import QUEUE_NAME, enqueue_due
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,7 @@ def announce(ctx: Context, circle: FakeCircleCI, number: int) -> tuple[str, str]
 
 
 def shown_deliveries(rid: str) -> dict[str, dict]:
-    data = create_app().test_client().get(f"/api/v1/releases/{rid}").get_json()
+    data = read_api(f"/api/v1/releases/{rid}").get_json()
     return {d["hook"]: d for d in data["hook_deliveries"]}
 
 

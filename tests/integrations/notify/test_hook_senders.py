@@ -17,10 +17,10 @@ from app.context import Context
 from app.intake import start_release
 from app.models import CIContext, Delivery, Release
 from app.store import PREFIX
-from app.web import create_app
 from tests.support.ci import CIRCLE_TOKEN, PD_KEY, PUBLIC_URL, SLUG, ci_config, get
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault
 from tests.support.fakes import BASE_CONFIG, FakePrometheus, FakeRouter
+from tests.support.web import read_api
 from workers.deliver import INTERRUPTED, deliver
 from workers.tick import tick
 
@@ -287,7 +287,7 @@ def test_slack_url_is_never_recorded_or_shown(ctx: Context, slack: FakeSlack) ->
     for key in ctx.store.r.scan_iter(PREFIX + "*"):
         if ctx.store.r.type(key) == b"string":
             assert secret.encode() not in (ctx.store.r.get(key) or b""), key
-    shown = create_app().test_client().get(f"/api/v1/releases/{rel.id}").get_data(as_text=True)
+    shown = read_api(f"/api/v1/releases/{rel.id}").get_data(as_text=True)
     assert secret not in shown and "[redacted]" in shown
 
 
@@ -357,7 +357,7 @@ def test_a_worker_killed_mid_call_is_recorded_and_counts_towards_max_attempts(ct
     _killed_mid_call(ctx, slack, did)
     d = delivery(ctx, did)
     assert d.state == "pending" and [a.error for a in d.attempts] == [INTERRUPTED]
-    assert "interrupted" in create_app().test_client().get(f"/api/v1/releases/{rel.id}").get_data(as_text=True)
+    assert "interrupted" in read_api(f"/api/v1/releases/{rel.id}").get_data(as_text=True)
     assert deliver(ctx, did).startswith("delivered")
     assert [a.status for a in delivery(ctx, did).attempts] == [None, 200]
     # A delivery that kills its worker every time (max_attempts: 3) is given up, not retried forever.

@@ -17,11 +17,11 @@ from app.context import Context, set_context
 from app.intake import start_release
 from app.models import CheckResult, Release
 from app.store import PREFIX
-from app.web import create_app
 from integrations.notify.teams import CARD_CONTENT_TYPE, MESSAGE_LIMIT, REASON_LIMIT, build_card, message_size
 from tests.support.ci import PUBLIC_URL, ci_config, get
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, Fault, _Fake, _reply
 from tests.support.fakes import FakePrometheus, FakeRouter, Recorded
+from tests.support.web import read_api
 from workers.deliver import deliver
 from workers.tick import tick
 
@@ -189,7 +189,7 @@ def test_the_url_is_never_recorded_or_shown(tctx: Context, teams: FakeTeams) -> 
         if tctx.store.r.type(key) == b"string":
             raw = tctx.store.r.get(key) or b""
             assert SIG.encode() not in raw and FakeTeams.WORKFLOW.encode() not in raw, key
-    shown = create_app().test_client().get(f"/api/v1/releases/{rel.id}").get_data(as_text=True)
+    shown = read_api(f"/api/v1/releases/{rel.id}").get_data(as_text=True)
     assert SIG not in shown and FakeTeams.WORKFLOW not in shown and "[redacted]" in shown
 
 

@@ -1,0 +1,95 @@
+"""The web process as deployed (gunicorn with app/web/serving.py): what gunicorn answers itself is
+JSON, chunked bodies over the limit get 413, and slow clients do not starve /healthz or webhooks
+(the full measurement, 200 connections, is benchmarks/slowloris.py)."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.demo.stack import Process, free_port, wait_until
+from benchmarks.slowloris import SlowClients
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "serving-test-token"
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    workdir = tmp_path_factory.mktemp("serving")
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "app/web/serving.py"), "--bind", f"127.0.0.1:{port}"]
+    env = {"SLUICE_API_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "WEB_CONCURRENCY": "1"}
+    proc = Process("web", [*args, "app:create_app()"], workdir, env=env).start()
+    try:
+        wait_until(lambda: request(port, "GET", "/healthz")[0] == 200, 30, "web", proc.proc, proc.log)
+        yield port
+    finally:
+        proc.stop()
+
+
+def request(port: int, method: str, path: str, body=None, headers=None, chunked=False):  # type: ignore[no-untyped-def]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Content-Type") or "", resp.read()
+    finally:
+        conn.close()
+
+
+def raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_chunked_bodies_over_the_limit_get_413_not_truncated(web: int) -> None:
+    def chunks(size: int) -> Iterator[bytes]:
+        yield b'{"service": "'
+        for _ in range(size // 8192):
+            yield b"x" * 8192
+        yield b'"}'
+
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    status, kind, body = request(web, "POST", "/hooks/deploy", chunks(300 * 1024), headers, chunked=True)
+    assert status == 413 and kind.startswith("application/json"), body[:200]
+    status, _, body = request(web, "POST", "/hooks/deploy", b"[" * 1000, headers, chunked=False)
+    assert status == 400 and b"nested too deeply" in body
+
+
+def test_what_gunicorn_answers_itself_is_json(web: int) -> None:
+    status, kind, body = request(web, "GET", "/" + "x" * 6000)
+    assert status == 414 and kind.startswith("application/json"), body[:200]  # Flask's own
+    answer = raw(web, b"GET /" + b"x" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")  # past gunicorn's limit
+    assert answer.startswith(b"HTTP/1.1 414") and b"application/json" in answer and b"<html" not in answer
+    answer = raw(web, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and b'{"error": ' in answer
+
+
+def test_slow_clients_do_not_starve_health_or_webhooks(web: int) -> None:
+    slow = SlowClients(web, 60).start()
+    try:
+        time.sleep(2)
+        assert slow.open >= 50
+        timings = []
+        for _ in range(10):
+            started = time.perf_counter()
+            status, _, _ = request(web, "GET", "/healthz")
+            timings.append(time.perf_counter() - started)
+            assert status == 200
+            status, _, _ = request(web, "POST", "/hooks/deploy", b"{}", {"Content-Type": "application/json"})
+            assert status == 401  # answered (no token): the receiver is reachable
+        assert max(timings) < 1.0, timings  # ~2 ms measured; loose for a shared, busy machine
+    finally:
+        slow.stop()
