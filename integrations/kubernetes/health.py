@@ -70,12 +70,43 @@ def observe_cluster(
         log.warning("release %s: cluster health unavailable: %s", release.id, exc)
         obs.restarts_detail = f"cluster health unavailable: {type(exc).__name__}"
         return
-    obs.restarts, obs.max_restarts = restarts_since(ctx, release, pods), svc.max_restarts
+    restarts, flaps = restarts_since(ctx, release, pods), readiness_flaps(release, pods, time.time())
+    obs.restarts, obs.max_restarts = restarts + len(flaps), svc.max_restarts
     worst = sorted(pods, key=pod_restarts, reverse=True)[:3]
     obs.restarts_detail = (
-        f"{obs.restarts} restart(s) of {release.target_version}'s containers since the release started "
+        f"{restarts} restart(s) of {release.target_version}'s containers since the release started "
         f"({len(pods)} pod(s)" + "".join(f"; {p['metadata']['name']}: {pod_restarts(p)} in total" for p in worst) + ")"
     )
+    if flaps:
+        obs.restarts_detail += f"; readiness lost during the release: {', '.join(flaps[:3])} (each counts as a restart)"
+
+
+# A pod created during the release that is still not ready after this long has lost readiness.
+READY_GRACE = 30.0
+
+
+def readiness_flaps(release: Release, pods: list[dict[str, Any]], now: float) -> list[str]:
+    """Pods of the candidate whose readiness changed during the release: a pod that existed before it
+    and whose Ready condition changed since (it went unready, and maybe back), or a newer pod not
+    ready after READY_GRACE. The API keeps only the last transition, so this is a floor: a pod that
+    flapped twice between two evaluations counts once."""
+    flapped = []
+    for pod in pods:
+        meta = pod.get("metadata", {})
+        created = parse_time(meta.get("creationTimestamp"))
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+        if ready is None:
+            continue
+        changed = parse_time(ready.get("lastTransitionTime"))
+        # creationTimestamp has one-second resolution: a pod created in the release's second existed before it
+        before = created is not None and created <= release.created_at
+        if before:
+            if changed is not None and changed > release.created_at:
+                flapped.append(meta.get("name", "?"))
+        elif ready.get("status") != "True" and created is not None and now - created > READY_GRACE:
+            flapped.append(meta.get("name", "?"))
+    return flapped
 
 
 def restarts_since(ctx: Context, release: Release, pods: list[dict[str, Any]]) -> int:

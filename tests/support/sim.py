@@ -113,6 +113,16 @@ class Sim:
 
         self.api.mutate("", "pods", self.ns, f"{dep_name(service, version)}-{pod}", change)
 
+    def unready(self, service: str, version: str, pod: int = 0) -> None:
+        """The pod's readiness probe fails now (its Ready condition turns False)."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+        def change(p: dict[str, Any]) -> None:
+            p["status"]["containerStatuses"][0]["ready"] = False
+            p["status"]["conditions"] = [{"type": "Ready", "status": "False", "lastTransitionTime": now}]
+
+        self.api.mutate("", "pods", self.ns, f"{dep_name(service, version)}-{pod}", change)
+
     def root_service(self, service: str, port: int = 8080) -> None:
         self.api.apply(
             {
