@@ -11,6 +11,6 @@ from redis import RedisError as StoreUnavailable
 
 from app.store import keys
 from app.store.keys import PREFIX
-from app.store.store import DEDUP_TTL, Store, connect, new_release_id
+from app.store.store import DEDUP_TTL, DedupBusy, Store, connect, new_release_id
 
-__all__ = ["DEDUP_TTL", "PREFIX", "Store", "StoreUnavailable", "connect", "keys", "new_release_id"]
+__all__ = ["DEDUP_TTL", "PREFIX", "DedupBusy", "Store", "StoreUnavailable", "connect", "keys", "new_release_id"]

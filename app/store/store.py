@@ -22,6 +22,15 @@ from app.store.metrics import MetricsStore
 
 PREFIX = keys.PREFIX
 DEDUP_TTL = 30 * 24 * 3600
+# A dedup key whose release does not exist is taken over only once it is this old: `create` writes
+# both in one script, so a missing release was removed (or a writer died half-way, which only a
+# Sluice older than the script could do), and a young one may still be a writer's.
+DANGLING_GRACE = 300
+
+
+class DedupBusy(Exception):
+    """A dedup key names a release that is not there, and is too young to be declared dangling."""
+
 
 # A deploy notification seen before: return its release, count the duplicate, keep the first few.
 _DUPLICATE = """
@@ -32,6 +41,32 @@ if not release then return false end
 local n = redis.call('incr', ARGV[1] .. 'release:' .. id .. ':duplicates')
 if n <= tonumber(ARGV[3]) then redis.call('rpush', ARGV[1] .. 'release:' .. id .. ':events', ARGV[2]) end
 return release
+"""
+
+# Create a release unless its dedup key names one, in one step: the dedup key, the release, its listing,
+# its first event and (optionally) its first tick are written together, or not at all. An existing
+# release is returned (the duplicate counted, the first few kept as events); a dedup key without its
+# release is overwritten only when DANGLING_GRACE old (see `DEDUP_TTL - ttl`), else {2, id}.
+_CREATE = """
+local id = redis.call('get', KEYS[1])
+if id then
+  local existing = redis.call('get', ARGV[1] .. 'release:' .. id)
+  if existing then
+    local n = redis.call('incr', ARGV[1] .. 'release:' .. id .. ':duplicates')
+    if ARGV[9] ~= '' and n <= tonumber(ARGV[10]) then
+      redis.call('rpush', ARGV[1] .. 'release:' .. id .. ':events', ARGV[9])
+    end
+    return {0, existing}
+  end
+  local ttl = redis.call('ttl', KEYS[1])
+  if ttl >= 0 and tonumber(ARGV[6]) - ttl < tonumber(ARGV[11]) then return {2, id} end
+end
+redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[6])
+redis.call('set', KEYS[2], ARGV[3])
+redis.call('zadd', KEYS[3], ARGV[4], ARGV[2])
+redis.call('rpush', KEYS[4], ARGV[5])
+if ARGV[7] ~= '' then redis.call('zadd', KEYS[5], ARGV[8], ARGV[7]) end
+return {1, ARGV[3]}
 """
 
 # Delete a key only if it still holds our value: a lock we own (it may have expired and been taken
@@ -62,6 +97,7 @@ class Store:
         self.metrics = MetricsStore(client)
         self._unlock = client.register_script(_DELETE_IF_EQUAL)
         self._duplicate = client.register_script(_DUPLICATE)
+        self._create = client.register_script(_CREATE)
 
     # --- releases ---------------------------------------------------------------------------------
 
@@ -121,26 +157,47 @@ class Store:
         return [CheckResult.model_validate_json(x) for x in raws]
 
     def create(
-        self, release: Release, dedup_key: str, event: Event, first_tick_at: float | None = None
+        self,
+        release: Release,
+        dedup_key: str,
+        event: Event,
+        first_tick_at: float | None = None,
+        duplicate: Event | None = None,
+        keep: int = 10,
     ) -> tuple[Release, bool]:
         """Store a new release unless `dedup_key` already names one; returns (release, created).
-        `first_tick_at` schedules its first tick in the same transaction, so a release is never
-        stored without a tick that will move it."""
-        key = keys.dedup(dedup_key)
-        if not self.r.set(key, release.id, nx=True, ex=DEDUP_TTL):
-            existing_id = self.r.get(key)
-            existing = self.get(_text(existing_id)) if existing_id else None
-            if existing is not None:
-                return existing, False
-            self.r.set(key, release.id, ex=DEDUP_TTL)  # dangling key: the release was never written
-        pipe = self.r.pipeline(transaction=True)
-        pipe.set(keys.release(release.id), release.model_dump_json())
-        pipe.zadd(keys.RELEASES, {release.id: release.created_at})
-        pipe.rpush(keys.release_events(release.id), event.model_dump_json())
-        if first_tick_at is not None:
-            pipe.zadd(keys.DUE, {keys.tick_member(release.id, release.seq): first_tick_at})
-        pipe.execute()
-        return release, True
+        One script (`_CREATE`): however many callers race on the same key, one creates and the
+        others get its release (each counted as a duplicate, `duplicate` kept as an event for the
+        first `keep`). `first_tick_at` schedules its first tick with it, so a release is never
+        stored without a tick that will move it. Raises DedupBusy for a young key without a release."""
+        tick = keys.tick_member(release.id, release.seq) if first_tick_at is not None else ""
+        status, raw = self._create(
+            keys=[
+                keys.dedup(dedup_key),
+                keys.release(release.id),
+                keys.RELEASES,
+                keys.release_events(release.id),
+                keys.DUE,
+            ],
+            args=[
+                PREFIX,
+                release.id,
+                release.model_dump_json(),
+                release.created_at,
+                event.model_dump_json(),
+                DEDUP_TTL,
+                tick,
+                first_tick_at or 0,
+                duplicate.model_dump_json() if duplicate is not None else "",
+                keep,
+                DANGLING_GRACE,
+            ],
+        )
+        if int(status) == 2:
+            raise DedupBusy(_text(raw))
+        if int(status) == 1:
+            return release, True
+        return Release.model_validate_json(raw), False
 
     def find_dedup(self, dedup_key: str) -> Release | None:
         rid = self.r.get(keys.dedup(dedup_key))
