@@ -8,6 +8,8 @@ leaves a complete record.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -20,6 +22,7 @@ from app.models import CheckResult, Delivery, Event, Release
 from app.store import keys
 from app.store.metrics import MetricsStore
 
+log = logging.getLogger("sluice.store")
 PREFIX = keys.PREFIX
 DEDUP_TTL = 30 * 24 * 3600
 # A dedup key whose release does not exist is taken over only once it is this old: `create` writes
@@ -69,6 +72,11 @@ if ARGV[7] ~= '' then redis.call('zadd', KEYS[5], ARGV[8], ARGV[7]) end
 return {1, ARGV[3]}
 """
 
+# Extend a lock's TTL only if it still holds our token (a lease renewal; a leader lease's too).
+_RENEW_IF_EQUAL = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end
+"""
+
 # Delete a key only if it still holds our value: a lock we own (it may have expired and been taken
 # by another), or the `active` pointer of a release that has not been superseded.
 _DELETE_IF_EQUAL = """
@@ -98,6 +106,7 @@ class Store:
         self._unlock = client.register_script(_DELETE_IF_EQUAL)
         self._duplicate = client.register_script(_DUPLICATE)
         self._create = client.register_script(_CREATE)
+        self._renew = client.register_script(_RENEW_IF_EQUAL)
 
     # --- releases ---------------------------------------------------------------------------------
 
@@ -322,6 +331,27 @@ class Store:
         """The per-release lock a tick and a steering action hold while they decide."""
         return self._lock(keys.release_lock(release_id), ttl, wait)
 
+    @contextmanager
+    def release_lease(self, release_id: str, ttl: float = 10.0) -> Iterator[Lease | None]:
+        """The per-release lock as a short lease, renewed every `ttl / 3` by a heartbeat thread while
+        the holder runs and released at the end: a holder that dies frees the release within `ttl`.
+        Yields None when another holds it. A lease whose renewal fails (taken by another, or Redis
+        unreachable until the lease would have expired) reports `held() == False`: its holder must
+        not act on the release any more."""
+        key = keys.release_lock(release_id)
+        token = uuid.uuid4().hex
+        if not self.r.set(key, token, nx=True, px=int(ttl * 1000)):
+            yield None
+            return
+        lease = Lease(self, key, token, ttl)
+        lease.start()
+        try:
+            yield lease
+        finally:
+            lease.stop()
+            if lease.held():
+                self._unlock(keys=[key], args=[token])
+
     def delivery_lock(self, delivery_id: str, ttl: float = 30.0) -> AbstractContextManager[bool]:
         return self._lock(keys.delivery_lock(delivery_id), ttl, 0.0)
 
@@ -348,15 +378,7 @@ class Store:
         key = keys.lock(name)
         if self.r.set(key, token, nx=True, px=int(ttl * 1000)):
             return True
-        renewed = self.r.eval(
-            "if redis.call('get', KEYS[1]) == ARGV[1] then "
-            "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
-            1,
-            key,
-            token,
-            int(ttl * 1000),
-        )
-        return bool(renewed)
+        return bool(self._renew(keys=[key], args=[token, int(ttl * 1000)]))
 
     def resign(self, name: str, token: str) -> None:
         """Give a leader lease up at once (a clean exit), if it is still ours."""
@@ -403,3 +425,46 @@ class Store:
         for name in ("appendonly", "save"):
             out.update({_text(k): _text(v) for k, v in dict(self.r.config_get(name)).items()})
         return out
+
+
+class Lease:
+    """A lock held for as long as its holder runs: a heartbeat thread renews it every `ttl / 3`.
+    `held()` turns False for good when a renewal finds the lock no longer ours, or when renewals
+    fail (Redis unreachable) until the lease's last confirmed expiry has passed."""
+
+    def __init__(self, store: Store, key: str, token: str, ttl: float):
+        self.store, self.key, self.token, self.ttl = store, key, token, ttl
+        self.expires = time.monotonic() + ttl  # as far as we know; conservative (set before the SET)
+        self._lost = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease {key}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(self.ttl)
+
+    def held(self) -> bool:
+        return not self._lost.is_set() and time.monotonic() < self.expires
+
+    def renew(self) -> bool:
+        """One renewal; False once the lease is lost."""
+        sent = time.monotonic()
+        try:
+            ok = bool(self.store._renew(keys=[self.key], args=[self.token, int(self.ttl * 1000)]))
+        except redis.RedisError as exc:
+            log.warning("could not renew lease %s: %s", self.key, exc)
+            return self.held()
+        if not ok:
+            self._lost.set()
+            return False
+        self.expires = sent + self.ttl
+        return True
+
+    def _beat(self) -> None:
+        while not self._stopping.wait(self.ttl / 3):
+            if not self.renew():
+                log.warning("lost lease %s", self.key)
+                return

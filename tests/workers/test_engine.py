@@ -689,3 +689,77 @@ def test_an_older_pending_release_does_not_take_the_service_from_a_newer_one(ctx
     assert str(tick(ctx, "r-older", 0)).startswith("abort: superseded")
     assert get(ctx, newer).state == "running" and ctx.store.active_release("shop", "web") == newer
     assert router.weights["web"]["1.3.0"] == 10
+
+
+# --- the per-release lease ------------------------------------------------------------------------------
+
+
+def test_release_lease_is_short_and_a_dead_holders_release_is_picked_up_within_it(
+    ctx: Context, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workers.tick as tick_module
+
+    assert tick_module.LEASE_TTL <= 10.0
+    monkeypatch.setattr(tick_module, "LEASE_TTL", 1.0)
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    # A worker killed inside a tick: it took the lease and will never renew nor release it.
+    dead = ctx.store.lock("release:" + rid, ttl=tick_module.LEASE_TTL)
+    assert dead.__enter__()
+    taken = time.monotonic()
+    assert tick(ctx, rid, 0).kind == TickKind.BUSY
+    while (outcome := tick(ctx, rid, 0)).kind == TickKind.BUSY:
+        assert time.monotonic() - taken < tick_module.LEASE_TTL + 1.0, "the dead holder's lease did not expire"
+        time.sleep(0.05)
+    assert outcome.kind == TickKind.DECIDED and str(outcome).startswith("start")
+    assert len(router.calls) == 1
+
+
+def test_a_long_tick_keeps_its_lease_past_the_ttl(
+    ctx: Context, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workers.tick as tick_module
+
+    monkeypatch.setattr(tick_module, "LEASE_TTL", 0.6)
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    real_observe = tick_module.observe
+    rivals: list[TickKind] = []
+
+    def slow_observe(*args, **kwargs):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 2.0  # over three TTLs, during which others keep trying
+        while time.monotonic() < deadline:
+            rivals.append(tick(ctx, rid, 0).kind)
+            time.sleep(0.2)
+        return real_observe(*args, **kwargs)
+
+    monkeypatch.setattr(tick_module, "observe", slow_observe)
+    outcome = tick(ctx, rid, 0)
+    assert outcome.kind == TickKind.DECIDED, outcome
+    assert rivals and set(rivals) == {TickKind.BUSY}
+    assert len(router.calls) == 1
+    monkeypatch.setattr(tick_module, "observe", real_observe)
+    assert tick(ctx, rid, 0).kind == TickKind.STALE  # the lease was released: not busy
+
+
+def test_a_tick_that_lost_its_lease_does_not_record_or_act(
+    ctx: Context, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workers.tick as tick_module
+
+    monkeypatch.setattr(tick_module, "LEASE_TTL", 0.6)
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    before = get(ctx, rid)
+    real_observe = tick_module.observe
+
+    def stolen(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # The worker stalls (e.g. a GC pause or a frozen VM) and another takes the release meanwhile.
+        ctx.store.r.delete(PREFIX + "lock:release:" + rid)
+        assert ctx.store.lock("release:" + rid, ttl=5).__enter__()
+        time.sleep(0.5)  # past the heartbeat's renewal, which finds the lease taken
+        return real_observe(*args, **kwargs)
+
+    monkeypatch.setattr(tick_module, "observe", stolen)
+    outcome = tick(ctx, rid, 0)
+    assert outcome.kind == TickKind.LOST, outcome
+    assert get(ctx, rid) == before
+    assert router.calls == []
+    assert event_types(ctx, rid) == ["created"]
