@@ -597,6 +597,36 @@ def test_no_data_timeout_fails(ctx: Context, prom: FakePrometheus, router: FakeR
     assert router.weights["search"] == {"4.0.0": 100, "4.1.0": 0}
 
 
+def test_on_no_data_pass_never_promotes_a_step_without_counts(prom: FakePrometheus, redis_url: str) -> None:
+    """`on_no_data: pass` lets a check without data through, but the judge still needs both versions'
+    counts: a release whose candidate has none (or whose Prometheus is down) holds, never promotes."""
+    from app.demo.stack import free_port
+
+    text = config_text().replace("on_no_data: hold\n    steps:", "on_no_data: pass\n    steps:", 1)
+    assert "on_no_data: pass" in text
+    for url, stable_counts in [(prom.url, True), (f"http://127.0.0.1:{free_port()}", False)]:
+        context = Context(config=parse_config(text), redis_url=redis_url, prometheus_url=url)
+        router = FakeRouter()
+        context._routers["shop"] = router
+        try:
+            context.store.r.flushdb()
+            if stable_counts:
+                prom.serve("3.0.0", 18000)  # stable answers; the candidate has no counts at all
+            rid = start_release(context, "cart", "3.1.0").release.id
+            tick(context, rid, 0)
+            for _ in range(4):
+                out = str(tick(context, rid, get(context, rid).seq))
+                assert not out.startswith(("promote", "succeed")), out
+                time.sleep(0.05)
+            rel = get(context, rid)
+            assert rel.state == "running" and rel.step == 0, (url, rel.state, rel.step, rel.reason)
+            assert router.applied_weights("cart") == [{"3.0.0": 90, "3.1.0": 10}]
+            assert all(e.verdict != "pass" for e in context.store.evaluations(rid) if e.name == "errors")
+        finally:
+            context.prometheus.close()
+            context.store.r.close()
+
+
 # --- configuration changed under a running release ---------------------------------------------------------
 
 
