@@ -39,6 +39,10 @@ log = logging.getLogger("sluice.tick")
 # The per-release lease: renewed by a heartbeat while the tick runs, so a worker killed inside a
 # tick holds its release up for at most this long (not a fixed 60 s lock).
 LEASE_TTL = 10.0
+# All of a batch's Prometheus queries together (integrations/prometheus/client.py `start_budget`):
+# a frozen or slow Prometheus delays a batch of up to 16 ticks by this much at most; the queries
+# not asked are "no data" for their ticks, which never promotes a step.
+BATCH_QUERY_BUDGET = 10.0
 
 
 class TickKind(StrEnum):
@@ -263,7 +267,9 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
 @contextmanager
 def primed_queries(ctx: Context, batch: list[tuple[str, int]]) -> Iterator[None]:
     """For the batch: one grouped Prometheus query per check, not one per release. The answers
-    prime ctx.prometheus, and are dropped afterwards so that no later tick reads them."""
+    prime ctx.prometheus, and are dropped afterwards so that no later tick reads them. The
+    batch's queries share one time budget (BATCH_QUERY_BUDGET)."""
+    ctx.prometheus.start_budget(BATCH_QUERY_BUDGET)
     try:
         releases = ctx.store.get_many([release_id for release_id, _ in batch])
         ctx.prime_metrics(releases, time.time())  # one Prometheus query per check, not per release
@@ -273,3 +279,4 @@ def primed_queries(ctx: Context, batch: list[tuple[str, int]]) -> Iterator[None]
         yield
     finally:
         ctx.prime_metrics([], 0.0)
+        ctx.prometheus.end_budget()

@@ -627,6 +627,46 @@ def test_on_no_data_pass_never_promotes_a_step_without_counts(prom: FakePromethe
             context.store.r.close()
 
 
+def test_a_frozen_prometheus_delays_a_batch_by_its_query_budget_at_most(
+    ctx: Context, router: FakeRouter, redis_url: str
+) -> None:
+    """Prometheus accepts connections and never answers: each query would wait its 2 s timeout, one
+    after another for every release of the batch. The batch's budget cuts that short: the releases
+    hold (no data), none is promoted, and the batch ends within BATCH_QUERY_BUDGET."""
+    import socket
+
+    from app.context import set_context
+    from workers.tick import BATCH_QUERY_BUDGET, run_ticks
+
+    batch = []
+    for service, version in [("web", "1.1.0"), ("api", "2.1.0"), ("cart", "3.1.0"), ("search", "4.1.0")]:
+        rid = start_release(ctx, service, version).release.id
+        assert str(tick(ctx, rid, 0)).startswith("start")
+        batch.append((rid, get(ctx, rid).seq))
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(64)  # connections complete in the kernel's backlog; nothing ever answers
+    port = frozen.getsockname()[1]
+    stuck = Context(config=ctx.config, redis_url=redis_url, prometheus_url=f"http://127.0.0.1:{port}")
+    stuck._routers["shop"] = router
+    set_context(stuck)
+    try:
+        started = time.monotonic()
+        outcomes = run_ticks(batch)
+        elapsed = time.monotonic() - started
+    finally:
+        set_context(None)
+        stuck.prometheus.close()
+        stuck.store.r.close()
+        frozen.close()
+    assert elapsed < BATCH_QUERY_BUDGET, (elapsed, outcomes)
+    assert "error" not in outcomes and all(o.startswith("hold") for o in outcomes), outcomes
+    for rid, _ in batch:
+        rel = get(ctx, rid)
+        assert rel.state == "running" and rel.step == 0, (rel.state, rel.step, rel.reason)
+    assert stuck.prometheus._budget is None  # lifted after the batch
+
+
 # --- configuration changed under a running release ---------------------------------------------------------
 
 
