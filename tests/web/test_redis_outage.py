@@ -75,3 +75,14 @@ def test_intake_answers_503_with_retry_after_while_redis_is_down(ctx: Context, o
     resp = client.post("/hooks/deploy", json={"service": "web", "version": "1.1.0"}, headers=AUTH)
     assert resp.status_code == 202, resp.get_json()
     assert ctx.store.list_releases()[1] == 1
+
+
+def test_a_version_being_stored_elsewhere_gets_503_with_retry_after(ctx: Context) -> None:
+    """A dedup key without its release, too young to be dangling (app/store/store.py DANGLING_GRACE):
+    another writer may be storing it, so the sender is asked to retry, not given a second release."""
+    from app.store import DEDUP_TTL, keys
+
+    ctx.store.r.set(keys.dedup(keys.deploy_dedup("shop", "web", "1.1.0")), "r-being-written", ex=DEDUP_TTL)
+    resp = create_app().test_client().post("/hooks/deploy", json={"service": "web", "version": "1.1.0"}, headers=AUTH)
+    assert resp.status_code == 503 and int(resp.headers["Retry-After"]) > 0, resp.get_json()
+    assert ctx.store.list_releases()[1] == 0
