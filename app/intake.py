@@ -15,7 +15,7 @@ from app.context import Context
 from app.control import ControlError, control
 from app.models import CIContext, Event, Release
 from app.names import check_label_value, semver_bump
-from app.store import keys, new_release_id
+from app.store import DedupBusy, keys, new_release_id
 from integrations.routing import RouterError
 
 # The first tick is stored with the release, a little later than the intake schedules it, so a
@@ -131,17 +131,21 @@ def start_release(
         trigger=trigger,
         next_tick_at=now,
     )
-    release, created = ctx.store.create(
-        release,
-        dedup_key,
-        Event(
-            at=now,
-            type="created",
-            message=f"{trigger}: release {source} -> {version} with policy {release.policy}",
-            data={"trigger": trigger, "ci": release.ci.model_dump(exclude_none=True)},
-        ),
-        first_tick_at=now + CLAIM_BACKSTOP_SECONDS,
-    )
+    try:
+        release, created = ctx.store.create(
+            release,
+            dedup_key,
+            Event(
+                at=now,
+                type="created",
+                message=f"{trigger}: release {source} -> {version} with policy {release.policy}",
+                data={"trigger": trigger, "ci": release.ci.model_dump(exclude_none=True)},
+            ),
+            first_tick_at=now + CLAIM_BACKSTOP_SECONDS,
+            duplicate=again,  # a concurrent announcement won the claim: this one is its duplicate
+        )
+    except DedupBusy:
+        raise IntakeError(503, f"{version} of {svc.name!r} is being stored by another request; retry") from None
     if not created:
         return Intake(release, created=False)
     claim_service(ctx, release)

@@ -38,7 +38,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "decisions": ("Release decisions recorded, by kind (start, hold, advance, promote, fail, abort...).", ("kind",)),
     "releases_finished": ("Releases that reached a final state, by state.", ("state",)),
     "hook_deliveries": ("Hook delivery attempts, by hook and outcome (delivered, failed, retry).", ("hook", "outcome")),
-    "ticks": ("Release ticks run, by result (decided, idle, waiting, stale, busy, gone).", ("result",)),
+    "ticks": ("Release ticks run, by result (decided, idle, waiting, stale, busy, lost, gone).", ("result",)),
     "circleci_unmatched_deploys": (
         "CircleCI deploy jobs (or workflows) ignored because no circleci.projects slug matched, by slug.",
         ("project",),

@@ -1,10 +1,10 @@
 """The release tick: load → observe → decide → record → act → schedule, one named step each.
 
-A tick carries the `seq` it was scheduled for. Under the per-release lock, a tick whose seq is
-no longer the release's (a duplicate, or a late one) does nothing. The crash order is the
-engine's (app/engine.py): record commits the decision and the next tick in one transaction,
-then act changes the router and confirms; a crash in between is repaired by the next tick's
-load, which finishes the act before anything is evaluated again.
+A tick carries the `seq` it was scheduled for. Under the per-release lease (renewed while the
+tick runs), a tick whose seq is no longer the release's (a duplicate, or a late one) does nothing.
+The crash order is the engine's (app/engine.py): record commits the decision and the next tick
+in one transaction, then act changes the router and confirms; a crash in between is repaired by
+the next tick's load, which finishes the act before anything is evaluated again.
 """
 
 from __future__ import annotations
@@ -36,7 +36,13 @@ from app.models import (
 from integrations.routing import RouterError
 
 log = logging.getLogger("sluice.tick")
-LOCK_TTL = 60.0
+# The per-release lease: renewed by a heartbeat while the tick runs, so a worker killed inside a
+# tick holds its release up for at most this long (not a fixed 60 s lock).
+LEASE_TTL = 10.0
+# All of a batch's Prometheus queries together (integrations/prometheus/client.py `start_budget`):
+# a frozen or slow Prometheus delays a batch of up to 16 ticks by this much at most; the queries
+# not asked are "no data" for their ticks, which never promotes a step.
+BATCH_QUERY_BUDGET = 10.0
 
 
 class TickKind(StrEnum):
@@ -47,6 +53,7 @@ class TickKind(StrEnum):
     WAITING = "waiting"  # the router has not confirmed the last decision's weights yet
     STALE = "stale"  # the release moved on since this tick was scheduled
     BUSY = "busy"  # another tick or a steering action holds the release
+    LOST = "lost"  # the tick's lease was lost (renewal failed) before it could record or act
     GONE = "gone"  # no such release
 
 
@@ -70,8 +77,8 @@ def run_tick(release_id: str, seq: int) -> str:
 
 
 def tick(ctx: Context, release_id: str, seq: int) -> TickOutcome:
-    with ctx.store.release_lock(release_id, ttl=LOCK_TTL) as acquired:
-        if not acquired:
+    with ctx.store.release_lease(release_id, ttl=LEASE_TTL) as lease:
+        if lease is None:
             return TickOutcome(TickKind.BUSY, "busy: another tick holds this release")
         loaded = load(ctx, release_id, seq)
         if isinstance(loaded, TickOutcome):
@@ -79,7 +86,11 @@ def tick(ctx: Context, release_id: str, seq: int) -> TickOutcome:
         now = time.time()
         observations = observe(ctx, loaded, now)
         decision = decide_next(ctx, loaded, observations, now)
+        if not lease.held():  # observing outlasted the lease: another tick may own the release now
+            return TickOutcome(TickKind.LOST, "lost: the release's lease expired while observing")
         release = record(ctx, loaded, decision, now)
+        if not lease.held():  # recorded, not applied: the next tick's load finishes the act
+            return TickOutcome(TickKind.LOST, "lost: the release's lease expired after recording")
         release = act(ctx, release)
         return schedule(release, decision)
 
@@ -256,7 +267,9 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
 @contextmanager
 def primed_queries(ctx: Context, batch: list[tuple[str, int]]) -> Iterator[None]:
     """For the batch: one grouped Prometheus query per check, not one per release. The answers
-    prime ctx.prometheus, and are dropped afterwards so that no later tick reads them."""
+    prime ctx.prometheus, and are dropped afterwards so that no later tick reads them. The
+    batch's queries share one time budget (BATCH_QUERY_BUDGET)."""
+    ctx.prometheus.start_budget(BATCH_QUERY_BUDGET)
     try:
         releases = ctx.store.get_many([release_id for release_id, _ in batch])
         ctx.prime_metrics(releases, time.time())  # one Prometheus query per check, not per release
@@ -266,3 +279,4 @@ def primed_queries(ctx: Context, batch: list[tuple[str, int]]) -> Iterator[None]
         yield
     finally:
         ctx.prime_metrics([], 0.0)
+        ctx.prometheus.end_budget()

@@ -2,16 +2,64 @@
 
 It runs jobs in-process (RQ's SimpleWorker) rather than forking per job: a tick is a few
 milliseconds of work, and a fork per tick would cost more than the tick.
+
+Redis outages do not end the process: RQ's work loop quits on some Redis errors (a timeout, a
+`ConnectionError` from its heartbeat, and its teardown raises too), so `run_worker` starts a new
+RQ worker after a backoff until it is asked to stop. Due ticks resume from the `due` schedule
+when Redis is back (the scheduler thread retries on its own).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 
 from app.context import get_context
 from workers.scheduler import QUEUE_NAME, Scheduler
+
+log = logging.getLogger("sluice.worker")
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+HEALTHY_RUN = 60.0  # a work loop that ran this long resets the backoff
+
+
+def work_until_stopped(
+    make_worker: Callable[[], SimpleWorker],
+    burst: bool = False,
+    logging_level: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Run RQ workers one after another until one stops on request (a signal), or a burst ends:
+    a work loop that ends on a Redis error is restarted after a backoff (1 s doubling to 30 s)."""
+    backoff = BACKOFF_FIRST
+    while True:
+        worker = make_worker()
+        started = time.monotonic()
+        try:
+            worker.work(burst=burst, logging_level=logging_level)
+            if burst or worker._shutdown_requested_date is not None:
+                return
+            problem = "RQ's work loop ended (Redis unreachable?)"
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if worker._shutdown_requested_date is not None:
+                return  # asked to stop, and Redis is gone too: nothing left to clean up
+            problem = f"Redis unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        if time.monotonic() - started > HEALTHY_RUN:
+            backoff = BACKOFF_FIRST
+        log.error("worker: %s; starting again in %.0f s", problem, backoff)
+        try:
+            sleep(backoff)
+        except StopRequested:  # a signal during the backoff, through RQ's handler
+            return
+        if worker._shutdown_requested_date is not None:
+            return
+        backoff = min(backoff * 2, BACKOFF_MAX)
 
 
 def run_worker(burst: bool = False, with_scheduler: bool = True) -> None:
@@ -22,8 +70,11 @@ def run_worker(burst: bool = False, with_scheduler: bool = True) -> None:
     if scheduler:
         scheduler.start()
     try:
-        worker = SimpleWorker([queue], connection=redis)
-        worker.work(burst=burst, logging_level=logging.getLevelName(logging.getLogger().level))
+        work_until_stopped(
+            lambda: SimpleWorker([queue], connection=redis),
+            burst=burst,
+            logging_level=logging.getLevelName(logging.getLogger().level),
+        )
     finally:
         if scheduler:
             scheduler.stopping.set()

@@ -8,9 +8,24 @@ metrics.py  MetricsStore (`Store.metrics`): Sluice's own counters, histograms an
 from __future__ import annotations
 
 from redis import RedisError as StoreUnavailable
+from redis.exceptions import ConnectionError as StoreConnectionError
+from redis.exceptions import TimeoutError as StoreTimeoutError
 
 from app.store import keys
 from app.store.keys import PREFIX
-from app.store.store import DEDUP_TTL, Store, connect, new_release_id
+from app.store.store import DEDUP_TTL, DedupBusy, Store, connect, new_release_id
 
-__all__ = ["DEDUP_TTL", "PREFIX", "Store", "StoreUnavailable", "connect", "keys", "new_release_id"]
+# Redis cannot be reached (down, restarting, failing over, or too slow): worth a retry later.
+UNREACHABLE: tuple[type[Exception], ...] = (StoreConnectionError, StoreTimeoutError)
+
+__all__ = [
+    "DEDUP_TTL",
+    "PREFIX",
+    "DedupBusy",
+    "Store",
+    "StoreUnavailable",
+    "UNREACHABLE",
+    "connect",
+    "keys",
+    "new_release_id",
+]

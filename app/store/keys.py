@@ -10,7 +10,7 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   releases                         zset id -> created_at (for listing)
   active:<app>:<service>           id of the release now moving that service's traffic
   stable:<app>:<service>           the service's stable version
-  dedup:<key>                      id of the release a deploy notification started
+  dedup:<key>                      id of the release a deploy notification started (written with it)
   delivery:<id>                    JSON of a hook delivery and its attempts
   due                              zset of due members (`tick:<release>:<seq>`, `hook:<delivery>`) -> when
   lock:<name>                      short locks and leader leases

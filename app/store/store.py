@@ -8,6 +8,8 @@ leaves a complete record.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -20,8 +22,18 @@ from app.models import CheckResult, Delivery, Event, Release
 from app.store import keys
 from app.store.metrics import MetricsStore
 
+log = logging.getLogger("sluice.store")
 PREFIX = keys.PREFIX
 DEDUP_TTL = 30 * 24 * 3600
+# A dedup key whose release does not exist is taken over only once it is this old: `create` writes
+# both in one script, so a missing release was removed (or a writer died half-way, which only a
+# Sluice older than the script could do), and a young one may still be a writer's.
+DANGLING_GRACE = 300
+
+
+class DedupBusy(Exception):
+    """A dedup key names a release that is not there, and is too young to be declared dangling."""
+
 
 # A deploy notification seen before: return its release, count the duplicate, keep the first few.
 _DUPLICATE = """
@@ -32,6 +44,37 @@ if not release then return false end
 local n = redis.call('incr', ARGV[1] .. 'release:' .. id .. ':duplicates')
 if n <= tonumber(ARGV[3]) then redis.call('rpush', ARGV[1] .. 'release:' .. id .. ':events', ARGV[2]) end
 return release
+"""
+
+# Create a release unless its dedup key names one, in one step: the dedup key, the release, its listing,
+# its first event and (optionally) its first tick are written together, or not at all. An existing
+# release is returned (the duplicate counted, the first few kept as events); a dedup key without its
+# release is overwritten only when DANGLING_GRACE old (see `DEDUP_TTL - ttl`), else {2, id}.
+_CREATE = """
+local id = redis.call('get', KEYS[1])
+if id then
+  local existing = redis.call('get', ARGV[1] .. 'release:' .. id)
+  if existing then
+    local n = redis.call('incr', ARGV[1] .. 'release:' .. id .. ':duplicates')
+    if ARGV[9] ~= '' and n <= tonumber(ARGV[10]) then
+      redis.call('rpush', ARGV[1] .. 'release:' .. id .. ':events', ARGV[9])
+    end
+    return {0, existing}
+  end
+  local ttl = redis.call('ttl', KEYS[1])
+  if ttl >= 0 and tonumber(ARGV[6]) - ttl < tonumber(ARGV[11]) then return {2, id} end
+end
+redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[6])
+redis.call('set', KEYS[2], ARGV[3])
+redis.call('zadd', KEYS[3], ARGV[4], ARGV[2])
+redis.call('rpush', KEYS[4], ARGV[5])
+if ARGV[7] ~= '' then redis.call('zadd', KEYS[5], ARGV[8], ARGV[7]) end
+return {1, ARGV[3]}
+"""
+
+# Extend a lock's TTL only if it still holds our token (a lease renewal; a leader lease's too).
+_RENEW_IF_EQUAL = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end
 """
 
 # Delete a key only if it still holds our value: a lock we own (it may have expired and been taken
@@ -62,6 +105,8 @@ class Store:
         self.metrics = MetricsStore(client)
         self._unlock = client.register_script(_DELETE_IF_EQUAL)
         self._duplicate = client.register_script(_DUPLICATE)
+        self._create = client.register_script(_CREATE)
+        self._renew = client.register_script(_RENEW_IF_EQUAL)
 
     # --- releases ---------------------------------------------------------------------------------
 
@@ -121,26 +166,47 @@ class Store:
         return [CheckResult.model_validate_json(x) for x in raws]
 
     def create(
-        self, release: Release, dedup_key: str, event: Event, first_tick_at: float | None = None
+        self,
+        release: Release,
+        dedup_key: str,
+        event: Event,
+        first_tick_at: float | None = None,
+        duplicate: Event | None = None,
+        keep: int = 10,
     ) -> tuple[Release, bool]:
         """Store a new release unless `dedup_key` already names one; returns (release, created).
-        `first_tick_at` schedules its first tick in the same transaction, so a release is never
-        stored without a tick that will move it."""
-        key = keys.dedup(dedup_key)
-        if not self.r.set(key, release.id, nx=True, ex=DEDUP_TTL):
-            existing_id = self.r.get(key)
-            existing = self.get(_text(existing_id)) if existing_id else None
-            if existing is not None:
-                return existing, False
-            self.r.set(key, release.id, ex=DEDUP_TTL)  # dangling key: the release was never written
-        pipe = self.r.pipeline(transaction=True)
-        pipe.set(keys.release(release.id), release.model_dump_json())
-        pipe.zadd(keys.RELEASES, {release.id: release.created_at})
-        pipe.rpush(keys.release_events(release.id), event.model_dump_json())
-        if first_tick_at is not None:
-            pipe.zadd(keys.DUE, {keys.tick_member(release.id, release.seq): first_tick_at})
-        pipe.execute()
-        return release, True
+        One script (`_CREATE`): however many callers race on the same key, one creates and the
+        others get its release (each counted as a duplicate, `duplicate` kept as an event for the
+        first `keep`). `first_tick_at` schedules its first tick with it, so a release is never
+        stored without a tick that will move it. Raises DedupBusy for a young key without a release."""
+        tick = keys.tick_member(release.id, release.seq) if first_tick_at is not None else ""
+        status, raw = self._create(
+            keys=[
+                keys.dedup(dedup_key),
+                keys.release(release.id),
+                keys.RELEASES,
+                keys.release_events(release.id),
+                keys.DUE,
+            ],
+            args=[
+                PREFIX,
+                release.id,
+                release.model_dump_json(),
+                release.created_at,
+                event.model_dump_json(),
+                DEDUP_TTL,
+                tick,
+                first_tick_at or 0,
+                duplicate.model_dump_json() if duplicate is not None else "",
+                keep,
+                DANGLING_GRACE,
+            ],
+        )
+        if int(status) == 2:
+            raise DedupBusy(_text(raw))
+        if int(status) == 1:
+            return release, True
+        return Release.model_validate_json(raw), False
 
     def find_dedup(self, dedup_key: str) -> Release | None:
         rid = self.r.get(keys.dedup(dedup_key))
@@ -265,6 +331,27 @@ class Store:
         """The per-release lock a tick and a steering action hold while they decide."""
         return self._lock(keys.release_lock(release_id), ttl, wait)
 
+    @contextmanager
+    def release_lease(self, release_id: str, ttl: float = 10.0) -> Iterator[Lease | None]:
+        """The per-release lock as a short lease, renewed every `ttl / 3` by a heartbeat thread while
+        the holder runs and released at the end: a holder that dies frees the release within `ttl`.
+        Yields None when another holds it. A lease whose renewal fails (taken by another, or Redis
+        unreachable until the lease would have expired) reports `held() == False`: its holder must
+        not act on the release any more."""
+        key = keys.release_lock(release_id)
+        token = uuid.uuid4().hex
+        if not self.r.set(key, token, nx=True, px=int(ttl * 1000)):
+            yield None
+            return
+        lease = Lease(self, key, token, ttl)
+        lease.start()
+        try:
+            yield lease
+        finally:
+            lease.stop()
+            if lease.held():
+                self._unlock(keys=[key], args=[token])
+
     def delivery_lock(self, delivery_id: str, ttl: float = 30.0) -> AbstractContextManager[bool]:
         return self._lock(keys.delivery_lock(delivery_id), ttl, 0.0)
 
@@ -291,15 +378,7 @@ class Store:
         key = keys.lock(name)
         if self.r.set(key, token, nx=True, px=int(ttl * 1000)):
             return True
-        renewed = self.r.eval(
-            "if redis.call('get', KEYS[1]) == ARGV[1] then "
-            "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
-            1,
-            key,
-            token,
-            int(ttl * 1000),
-        )
-        return bool(renewed)
+        return bool(self._renew(keys=[key], args=[token, int(ttl * 1000)]))
 
     def resign(self, name: str, token: str) -> None:
         """Give a leader lease up at once (a clean exit), if it is still ours."""
@@ -346,3 +425,46 @@ class Store:
         for name in ("appendonly", "save"):
             out.update({_text(k): _text(v) for k, v in dict(self.r.config_get(name)).items()})
         return out
+
+
+class Lease:
+    """A lock held for as long as its holder runs: a heartbeat thread renews it every `ttl / 3`.
+    `held()` turns False for good when a renewal finds the lock no longer ours, or when renewals
+    fail (Redis unreachable) until the lease's last confirmed expiry has passed."""
+
+    def __init__(self, store: Store, key: str, token: str, ttl: float):
+        self.store, self.key, self.token, self.ttl = store, key, token, ttl
+        self.expires = time.monotonic() + ttl  # as far as we know; conservative (set before the SET)
+        self._lost = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease {key}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(self.ttl)
+
+    def held(self) -> bool:
+        return not self._lost.is_set() and time.monotonic() < self.expires
+
+    def renew(self) -> bool:
+        """One renewal; False once the lease is lost."""
+        sent = time.monotonic()
+        try:
+            ok = bool(self.store._renew(keys=[self.key], args=[self.token, int(self.ttl * 1000)]))
+        except redis.RedisError as exc:
+            log.warning("could not renew lease %s: %s", self.key, exc)
+            return self.held()
+        if not ok:
+            self._lost.set()
+            return False
+        self.expires = sent + self.ttl
+        return True
+
+    def _beat(self) -> None:
+        while not self._stopping.wait(self.ttl / 3):
+            if not self.renew():
+                log.warning("lost lease %s", self.key)
+                return

@@ -39,6 +39,7 @@ class DeployNotification(BaseModel):
         404: error("No such service in the configuration."),
         409: error("The version is already stable."),
         415: error("The body is not JSON."),
+        503: error("Redis is unreachable, or another request is storing this version: retry (`Retry-After`)."),
     },
     body=DeployNotification,
     security=["bearer", "deploySignature"],

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.announcements import PayloadError
 from app.config import ConfigError
+from app.store import UNREACHABLE
 
 log = logging.getLogger("sluice.web")
 
@@ -42,6 +43,9 @@ _HINTS = {
     413: "request body too large (limit 256 KiB)",
     414: "request line too long (limit 4 KiB)",
 }
+# While Redis is unreachable nothing can be stored: senders are told to come back (CircleCI's orb
+# and most webhook senders retry a 503 that carries Retry-After), never a 500 nor a 2xx.
+RETRY_AFTER_SECONDS = 5
 MAX_REQUEST_LINE = 4094  # gunicorn's default limit_request_line; the gunicorn config lets Flask answer
 
 
@@ -78,6 +82,17 @@ def register(app: Flask) -> None:
             "Sluice's configuration is invalid; run `sluice validate` on it",
             [f"{w}: {m}" for w, m in exc.problems],
         )
+
+    def _unreachable(exc: Exception):
+        log.warning("Redis unreachable: %s: %s", type(exc).__name__, str(exc).split("\n")[0][:200])
+        return error_response(
+            503,
+            "Sluice's store (Redis) is unreachable; nothing was stored, retry later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for unreachable in UNREACHABLE:
+        app.register_error_handler(unreachable, _unreachable)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

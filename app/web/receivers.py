@@ -16,7 +16,7 @@ from flask import Response, url_for
 from app.announcements import Announcement, Ignored
 from app.context import Context
 from app.intake import IntakeError, start_release
-from app.web.errors import ApiError
+from app.web.errors import RETRY_AFTER_SECONDS, ApiError
 from app.web.responses import NotStarted, Started, respond
 
 EVENT_TTL = 7 * 24 * 3600
@@ -66,7 +66,8 @@ def start(ctx: Context, a: Announcement) -> tuple[Response, str]:
     try:
         intake = start_release(ctx, a.service, a.version, a.application, a.namespace, a.ci, trigger=a.trigger)
     except IntakeError as exc:
-        raise ApiError(exc.status, str(exc), exc.detail) from None
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
+        raise ApiError(exc.status, str(exc), exc.detail, retry) from None
     release = intake.release
     status_url = url_for("api.get_release", release_id=release.id, _external=False)
     body = Started(

@@ -91,6 +91,9 @@ def _parse_result(result: Any) -> tuple[float | None, str | None]:
 
 # How far from the priming time a query may be and still be answered from primed values.
 PRIMED_FOR_SECONDS = 5.0
+# Within a batch's budget: after this many queries in a row found Prometheus unreachable or too
+# slow, the batch's other queries are not sent (a frozen Prometheus costs two timeouts, not 16 x 4).
+DOWN_AFTER = 2
 
 
 class PrometheusQuerier:
@@ -112,6 +115,8 @@ class PrometheusQuerier:
         self._prom = PrometheusConnect(url=self.url, headers=headers, retry=no_retry, timeout=timeout, session=session)
         self._primed: dict[str, tuple[float | None, str | None]] = {}
         self._primed_at = 0.0
+        self._budget: tuple[float, float] | None = None  # (seconds, monotonic deadline) of a batch
+        self._down: list[str] = []  # this batch's consecutive "unreachable or too slow" reasons
 
     def close(self) -> None:
         self._prom.close()
@@ -181,9 +186,36 @@ class PrometheusQuerier:
         `prime({}, 0)` forgets them."""
         self._primed, self._primed_at = answers, at
 
+    def start_budget(self, seconds: float) -> None:
+        """Bound the queries that follow (a batch's, workers/tick.py): together they take at most
+        `seconds`, and after DOWN_AFTER queries in a row found Prometheus unreachable or too slow,
+        the rest fail at once with that reason. `end_budget()` lifts the bound."""
+        self._budget = (seconds, time.monotonic() + seconds)
+        self._down = []
+
+    def end_budget(self) -> None:
+        self._budget, self._down = None, []
+
     def _query(self, promql: str, at: float) -> tuple[Any, str | None]:
         deadline = time.monotonic() + self.timeout
+        if self._budget is not None:
+            seconds, until = self._budget
+            if len(self._down) >= DOWN_AFTER:
+                return None, f"{self._down[-1]} (not asked again in this batch)"
+            if time.monotonic() >= until:
+                return None, f"Prometheus error: this batch's query budget ({seconds:g}s) is spent"
+            deadline = min(deadline, until)
+        result, error = self._attempts(promql, at, deadline)
+        if self._budget is not None:
+            self._down = [*self._down, error] if error is not None and self._unreachable(error) else []
+        return result, error
 
+    def _unreachable(self, reason: str) -> bool:
+        return reason.startswith(f"Prometheus error: cannot reach {self._shown_url}") or reason.startswith(
+            f"Prometheus error: {self._shown_url} did not answer within"
+        )
+
+    def _attempts(self, promql: str, at: float, deadline: float) -> tuple[Any, str | None]:
         def attempt() -> Any:
             remaining = max(_MIN_ATTEMPT_TIMEOUT, deadline - time.monotonic())
             return self._prom.custom_query(promql, params={"time": f"{at:.3f}"}, timeout=remaining)

@@ -274,12 +274,20 @@ def test_framework_errors_are_json(client: FlaskClient) -> None:
 def test_unexpected_errors_are_json_without_traceback(
     client: FlaskClient, ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A context whose Redis is gone: the API answers with a JSON 500, not an HTML page.
+    # A context whose Redis is gone: a JSON 503 with Retry-After (tests/web/test_redis_outage.py).
     dead = Context(config=ctx.config, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     set_context(dead)
+    for resp in (client.get("/api/v1/releases"), deploy(client, {"service": "web", "version": "1.1.0"})):
+        assert "Redis" in assert_json_error(resp, 503)["error"] and resp.headers["Retry-After"]
+    set_context(ctx)
+
+    # A bug: the API answers with a JSON 500, not an HTML page nor a traceback.
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(type(ctx.store), "list_releases", broken)
     body = assert_json_error(client.get("/api/v1/releases"), 500)
-    assert "internal error" in body["error"]
-    assert_json_error(deploy(client, {"service": "web", "version": "1.1.0"}), 500)
+    assert "internal error" in body["error"] and "a bug" not in body["error"]
 
 
 # --- health -------------------------------------------------------------------------------------------------

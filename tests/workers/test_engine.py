@@ -597,6 +597,76 @@ def test_no_data_timeout_fails(ctx: Context, prom: FakePrometheus, router: FakeR
     assert router.weights["search"] == {"4.0.0": 100, "4.1.0": 0}
 
 
+def test_on_no_data_pass_never_promotes_a_step_without_counts(prom: FakePrometheus, redis_url: str) -> None:
+    """`on_no_data: pass` lets a check without data through, but the judge still needs both versions'
+    counts: a release whose candidate has none (or whose Prometheus is down) holds, never promotes."""
+    from app.demo.stack import free_port
+
+    text = config_text().replace("on_no_data: hold\n    steps:", "on_no_data: pass\n    steps:", 1)
+    assert "on_no_data: pass" in text
+    for url, stable_counts in [(prom.url, True), (f"http://127.0.0.1:{free_port()}", False)]:
+        context = Context(config=parse_config(text), redis_url=redis_url, prometheus_url=url)
+        router = FakeRouter()
+        context._routers["shop"] = router
+        try:
+            context.store.r.flushdb()
+            if stable_counts:
+                prom.serve("3.0.0", 18000)  # stable answers; the candidate has no counts at all
+            rid = start_release(context, "cart", "3.1.0").release.id
+            tick(context, rid, 0)
+            for _ in range(4):
+                out = str(tick(context, rid, get(context, rid).seq))
+                assert not out.startswith(("promote", "succeed")), out
+                time.sleep(0.05)
+            rel = get(context, rid)
+            assert rel.state == "running" and rel.step == 0, (url, rel.state, rel.step, rel.reason)
+            assert router.applied_weights("cart") == [{"3.0.0": 90, "3.1.0": 10}]
+            assert all(e.verdict != "pass" for e in context.store.evaluations(rid) if e.name == "errors")
+        finally:
+            context.prometheus.close()
+            context.store.r.close()
+
+
+def test_a_frozen_prometheus_delays_a_batch_by_its_query_budget_at_most(
+    ctx: Context, router: FakeRouter, redis_url: str
+) -> None:
+    """Prometheus accepts connections and never answers: each query would wait its 2 s timeout, one
+    after another for every release of the batch. The batch's budget cuts that short: the releases
+    hold (no data), none is promoted, and the batch ends within BATCH_QUERY_BUDGET."""
+    import socket
+
+    from app.context import set_context
+    from workers.tick import BATCH_QUERY_BUDGET, run_ticks
+
+    batch = []
+    for service, version in [("web", "1.1.0"), ("api", "2.1.0"), ("cart", "3.1.0"), ("search", "4.1.0")]:
+        rid = start_release(ctx, service, version).release.id
+        assert str(tick(ctx, rid, 0)).startswith("start")
+        batch.append((rid, get(ctx, rid).seq))
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(64)  # connections complete in the kernel's backlog; nothing ever answers
+    port = frozen.getsockname()[1]
+    stuck = Context(config=ctx.config, redis_url=redis_url, prometheus_url=f"http://127.0.0.1:{port}")
+    stuck._routers["shop"] = router
+    set_context(stuck)
+    try:
+        started = time.monotonic()
+        outcomes = run_ticks(batch)
+        elapsed = time.monotonic() - started
+    finally:
+        set_context(None)
+        stuck.prometheus.close()
+        stuck.store.r.close()
+        frozen.close()
+    assert elapsed < BATCH_QUERY_BUDGET, (elapsed, outcomes)
+    assert "error" not in outcomes and all(o.startswith("hold") for o in outcomes), outcomes
+    for rid, _ in batch:
+        rel = get(ctx, rid)
+        assert rel.state == "running" and rel.step == 0, (rel.state, rel.step, rel.reason)
+    assert stuck.prometheus._budget is None  # lifted after the batch
+
+
 # --- configuration changed under a running release ---------------------------------------------------------
 
 
@@ -689,3 +759,77 @@ def test_an_older_pending_release_does_not_take_the_service_from_a_newer_one(ctx
     assert str(tick(ctx, "r-older", 0)).startswith("abort: superseded")
     assert get(ctx, newer).state == "running" and ctx.store.active_release("shop", "web") == newer
     assert router.weights["web"]["1.3.0"] == 10
+
+
+# --- the per-release lease ------------------------------------------------------------------------------
+
+
+def test_release_lease_is_short_and_a_dead_holders_release_is_picked_up_within_it(
+    ctx: Context, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workers.tick as tick_module
+
+    assert tick_module.LEASE_TTL <= 10.0
+    monkeypatch.setattr(tick_module, "LEASE_TTL", 1.0)
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    # A worker killed inside a tick: it took the lease and will never renew nor release it.
+    dead = ctx.store.lock("release:" + rid, ttl=tick_module.LEASE_TTL)
+    assert dead.__enter__()
+    taken = time.monotonic()
+    assert tick(ctx, rid, 0).kind == TickKind.BUSY
+    while (outcome := tick(ctx, rid, 0)).kind == TickKind.BUSY:
+        assert time.monotonic() - taken < tick_module.LEASE_TTL + 1.0, "the dead holder's lease did not expire"
+        time.sleep(0.05)
+    assert outcome.kind == TickKind.DECIDED and str(outcome).startswith("start")
+    assert len(router.calls) == 1
+
+
+def test_a_long_tick_keeps_its_lease_past_the_ttl(
+    ctx: Context, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workers.tick as tick_module
+
+    monkeypatch.setattr(tick_module, "LEASE_TTL", 0.6)
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    real_observe = tick_module.observe
+    rivals: list[TickKind] = []
+
+    def slow_observe(*args, **kwargs):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 2.0  # over three TTLs, during which others keep trying
+        while time.monotonic() < deadline:
+            rivals.append(tick(ctx, rid, 0).kind)
+            time.sleep(0.2)
+        return real_observe(*args, **kwargs)
+
+    monkeypatch.setattr(tick_module, "observe", slow_observe)
+    outcome = tick(ctx, rid, 0)
+    assert outcome.kind == TickKind.DECIDED, outcome
+    assert rivals and set(rivals) == {TickKind.BUSY}
+    assert len(router.calls) == 1
+    monkeypatch.setattr(tick_module, "observe", real_observe)
+    assert tick(ctx, rid, 0).kind == TickKind.STALE  # the lease was released: not busy
+
+
+def test_a_tick_that_lost_its_lease_does_not_record_or_act(
+    ctx: Context, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workers.tick as tick_module
+
+    monkeypatch.setattr(tick_module, "LEASE_TTL", 0.6)
+    rid = start_release(ctx, "api", "2.1.0").release.id
+    before = get(ctx, rid)
+    real_observe = tick_module.observe
+
+    def stolen(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # The worker stalls (e.g. a GC pause or a frozen VM) and another takes the release meanwhile.
+        ctx.store.r.delete(PREFIX + "lock:release:" + rid)
+        assert ctx.store.lock("release:" + rid, ttl=5).__enter__()
+        time.sleep(0.5)  # past the heartbeat's renewal, which finds the lease taken
+        return real_observe(*args, **kwargs)
+
+    monkeypatch.setattr(tick_module, "observe", stolen)
+    outcome = tick(ctx, rid, 0)
+    assert outcome.kind == TickKind.LOST, outcome
+    assert get(ctx, rid) == before
+    assert router.calls == []
+    assert event_types(ctx, rid) == ["created"]
