@@ -31,7 +31,7 @@ test: lint
 	$(BIN)/pytest
 
 # The release scenario suite (scenarios/): 24 scenarios through the real stack under each policy in
-# scenarios/policies; writes docs/scenarios.md. About 6 minutes. The fast subset runs in `make test`.
+# scenarios/policies; writes docs/scenarios.md. About 13 minutes. The fast subset runs in `make test`.
 scenarios: setup
 	$(BIN)/python -m scenarios
 
