@@ -74,8 +74,10 @@ def next_tick_at(ctx: Context, release: Release, now: float) -> float | None:
     return None
 
 
-def commit_decision(ctx: Context, release: Release, decision: Decision, now: float) -> Release:
-    """Record a decision (atomically) and return the new release. Does not touch the router."""
+def decided(release: Release, decision: Decision, now: float) -> Release:
+    """The release after `decision`, before anything is recorded or routed: the one place the
+    decision's effect on the release's state is spelled (commit_decision records it; replay
+    re-runs past releases with it)."""
     new = release.model_copy(deep=True)
     new.seq += 1
     new.updated_at = now
@@ -83,11 +85,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
     new.no_data_since = decision.no_data_since
     if decision.judge is not None:
         new.judge = decision.judge.model_copy(deep=True)
-    events: list[Event] = []
-    deliveries = []
-    stable = None
     kind = decision.kind
-
     if kind in _STATE_FOR_KIND:
         new.state = _STATE_FOR_KIND[kind]  # type: ignore[assignment]
         new.reason = decision.reason
@@ -97,13 +95,26 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         new.consecutive_failures = 0
     if kind == "resume":
         new.resumed_step = new.step
-    if kind == "promote":
-        stable = new.target_version
     if new.terminal:
         new.finished_at = now
-        new.next_tick_at = None
     if kind == "hold" and _topic(decision.reason) != _topic(release.reason):
         new.reason = decision.reason
+    if decision.weights is not None and decision.weights != release.desired_weights:
+        new.desired_weights = dict(decision.weights)
+        new.weights_applied = False
+    return new
+
+
+def commit_decision(ctx: Context, release: Release, decision: Decision, now: float) -> Release:
+    """Record a decision (atomically) and return the new release. Does not touch the router."""
+    new = decided(release, decision, now)
+    events: list[Event] = []
+    deliveries = []
+    kind = decision.kind
+    stable = new.target_version if kind == "promote" else None
+    if new.terminal:
+        new.next_tick_at = None
+    if kind == "hold" and _topic(decision.reason) != _topic(release.reason):
         events.append(Event(at=now, type="hold", message=decision.reason))
 
     if kind in _EVENT_FOR_KIND:
@@ -119,10 +130,6 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         elif event_type in ("started", "succeeded", "failed", "aborted"):
             deliveries += plan_deliveries(ctx.config, new, event_type, now)
     new.hooks = new.hooks + [d.id for d in deliveries if d.id not in new.hooks]
-
-    if decision.weights is not None and decision.weights != release.desired_weights:
-        new.desired_weights = dict(decision.weights)
-        new.weights_applied = False
 
     next_tick = new.next_tick_at = next_tick_at(ctx, new, now)
     ctx.store.commit(

@@ -24,7 +24,7 @@ from typing import Any
 from app.config import PolicyConfig, SluiceConfig
 from app.context import Context
 from app.decide import decide
-from app.engine import _STATE_FOR_KIND, _topic
+from app.engine import decided
 from app.models import CheckResult, Decision, Event, Observations, Release
 from integrations.routing import RouterError
 
@@ -115,29 +115,9 @@ def observe_history(ctx: Context, release: Release, policy: PolicyConfig, at: fl
 def carry(release: Release, decision: Decision, now: float, confirmed_at: float | None = None) -> Release:
     """The release after `decision`, as app/engine.py's commit_decision records it and apply_weights
     confirms it (at `confirmed_at`, default `now`), for every field `decide` reads."""
-    new = release.model_copy(deep=True)
-    new.seq += 1
-    new.updated_at = now
-    new.consecutive_failures = decision.consecutive_failures
-    new.no_data_since = decision.no_data_since
-    if decision.judge is not None:
-        new.judge = decision.judge.model_copy(deep=True)
-    kind = decision.kind
-    if kind in _STATE_FOR_KIND:
-        new.state = _STATE_FOR_KIND[kind]  # type: ignore[assignment]
-        new.reason = decision.reason
-    if kind in ("start", "advance"):
-        new.step = decision.step if decision.step is not None else new.step
-        new.step_started_at = now
-        new.consecutive_failures = 0
-    if kind == "resume":
-        new.resumed_step = new.step
-    if new.terminal:
-        new.finished_at = now
-    if kind == "hold" and _topic(decision.reason) != _topic(release.reason):
-        new.reason = decision.reason
+    new = decided(release, decision, now)
     if decision.weights is not None and decision.weights != release.desired_weights:
-        new.desired_weights = dict(decision.weights)
+        new.weights_applied = True
         # apply_weights: the step begins when its weights are confirmed (no router counters here)
         if not new.terminal:
             confirmed = now if confirmed_at is None else confirmed_at
