@@ -263,8 +263,9 @@ def judge_step(
         if carry is not None:
             state.evidence[kind] = carry[0]  # for the record: this step's evidence
             if carry[1] is not None:
-                bad, n = state.baseline.get(kind, (0.0, 0.0))
-                state.baseline[kind] = (bad + carry[1].bad, n + carry[1].n)
+                state.baseline[kind] = _plus(state.baseline.get(kind), carry[1])
+            if cand is not None:
+                state.candidate[kind] = _plus(state.candidate.get(kind), cand)
         if result.verdict == "insufficient":
             waiting.append(result.detail)
 
@@ -360,6 +361,30 @@ def _compare(
             f"{kind} {100 * e.rate_c:.1f}% vs {ref_name} {100 * e.rate_s:.1f}% (n={n_c:,.0f} vs {n_s:,.0f}): "
             f"not worse so far; promotion waits for ~{e.needed_n_c or 0:,} requests [{cand.source}]"
         )
+    pooled = _pooled(cand, reference, stable_live, state, kind)
+    if verdict == "insufficient" and final and pooled is not None:
+        # Promotion asks "is it good?" of everything the candidate served, each step's counts
+        # against stable's over the same span. A failure stays per step (above): pooling adds no
+        # way to fail, so the false-alarm bound is unchanged; it only lets evidence gathered at
+        # 10% and 50% count towards the floor, which a low-traffic service needs.
+        whole_c, whole_s = pooled
+        e_all = ev.judge(
+            kind,
+            min(whole_c.bad, whole_c.n),
+            whole_c.n,
+            min(whole_s.bad, whole_s.n),
+            whole_s.n,
+            alpha=alpha,
+            margin=margin,
+            detectable=detectable,
+            decisive_gap=defaults.decisive_gap,
+            reference="stable",
+        )
+        if e_all.verdict == "pass" and n_c >= MIN_STEP_REQUESTS:
+            verdict = "pass"
+            detail = e_all.sentence() + f" over the whole release [{cand.source}]"
+        elif e_all.verdict != "fail":
+            detail = e.sentence() + f"; over the whole release: {e_all.sentence()} [{cand.source}]"
     result = CheckResult(
         **base,
         value=e.rate_c,
@@ -386,6 +411,26 @@ def _compare(
     )
     live_for_baseline = live if (stable_live and live is not None and ref_name == "stable") else None
     return result, (e.log_e, live_for_baseline)
+
+
+def _plus(total: tuple[float, float] | None, sample: Sample) -> tuple[float, float]:
+    bad, n = total if total is not None else (0.0, 0.0)
+    return (bad + sample.bad, n + sample.n)
+
+
+def _pooled(
+    cand: Sample, reference: Sample, stable_live: bool, state: JudgeState, kind: str
+) -> tuple[Sample, Sample] | None:
+    """The candidate's counts over the whole release (the steps passed and this one) and stable's
+    over the same spans; None when no step has been passed yet (nothing to pool)."""
+    carried = state.candidate.get(kind)
+    if carried is None or carried[1] <= 0:
+        return None
+    whole_c = Sample(carried[0] + cand.bad, carried[1] + cand.n, cand.source)
+    if stable_live:  # `reference` is stable's live sample over this step's span
+        bad, n = _plus(state.baseline.get(kind), reference)
+        return whole_c, Sample(bad, n, reference.source)
+    return whole_c, reference  # at 100%: stable's counts from the steps passed (the baseline)
 
 
 def _warming(name: str, left: float, step: int, now: float) -> CheckResult:

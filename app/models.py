@@ -81,12 +81,15 @@ class JudgeState(BaseModel):
     `evidence` is each comparison's log e-value at the end of the last step passed (a record: each
     step is tested on its own counts). `baseline` is stable's
     (bad, requests) per comparison from the steps already passed: the reference when stable has
-    no live traffic (the 100% step). `router_mark` is the router's counters when the current
-    step's weights were confirmed (counts are taken since then)."""
+    no live traffic (the 100% step). `candidate` is the candidate's (bad, requests) from the same
+    steps: at the last step, "is it good enough to promote?" is asked of everything it served.
+    `router_mark` is the router's counters when the current step's weights were confirmed (counts
+    are taken since then)."""
 
     first_traffic_at: float | None = None
     evidence: dict[str, float] = Field(default_factory=dict)
     baseline: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    candidate: dict[str, tuple[float, float]] = Field(default_factory=dict)
     slow_under: float | None = None
     router_mark: dict[str, Any] | None = None
 

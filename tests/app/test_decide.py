@@ -114,6 +114,31 @@ def test_last_step_compares_with_stable_from_earlier_steps():
     assert d.kind == "fail" and "errors-vs-stable" in d.reason and "earlier steps" in d.reason
 
 
+def test_promotion_counts_what_the_candidate_served_at_every_step_on_a_low_traffic_service():
+    # 2 req/s in all: the 100% step alone has 120 requests, too few to rule out a 5-point
+    # regression; with the 130 it served at 10% and 50% (against stable's 1,300 over the same
+    # spans) it has enough, so the release is promoted instead of waiting for a timeout.
+    p = policy(checks=[], judge={"slow": {"enabled": False}})
+    at_100 = dict(step=2, desired_weights={"1.0.370": 0, "1.0.371": 100})
+    alone = JudgeState(first_traffic_at=T0, baseline={"errors": (0.0, 1300.0), "4xx": (0.0, 1300.0)})
+    obs = Observations(at=T0 + 60, candidate_healthy=True, evidence=evidence(counts(120), counts(0)))
+    d = decide(release(**at_100, judge=alone), p, obs, T0 + 60)
+    assert d.kind == "hold" and "not enough traffic yet" in d.reason
+    pooled = alone.model_copy(update={"candidate": {"errors": (0.0, 130.0), "4xx": (0.0, 130.0)}})
+    d = decide(release(**at_100, judge=pooled), p, obs, T0 + 60)
+    assert d.kind == "promote", d.reason
+    errors = next(r for r in d.results if r.name == "errors-vs-stable")
+    assert "n=250 vs 1,300" in errors.detail and "over the whole release" in errors.detail
+    # Pooling never passes what this step's own counts show to be worse: they fail it.
+    bad = Observations(at=T0 + 60, candidate_healthy=True, evidence=evidence(counts(120, errors=30), counts(0)))
+    assert decide(release(**at_100, judge=pooled), p, bad, T0 + 60).kind == "fail"
+
+
+def test_advancing_carries_the_candidates_counts_for_the_promotion_floor():
+    d = decide(release(), policy(), good(T0 + 30), T0 + 30)
+    assert d.judge is not None and d.judge.candidate["errors"] == (0.0, 2000.0)
+
+
 def test_a_candidate_answering_mostly_errors_fails_at_the_first_evaluation():
     obs = Observations(at=T0 + 2, candidate_healthy=True, evidence=evidence(counts(8, errors=5), counts(72)))
     d = decide(release(), policy(tolerance=3), obs, T0 + 2)
