@@ -43,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sluice-scenarios-"))
     started = time.monotonic()
     results: dict[str, list[Result]] = {}
+    workers: dict[str, dict[str, float | None]] = {}
     try:
         for policy in policies:
             print(f"== policy {policy.name} ({policy.path}): {len(scenarios)} scenarios", flush=True)
             run = PolicyRun(policy, scenarios, workdir / policy.name, say=lambda m: print(m, flush=True))
             results[policy.name] = run.run()
+            workers[policy.name] = run.worker
             rs = results[policy.name]
             print(f"== {policy.name}: {sum(r.right for r in rs)} / {len(rs)} right", flush=True)
     finally:
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = time.monotonic() - started
     command = "python -m scenarios " + " ".join(sys.argv[1:] if argv is None else argv)
     paths = {p.name: str(p.path.relative_to(Path.cwd()) if p.path.is_absolute() else p.path) for p in policies}
-    meta = {"paths": paths}
+    meta = {"paths": paths, "workers": workers}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown(results, command.strip(), runtime, meta))
     if args.json:

@@ -41,6 +41,7 @@ from app.demo.stack import (
     wait_until,
 )
 from scenarios.catalog import CANDIDATE_VERSION, STABLE_VERSION, Scenario
+from scenarios.worker_stats import tick_stats
 
 REPO = Path(__file__).resolve().parent.parent
 APPLICATION = "scenarios"
@@ -294,6 +295,7 @@ class PolicyRun:
         self.load: Process | None = None
         self.token = secrets.token_hex(16)
         self.api_url = ""
+        self.worker: dict[str, float | None] = {}  # tick lag and duration over the run (worker_stats.py)
         self.frontends: dict[str, int] = {}
         self.spike_files = {s.name: workdir / f"spike-{s.name}" for s in scenarios if s.shared_spike}
 
@@ -420,6 +422,7 @@ class PolicyRun:
             events = threading.Thread(target=self._events, args=(deployed,), daemon=True)
             events.start()
             releases = self._follow(client, deployed)
+            self.worker = tick_stats(self.api_url, self.token)
             if self.load:
                 self.load.stop(timeout=15)
             rows = _read_rows(out)

@@ -18,6 +18,13 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
+def _bound(value: float | None) -> str:
+    """A histogram bucket bound in seconds, as an upper bound: "≤ 0.25 s"."""
+    if value is None:
+        return "?"
+    return "> 60 s" if value == float("inf") else f"≤ {value:g} s"
+
+
 def _commit() -> str:
     try:
         return subprocess.run(
@@ -53,8 +60,9 @@ def markdown(results: dict[str, list[Result]], command: str, runtime_s: float, m
         "",
         "## Scores",
         "",
-        "| policy | right | bad promoted | good rolled back | late | held |",
-        "|---|---|---|---|---|---|",
+        "| policy | right | bad promoted | good rolled back | late | held | ticks | tick lag p50 / p95 "
+        "| tick duration p50 / p95 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for policy, rs in results.items():
         right = sum(r.right for r in rs)
@@ -62,7 +70,20 @@ def markdown(results: dict[str, list[Result]], command: str, runtime_s: float, m
         good_rolled = sum(r.scenario.expected == "promoted" and r.outcome == "rolled_back" for r in rs)
         late = sum(r.verdict == "late" for r in rs)
         held = sum(r.outcome == "held" for r in rs)
-        lines.append(f"| {policy} | {right} / {len(rs)} | {bad_promoted} | {good_rolled} | {late} | {held} |")
+        w = meta.get("workers", {}).get(policy, {})
+        ticks = f"{w['ticks']:,.0f}" if w.get("ticks") is not None else ""
+        lag = f"{_bound(w.get('lag_p50'))} / {_bound(w.get('lag_p95'))}" if w else ""
+        took = f"{_bound(w.get('duration_p50'))} / {_bound(w.get('duration_p95'))}" if w else ""
+        lines.append(
+            f"| {policy} | {right} / {len(rs)} | {bad_promoted} | {good_rolled} | {late} | {held} "
+            f"| {ticks} | {lag} | {took} |"
+        )
+    lines += [
+        "",
+        "Ticks: the worker's evaluations over the run (one worker for every scenario of a policy); lag: how "
+        "late a tick started after its scheduled time (a detection time includes it); both read from "
+        "Sluice's `/metrics` histograms at the end of the run, as bucket upper bounds.",
+    ]
     for policy, rs in results.items():
         lines += [
             "",
