@@ -311,8 +311,7 @@ def _compare(
     e-value and the live stable sample to add to the baseline."""
     name = RESULT_NAMES[kind]
     defaults = ev.DEFAULTS[kind]
-    margin = defaults.margin if margin is None else margin
-    detectable = conf.detectable if conf.detectable is not None else max(defaults.detectable, 2 * margin)
+    margin, detectable = _margin_and_floor(defaults, margin, conf.detectable)
     base = dict(name=name, step=step, at=now, threshold=f"<= stable + {_points(margin)}")
     if kind == "slow" and unavailable:
         # Both versions answer and neither exports a latency histogram: nothing to compare, and
@@ -411,6 +410,24 @@ def _compare(
     )
     live_for_baseline = live if (stable_live and live is not None and ref_name == "stable") else None
     return result, (e.log_e, live_for_baseline)
+
+
+# A margin is a share of responses: "worse by more than 100 points" cannot happen, so a larger
+# one (e.g. `max_over_stable: 1` on an error_rate check, meaning "never mind stable") is this.
+MAX_MARGIN = 0.95
+
+
+def _margin_and_floor(
+    defaults: ev.CheckDefaults, margin: float | None, detectable: float | None
+) -> tuple[float, float]:
+    """The comparison's margin and evidence floor, always with 0 <= margin < detectable < 1: the
+    floor defaults to twice the margin (at least the kind's default), and stays under 100%."""
+    margin = min(defaults.margin if margin is None else max(margin, 0.0), MAX_MARGIN)
+    if detectable is None or not margin < detectable < 1:
+        detectable = max(defaults.detectable, 2 * margin)
+        if detectable >= 1:
+            detectable = (margin + 1) / 2
+    return margin, detectable
 
 
 def _plus(total: tuple[float, float] | None, sample: Sample) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """Scale: N concurrent releases at a 10 s interval, 1 or 2 workers; tick lag, cost per tick, footprint.
 
-Prometheus is a static nginx stub (every query answers one sample) and the router is
-in-memory, so the numbers are Sluice's own cost.
+Prometheus is a static nginx stub (every query answers one sample; the judge's counts query a
+realistic set of status and bucket counts) and the router is in-memory, so the numbers are
+Sluice's own cost.
 """
 
 from __future__ import annotations
@@ -24,6 +25,22 @@ from benchmarks.common import cpu_seconds, percentile, rss_mib, table
 REPO = Path(__file__).resolve().parents[1]
 INTERVAL = 10.0
 PROM_ANSWER = '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[0,"0.5"]}]}}'
+# The judge's counts query (status codes `or` histogram buckets, integrations/prometheus/queries.py):
+# what a real service's counters give over a span (1,000 requests, 0.5% 5xx, 1% 404), so that
+# ticks take the path they take in production, not the "why is there no data" one.
+COUNTS_ROWS = [({"code": "200"}, 985), ({"code": "500"}, 5), ({"code": "404"}, 10)] + [
+    ({"le": le}, count) for le, count in (("0.1", 700), ("0.25", 900), ("0.5", 980), ("1.0", 995), ("+Inf", 1000))
+]
+COUNTS_ANSWER = json.dumps(
+    {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": labels, "value": [0, str(value)]} for labels, value in COUNTS_ROWS],
+        },
+    },
+    separators=(",", ":"),
+)
 
 
 def start_prometheus_stub(workdir: Path) -> tuple[list[Process], str]:
@@ -47,6 +64,7 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     location = /api/v1/query {{
+      if ($args ~ "present_over_time") {{ return 200 '{COUNTS_ANSWER}'; }}
       if ($args ~ "%3D~") {{ rewrite ^ /grouped last; }}
       default_type application/json; return 200 '{PROM_ANSWER}';
     }}

@@ -67,6 +67,15 @@ class ComparisonConfig(Strict):
         None, gt=0, lt=1, description="A step passes only once the data rule out a regression this large."
     )
 
+    @model_validator(mode="after")
+    def _floor_above_margin(self) -> ComparisonConfig:
+        if self.margin is not None and self.detectable is not None and self.detectable <= self.margin:
+            raise ValueError(
+                f"detectable ({self.detectable}) must be larger than margin ({self.margin}): a step passes once "
+                "the data rule out a regression of `detectable`, which must be worse than the margin it tolerates"
+            )
+        return self
+
 
 class ClientErrorsConfig(ComparisonConfig):
     ignore_codes: list[Annotated[int, Field(ge=400, le=499)]] = Field(

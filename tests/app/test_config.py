@@ -83,3 +83,9 @@ def test_schema_is_published_and_forbids_unknown_keys():
 def test_shipped_example_is_valid():
     res = CliRunner().invoke(main, ["validate", str(EXAMPLE)])
     assert res.exit_code == 0, res.output
+
+
+def test_an_evidence_floor_at_or_under_the_margin_is_refused_with_the_reason():
+    text = GOOD.replace("    interval: 5s", "    interval: 5s\n    judge: {errors: {margin: 0.05, detectable: 0.02}}")
+    [p] = problems(text)
+    assert "detectable (0.02) must be larger than margin (0.05)" in p and "policies.0.judge.errors" in p

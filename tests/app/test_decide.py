@@ -134,6 +134,17 @@ def test_promotion_counts_what_the_candidate_served_at_every_step_on_a_low_traff
     assert decide(release(**at_100, judge=pooled), p, bad, T0 + 60).kind == "fail"
 
 
+def test_a_margin_of_a_whole_share_still_judges_instead_of_crashing():
+    # `max_over_stable: 1` on error_rate ("never mind stable") made the margin 1 and the floor 2:
+    # every tick raised. The comparison now caps the margin at 95 points and judges.
+    p = policy(checks=[{"name": "errors", "type": "error_rate", "max_over_stable": 1}])
+    d = decide(release(), p, good(T0 + 30), T0 + 30)
+    assert d.kind == "advance", d.reason
+    worst = Observations(at=T0 + 30, candidate_healthy=True, evidence=evidence(counts(2000, 2000), counts(18000)))
+    d = decide(release(), p, worst, T0 + 30)
+    assert d.kind == "fail" and "errors-vs-stable" in d.reason and "95 points" in d.reason
+
+
 def test_advancing_carries_the_candidates_counts_for_the_promotion_floor():
     d = decide(release(), policy(), good(T0 + 30), T0 + 30)
     assert d.judge is not None and d.judge.candidate["errors"] == (0.0, 2000.0)
