@@ -73,6 +73,7 @@ Verdicts
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -296,17 +297,40 @@ def difference_interval(
         return _profile(bad_c, fc, bad_s, fs, d, log_mix)
 
     def edge(inside: float, outside: float) -> float:
-        if g(outside) < c:
+        g_out = g(outside)
+        if g_out < c:
             return outside
-        for _ in range(22):  # 2^-22 of the bracket: far below a displayed hundredth of a point
-            mid = 0.5 * (inside + outside)
-            if g(mid) < c:
-                inside = mid
-            else:
-                outside = mid
-        return inside
+        return _crossing(g, c, inside, g(inside), outside, g_out)
 
     return edge(diff, -1.0), edge(diff, 1.0)
+
+
+def _crossing(f: Callable[[float], float], c: float, a: float, fa: float, b: float, fb: float) -> float:
+    """Where the convex f crosses c between a (f(a) < c) and b (f(b) >= c), to 1e-10, on the `a`
+    side. The Illinois variant of false position: superlinear on a smooth convex f (about 8 to 12
+    evaluations of the profile likelihood, where bisection to the same precision takes 33), and it
+    keeps the bracket, so it cannot leave [a, b]. Each evaluation is a Newton solve: this is most of
+    a tick's CPU (benchmarks/, tick CPU)."""
+    fa, fb = fa - c, fb - c
+    side = 0
+    for _ in range(100):
+        if abs(b - a) < 1e-10:
+            break
+        x = b - fb * (b - a) / (fb - fa) if fb != fa else 0.5 * (a + b)
+        if not min(a, b) < x < max(a, b):
+            x = 0.5 * (a + b)
+        fx = f(x) - c
+        if fx < 0:  # x is inside the set: the new inside end
+            a, fa = x, fx
+            if side == -1:
+                fb *= 0.5  # the outside end was kept twice: halve its weight (Illinois)
+            side = -1
+        else:
+            b, fb = x, fx
+            if side == 1:
+                fa *= 0.5
+            side = 1
+    return a
 
 
 def _excludes(bad_c: float, n_c: float, bad_s: float, n_s: float, d: float, c: float, prior: BetaMixture) -> bool:

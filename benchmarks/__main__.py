@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import backtest, footprint, intake, reaction, scale, watcher_footprint
+from benchmarks import backtest, footprint, intake, judge, reaction, scale, watcher_footprint
 from benchmarks.common import machine
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -21,16 +21,15 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="shorter runs (for trying the suite out)")
-    parser.add_argument("--only", default="intake,reaction,scale,backtest", help="comma-separated sections")
+    parser.add_argument("--only", default="intake,reaction,scale,backtest,judge", help="comma-separated sections")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--sizes", help="comma-separated numbers of releases for the scale runs")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts for the scale runs")
     args = parser.parse_args()
     sections = set(args.only.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
-    plain = (
-        not args.quick and args.only == "intake,reaction,scale,backtest" and not args.sizes and args.workers == "1,2"
-    )
+    everything = args.only == parser.get_default("only")
+    plain = not args.quick and everything and not args.sizes and args.workers == "1,2"
     command = "make bench" if plain else "python -m benchmarks " + " ".join(sys.argv[1:])
     parts = [
         "# Sluice benchmarks",
@@ -69,6 +68,9 @@ def main() -> int:
         if "backtest" in sections:
             print("backtest ...", flush=True)
             parts += [backtest.TITLE, "", backtest.run(workdir / "backtest", runs=1 if args.quick else 3), ""]
+        if "judge" in sections:
+            print("judge ...", flush=True)
+            parts += [judge.TITLE, "", judge.run(repeat=50 if args.quick else 200), ""]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     args.output.write_text("\n".join(parts) + "\n")

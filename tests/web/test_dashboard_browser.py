@@ -178,6 +178,13 @@ def test_a_failed_release_says_why_at_the_top(stack, page, artifacts):
     assert page.locator(".check").first.get_attribute("data-check") == "errors-vs-stable"
     assert page.locator("#steps li.ended-failed").get_attribute("data-step") == "1"
     assert page.locator("#controls button:enabled").count() == 0
+    # No empty card: the policy's `errors` check (error_rate, max_over_stable only) is the margin of
+    # errors-vs-stable, and that card says so instead of a card of its own without a point.
+    cards = page.locator(".check")
+    assert all(int(cards.nth(i).get_attribute("data-points") or 0) > 0 for i in range(cards.count()))
+    assert page.locator('.check[data-check="errors"]').count() == 0
+    errors_card = page.locator('.check[data-check="errors-vs-stable"]').inner_text()
+    assert "“errors”" in errors_card and "margin" in errors_card, errors_card
 
     shot = artifacts / "release-failed.png"
     page.screenshot(path=str(shot), full_page=True)

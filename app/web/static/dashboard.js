@@ -120,16 +120,29 @@
 
   // --- the release page ------------------------------------------------------------------------------
 
-  const page = { release: null, charts: new Map(), x0: 0, x1: 1, timer: null };
+  const page = { release: null, charts: new Map(), x0: 0, x1: 1, timer: null, folded: new Map() };
+
+  /** An error_rate check with only max_over_stable is not judged on its own: it sets the margin of
+   * the errors-vs-stable comparison (app/judging.py), so its card would stay empty. */
+  function foldedIntoComparison(c, rel) {
+    const set = (v) => v !== null && v !== undefined;
+    return c.type === "error_rate" && set(c.max_over_stable) && !set(c.max) && !set(c.min)
+      && !rel.evaluations.some((e) => e.name === c.name);
+  }
 
   function checkDefs(rel) {
     const defs = new Map();
-    for (const c of rel.checks || []) defs.set(c.name, c);
+    const folded = [];
+    for (const c of rel.checks || []) {
+      if (foldedIntoComparison(c, rel)) folded.push(c.name);
+      else defs.set(c.name, c);
+    }
+    page.folded = new Map(folded.length ? [["errors-vs-stable", folded]] : []);
     for (const ev of rel.evaluations) {
       if (!defs.has(ev.name)) {
         defs.set(ev.name, ev.name === "health"
           ? { name: "health", type: "health", threshold: ev.threshold, min: 1, max: null, max_over_stable: null }
-          : { name: ev.name, type: "query", threshold: ev.threshold, min: null, max: null, max_over_stable: null });
+          : { name: ev.name, type: ev.name.endsWith("-vs-stable") ? "compared with stable" : "query", threshold: ev.threshold, min: null, max: null, max_over_stable: null });
       }
     }
     return defs;
@@ -451,9 +464,13 @@
         h("span", { text: `${evs.length} evaluation${evs.length === 1 ? "" : "s"}` }),
         fails ? h("span", { style: `color:${COLORS.fail}`, text: `${fails} failed` }) : null,
         nodata ? h("span", { text: `${nodata} without data` }) : null,
-        check.type && check.type !== "health" ? h("span", { text: check.type.replace("_", " ") }) : null);
+        check.type && check.type !== "health" ? h("span", { text: check.type.replace("_", " ") }) : null,
+        page.folded && page.folded.has(name)
+          ? h("span", { text: `your check${page.folded.get(name).length > 1 ? "s" : ""} ${page.folded.get(name).map((n) => `“${n}”`).join(", ")}: max_over_stable is this comparison's margin` })
+          : null);
       // The evidence in words, whatever the verdict ("no evidence of being worse ..." is news too).
       entry.detail.textContent = last ? last.detail || "" : "";
+      entry.detail.className = `ch-detail ${last ? last.verdict : ""}`;
       entry.plot.setData(chartData(check, evs), true);
       entry.plot.redraw(false, false);
     }
