@@ -1,0 +1,172 @@
+"""Segments and mirrors on the Kubernetes routers, against the fake API server: the object written
+has the right matches / filters (read back independently of Sluice's code), the weight split is
+left alone, and everything Sluice added is gone at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from app.config.shapes import MirrorConfig, SegmentConfig
+from app.context import Context
+from integrations.kubernetes.shapes import ANNOTATION
+from tests.support.cluster import cluster_weights, setup_cluster
+from tests.support.fake_apiserver import FakeApiServer
+from tests.support.sim import CONTOUR, GW, NS, Sim
+
+pytestmark = pytest.mark.integration
+
+CHROME = SegmentConfig.model_validate({"header": {"name": "User-Agent", "regex": "Chrome"}})
+COOKIE = SegmentConfig.model_validate({"cookie": {"name": "canary", "value": "always"}})
+BETA = SegmentConfig.model_validate({"header": {"name": "X-Beta", "value": "yes"}})
+
+
+def _setup(router: str, api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]) -> tuple[Any, Any]:
+    ctx = make_ctx(router, web_extra=", stable_version: 1.0.0")
+    setup_cluster(sim, router)
+    sim.deployment("web", "1.1.0")
+    app = ctx.config.applications[0]
+    return ctx.router(app), app.services[0]
+
+
+def test_gateway_api_segment_rule_sits_before_the_weighted_rule_and_goes_at_the_end(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    router, svc = _setup("gateway-api", api, sim, make_ctx)
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    original = api.get(*GW, NS, "web")["spec"]["rules"]  # type: ignore[index]
+
+    router.set_segment(svc, "1.1.0", CHROME)
+
+    rules = api.get(*GW, NS, "web")["spec"]["rules"]  # type: ignore[index]
+    assert len(rules) == 3
+    assert rules[0] == original[0]  # another team's rule (/static) untouched
+    assert rules[1] == {
+        "matches": [
+            {
+                "path": {"type": "PathPrefix", "value": "/"},
+                "headers": [{"type": "RegularExpression", "name": "User-Agent", "value": ".*(?:Chrome).*"}],
+            }
+        ],
+        "backendRefs": [{"name": "web-1-1-0", "port": 8080}],
+    }
+    assert rules[2] == original[1]  # the weighted rule, as it was
+    assert router.get_weights(svc) == {"1.0.0": 100}  # the segment rule is not the split
+
+    writes = len(api.writes)
+    router.set_segment(svc, "1.1.0", CHROME)  # idempotent: read, nothing to write
+    assert len(api.writes) == writes
+
+    # The next step's weights rewrite the weighted rule only.
+    router.set_weights(svc, {"1.0.0": 90, "1.1.0": 10})
+    rules = api.get(*GW, NS, "web")["spec"]["rules"]  # type: ignore[index]
+    assert rules[1]["backendRefs"] == [{"name": "web-1-1-0", "port": 8080}]
+    assert cluster_weights_without_segment(api) == {"web-1-0-0": 90, "web-1-1-0": 10}
+
+    router.set_segment(svc, "1.1.0", None)
+    route = api.get(*GW, NS, "web")
+    assert route is not None
+    assert len(route["spec"]["rules"]) == 2 and route["spec"]["rules"][0] == original[0]
+    assert ANNOTATION not in route["metadata"]["annotations"]
+    assert route["metadata"]["annotations"]["team"] == "shop"  # others' annotations survive
+
+
+def cluster_weights_without_segment(api: FakeApiServer) -> dict[str, int]:
+    refs = api.get(*GW, NS, "web")["spec"]["rules"][2]["backendRefs"]  # type: ignore[index]
+    return {r["name"]: r.get("weight", 1) for r in refs}
+
+
+def test_gateway_api_cookie_and_exact_header_segments(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    router, svc = _setup("gateway-api", api, sim, make_ctx)
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    router.set_segment(svc, "1.1.0", COOKIE)
+    [header] = api.get(*GW, NS, "web")["spec"]["rules"][1]["matches"][0]["headers"]  # type: ignore[index]
+    assert header == {"type": "RegularExpression", "name": "Cookie", "value": ".*(?:(^|;\\s*)canary=always(;|$)).*"}
+
+    router.set_segment(svc, "1.1.0", BETA)  # replaces the cookie segment
+    rules = api.get(*GW, NS, "web")["spec"]["rules"]  # type: ignore[index]
+    assert len(rules) == 3
+    assert rules[1]["matches"][0]["headers"] == [{"type": "Exact", "name": "X-Beta", "value": "yes"}]
+
+
+def test_gateway_api_segment_rule_with_defaults_added_by_the_api_server_is_still_found(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    """A real API server fills CRD defaults into what Sluice wrote (a backendRef's weight, group,
+    kind); the segment rule must still be recognised, kept out of the split, and removed."""
+    router, svc = _setup("gateway-api", api, sim, make_ctx)
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    router.set_segment(svc, "1.1.0", CHROME)
+
+    def defaults(route: dict[str, Any]) -> None:
+        route["spec"]["rules"][1]["backendRefs"][0].update({"weight": 1, "group": "", "kind": "Service"})
+
+    api.mutate(*GW, NS, "web", defaults)
+    assert router.get_weights(svc) == {"1.0.0": 100}
+    router.set_weights(svc, {"1.0.0": 50, "1.1.0": 50})
+    router.set_segment(svc, "1.1.0", None)
+    assert len(api.get(*GW, NS, "web")["spec"]["rules"]) == 2  # type: ignore[index]
+    assert cluster_weights(api, "gateway-api") == {"1.0.0": 50, "1.1.0": 50}
+
+
+def test_gateway_api_mirror_filter_on_the_weighted_rule(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    router, svc = _setup("gateway-api", api, sim, make_ctx)
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    router.set_mirror(svc, "1.1.0", MirrorConfig(percent=10))
+
+    rules = api.get(*GW, NS, "web")["spec"]["rules"]  # type: ignore[index]
+    assert len(rules) == 2
+    assert rules[1]["filters"] == [
+        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "web-1-1-0", "port": 8080}, "percent": 10}}
+    ]
+    assert cluster_weights(api, "gateway-api") == {"1.0.0": 100}  # users are served by stable only
+    assert "filters" not in rules[0]
+
+    router.set_mirror(svc, "1.1.0", None)
+    rules = api.get(*GW, NS, "web")["spec"]["rules"]  # type: ignore[index]
+    assert "filters" not in rules[1]
+
+
+def test_gateway_api_mirror_keeps_others_filters(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    router, svc = _setup("gateway-api", api, sim, make_ctx)
+    theirs = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-Team", "value": "a"}]}}
+    api.mutate(*GW, NS, "web", lambda r: r["spec"]["rules"][1].update({"filters": [theirs]}))
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    router.set_mirror(svc, "1.1.0", MirrorConfig(percent=25))
+    filters = api.get(*GW, NS, "web")["spec"]["rules"][1]["filters"]  # type: ignore[index]
+    assert filters[0] == theirs and filters[1]["requestMirror"]["percent"] == 25
+    router.set_mirror(svc, "1.1.0", None)
+    assert api.get(*GW, NS, "web")["spec"]["rules"][1]["filters"] == [theirs]  # type: ignore[index]
+
+
+def test_contour_segment_route_has_the_header_condition(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    router, svc = _setup("contour", api, sim, make_ctx)
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    router.set_segment(svc, "1.1.0", CHROME)
+    routes = api.get(*CONTOUR, NS, "web")["spec"]["routes"]  # type: ignore[index]
+    assert len(routes) == 3
+    assert routes[1] == {
+        "conditions": [{"prefix": "/"}, {"header": {"name": "User-Agent", "regex": ".*(?:Chrome).*"}}],
+        "services": [{"name": "web-1-1-0", "port": 8080}],
+        "timeoutPolicy": {"response": "5s"},  # the route's own settings apply to the segment too
+    }
+    assert router.get_weights(svc) == {"1.0.0": 100}
+    router.set_weights(svc, {"1.0.0": 90, "1.1.0": 10})
+    assert cluster_weights_contour(api) == {"web-1-0-0": 90, "web-1-1-0": 10}
+    router.set_segment(svc, "1.1.0", None)
+    assert len(api.get(*CONTOUR, NS, "web")["spec"]["routes"]) == 2  # type: ignore[index]
+
+
+def cluster_weights_contour(api: FakeApiServer) -> dict[str, int]:
+    refs = api.get(*CONTOUR, NS, "web")["spec"]["routes"][2]["services"]  # type: ignore[index]
+    return {r["name"]: r.get("weight", 1) for r in refs}
