@@ -33,7 +33,13 @@ from integrations.kubernetes.objects import (
     version_service_name,
     version_service_prefix,
 )
-from integrations.kubernetes.shapes import ContourShaper, GatewayShaper, Shaper, recorded
+from integrations.kubernetes.shapes import (
+    ContourShaper,
+    GatewayShaper,
+    Shaper,
+    nginx_segment_annotations,
+    recorded,
+)
 from integrations.routers.interface import Health, Placement, RouterError, check_percents, to_percents
 
 if TYPE_CHECKING:
@@ -514,6 +520,41 @@ class IngressNginxRouter(KubernetesRouter):
             version = self._version_of(canary, svc, names) or base
             self._set_canary(svc, names, version, self._canary_service(canary, svc, names, base, service_of), 0)
         return self.verify(svc, weights)
+
+    # --- segments: ingress-nginx's canary-by-header / -value / -pattern / canary-by-cookie --------------
+
+    def set_segment(self, svc: ServiceConfig, version: str, segment: SegmentConfig | None) -> None:
+        wanted = nginx_segment_annotations(segment)
+        canary = self._read_canary(svc)
+        if segment is None and canary is None:
+            return
+        if segment is not None:
+            service = self.ensure_services(svc, {version: 1})[version]
+            names = self.owned(svc)
+            names[service] = version
+            if canary is None or self._version_of(canary, svc, names) != version:
+                # The canary Ingress must carry the candidate for the segment to reach it; its
+                # weight stays what it is (0 when no canary existed).
+                share = self.get_weights(svc).get(version, 0)
+                self._set_canary(svc, names, version, service, share)
+        name = self.canary_name(svc)
+
+        def mutate(ing: dict[str, Any]) -> dict[str, Any] | None:
+            current = ing.get("metadata", {}).get("annotations") or {}
+            if all(current.get(k) == v for k, v in wanted.items()):
+                return None
+            return {"metadata": {"annotations": wanted}}
+
+        what = f"Ingress {self.namespace}/{name}"
+        read_modify_write(lambda: self._read(name), mutate, lambda p: self._patch(name, p), what, self.attempts)
+        after = self._read_canary(svc)
+        current = ((after or {}).get("metadata") or {}).get("annotations") or {}
+        if any(current.get(k) != v for k, v in wanted.items()):
+            raise RouterError(
+                f"{what} did not keep the segment Sluice set: wanted {wanted}, read back "
+                f"{ {k: current.get(k) for k in wanted} }; is another controller rewriting it?",
+                retryable=True,
+            )
 
     def _canary_service(
         self, canary: dict[str, Any], svc: ServiceConfig, names: dict[str, str], base: str, service_of: dict[str, str]

@@ -299,3 +299,37 @@ class IstioShaper(Shaper):
     def has_mirror(self, rule: Rule, state: dict[str, Any]) -> bool:
         value = (rule.get("mirrorPercentage") or {}).get("value")
         return self._is_candidate(rule.get("mirror"), state) and value == float(state["mirror"])
+
+
+# --- ingress-nginx ----------------------------------------------------------------------------------
+
+NGINX = "nginx.ingress.kubernetes.io/"
+NGINX_SEGMENT_KEYS = tuple(
+    NGINX + k for k in ("canary-by-header", "canary-by-header-value", "canary-by-header-pattern", "canary-by-cookie")
+)
+
+
+def nginx_segment_annotations(segment: SegmentConfig | None) -> dict[str, str | None]:
+    """The canary Ingress's segment annotations (None deletes one in a merge patch). ingress-nginx
+    reads the header first, then the cookie, then the weight; `-pattern` is a PCRE searched in the
+    value, `-value` an exact value, and a cookie routes to the canary only when it says `always`."""
+    out: dict[str, str | None] = dict.fromkeys(NGINX_SEGMENT_KEYS)
+    if segment is not None and segment.header is not None:
+        out[NGINX + "canary-by-header"] = segment.header.name
+        if segment.header.value is not None:
+            out[NGINX + "canary-by-header-value"] = segment.header.value
+        else:
+            out[NGINX + "canary-by-header-pattern"] = segment.header.regex
+    elif segment is not None and segment.cookie is not None:
+        out[NGINX + "canary-by-cookie"] = segment.cookie.name
+    return out
+
+
+def nginx_check_step(router: Any, service: Any, step: Any) -> str | None:
+    cookie = step.segment.cookie if step.segment is not None else None
+    if cookie is not None and cookie.value != "always":
+        return (
+            f"ingress-nginx sends a cookie segment to the canary only when the cookie's value is `always` "
+            f"(canary-by-cookie), not {cookie.value!r}: use value: always, or a header segment"
+        )
+    return None

@@ -21,6 +21,7 @@ from integrations.kubernetes.config import (
     IngressNginxRouterConfig,
 )
 from integrations.kubernetes.permissions import COMMON_CALLS
+from integrations.kubernetes.shapes import nginx_check_step
 from integrations.routers.interface import Placement, Router, RouterError, RouterKind
 
 
@@ -50,7 +51,15 @@ ROUTERS: Registry[RouterKind] = Registry(
             "Gateway API HTTPRoute backendRef weights",
             shapes=frozenset({"weights", "segment", "mirror"}),
         ),
-        _kube(IngressNginxRouterConfig, "IngressNginxRouter", INGRESS_NGINX_CALLS, "ingress-nginx canary Ingress"),
+        _kube(
+            IngressNginxRouterConfig,
+            "IngressNginxRouter",
+            INGRESS_NGINX_CALLS,
+            "ingress-nginx canary Ingress",
+            shapes=frozenset({"weights", "segment"}),
+            cannot={"mirror": "ingress-nginx's mirror-target copies every request (no share); Sluice does not set it"},
+            check_step=nginx_check_step,
+        ),
         _kube(
             ContourRouterConfig,
             "ContourRouter",

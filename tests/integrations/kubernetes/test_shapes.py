@@ -14,12 +14,13 @@ from app.context import Context
 from integrations.kubernetes.shapes import ANNOTATION
 from tests.support.cluster import cluster_weights, setup_cluster
 from tests.support.fake_apiserver import FakeApiServer
-from tests.support.sim import CONTOUR, GW, NS, Sim
+from tests.support.sim import CONTOUR, GW, ING, NS, Sim
 
 pytestmark = pytest.mark.integration
 
 CHROME = SegmentConfig.model_validate({"header": {"name": "User-Agent", "regex": "Chrome"}})
 COOKIE = SegmentConfig.model_validate({"cookie": {"name": "canary", "value": "always"}})
+P = "nginx.ingress.kubernetes.io/"
 BETA = SegmentConfig.model_validate({"header": {"name": "X-Beta", "value": "yes"}})
 
 
@@ -170,3 +171,114 @@ def test_contour_segment_route_has_the_header_condition(
 def cluster_weights_contour(api: FakeApiServer) -> dict[str, int]:
     refs = api.get(*CONTOUR, NS, "web")["spec"]["routes"][2]["services"]  # type: ignore[index]
     return {r["name"]: r.get("weight", 1) for r in refs}
+
+
+# --- Istio ---------------------------------------------------------------------------------------------
+
+VS = ("networking.istio.io", "virtualservices")
+
+
+def _istio(api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context], subsets: bool = False) -> tuple[Any, Any]:
+    from tests.integrations.kubernetes.test_istio import setup
+
+    ctx = make_ctx("istio, destinations: subsets" if subsets else "istio", web_extra=", stable_version: 1.0.0")
+    setup(sim, api, subsets=subsets)
+    app = ctx.config.applications[0]
+    return ctx.router(app), app.services[0]
+
+
+def test_istio_segment_route_before_the_weighted_route_then_removed(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    router, svc = _istio(api, sim, make_ctx)
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    original = api.get(*VS, NS, "web")["spec"]["http"]  # type: ignore[index]
+
+    router.set_segment(svc, "1.1.0", CHROME)
+
+    http = api.get(*VS, NS, "web")["spec"]["http"]  # type: ignore[index]
+    assert [r.get("name") for r in http] == ["static", None, "main"]
+    assert http[1] == {
+        "match": [{"uri": {"prefix": "/"}, "headers": {"user-agent": {"regex": ".*(?:Chrome).*"}}}],
+        "retries": {"attempts": 2},  # the weighted route's settings apply to the segment too
+        "route": [{"destination": {"host": "web-1-1-0", "port": {"number": 8080}}}],
+    }
+    assert http[2] == original[1]
+    assert router.get_weights(svc) == {"1.0.0": 100}
+    router.set_weights(svc, {"1.0.0": 80, "1.1.0": 20})
+    http = api.get(*VS, NS, "web")["spec"]["http"]  # type: ignore[index]
+    assert http[1]["route"] == [{"destination": {"host": "web-1-1-0", "port": {"number": 8080}}}]
+    assert [d.get("weight") for d in http[2]["route"]] == [80, 20]
+
+    router.set_segment(svc, "1.1.0", None)
+    vs = api.get(*VS, NS, "web")
+    assert vs is not None and [r.get("name") for r in vs["spec"]["http"]] == ["static", "main"]
+    assert ANNOTATION not in vs["metadata"]["annotations"]
+
+
+def test_istio_mirror_with_percentage(api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]) -> None:
+    router, svc = _istio(api, sim, make_ctx, subsets=True)
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    router.set_mirror(svc, "1.1.0", MirrorConfig(percent=10))
+
+    main = api.get(*VS, NS, "web")["spec"]["http"][1]  # type: ignore[index]
+    assert main["mirror"] == {"host": "web", "subset": "1-1-0"}
+    assert main["mirrorPercentage"] == {"value": 10.0}
+    subsets = api.get("networking.istio.io", "destinationrules", NS, "web")["spec"]["subsets"]  # type: ignore[index]
+    assert {"name": "1-1-0", "labels": {"version": "1.1.0"}} in subsets  # the mirror's subset exists
+    assert "mirror" not in api.get(*VS, NS, "web")["spec"]["http"][0]  # type: ignore[index]
+
+    router.set_mirror(svc, "1.1.0", None)
+    main = api.get(*VS, NS, "web")["spec"]["http"][1]  # type: ignore[index]
+    assert "mirror" not in main and "mirrorPercentage" not in main
+
+
+# --- ingress-nginx -------------------------------------------------------------------------------------
+
+
+def canary_annotations(api: FakeApiServer) -> dict[str, str]:
+    canary = api.get(*ING, NS, "web-sluice-canary")
+    assert canary is not None
+    return dict(canary["metadata"]["annotations"])
+
+
+def test_ingress_nginx_header_pattern_on_the_canary_ingress(
+    api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
+) -> None:
+    router, svc = _setup("ingress-nginx", api, sim, make_ctx)
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    # (the canary Ingress exists already: Sluice moved the base onto 1.0.0's Service under its cover)
+
+    router.set_segment(svc, "1.1.0", CHROME)
+
+    ann = canary_annotations(api)
+    assert ann[P + "canary"] == "true" and ann[P + "canary-weight"] == "0"
+    assert ann[P + "canary-by-header"] == "User-Agent"
+    assert ann[P + "canary-by-header-pattern"] == "Chrome"
+    assert P + "canary-by-header-value" not in ann and P + "canary-by-cookie" not in ann
+    canary = api.get(*ING, NS, "web-sluice-canary")
+    backend = canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]  # type: ignore[index]
+    assert backend["name"] == "web-1-1-0"  # the canary carries the candidate
+    assert cluster_weights(api, "ingress-nginx") == {"1.0.0": 100, "1.1.0": 0}
+
+    router.set_segment(svc, "1.1.0", COOKIE)  # replaces the header segment
+    ann = canary_annotations(api)
+    assert ann[P + "canary-by-cookie"] == "canary"
+    assert P + "canary-by-header" not in ann and P + "canary-by-header-pattern" not in ann
+
+    router.set_weights(svc, {"1.0.0": 90, "1.1.0": 10})  # the weight for the rest
+    assert canary_annotations(api)[P + "canary-weight"] == "10"
+    assert canary_annotations(api)[P + "canary-by-cookie"] == "canary"
+
+    router.set_segment(svc, "1.1.0", None)
+    ann = canary_annotations(api)
+    assert not [k for k in ann if k.startswith(P + "canary-by")]
+    assert ann[P + "canary-weight"] == "10"
+
+
+def test_ingress_nginx_exact_header_value(api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]) -> None:
+    router, svc = _setup("ingress-nginx", api, sim, make_ctx)
+    router.set_weights(svc, {"1.0.0": 100, "1.1.0": 0})
+    router.set_segment(svc, "1.1.0", BETA)
+    ann = canary_annotations(api)
+    assert ann[P + "canary-by-header"] == "X-Beta" and ann[P + "canary-by-header-value"] == "yes"
