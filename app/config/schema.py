@@ -130,7 +130,7 @@ class SluiceConfig(Strict):
                         for p in shape_problems(app.router, svc, by_name[name])
                     ]
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n    ".join(problems))
 
     @model_validator(mode="after")
     def _sources_resolve(self) -> SluiceConfig:
