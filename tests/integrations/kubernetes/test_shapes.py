@@ -282,3 +282,81 @@ def test_ingress_nginx_exact_header_value(api: FakeApiServer, sim: Sim, make_ctx
     router.set_segment(svc, "1.1.0", BETA)
     ann = canary_annotations(api)
     assert ann[P + "canary-by-header"] == "X-Beta" and ann[P + "canary-by-header-value"] == "yes"
+
+
+# --- a release through the engine: the segment comes with its step and goes with it ------------------
+
+SEGMENT_FIRST = "steps: [{{segment: {{header: {{name: User-Agent, regex: Chrome}}}}}}, {{weight: 50}}, {{weight: 100}}]"
+
+
+@pytest.fixture
+def segment_ctx(redis_url: str, prom: Any, kubeconfig: Any) -> Any:
+    from app.config import parse_config
+    from tests.support.cluster import CONFIG
+
+    text = CONFIG.replace("steps: [{{weight: 10}}, {{weight: 50}}, {{weight: 100}}]", SEGMENT_FIRST)
+    assert text != CONFIG
+    filled = text.format(
+        kubeconfig=kubeconfig, router="gateway-api", web_extra=", stable_version: 1.0.0", cluster_extra=""
+    )
+    ctx = Context(
+        config=parse_config(filled),
+        redis_url=redis_url,
+        prometheus_url=prom.url,
+    )
+    yield ctx
+    ctx.prometheus.close()
+    ctx.store.r.close()
+
+
+def _tick(ctx: Context, rid: str) -> str:
+    from workers.tick import tick
+
+    rel = ctx.store.get(rid)
+    assert rel is not None
+    return str(tick(ctx, rid, rel.seq))
+
+
+def test_a_release_applies_the_segment_at_its_step_and_removes_it_at_the_next(
+    api: FakeApiServer, sim: Sim, segment_ctx: Context
+) -> None:
+    from app.intake import start_release
+
+    setup_cluster(sim, "gateway-api")
+    sim.deployment("web", "1.1.0")
+    rid = start_release(segment_ctx, "web", "1.1.0").release.id
+    assert _tick(segment_ctx, rid).startswith("start")
+
+    rules = api.get(*GW, NS, "web")["spec"]["rules"]  # type: ignore[index]
+    assert len(rules) == 3 and rules[1]["backendRefs"] == [{"name": "web-1-1-0", "port": 8080}]
+    assert cluster_weights_without_segment(api) == {"web-1-0-0": 100}
+    rel = segment_ctx.store.get(rid)
+    assert rel is not None and rel.weights_applied
+    events = [e for e in segment_ctx.store.events(rid) if e.type == "weights_set"]
+    assert "segment header User-Agent ~ /Chrome/ -> 1.1.0" in events[-1].message
+
+    out = _tick(segment_ctx, rid)
+    assert out.startswith("advance"), out
+    rules = api.get(*GW, NS, "web")["spec"]["rules"]  # type: ignore[index]
+    assert len(rules) == 2  # the segment rule went with its step
+    assert cluster_weights(api, "gateway-api") == {"1.0.0": 50, "1.1.0": 50}
+
+
+def test_aborting_during_a_segment_step_removes_the_segment(api: FakeApiServer, sim: Sim, segment_ctx: Context) -> None:
+    from app.control import control
+    from app.intake import start_release
+
+    setup_cluster(sim, "gateway-api")
+    sim.deployment("web", "1.1.0")
+    rid = start_release(segment_ctx, "web", "1.1.0").release.id
+    assert _tick(segment_ctx, rid).startswith("start")
+    assert len(api.get(*GW, NS, "web")["spec"]["rules"]) == 3  # type: ignore[index]
+
+    rel = control(segment_ctx, rid, "abort", reason="test")
+    assert rel.state == "aborted"
+    rel = segment_ctx.store.get(rid)
+    assert rel is not None and rel.weights_applied
+    route = api.get(*GW, NS, "web")
+    assert route is not None and len(route["spec"]["rules"]) == 2
+    assert ANNOTATION not in route["metadata"]["annotations"]
+    assert cluster_weights(api, "gateway-api") == {"1.0.0": 100}
