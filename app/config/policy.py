@@ -46,7 +46,13 @@ class CheckConfig(Strict):
 
 
 class StepConfig(Strict):
-    weight: int = Field(ge=0, le=100, description="Percent of traffic on the candidate during this step.")
+    weight: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Percent of traffic on the candidate during this step (required, except in a segment or "
+        "mirror step, where it defaults to 0).",
+    )
     duration: Duration | None = Field(None, description="The step lasts at least this long.")
     requests: int | None = Field(
         None, ge=1, description="...and until the candidate has served this many requests in the step."
@@ -68,8 +74,8 @@ class StepConfig(Strict):
     def _shape_weight(cls, data: object) -> object:
         # A segment or mirror step is about the segment's or the copies' traffic: the weight of
         # everyone else may be left out (0: stable serves them all).
-        if isinstance(data, dict) and "weight" not in data and (data.get("segment") or data.get("mirror")):
-            return {**data, "weight": 0}
+        if isinstance(data, dict) and "weight" not in data and not ({"segment", "mirror"} & data.keys()):
+            raise ValueError("a step needs `weight`: the percent of traffic on the candidate (e.g. {weight: 10})")
         return data
 
     @model_validator(mode="after")

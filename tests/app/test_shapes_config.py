@@ -164,3 +164,8 @@ def test_shape_examples_validate(example: Path):
 
 def test_there_are_shape_examples():
     assert len(list((ROOT / "examples").glob("shapes-*.yaml"))) >= 3
+
+
+def test_a_plain_step_still_needs_its_weight():
+    [p] = problems(config("{duration: 1m}"))
+    assert "policies.0.steps.0" in p and "a step needs `weight`" in p
