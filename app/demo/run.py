@@ -459,7 +459,7 @@ def _report_reaction(out: Console, load: LoadGenerator, release: dict[str, Any],
         return
     last = times["to_last_response"]
     out.print(
-        f"reaction: {times['to_weight_zero']:.1f}s from the bad version's first error to its HAProxy "
-        f"weight reaching 0"
+        f"reaction: {times['to_weight_zero']:.1f}s from the bad version's first error to Sluice taking its "
+        f"traffic away in HAProxy (weight 0, segment removed)"
         + (f"; last response it served came {last:.1f}s after that first error" if last is not None else "")
     )
