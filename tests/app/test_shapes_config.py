@@ -169,3 +169,9 @@ def test_there_are_shape_examples():
 def test_a_plain_step_still_needs_its_weight():
     [p] = problems(config("{duration: 1m}"))
     assert "policies.0.steps.0" in p and "a step needs `weight`" in p
+
+
+def test_haproxy_refuses_a_regex_its_runtime_api_would_split():
+    [p] = problems(config('{segment: {header: {name: User-Agent, regex: "a;b"}}}'))
+    assert "cannot take a regex with ';'" in p
+    parse_config(config('{segment: {header: {name: User-Agent, regex: "a;b"}}}', "{type: istio}"))  # others can
