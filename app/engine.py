@@ -14,11 +14,12 @@ import time
 from typing import Any
 
 from app import metrics
-from app.config import ApplicationConfig, ServiceConfig
+from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context, UnknownService
 from app.decide import fail_back
 from app.hooks import plan_deliveries
 from app.models import Decision, Event, Release
+from app.route_shape import apply_shape, describe_shape, route_shape
 from integrations.routing import RouterError
 
 log = logging.getLogger("sluice.engine")
@@ -53,6 +54,13 @@ def _route(ctx: Context, release: Release) -> tuple[ApplicationConfig, ServiceCo
             f"service {release.service!r} of application {release.application!r} is not in the configuration"
         )
     return app, svc
+
+
+def _policy(ctx: Context, release: Release) -> PolicyConfig | None:
+    try:
+        return ctx.locate(release)[2]
+    except UnknownService:
+        return None
 
 
 def _interval(ctx: Context, release: Release) -> float:
@@ -108,6 +116,9 @@ def decided(release: Release, decision: Decision, now: float) -> Release:
 def commit_decision(ctx: Context, release: Release, decision: Decision, now: float) -> Release:
     """Record a decision (atomically) and return the new release. Does not touch the router."""
     new = decided(release, decision, now)
+    policy = _policy(ctx, release)
+    if route_shape(policy, new) != route_shape(policy, release):
+        new.weights_applied = False  # the step starts or ends a segment or mirror: the router must change
     events: list[Event] = []
     deliveries = []
     kind = decision.kind
@@ -175,6 +186,7 @@ def apply_weights(ctx: Context, release: Release) -> Release:
     router = ctx.router(app)
     try:
         readback = router.set_weights(svc, release.desired_weights)
+        apply_shape(router, svc, _policy(ctx, release), release)
     except RouterError as exc:
         return _router_failed(ctx, release, exc, now)
     update: dict[str, Any] = {"weights_applied": True}
@@ -191,7 +203,7 @@ def apply_weights(ctx: Context, release: Release) -> Release:
     event = Event(
         at=time.time(),
         type="weights_set",
-        message=_describe(readback),
+        message=_describe(readback) + describe_shape(_policy(ctx, release), release),
         data={"weights": readback, "requested": release.desired_weights},
     )
     # Terminal: drop the backstop tick. Otherwise keep the scheduled evaluation tick as is.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.config.shapes import SHAPES
 from integrations.registry.hooks import HOOKS
 from integrations.registry.metrics import PROVIDERS
 from integrations.registry.routers import ROUTERS
@@ -9,4 +10,8 @@ from integrations.registry.routers import ROUTERS
 
 def all_kinds() -> dict[str, dict[str, str]]:
     """{"routers": {type: description}, "hooks": {...}, "metrics_providers": {...}}."""
-    return {"routers": ROUTERS.listing(), "hooks": HOOKS.listing(), "metrics_providers": PROVIDERS.listing()}
+    routers = {
+        name: f"{description} (shapes: {', '.join(s for s in SHAPES if s in ROUTERS[name].shapes)})"
+        for name, description in ROUTERS.listing().items()
+    }
+    return {"routers": routers, "hooks": HOOKS.listing(), "metrics_providers": PROVIDERS.listing()}

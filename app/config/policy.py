@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from app.config.base import Duration, Name, Strict, no_duplicates
+from app.config.shapes import MirrorConfig, SegmentConfig, Shape, step_shapes
 
 CheckKind = Literal["latency", "request_rate", "error_rate", "query"]
 
@@ -45,12 +46,55 @@ class CheckConfig(Strict):
 
 
 class StepConfig(Strict):
-    weight: int = Field(ge=0, le=100, description="Percent of traffic on the candidate during this step.")
+    weight: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Percent of traffic on the candidate during this step (required, except in a segment or "
+        "mirror step, where it defaults to 0).",
+    )
     duration: Duration | None = Field(None, description="The step lasts at least this long.")
     requests: int | None = Field(
         None, ge=1, description="...and until the candidate has served this many requests in the step."
     )
     pause: bool = Field(False, description="Pause after this step until someone resumes or promotes.")
+    segment: SegmentConfig | None = Field(
+        None,
+        description="Requests with this header or cookie go to the candidate; `weight` (default 0) is the "
+        "candidate's share of the rest. Removed when the step ends (docs/shapes.md).",
+    )
+    mirror: MirrorConfig | None = Field(
+        None,
+        description="Copy this share of stable's requests to the candidate without serving its answers "
+        "(docs/shapes.md). The step's weight must be 0.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape_weight(cls, data: object) -> object:
+        # A segment or mirror step is about the segment's or the copies' traffic: the weight of
+        # everyone else may be left out (0: stable serves them all).
+        if isinstance(data, dict) and "weight" not in data and not ({"segment", "mirror"} & data.keys()):
+            raise ValueError("a step needs `weight`: the percent of traffic on the candidate (e.g. {weight: 10})")
+        return data
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> StepConfig:
+        if self.segment is not None and self.mirror is not None:
+            raise ValueError("a step is a segment or a mirror, not both: make them two steps")
+        if self.mirror is not None and self.weight != 0:
+            raise ValueError(
+                f"a mirror step serves no user from the candidate, so its weight must be 0 (got {self.weight}); "
+                "put the weighted step after it"
+            )
+        if self.segment is not None and self.weight == 100:
+            raise ValueError("a segment step with weight 100 sends everyone to the candidate: drop the segment")
+        return self
+
+    @property
+    def shapes(self) -> list[Shape]:
+        """What this step needs its router to do ("weights", "segment", "mirror")."""
+        return step_shapes(self.segment, self.mirror, self.weight)
 
 
 class ComparisonConfig(Strict):

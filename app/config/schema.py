@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from app.config.base import LabelValue, Name, Strict, no_duplicates
 from app.config.policy import PolicyConfig
 from app.config.services import ServiceConfig
+from app.config.support import shape_problems
 from integrations.argo.config import ArgoConfig, ArgoMapping
 from integrations.circleci.config import CircleCIConfig, CircleCIDeploy
 from integrations.kubernetes.config import ClusterConfig
@@ -106,6 +107,7 @@ class SluiceConfig(Strict):
                             f"service {svc.name!r} in application {app.name!r} uses policy {name!r}, "
                             f"which is not defined; defined policies: {', '.join(sorted(policies))}"
                         )
+        self._routers_can_run_policies()
         for policy in self.policies:
             for check in policy.checks:
                 if check.metric and check.metric not in self.metrics:
@@ -114,6 +116,21 @@ class SluiceConfig(Strict):
                         f"which is not in `metrics`"
                     )
         return self
+
+    def _routers_can_run_policies(self) -> None:
+        """Every step of every policy a service may use is a shape its router can do."""
+        by_name = {p.name: p for p in self.policies}
+        problems: list[str] = []
+        for app in self.applications:
+            for svc in app.services:
+                named = [svc.policy] if isinstance(svc.policy, str) else list(svc.policy.model_dump().values())
+                for name in dict.fromkeys(n for n in named if n):
+                    problems += [
+                        f"service {svc.name!r} in application {app.name!r}: {p}"
+                        for p in shape_problems(app.router, svc, by_name[name])
+                    ]
+        if problems:
+            raise ValueError("\n    ".join(problems))
 
     @model_validator(mode="after")
     def _sources_resolve(self) -> SluiceConfig:

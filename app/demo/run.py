@@ -27,6 +27,7 @@ from rich.console import Console
 
 from app.client import SluiceClient
 from app.demo.stack import HAProxyBackend, Process, start_gunicorn, start_haproxy, start_prometheus, start_redis
+from integrations.haproxy.segments import SegmentMap
 from integrations.notify.webhook import verify
 
 SERVICE = "blueskygreenbuilds"
@@ -44,7 +45,7 @@ prometheus:
 applications:
   - name: bluesky
     namespace: default
-    router: {{type: haproxy, socket: {socket}}}
+    router: {{type: haproxy, socket: {socket}{segment_maps}}}
     services:
       - name: {service}
         backend: {service}
@@ -54,7 +55,7 @@ policies:
   - name: demo
     interval: {interval}
     window: 10s
-    steps:
+    steps:{segment_step}
       - {{weight: 10, duration: {step}}}
       - {{weight: 50, duration: {step}}}
       - {{weight: 100, duration: {last_step}}}
@@ -76,18 +77,28 @@ hooks:
 """
 
 
+# The demo's segment: requests from "Chrome" (a quarter of the load generator's requests say so)
+# reach the new version first, through an HAProxy map Sluice fills (docs/shapes.md).
+SEGMENT_HEADER, SEGMENT_REGEX = "User-Agent", "Chrome"
+CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"
+
+
 @dataclass
 class Response:
     at: float
     version: str | None
     status: int
+    segment: bool = False  # the request carried the segment's header
 
 
 class LoadGenerator:
     """Steady traffic through HAProxy, recording which version answered each request."""
 
-    def __init__(self, url: str, rate: float = 40.0, threads: int = 4, max_seconds: float = 600.0):
+    def __init__(
+        self, url: str, rate: float = 40.0, threads: int = 4, max_seconds: float = 600.0, segment_every: int = 0
+    ):
         self.url, self.rate, self.threads, self.max_seconds = url, rate, threads, max_seconds
+        self.segment_every = segment_every  # every n-th request of a thread carries the Chrome User-Agent
         self.responses: list[Response] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -105,15 +116,18 @@ class LoadGenerator:
         period = self.threads / self.rate
         deadline = time.monotonic() + self.max_seconds  # bounded, whatever happens to the caller
         next_at = time.monotonic()
+        sent = 0
         while not self._stop.is_set() and time.monotonic() < deadline:
+            sent += 1
+            chrome = bool(self.segment_every) and sent % self.segment_every == 0
             try:
-                resp = session.get(self.url, timeout=5)
+                resp = session.get(self.url, timeout=5, headers={"User-Agent": CHROME_UA} if chrome else None)
                 version = resp.headers.get("X-Version") or _version_of(resp)
                 status = resp.status_code
             except requests.RequestException:
                 version, status = None, 0
             with self._lock:
-                self.responses.append(Response(time.time(), version, status))
+                self.responses.append(Response(time.time(), version, status, chrome))
             next_at += period
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -125,6 +139,12 @@ class LoadGenerator:
     def between(self, start: float, end: float) -> Counter[str]:
         with self._lock:
             return Counter(r.version or "error" for r in self.responses if start <= r.at < end)
+
+    def by_segment(self, start: float, end: float) -> dict[bool, Counter[str]]:
+        """{True: versions that answered requests with the segment's header, False: the others}."""
+        with self._lock:
+            spans = [r for r in self.responses if start <= r.at < end]
+        return {seg: Counter(r.version or "error" for r in spans if r.segment == seg) for seg in (True, False)}
 
     def snapshot(self) -> list[Response]:
         with self._lock:
@@ -183,6 +203,7 @@ class DemoStack:
     interval: str = "2s"
     step: str = "10s"
     last_step: str = "6s"
+    segment: bool = False  # a first step that sends only Chrome's requests to the new version
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     webhook_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     processes: list[Process] = field(default_factory=list)
@@ -210,8 +231,11 @@ class DemoStack:
             )
             self.processes.append(proc)
         say("starting HAProxy (all traffic on the stable version)")
+        segment_maps = [SegmentMap(backend=SERVICE, header=SEGMENT_HEADER, map=str(self.workdir / "segment.map"))]
         haproxy, self.haproxy_socket, fe_ports = start_haproxy(
-            self.workdir, [HAProxyBackend(SERVICE, ports, {STABLE: 100})]
+            self.workdir,
+            [HAProxyBackend(SERVICE, ports, {STABLE: 100})],
+            segment_maps=segment_maps if self.segment else None,
         )
         self.processes.append(haproxy)
         self.frontend_url = f"http://127.0.0.1:{fe_ports[SERVICE]}/"
@@ -232,6 +256,17 @@ class DemoStack:
                 step=self.step,
                 last_step=self.last_step,
                 receiver_url=self.receiver.url,
+                segment_maps=(
+                    f", segment_maps: [{{backend: {SERVICE}, header: {SEGMENT_HEADER}, map: {segment_maps[0].map}}}]"
+                    if self.segment
+                    else ""
+                ),
+                segment_step=(
+                    f"\n      - {{segment: {{header: {{name: {SEGMENT_HEADER}, regex: {SEGMENT_REGEX}}}}}, "
+                    f"duration: {self.step}}}"
+                    if self.segment
+                    else ""
+                ),
             )
         )
         env = self.sluice_env()
@@ -301,12 +336,12 @@ def run_demo(keep: bool = False, console: Console | None = None) -> int:
 
     out = console or Console(highlight=False, width=WIDTH)
     workdir = Path(tempfile.mkdtemp(prefix="sluice-demo-"))
-    stack = DemoStack(workdir)
+    stack = DemoStack(workdir, segment=True)
     load: LoadGenerator | None = None
     started = time.monotonic()
     try:
         stack.start(say=lambda m: out.print(f"[dim]·[/] {m}"))
-        load = LoadGenerator(stack.frontend_url).start()
+        load = LoadGenerator(stack.frontend_url, segment_every=4).start()
         stack.wait_for_scrapes()
         if not stack.doctor(out):
             out.print("[red]sluice doctor found a problem with the demo's wiring; stopping.[/]")
@@ -340,6 +375,7 @@ def run_demo(keep: bool = False, console: Console | None = None) -> int:
                 "requests answered during the release, by version: "
                 + ", ".join(f"{v}: {n}" for v, n in sorted(traffic.items()))
             )
+            _report_segment(out, load, release)
             results[version] = (release, code, t0)
         _report_reaction(out, load, results[BAD][0], results[BAD][2])
         if stack.receiver:
@@ -368,17 +404,44 @@ def run_demo(keep: bool = False, console: Console | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def segment_traffic(load: LoadGenerator, release: dict[str, Any]) -> dict[bool, Counter[str]] | None:
+    """Who answered during the release's segment step (its first), with and without the header."""
+    changes = [e for e in release["events"] if e["type"] == "weights_set"]
+    if len(changes) < 2 or "segment" not in changes[0]["message"]:
+        return None
+    return load.by_segment(changes[0]["at"] + 0.3, changes[1]["at"])
+
+
+def _report_segment(out: Console, load: LoadGenerator, release: dict[str, Any]) -> None:
+    seen = segment_traffic(load, release)
+    if seen is None:
+        return
+
+    def line(counts: Counter[str]) -> str:
+        return ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())) or "none"
+
+    out.print(
+        f"segment step ({SEGMENT_HEADER} ~ /{SEGMENT_REGEX}/ -> {release['target_version']}): requests with the "
+        f"header were answered by {line(seen[True])}; without it by {line(seen[False])}"
+    )
+
+
 def reaction_times(load: LoadGenerator, release: dict[str, Any], t0: float) -> dict[str, float | None]:
     """From the bad version's first error to (a) Sluice's stable weights and (b) its last response."""
     bad = release["target_version"]
     responses = [r for r in load.snapshot() if r.at >= t0 and r.version == bad]
     first_error = next((r.at for r in responses if r.status >= 500), None)
     last_response = responses[-1].at if responses else None
+    # The first weights change after the first error that leaves the bad version at 0 (a segment
+    # step also has it at 0, before any error: it serves only the segment then).
     failed_at = next(
         (
             e["at"]
             for e in release["events"]
-            if e["type"] == "weights_set" and e["data"].get("weights", {}).get(bad, 0) == 0
+            if e["type"] == "weights_set"
+            and e["data"].get("weights", {}).get(bad, 0) == 0
+            and first_error is not None
+            and e["at"] >= first_error
         ),
         None,
     )
@@ -396,7 +459,7 @@ def _report_reaction(out: Console, load: LoadGenerator, release: dict[str, Any],
         return
     last = times["to_last_response"]
     out.print(
-        f"reaction: {times['to_weight_zero']:.1f}s from the bad version's first error to its HAProxy "
-        f"weight reaching 0"
+        f"reaction: {times['to_weight_zero']:.1f}s from the bad version's first error to Sluice taking its "
+        f"traffic away in HAProxy (weight 0, segment removed)"
         + (f"; last response it served came {last:.1f}s after that first error" if last is not None else "")
     )

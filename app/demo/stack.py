@@ -16,8 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
+
+if TYPE_CHECKING:
+    from integrations.haproxy.segments import SegmentMap
 
 
 def free_port() -> int:
@@ -191,11 +195,13 @@ def start_haproxy(
     backends: list[HAProxyBackend],
     timeout_server: str = "30s",
     backend_lines: list[str] | None = None,
+    segment_maps: list[SegmentMap] | None = None,
 ) -> tuple[Process, str, dict[str, int]]:
     """Start HAProxy with one HTTP frontend per backend. Returns (process, admin socket, {backend: port}).
 
     `timeout_server` is HAProxy's `timeout server` (a slower answer is cut: the client gets a 504);
-    `backend_lines` are added to every backend (the scenario suite adds a header naming the server)."""
+    `backend_lines` are added to every backend (the scenario suite adds a header naming the server);
+    `segment_maps` add each map's `use-server` rule to its backend (the map file is created empty)."""
     binary = require_binary("haproxy", "haproxy")
     sock = workdir / "haproxy.sock"
     lines = [
@@ -221,6 +227,10 @@ def start_haproxy(
             "  option httpchk GET /healthz",
             *(f"  {line}" for line in backend_lines or []),
         ]
+        for segment_map in segment_maps or []:
+            if segment_map.backend == b.name:
+                Path(segment_map.map).touch()
+                lines.append(f"  {segment_map.rule()}")
         for server, port in b.servers.items():
             weight = b.weights.get(server, 0)
             lines.append(f"  server {server} 127.0.0.1:{port} weight {weight} check inter 1s")

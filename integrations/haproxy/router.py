@@ -15,11 +15,13 @@ from pydantic import Field
 from app.config.base import Duration, Strict
 from app.models import RouterCounts
 from integrations.haproxy.runtime import RuntimeClient, check_name, no_server
+from integrations.haproxy.segments import HAProxySegments, SegmentMap, check_step
 from integrations.haproxy.stats import BackendStats, ProcessInfo, ServerStats, backend_delta, read_backend_stats
 from integrations.routers.interface import Health, RouterError, RouterKind, check_percents, to_percents
 
 if TYPE_CHECKING:
     from app.config.services import ServiceConfig
+    from app.config.shapes import SegmentConfig
 
 
 class HAProxyRouterConfig(Strict):
@@ -30,12 +32,18 @@ class HAProxyRouterConfig(Strict):
         description="The runtime API: a unix socket path, or host:port of a `stats socket ... level admin`."
     )
     timeout: Duration = 2.0
+    segment_maps: list[SegmentMap] = Field(
+        default_factory=list,
+        description="For segment steps: the maps haproxy.cfg's `use-server` rules read, per backend and "
+        "header or cookie (docs/shapes.md).",
+    )
 
 
 class HAProxyRouter:
     def __init__(self, config: HAProxyRouterConfig):
         self.config = config
         self.runtime = RuntimeClient(config.socket, timeout=config.timeout)
+        self.segments = HAProxySegments(self.runtime, config.segment_maps)
 
     @staticmethod
     def backend(service: ServiceConfig) -> str:
@@ -70,6 +78,9 @@ class HAProxyRouter:
                 retryable=True,
             )
         return dict(target)
+
+    def set_segment(self, service: ServiceConfig, version: str, segment: SegmentConfig | None) -> None:
+        self.segments.set_segment(service, version, segment)
 
     def health(self, service: ServiceConfig, version: str) -> Health:
         backend = self.backend(service)
@@ -136,4 +147,9 @@ KIND = RouterKind(
     config=HAProxyRouterConfig,
     factory=lambda application: HAProxyRouter(application.router),
     description="HAProxy server weights over its runtime API (off Kubernetes)",
+    shapes=frozenset({"weights", "segment"}),
+    cannot={
+        "mirror": "HAProxy copies requests only through an SPOE agent (e.g. spoa-mirror), which Sluice does not drive"
+    },
+    check_step=check_step,
 )

@@ -153,6 +153,67 @@ class RuntimeClient:
                 retryable=False,
             )
 
+    # --- maps (segments: integrations/haproxy/segments.py) ------------------------------------------
+
+    def show_map(self, path: str) -> list[tuple[str, str]]:
+        """The map's (key, value) entries, in order. A value (a server name) has no spaces; a key may."""
+        answer = self._map_command(f"show map {check_map_path(path)}", path)
+        entries = []
+        for line in answer.splitlines():
+            _, _, rest = line.strip().partition(" ")  # drop the entry's address
+            key, _, value = rest.rpartition(" ")
+            if key:
+                entries.append((key, value))
+        return entries
+
+    def add_map(self, path: str, key: str, value: str) -> None:
+        self._map_write(f"add map {check_map_path(path)} {cli_escape(key)} {check_name(value, 'server')}", path)
+
+    def set_map(self, path: str, key: str, value: str) -> None:
+        self._map_write(f"set map {check_map_path(path)} {cli_escape(key)} {check_name(value, 'server')}", path)
+
+    def del_map(self, path: str, key: str) -> None:
+        self._map_write(f"del map {check_map_path(path)} {cli_escape(key)}", path, missing_ok=True)
+
+    def clear_map(self, path: str) -> None:
+        self._map_write(f"clear map {check_map_path(path)}", path)
+
+    def _map_command(self, command: str, path: str) -> str:
+        answer = self.run(command)
+        if answer.strip().startswith("Unknown map identifier"):
+            raise RouterError(
+                f"HAProxy has no map {path!r}: the map must be used by a rule in haproxy.cfg (see docs/shapes.md) "
+                "and its file must exist when HAProxy starts",
+                retryable=False,
+            )
+        _raise_for_answer(answer, "", None)
+        return answer
+
+    def _map_write(self, command: str, path: str, missing_ok: bool = False) -> None:
+        answer = self._map_command(command, path).strip()
+        if answer and not (missing_ok and answer.startswith("Key not found")):
+            raise RouterError(f"HAProxy refused `{command}`: {answer}", retryable=False)
+
+
+MAP_PATH_RE = re.compile(r"^/[A-Za-z0-9_./-]{1,255}$")
+
+
+def check_map_path(path: str) -> str:
+    if not MAP_PATH_RE.match(path) or ".." in path.split("/"):
+        raise RouterError(
+            f"HAProxy map path {path!r} is not allowed: use an absolute path of letters, digits, '_', '.', '-', '/'",
+            retryable=False,
+        )
+    return path
+
+
+def cli_escape(word: str) -> str:
+    """One word of a runtime API command: the CLI splits on spaces and reads '\\' as an escape, so
+    both are escaped; a word with a control character or ';' is refused (it would end the command)."""
+    if not word or any(ord(c) < 0x20 or c in ";\x7f" for c in word):
+        raise RouterError(f"cannot send {word!r} to HAProxy: no control characters or ';'", retryable=False)
+    return word.replace("\\", "\\\\").replace(" ", "\\ ")
+
 
 def _no_backend(backend: str) -> RouterError:
     return RouterError(

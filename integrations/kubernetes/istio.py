@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from functools import cache
@@ -39,10 +40,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from integrations.kubernetes.config import KubernetesRouterConfig
+from integrations.kubernetes.shapes import IstioShaper, recorded
 from integrations.routers.interface import RouterError, RouterKind, check_percents, to_percents
 
 if TYPE_CHECKING:
     from app.config.services import ServiceConfig
+    from app.config.shapes import MirrorConfig, SegmentConfig
     from integrations.kubernetes.routers import KubernetesRouter
     from integrations.routers.interface import Placement, Router
 
@@ -290,7 +293,10 @@ def _router_class() -> type[KubernetesRouter]:
         def get_weights(self, svc: ServiceConfig) -> dict[str, int]:
             vs = self.read(svc)
             version_of = self.version_of(svc)
+            segment_rules = self.segment_rules(vs, version_of)
             for rule in vs.get("spec", {}).get("http") or []:
+                if rule in segment_rules:
+                    continue
                 weights = route_weights(rule.get("route") or [], version_of)
                 if weights:
                     return to_percents(weights)
@@ -373,8 +379,11 @@ def _router_class() -> type[KubernetesRouter]:
 
             def mutate(vs: dict[str, Any]) -> dict[str, Any] | None:
                 rules = copy.deepcopy(vs.get("spec", {}).get("http") or [])
+                segment_rules = self.segment_rules(vs, lambda d: None)
                 found = False
                 for rule in rules:
+                    if rule in segment_rules:  # a segment's route sends it all to the candidate
+                        continue
                     route = rule.get("route") or []
                     of, drop = matcher(route)
                     present = route_weights(route, of)
@@ -404,9 +413,91 @@ def _router_class() -> type[KubernetesRouter]:
             )
             return self.verify(svc, weights)
 
+        # --- segments and mirrors (integrations/kubernetes/shapes.py) --------------------------------
+
+        def shaper(self, version_of: VersionOf, candidate: dict[str, Any]) -> IstioShaper:
+            def weighted(rule: dict[str, Any]) -> bool:
+                return any(version_of(e.get("destination") or {}) is not None for e in rule.get("route") or [])
+
+            return IstioShaper(weighted, candidate)
+
+        def segment_rules(self, vs: dict[str, Any], version_of: VersionOf) -> list[dict[str, Any]]:
+            backend = recorded(vs).get("backend")
+            if not backend:
+                return []
+            return self.shaper(version_of, json.loads(backend)).segment_rules(vs)
+
+        def candidate(self, svc: ServiceConfig, vs: dict[str, Any], version: str, create: bool) -> dict[str, Any]:
+            """The candidate's destination, in the form the VirtualService names the service."""
+            version_of = self.version_of(svc)
+            host = next(
+                (
+                    str(e["destination"].get("host", svc.name))
+                    for r in vs.get("spec", {}).get("http") or []
+                    for e in r.get("route") or []
+                    if version_of(e.get("destination") or {}) is not None
+                ),
+                svc.name,
+            )
+            if self.subsets:
+                known = self.ensure_subsets(svc, [version]) if create else self.known_subsets(svc, self.read_rule(svc))
+                subset = next((n for n, v in known.items() if v == version), subset_name(version, set()))
+                return {"host": with_service(host, svc.name), "subset": subset}
+            from integrations.kubernetes.objects import ensure_version_service, version_service_name
+
+            name = (
+                ensure_version_service(self.kube, self.namespace, svc, version)
+                if create
+                else version_service_name(svc.name, version)
+            )
+            return {"host": with_service(host, name), "port": {"number": svc.port}}
+
+        def set_segment(self, svc: ServiceConfig, version: str, segment: SegmentConfig | None) -> None:
+            self._reshape(svc, version, segment, None, keep_mirror=True)
+
+        def set_mirror(self, svc: ServiceConfig, version: str, mirror: MirrorConfig | None) -> None:
+            self._reshape(svc, version, None, mirror, keep_segment=True)
+
+        def _reshape(
+            self,
+            svc: ServiceConfig,
+            version: str,
+            segment: SegmentConfig | None,
+            mirror: MirrorConfig | None,
+            keep_segment: bool = False,
+            keep_mirror: bool = False,
+        ) -> None:
+            vs = self.read(svc)
+            wanted = segment is not None or mirror is not None
+            version_of = self.version_of(svc)
+            shaper = self.shaper(version_of, self.candidate(svc, vs, version, create=wanted))
+            name = self.object_name(svc)
+            read_modify_write(
+                self._first_then(vs, lambda: self._get("virtualservices", name)),
+                lambda obj: shaper.reshape(obj, version, segment, mirror, keep_segment, keep_mirror),
+                lambda p: self._patch("virtualservices", name, p),
+                self.what(svc),
+                self.attempts,
+            )
+            after = self.read(svc)
+            state = recorded(after)
+            want_segment = bool(state.get("match")) if keep_segment else segment is not None
+            want_mirror = bool(state.get("mirror")) if keep_mirror else mirror is not None
+            if not shaper.holds(after, segment=want_segment, mirror=want_mirror):
+                raise RouterError(
+                    f"{self.what(svc)} did not keep the segment/mirror Sluice set (read back {state or 'none'}); "
+                    "is another controller rewriting it?",
+                    retryable=True,
+                )
+
     return IstioRouter
 
 
 KIND = RouterKind(
-    IstioRouterConfig, build, "Istio VirtualService route weights", needs_cluster=True, permissions=ISTIO_CALLS
+    IstioRouterConfig,
+    build,
+    "Istio VirtualService route weights",
+    needs_cluster=True,
+    permissions=ISTIO_CALLS,
+    shapes=frozenset({"weights", "segment", "mirror"}),
 )

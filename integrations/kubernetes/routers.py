@@ -30,12 +30,21 @@ from integrations.kubernetes.objects import (
     rollout_state,
     service_exists,
     version_labels,
+    version_service_name,
     version_service_prefix,
+)
+from integrations.kubernetes.shapes import (
+    ContourShaper,
+    GatewayShaper,
+    Shaper,
+    nginx_segment_annotations,
+    recorded,
 )
 from integrations.routers.interface import Health, Placement, RouterError, check_percents, to_percents
 
 if TYPE_CHECKING:
     from app.config.services import ServiceConfig
+    from app.config.shapes import MirrorConfig, SegmentConfig
 
 
 class KubernetesRouter:
@@ -195,7 +204,10 @@ class _WeightedListRouter(KubernetesRouter):
     def get_weights(self, svc: ServiceConfig) -> dict[str, int]:
         obj = self._read_checked(svc)
         names = self.owned(svc)
+        segment_rules = self.shaper(svc, names, recorded(obj).get("backend", "")).segment_rules(obj)
         for rule in obj.get("spec", {}).get(self.rules_key) or []:
+            if rule in segment_rules:
+                continue
             weights = backend_weights(rule.get(self.refs_key) or [], svc, names)
             if weights:
                 return to_percents(weights)
@@ -223,8 +235,11 @@ class _WeightedListRouter(KubernetesRouter):
 
         def mutate(obj: dict[str, Any]) -> dict[str, Any] | None:
             rules = copy.deepcopy(obj.get("spec", {}).get(self.rules_key) or [])
+            segment_rules = self.shaper(svc, names, recorded(obj).get("backend", "")).segment_rules(obj)
             found = False
             for rule in rules:
+                if rule in segment_rules:  # a segment's rule sends it all to the candidate, whatever the weights
+                    continue
                 refs = rule.get(self.refs_key) or []
                 # A deleted version's backend is ours to drop: left in place, it keeps its share of
                 # traffic on a Service that no longer exists (and a rollback would not clear it).
@@ -250,17 +265,75 @@ class _WeightedListRouter(KubernetesRouter):
         read_modify_write(lambda: self.read(svc), mutate, lambda p: self.write(svc, p), self.what(svc), self.attempts)
         return self.verify(svc, weights)
 
+    # --- segments and mirrors (integrations/kubernetes/shapes.py) -----------------------------------
+
+    def shaper(self, svc: ServiceConfig, names: dict[str, str], candidate: str) -> Shaper:
+        raise NotImplementedError
+
+    def set_segment(self, svc: ServiceConfig, version: str, segment: SegmentConfig | None) -> None:
+        self._reshape(svc, version, segment=segment, mirror=None, keep_mirror=True)
+
+    def set_mirror(self, svc: ServiceConfig, version: str, mirror: MirrorConfig | None) -> None:
+        self._reshape(svc, version, segment=None, mirror=mirror, keep_segment=True)
+
+    def _reshape(
+        self,
+        svc: ServiceConfig,
+        version: str,
+        segment: SegmentConfig | None,
+        mirror: MirrorConfig | None,
+        keep_segment: bool = False,
+        keep_mirror: bool = False,
+    ) -> None:
+        wanted = segment is not None or mirror is not None
+        # Removing needs no Service; adding one needs the candidate's (created when missing).
+        candidate = (
+            self.ensure_services(svc, {version: 1})[version] if wanted else version_service_name(svc.name, version)
+        )
+        names = self.owned(svc)
+        names[candidate] = version
+        shaper = self.shaper(svc, names, candidate)
+        read_modify_write(
+            lambda: self.read(svc),
+            lambda obj: shaper.reshape(obj, version, segment, mirror, keep_segment, keep_mirror),
+            lambda p: self.write(svc, p),
+            self.what(svc),
+            self.attempts,
+        )
+        obj = self._read_checked(svc)
+        state = recorded(obj)
+        want_segment = bool(state.get("match")) if keep_segment else segment is not None
+        want_mirror = bool(state.get("mirror")) if keep_mirror else mirror is not None
+        if not shaper.holds(obj, segment=want_segment, mirror=want_mirror):
+            raise RouterError(
+                f"{self.what(svc)} did not keep the segment/mirror Sluice set (read back {state or 'none'}); "
+                "is another controller rewriting it?",
+                retryable=True,
+            )
+
 
 class GatewayAPIRouter(_WeightedListRouter):
     kind = "HTTPRoute"
     group, version, plural = "gateway.networking.k8s.io", "v1", "httproutes"
     rules_key, refs_key = "rules", "backendRefs"
 
+    def shaper(self, svc: ServiceConfig, names: dict[str, str], candidate: str) -> Shaper:
+        return GatewayShaper(
+            lambda rule: any(_ours(r, svc, names) for r in rule.get("backendRefs") or []),
+            {"name": candidate, "port": svc.port},
+        )
+
 
 class ContourRouter(_WeightedListRouter):
     kind = "HTTPProxy"
     group, version, plural = "projectcontour.io", "v1", "httpproxies"
     rules_key, refs_key = "routes", "services"
+
+    def shaper(self, svc: ServiceConfig, names: dict[str, str], candidate: str) -> Shaper:
+        return ContourShaper(
+            lambda rule: any(_ours(r, svc, names) for r in rule.get("services") or []),
+            {"name": candidate, "port": svc.port},
+        )
 
 
 # --- ingress-nginx ------------------------------------------------------------------------------------
@@ -447,6 +520,41 @@ class IngressNginxRouter(KubernetesRouter):
             version = self._version_of(canary, svc, names) or base
             self._set_canary(svc, names, version, self._canary_service(canary, svc, names, base, service_of), 0)
         return self.verify(svc, weights)
+
+    # --- segments: ingress-nginx's canary-by-header / -value / -pattern / canary-by-cookie --------------
+
+    def set_segment(self, svc: ServiceConfig, version: str, segment: SegmentConfig | None) -> None:
+        wanted = nginx_segment_annotations(segment)
+        canary = self._read_canary(svc)
+        if segment is None and canary is None:
+            return
+        if segment is not None:
+            service = self.ensure_services(svc, {version: 1})[version]
+            names = self.owned(svc)
+            names[service] = version
+            if canary is None or self._version_of(canary, svc, names) != version:
+                # The canary Ingress must carry the candidate for the segment to reach it; its
+                # weight stays what it is (0 when no canary existed).
+                share = self.get_weights(svc).get(version, 0)
+                self._set_canary(svc, names, version, service, share)
+        name = self.canary_name(svc)
+
+        def mutate(ing: dict[str, Any]) -> dict[str, Any] | None:
+            current = ing.get("metadata", {}).get("annotations") or {}
+            if all(current.get(k) == v for k, v in wanted.items()):
+                return None
+            return {"metadata": {"annotations": wanted}}
+
+        what = f"Ingress {self.namespace}/{name}"
+        read_modify_write(lambda: self._read(name), mutate, lambda p: self._patch(name, p), what, self.attempts)
+        after = self._read_canary(svc)
+        current = ((after or {}).get("metadata") or {}).get("annotations") or {}
+        if any(current.get(k) != v for k, v in wanted.items()):
+            raise RouterError(
+                f"{what} did not keep the segment Sluice set: wanted {wanted}, read back "
+                f"{ {k: current.get(k) for k in wanted} }; is another controller rewriting it?",
+                retryable=True,
+            )
 
     def _canary_service(
         self, canary: dict[str, Any], svc: ServiceConfig, names: dict[str, str], base: str, service_of: dict[str, str]

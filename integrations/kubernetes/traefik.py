@@ -235,4 +235,10 @@ KIND = RouterKind(
     "Traefik TraefikService weighted services",
     needs_cluster=True,
     permissions=TRAEFIK_CALLS,
+    cannot={
+        "segment": "a TraefikService has no request matching (it lives in the IngressRoute's `match`, "
+        "which Sluice does not own)",
+        "mirror": "not yet: Traefik mirrors with a `mirroring` TraefikService, which would replace the "
+        "`weighted` one Sluice steers",
+    },
 )

@@ -21,6 +21,7 @@ from integrations.kubernetes.config import (
     IngressNginxRouterConfig,
 )
 from integrations.kubernetes.permissions import COMMON_CALLS
+from integrations.kubernetes.shapes import nginx_check_step
 from integrations.routers.interface import Placement, Router, RouterError, RouterKind
 
 
@@ -33,8 +34,10 @@ def _kubernetes(class_name: str) -> Any:
     return build
 
 
-def _kube(config: Any, class_name: str, calls: frozenset[tuple[str, str, str]], description: str) -> RouterKind:
-    return RouterKind(config, _kubernetes(class_name), description, needs_cluster=True, permissions=calls)
+def _kube(
+    config: Any, class_name: str, calls: frozenset[tuple[str, str, str]], description: str, **shapes: Any
+) -> RouterKind:
+    return RouterKind(config, _kubernetes(class_name), description, needs_cluster=True, permissions=calls, **shapes)
 
 
 ROUTERS: Registry[RouterKind] = Registry(
@@ -42,10 +45,29 @@ ROUTERS: Registry[RouterKind] = Registry(
     [
         haproxy.KIND,
         _kube(
-            GatewayAPIRouterConfig, "GatewayAPIRouter", GATEWAY_API_CALLS, "Gateway API HTTPRoute backendRef weights"
+            GatewayAPIRouterConfig,
+            "GatewayAPIRouter",
+            GATEWAY_API_CALLS,
+            "Gateway API HTTPRoute backendRef weights",
+            shapes=frozenset({"weights", "segment", "mirror"}),
         ),
-        _kube(IngressNginxRouterConfig, "IngressNginxRouter", INGRESS_NGINX_CALLS, "ingress-nginx canary Ingress"),
-        _kube(ContourRouterConfig, "ContourRouter", CONTOUR_CALLS, "Contour HTTPProxy service weights"),
+        _kube(
+            IngressNginxRouterConfig,
+            "IngressNginxRouter",
+            INGRESS_NGINX_CALLS,
+            "ingress-nginx canary Ingress",
+            shapes=frozenset({"weights", "segment"}),
+            cannot={"mirror": "ingress-nginx's mirror-target copies every request (no share); Sluice does not set it"},
+            check_step=nginx_check_step,
+        ),
+        _kube(
+            ContourRouterConfig,
+            "ContourRouter",
+            CONTOUR_CALLS,
+            "Contour HTTPProxy service weights",
+            shapes=frozenset({"weights", "segment"}),
+            cannot={"mirror": "not yet: Contour's mirror is an entry in the service list Sluice rewrites"},
+        ),
         istio.KIND,
         traefik.KIND,
     ],

@@ -7,13 +7,15 @@ integrations/registry/routers.py maps each `router.type` to its model and factor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from integrations.kinds import Kind
 
 if TYPE_CHECKING:
     from app.config.services import ServiceConfig
+    from app.config.shapes import MirrorConfig, SegmentConfig
 
 
 class RouterError(Exception):
@@ -48,6 +50,24 @@ class Router(Protocol):
         ...
 
 
+class SegmentRouter(Protocol):
+    """A router that can do segment steps (its kind declares "segment")."""
+
+    def set_segment(self, service: ServiceConfig, version: str, segment: SegmentConfig | None) -> None:
+        """Send the requests of `segment` to `version` whatever the weights; None removes any
+        segment of this service. Idempotent; read back (RouterError when it did not hold)."""
+        ...
+
+
+class MirrorRouter(Protocol):
+    """A router that can do mirror steps (its kind declares "mirror")."""
+
+    def set_mirror(self, service: ServiceConfig, version: str, mirror: MirrorConfig | None) -> None:
+        """Copy `mirror.percent` of the service's requests to `version` (answers dropped); None
+        removes it. Idempotent; read back."""
+        ...
+
+
 class Placement(Protocol):
     """What a router's factory reads of its application (app.config.ApplicationConfig)."""
 
@@ -71,6 +91,14 @@ class RouterKind(Kind):
 
     needs_cluster: bool = False
     permissions: frozenset[Permission] = frozenset()
+    # The release shapes it can do (app/config/shapes.py): "weights" always; "segment" needs
+    # `set_segment`, "mirror" needs `set_mirror`. `sluice validate` refuses a policy that needs
+    # another; `cannot` says why for the ones left out (shown in that refusal and in the docs).
+    shapes: frozenset[str] = frozenset({"weights"})
+    cannot: dict[str, str] = field(default_factory=dict)
+    # check_step(router_config, service, step) -> what this router needs for the step that the
+    # configuration lacks (e.g. HAProxy's map for a header), or None.
+    check_step: Callable[[Any, ServiceConfig, Any], str | None] | None = None
 
 
 def to_percents(weights: dict[str, int]) -> dict[str, int]:
