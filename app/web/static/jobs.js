@@ -96,6 +96,12 @@
     };
   }
 
+  function ending(r) {
+    if (!TERMINAL.has(r.replayed_state)) return `the release ${r.recorded_state}; the replay is still ${r.replayed_state} where the record ends`;
+    if (r.replayed_state === r.recorded_state) return `the replay also ends ${r.replayed_state}`;
+    return `the replay ends ${r.replayed_state}, the release ${r.recorded_state}`;
+  }
+
   function drawReplay(r) {
     const rel = r.release;
     const title = document.getElementById("j-title");
@@ -113,7 +119,7 @@
     box.className = `verdict ${r.same ? "succeeded" : "failed"} replay-verdict`;
     const headline = r.same
       ? `Same decisions at every evaluation: ${r.replayed_state}, as recorded`
-      : `${r.differences} decision${r.differences === 1 ? "" : "s"} differ: the replay ${r.replayed_state === r.recorded_state ? "also ends" : "ends"} ${r.replayed_state}, the release ${r.recorded_state}`;
+      : `${r.differences === 1 ? "1 decision differs" : `${r.differences} decisions differ`}: ${ending(r)}`;
     fill(box,
       h("div", { class: "headline", text: headline }),
       h("div", { class: "why" },
@@ -130,7 +136,7 @@
       const tbody = document.querySelector("#decisions tbody");
       tbody.replaceChildren(...rows.map((s) => h("tr", { class: s.differs ? "differs" : "", "data-differs": s.differs ? "1" : "0" },
         h("td", { title: iso(s.at), text: `+${dur(s.at - rel.created_at)}` }),
-        h("td", { text: String(s.step) }),
+        h("td", { text: s.step > 0 ? String(s.step) : "—" }),
         h("td", {}, h("span", { class: `kind k-${s.recorded || "none"}`, text: s.recorded || "—" }), s.external ? h("span", { class: "muted small", text: " by hand / router" }) : null),
         h("td", { class: "mark", text: s.differs ? "≠" : "=" }),
         h("td", {}, h("span", { class: `kind k-${s.replayed}`, text: s.replayed })),
@@ -169,7 +175,7 @@
     box.className = `verdict ${wrong ? "failed" : "succeeded"}`;
     fill(box,
       h("div", { class: "headline", text: b.tallies.map((t) => `${t.policy}: ${t.false_rollbacks} false rollback${t.false_rollbacks === 1 ? "" : "s"}, ${t.missed_regressions} missed regression${t.missed_regressions === 1 ? "" : "s"}`).join(" · ") }),
-      h("div", { class: "reason", text: `out of ${b.changes.length} change(s) whose outcome history knows or not` }));
+      h("div", { class: "reason", text: `over ${b.changes.length} version change${b.changes.length === 1 ? "" : "s"}; a decision is only scored where history knows whether the version was good or bad` }));
     const two = b.policies.length === 2;
     fill(document.querySelector("#backtest thead"), h("tr", {},
       h("th", { text: "Versions" }), h("th", { text: "First traffic" }), h("th", { text: "History says" }),
