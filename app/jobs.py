@@ -49,12 +49,14 @@ def run_job(job_id: str) -> str:
         result: BaseModel = replay_report(ctx, job.input) if job.kind == "replay" else backtest_report(ctx, job.input)
     except (ReplayError, UnknownService, LookupError, ValueError) as exc:
         ctx.store.jobs.finish(job, error=str(exc) or type(exc).__name__)
+        log.warning("%s job %s failed: %s", job.kind, job.id, job.error)
         return "failed"
     except Exception:
         log.exception("%s job %s failed", job.kind, job.id)
         ctx.store.jobs.finish(job, error=f"internal error in the {job.kind}; the worker's log has the details")
         return "failed"
     ctx.store.jobs.finish(job, result.model_dump(mode="json"))
+    log.info("%s job %s done in %.1fs", job.kind, job.id, (job.finished_at or 0) - (job.started_at or 0))
     return "done"
 
 

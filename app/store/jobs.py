@@ -85,9 +85,10 @@ class JobStore:
         claimed = self.r.set(request_key, job.id, nx=True, px=max(1, int(window * 1000)), get=True)
         if claimed is not None:
             existing = self.get(claimed.decode() if isinstance(claimed, bytes) else str(claimed))
-            if existing is not None:
+            if existing is not None and existing.status != "failed":
                 return existing, False
-            # The claim outlived its job (expired, or a submission that failed half-way): take it over.
+            # The claim outlived its job (expired, or a submission that failed half-way), or its job
+            # failed and is asked for again: take the claim over.
             self.r.set(request_key, job.id, px=max(1, int(window * 1000)))
         try:
             with self.r.pipeline(transaction=True) as pipe:

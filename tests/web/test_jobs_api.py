@@ -247,3 +247,47 @@ def test_a_job_whose_worker_is_gone_says_so(ctx: Context, client: FlaskClient) -
     RQJob.fetch(asked["id"], connection=ctx.store.r).cancel()  # as RQ marks a job it gave up on
     job = client.get(asked["status_url"], headers=READ).get_json()
     assert job["status"] == "failed" and job["error"] == LOST
+
+
+def test_asking_again_after_a_failure_runs_a_new_job(ctx: Context, client: FlaskClient) -> None:
+    body = {"service": "cart", "since": "1d"}
+    first = client.post("/api/v1/backtests", json=body, headers=READ).get_json()
+    RQJob.fetch(first["id"], connection=ctx.store.r).cancel()
+    assert client.get(first["status_url"], headers=READ).get_json()["status"] == "failed"
+    again = client.post("/api/v1/backtests", json=body, headers=READ)
+    assert again.status_code == 202 and again.get_json()["id"] != first["id"]
+
+
+def test_a_job_that_cannot_run_any_more_fails_with_why(ctx: Context, client: FlaskClient) -> None:
+    from app.models import Event, Release
+
+    rel = Release(
+        id="r-gone",
+        application="store",
+        namespace="prod",
+        service="shop",
+        source_version="1.0.0",
+        target_version="1.0.1",
+        policy="canary",
+        state="succeeded",
+        created_at=REPLAY_T0,
+        updated_at=REPLAY_T0,
+    )
+    ctx.store.create(rel, "dedup-gone", Event(at=REPLAY_T0, type="created", message="test"))
+    asked = client.post("/api/v1/replays", json={"release": "r-gone"}, headers=READ).get_json()
+    # While it waited, the service left the configuration.
+    ctx.config = parse_config(CONFIG.format(prom="http://127.0.0.1:9").replace("      - {name: shop, ", "      # "))
+    run_queued_jobs(ctx)
+    job = client.get(asked["status_url"], headers=READ).get_json()
+    assert job["status"] == "failed" and job["result"] is None
+    assert job["error"] == "service 'shop' of application 'store' is not in the configuration", job
+
+
+def test_sluice_worker_serves_the_jobs_queue(ctx: Context, client: FlaskClient) -> None:
+    from workers.worker import run_worker
+
+    asked = client.post("/api/v1/backtests", json={"service": "cart", "since": "1d"}, headers=READ).get_json()
+    run_worker(burst=True, with_scheduler=False)
+    job = client.get(asked["status_url"], headers=READ).get_json()
+    assert job["status"] == "done", job
+    assert [c["target"] for c in job["result"]["changes"]] == ["1.1.0", "1.2.0", "1.2.1"]
