@@ -8,6 +8,8 @@ finished release's page.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, render_template
 
 from app.context import get_context
@@ -17,6 +19,7 @@ from app.web.openapi import Answers, doc
 bp = Blueprint("job_pages", __name__, template_folder="templates")
 PAGES = frozenset({"job_pages.backtests_page", "job_pages.replay_page", "job_pages.backtest_page"})
 HTML: Answers = {200: ("text/html", "HTML."), 303: ("text/html", "Log in.")}
+JOB_PAGE: Answers = {**HTML, 404: ("text/html", "No such job (or its result expired).")}
 
 
 @bp.get("/backtests")
@@ -39,13 +42,22 @@ def _default_policy(policy: object) -> str:
     return str(named[0]) if named else ""
 
 
+def _job_page(kind: str, job_id: str) -> Any:
+    ctx = get_context()
+    job = ctx.store.jobs.get(job_id)
+    if job is None or job.kind != kind:
+        days = f"{ctx.config.jobs.result_ttl / 86400:g}"
+        return render_template("job_missing.html", kind=kind, job_id=job_id, days=days), 404
+    return render_template(f"{kind}.html", job_id=job_id, poll_seconds=POLL_SECONDS)
+
+
 @bp.get("/replays/<job_id>")
-@doc("Dashboard: a replay job, step by step, with its per-check charts", "dashboard", HTML)
+@doc("Dashboard: a replay job, step by step, with its per-check charts", "dashboard", JOB_PAGE)
 def replay_page(job_id: str):
-    return render_template("replay.html", job_id=job_id, poll_seconds=POLL_SECONDS)
+    return _job_page("replay", job_id)
 
 
 @bp.get("/backtests/<job_id>")
-@doc("Dashboard: a backtest job's table", "dashboard", HTML)
+@doc("Dashboard: a backtest job's table", "dashboard", JOB_PAGE)
 def backtest_page(job_id: str):
-    return render_template("backtest.html", job_id=job_id, poll_seconds=POLL_SECONDS)
+    return _job_page("backtest", job_id)

@@ -291,3 +291,14 @@ def test_sluice_worker_serves_the_jobs_queue(ctx: Context, client: FlaskClient) 
     job = client.get(asked["status_url"], headers=READ).get_json()
     assert job["status"] == "done", job
     assert [c["target"] for c in job["result"]["changes"]] == ["1.1.0", "1.2.0", "1.2.1"]
+
+
+def test_the_page_of_an_unknown_job_is_a_404_that_says_so(ctx: Context, client: FlaskClient) -> None:
+    asked = client.post("/api/v1/replays", json={"release": "r-nope"}, headers=READ)
+    assert asked.status_code == 404
+    page = client.get("/replays/replay-20260101000000-000000000000", headers=READ)
+    assert page.status_code == 404 and "No replay" in page.get_data(as_text=True)
+    assert "kept 0.0833333 days" in page.get_data(as_text=True)
+    backtest = client.post("/api/v1/backtests", json={"service": "cart", "since": "1d"}, headers=READ).get_json()
+    assert client.get(f"/replays/{backtest['id']}", headers=READ).status_code == 404
+    assert client.get(backtest["page_url"], headers=READ).status_code == 200
