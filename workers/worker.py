@@ -21,6 +21,7 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 
 from app.context import get_context
+from app.store.jobs import JOBS_QUEUE
 from workers.scheduler import QUEUE_NAME, Scheduler
 
 log = logging.getLogger("sluice.worker")
@@ -71,7 +72,8 @@ def run_worker(burst: bool = False, with_scheduler: bool = True) -> None:
         scheduler.start()
     try:
         work_until_stopped(
-            lambda: SimpleWorker([queue], connection=redis),
+            # Ticks and deliveries first; replay and backtest jobs (app/jobs.py) when none is waiting.
+            lambda: SimpleWorker([queue, Queue(JOBS_QUEUE, connection=redis)], connection=redis),
             burst=burst,
             logging_level=logging.getLevelName(logging.getLogger().level),
         )

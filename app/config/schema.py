@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, model_validator
 
 from app.config.base import LabelValue, Name, Strict, no_duplicates
+from app.config.jobs import JobsConfig
 from app.config.policy import PolicyConfig
 from app.config.services import ServiceConfig
 from app.config.support import shape_problems
@@ -76,6 +77,7 @@ class SluiceConfig(Strict):
     hooks: list[HookConfig] = Field(default_factory=list)
     circleci: CircleCIConfig = CircleCIConfig()
     argo: ArgoConfig = ArgoConfig()
+    jobs: JobsConfig = Field(JobsConfig(), description="Replay and backtest jobs on the API: result TTL, dedup window.")
 
     @property
     def metrics_source(self) -> Any:

@@ -18,6 +18,8 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   k8s:restart-baseline:<release>   hash pod uid -> restart count when first seen
   metrics:counter:<name>           hash "<label values joined by \\x1f>" -> count
   metrics:hist:<name>              hash "b:<upper bound>" | "sum" | "count" -> value
+  job:<id>                         JSON of a replay / backtest job: input, status, result (with a TTL)
+  job-request:<kind>:<hash>        id of the job an identical request started (dedup window)
 """
 
 from __future__ import annotations
@@ -117,3 +119,13 @@ def parse_due_member(member: str) -> tuple[str, str, int | None]:
     elif kind == "hook" and rest:
         return "hook", rest, None
     return "", member, None
+
+
+def job(job_id: str) -> str:
+    """JSON of a replay or backtest job (app/store/jobs.py), kept for the configured result TTL."""
+    return f"{PREFIX}job:{job_id}"
+
+
+def job_request(kind: str, digest: str) -> str:
+    """Id of the job a request (its kind and a hash of its input) started, for the dedup window."""
+    return f"{PREFIX}job-request:{kind}:{digest}"

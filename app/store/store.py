@@ -20,6 +20,7 @@ import redis
 
 from app.models import CheckResult, Delivery, Event, Release
 from app.store import keys
+from app.store.jobs import JobStore
 from app.store.metrics import MetricsStore
 
 log = logging.getLogger("sluice.store")
@@ -103,6 +104,7 @@ class Store:
     def __init__(self, client: redis.Redis):
         self.r = client  # for RQ (workers/worker.py) and tests; Sluice's own code calls the methods
         self.metrics = MetricsStore(client)
+        self.jobs = JobStore(client)  # replay and backtest jobs (app/store/jobs.py)
         self._unlock = client.register_script(_DELETE_IF_EQUAL)
         self._duplicate = client.register_script(_DUPLICATE)
         self._create = client.register_script(_CREATE)

@@ -30,6 +30,10 @@ def create_app() -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)
+    from app.web import job_pages, jobs  # replay and backtest jobs (issue #11)
+
+    app.register_blueprint(jobs.bp)
+    app.register_blueprint(job_pages.bp)
 
     @app.before_request
     def _reads_need_a_token():
@@ -37,7 +41,7 @@ def create_app() -> Flask:
         POSTs authenticate in their handlers (steering: API token; receivers: token or signature)."""
         if request.method not in auth.READ_METHODS or request.endpoint in (None, *auth.OPEN_ENDPOINTS):
             return None
-        if request.endpoint in dashboard.PAGES and not auth.may_read():
+        if request.endpoint in dashboard.PAGES | job_pages.PAGES and not auth.may_read():
             return redirect(dashboard.login_url(request.full_path), 303)
         auth.require_read()
         return None

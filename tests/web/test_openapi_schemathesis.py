@@ -33,6 +33,7 @@ from workers.tick import run_tick
 pytestmark = pytest.mark.integration
 
 HTML_PATHS = {"/", "/releases/{release_id}", "/login", "/logout"}
+HTML_PATHS |= {"/backtests", "/replays/{job_id}", "/backtests/{job_id}"}  # the job pages (app/web/job_pages.py)
 
 
 @schemathesis.check

@@ -678,6 +678,9 @@
     pollList();
   }
 
+  // The job pages (static/jobs.js) draw replays with these same charts.
+  window.SluiceDashboard = { h, fill, clock, iso, dur, num, getJSON, setLive, stateBadge, checkDefs, renderChecks, page };
+
   const which = document.body.dataset.page;
   if (which === "release") initRelease();
   else if (which === "releases") initList();
