@@ -92,13 +92,21 @@ def serve(bind: str, workers: int) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty (for tests).")
-def worker(burst: bool) -> None:
-    """Run an RQ worker for release ticks and hook deliveries (with a standby scheduler)."""
+@click.option(
+    "--serves",
+    type=click.Choice(["all", "releases", "jobs"]),
+    default="all",
+    show_default=True,
+    help="releases: ticks and hook deliveries; jobs: replays and backtests (seconds of CPU each: with live "
+    "releases, run one worker with --serves jobs so that no tick waits behind a backtest).",
+)
+def worker(burst: bool, serves: str) -> None:
+    """Run an RQ worker for release ticks, hook deliveries and replay/backtest jobs (with a standby scheduler)."""
     from app.logs import configure_logging
     from workers.worker import run_worker
 
     configure_logging()
-    run_worker(burst=burst)
+    run_worker(burst=burst, serves=serves)
 
 
 @main.command()

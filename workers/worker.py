@@ -63,17 +63,28 @@ def work_until_stopped(
         backoff = min(backoff * 2, BACKOFF_MAX)
 
 
-def run_worker(burst: bool = False, with_scheduler: bool = True) -> None:
+# What a worker serves: `all` (the default), `releases` (ticks and hook deliveries, with the
+# scheduler) or `jobs` (replays and backtests). A backtest takes seconds of CPU, and a worker runs
+# one job at a time: with live releases, give jobs their own worker so no tick waits behind one.
+SERVES = ("all", "releases", "jobs")
+
+
+def run_worker(burst: bool = False, with_scheduler: bool = True, serves: str = "all") -> None:
+    if serves not in SERVES:
+        raise ValueError(f"serves must be one of {SERVES}, not {serves!r}")
     ctx = get_context()
     redis = ctx.store.r
     queue = Queue(QUEUE_NAME, connection=redis)
-    scheduler = Scheduler(ctx.store, queue) if with_scheduler else None
+    # Ticks and deliveries first; replay and backtest jobs (app/jobs.py) when none is waiting.
+    queues = {"all": [queue, Queue(JOBS_QUEUE, connection=redis)], "releases": [queue]}.get(
+        serves, [Queue(JOBS_QUEUE, connection=redis)]
+    )
+    scheduler = Scheduler(ctx.store, queue) if with_scheduler and serves != "jobs" else None
     if scheduler:
         scheduler.start()
     try:
         work_until_stopped(
-            # Ticks and deliveries first; replay and backtest jobs (app/jobs.py) when none is waiting.
-            lambda: SimpleWorker([queue, Queue(JOBS_QUEUE, connection=redis)], connection=redis),
+            lambda: SimpleWorker(queues, connection=redis),
             burst=burst,
             logging_level=logging.getLevelName(logging.getLogger().level),
         )

@@ -70,6 +70,10 @@ class JobStore:
         raw = self.r.get(keys.job(job_id))
         return Job.model_validate_json(raw) if raw else None
 
+    def waiting(self) -> int:
+        """Jobs queued and not yet started."""
+        return int(Queue(JOBS_QUEUE, connection=self.r).count)
+
     def submit(self, kind: JobKind, data: dict[str, Any], ttl: float, window: float) -> tuple[Job, bool]:
         """The job for this request: a new one, queued (True), or the one an identical request asked
         for within `window` seconds (False)."""

@@ -113,9 +113,22 @@ def _since(text: str) -> str:
     return text
 
 
+# A job costs a worker seconds of CPU and a read token may ask for one: beyond this many waiting,
+# new requests are turned away (429) rather than queued behind each other for minutes.
+MAX_WAITING_JOBS = 20
+
+
 def _accepted(kind: JobKind, data: dict[str, Any]) -> Any:
     ctx = get_context()
     settings = ctx.config.jobs
+    waiting = ctx.store.jobs.waiting()
+    if waiting >= MAX_WAITING_JOBS:
+        raise ApiError(
+            429,
+            f"{waiting} replay/backtest jobs are already waiting for a worker; ask again in a minute "
+            "(or run a worker for them: sluice worker --serves jobs)",
+            headers={"Retry-After": "60"},
+        )
     job, new = ctx.store.jobs.submit(kind, data, ttl=settings.result_ttl, window=settings.dedup_window)
     status_url = url_for(f"jobs.get_{kind}", job_id=job.id)
     body = JobAccepted(
@@ -133,7 +146,12 @@ def _accepted(kind: JobKind, data: dict[str, Any]) -> Any:
 @doc(
     "Replay a past release on Prometheus's stored data, under its policy or another (a job)",
     "jobs",
-    {**ACCEPTED, 404: error("No such release."), 409: error("The release's service is no longer configured.")},
+    {
+        **ACCEPTED,
+        404: error("No such release."),
+        409: error("The release's service is no longer configured."),
+        429: error("Too many jobs waiting; Retry-After says when to ask again."),
+    },
     body=ReplayRequest,
     security=["bearer", "session"],
 )
@@ -166,7 +184,11 @@ def post_replay():
 @doc(
     "Backtest a service: every past version change in the period, judged under a policy (or two) (a job)",
     "jobs",
-    {**ACCEPTED, 404: error("No such service (or application).")},
+    {
+        **ACCEPTED,
+        404: error("No such service (or application)."),
+        429: error("Too many jobs waiting; Retry-After says when to ask again."),
+    },
     body=BacktestRequest,
     security=["bearer", "session"],
 )

@@ -302,3 +302,25 @@ def test_the_page_of_an_unknown_job_is_a_404_that_says_so(ctx: Context, client: 
     backtest = client.post("/api/v1/backtests", json={"service": "cart", "since": "1d"}, headers=READ).get_json()
     assert client.get(f"/replays/{backtest['id']}", headers=READ).status_code == 404
     assert client.get(backtest["page_url"], headers=READ).status_code == 200
+
+
+def test_a_full_queue_turns_new_jobs_away_with_retry_after(ctx: Context, client: FlaskClient) -> None:
+    from app.web.jobs import MAX_WAITING_JOBS
+
+    for hours in range(MAX_WAITING_JOBS):  # different inputs: no deduplication
+        asked = client.post("/api/v1/backtests", json={"service": "cart", "since": f"{hours + 1}h"}, headers=READ)
+        assert asked.status_code == 202, asked.get_data(as_text=True)
+    refused = client.post("/api/v1/backtests", json={"service": "cart", "since": "2d"}, headers=READ)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+    assert "already waiting" in error_of(refused, 429) and "--serves jobs" in error_of(refused, 429)
+    assert Queue(JOBS_QUEUE, connection=ctx.store.r).count == MAX_WAITING_JOBS  # nothing queued
+
+
+def test_a_worker_that_serves_releases_only_leaves_jobs_queued(ctx: Context, client: FlaskClient) -> None:
+    from workers.worker import run_worker
+
+    asked = client.post("/api/v1/backtests", json={"service": "cart", "since": "1d"}, headers=READ).get_json()
+    run_worker(burst=True, with_scheduler=False, serves="releases")
+    assert client.get(asked["status_url"], headers=READ).get_json()["status"] == "queued"
+    run_worker(burst=True, with_scheduler=False, serves="jobs")
+    assert client.get(asked["status_url"], headers=READ).get_json()["status"] == "done"
