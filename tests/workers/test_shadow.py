@@ -74,6 +74,7 @@ def test_shadow_release_runs_every_step_to_success_without_touching_the_router(
     rel = drive(ctx, intake.release.id)
 
     assert rel.state == "succeeded", rel.reason
+    assert rel.reason == "every step passed; 1.1.0 would now be stable (shadow: nothing was changed)"
     assert router.calls == []  # set_weights was never called, not even to fail
     assert router.weights["web"] == {"1.0.0": 70, "1.1.0": 30}
     # Every step ran and was judged on the counts the candidate really had.
@@ -101,6 +102,7 @@ def test_bad_candidate_in_shadow_is_judged_failed_and_traffic_stays_where_it_was
     prom.serve("1.0.0", 16000)
     rel = drive(ctx, start_release(ctx, "web", "1.1.0", mode="shadow").release.id)
     assert rel.state == "failed" and "errors" in (rel.reason or "")
+    assert "at step 1 (20% of traffic on 1.1.0, as the router has it; shadow)" in (rel.reason or "")
     assert router.calls == []
     assert router.weights["web"] == {"1.0.0": 80, "1.1.0": 20}  # not rolled back: it was never Sluice's to move
 

@@ -224,7 +224,7 @@
             fact("Check", ev.name, true),
             fact("Measured", fmt(ev.value), true),
             fact("Threshold", describeLimit(check, ev, fmt)),
-            fact("Step", `${ev.step + 1} of ${total}${w !== null ? ` · ${w}% traffic` : ""}`),
+            fact("Step", `${ev.step + 1} of ${total}${w !== null ? ` · ${w}% traffic${shadow ? " (not set: shadow)" : ""}` : ""}`),
             fact("When", `${clock(ev.at)} (+${dur(ev.at - rel.created_at)})`),
             fact("Traffic now", `${stableShare}% on ${rel.source_version}`)),
         );
