@@ -35,6 +35,12 @@ class DeployNotification(BaseModel):
     )
 
 
+class DeployQuery(BaseModel):
+    mode: Literal["live", "shadow"] | None = Field(
+        None, description="shadow: judge the release without moving traffic (README: Shadow mode)."
+    )
+
+
 @bp.post("/hooks/deploy")
 @doc(
     "A deploy notification: start (or find) the release of a service's new version",
@@ -42,7 +48,7 @@ class DeployNotification(BaseModel):
     {
         202: (Started, "A release was started; `status_url` follows it."),
         200: (Started, "A duplicate notification: the release it already started."),
-        400: error("The body has invalid fields (each named in `detail`)."),
+        400: error("The body has invalid fields (each named in `detail`), or asks a mode the URL contradicts."),
         401: error("Missing or wrong bearer token or signature."),
         404: error("No such service in the configuration."),
         409: error("The version is already stable, or `mode: live` was asked of a service configured as shadow."),
@@ -50,6 +56,7 @@ class DeployNotification(BaseModel):
         503: error("Redis is unreachable, or another request is storing this version: retry (`Retry-After`)."),
     },
     body=DeployNotification,
+    query=DeployQuery,
     security=["bearer", "deploySignature"],
 )
 def deploy():

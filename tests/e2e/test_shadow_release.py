@@ -9,6 +9,9 @@ shadow release apart (headless Chromium, when installed).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -187,6 +190,14 @@ def test_a_real_release_runs_undisturbed_next_to_a_shadow_one(stack):
     listing = client.releases()["releases"]
     modes = {r["id"]: r["mode"] for r in listing}
     assert modes[shadow["release"]] == "shadow" and modes[live["release"]] == "live"
+    # `sluice status` (the list, and one release) marks the shadow release and only it.
+    env = {**os.environ, "SLUICE_URL": demo.api_url, "SLUICE_API_TOKEN": demo.token, "NO_COLOR": "1"}
+    cli = [sys.executable, "-m", "app.cli", "status"]
+    lines = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    marked = {line.split()[0] for line in lines if "[shadow]" in line}
+    assert shadow["release"] in marked and live["release"] not in marked
+    one = subprocess.run([*cli, shadow["release"]], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert "[shadow]" in one.stdout and "traffic not moved by Sluice" in one.stdout
 
 
 CHROMIUM = "/usr/bin/chromium"
