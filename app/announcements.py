@@ -22,6 +22,7 @@ class Announcement(BaseModel):
     ci: CIContext = Field(default_factory=CIContext)
     trigger: str = "webhook"
     event_key: str | None = Field(None, description="The sender's event, for once-only processing.")
+    mode: str | None = Field(None, description="shadow: judge without moving traffic; None: as configured.")
 
 
 class Ignored(BaseModel):

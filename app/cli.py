@@ -144,7 +144,7 @@ def status(
         console.print(
             f"{r['id']}  {r['application']}/{r['service']}  {r['source_version']} -> "
             f"{r['target_version']}  {r['state']:<9}  step {r['current_step'] or '-'}  "
-            f"started {clock(r['created_at'])}"
+            f"started {clock(r['created_at'])}" + ("  [magenta]\\[shadow][/]" if r.get("mode") == "shadow" else "")
         )
     if not listing["releases"]:
         console.print("no releases")

@@ -38,7 +38,7 @@ def control(ctx: Context, release_id: str, action: str, actor: str = "api", reas
         if release.state not in _ALLOWED_FROM[action]:
             raise ControlError(409, f"cannot {action} a release that is {release.state}")
         owner = ctx.store.active_release(release.application, release.service)
-        if action in ("promote", "resume") and owner != release.id:
+        if action in ("promote", "resume") and owner != release.id and not release.shadow:
             # Superseded but not yet retired (see workers/tick.py): it must not take traffic back.
             by = f"release {owner}" if owner else "a newer release"
             raise ControlError(409, f"cannot {action}: {by} has replaced this release; abort it instead")

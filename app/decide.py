@@ -157,9 +157,23 @@ def _cluster_results(obs: Observations, step: int) -> list[CheckResult]:
     return out
 
 
+def _share(release: Release, weight: int) -> str:
+    """The candidate's share of traffic, for reasons: the step's weight, or for a shadow release
+    (which sets no weights) the share the router really gave it."""
+    if release.shadow:
+        real = release.traffic_weights().get(release.target_version, 0)
+        return f"{real}% of traffic on {release.target_version}, as the router has it; shadow"
+    return f"{weight}% of traffic on {release.target_version}"
+
+
+def _would(release: Release, text: str) -> str:
+    """ "start: 10% of traffic to v2" -> "shadow: would send 10% of traffic to v2 (not moved)"."""
+    return f"shadow: would send {text} (traffic not moved)" if release.shadow else text
+
+
 def _failure_reason(failed: list[CheckResult], release: Release, weight: int) -> str:
     first = failed[0]
-    where = f"at step {release.step + 1} ({weight}% of traffic on {release.target_version})"
+    where = f"at step {release.step + 1} ({_share(release, weight)})"
     if first.verdict == "no_data":
         what = f"check '{first.name}' had no data ({first.detail})"
     else:
@@ -185,7 +199,7 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             step=0,
             weights=release.weights_for(first),
             judge=release.judge.model_copy(update={"first_traffic_at": now}),
-            reason=f"start: {first}% of traffic to {release.target_version}",
+            reason="start: " + _would(release, f"{first}% of traffic to {release.target_version}"),
         )
 
     step_index = release.step
@@ -255,7 +269,7 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             return fail_back(
                 release,
                 f"not enough evidence to judge {release.target_version} after {waited:.0f}s at step "
-                f"{step_index + 1} ({step.weight}% of traffic; judge.evidence_timeout): "
+                f"{step_index + 1} ({_share(release, step.weight)}; judge.evidence_timeout): "
                 + "; ".join(judgement.waiting),
                 results=results,
             )
@@ -292,7 +306,8 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             weights=release.weights_for(100),
             results=results,
             judge=passed_state,
-            reason=f"every step passed; {release.target_version} is now stable",
+            reason=f"every step passed; {release.target_version} "
+            + ("would now be stable (shadow: nothing was changed)" if release.shadow else "is now stable"),
         )
     nxt = policy.steps[step_index + 1].weight
     return Decision(
@@ -301,5 +316,5 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
         weights=release.weights_for(nxt),
         results=results,
         judge=passed_state,
-        reason=f"step {step_index + 1} passed; {nxt}% of traffic to {release.target_version}",
+        reason=f"step {step_index + 1} passed; " + _would(release, f"{nxt}% of traffic to {release.target_version}"),
     )

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from app import metrics
+from app import metrics, shadow
 from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context, UnknownService
 from app.decide import fail_back
@@ -122,7 +122,8 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
     events: list[Event] = []
     deliveries = []
     kind = decision.kind
-    stable = new.target_version if kind == "promote" else None
+    # A shadow release's verdict moves nothing: the service's stable version stays what it was.
+    stable = new.target_version if kind == "promote" and not new.shadow else None
     if new.terminal:
         new.next_tick_at = None
     if kind == "hold" and _topic(decision.reason) != _topic(release.reason):
@@ -172,6 +173,8 @@ def apply_weights(ctx: Context, release: Release) -> Release:
         app, svc = _route(ctx, release)
     except UnknownService as exc:
         return _router_failed(ctx, release, RouterError(f"configuration: {exc}", retryable=False), now)
+    if release.shadow:  # never changes the router: reads it instead (app/shadow.py)
+        return shadow.observe_instead(ctx, release, ctx.router(app), svc, _router_mark)
     if release.terminal:
         owner = ctx.store.active_release(release.application, release.service)
         if owner not in (None, release.id):

@@ -10,6 +10,7 @@ from typing import Any
 
 from app.config import HookConfig, SluiceConfig
 from app.models import Delivery, Release
+from app.shadow import hook_fires
 from integrations.circleci.hooks import circleci_api_url
 from integrations.notify.interface import render_payload
 from integrations.registry.hooks import HOOKS
@@ -30,6 +31,7 @@ def release_fields(release: Release) -> dict[str, Any]:
         "policy": release.policy,
         "step": release.step + 1,
         "reason": release.reason or "",
+        "mode": release.mode,
     }
     for key, value in release.ci.model_dump().items():
         fields[f"ci.{key}"] = value if value is not None else ""
@@ -48,10 +50,12 @@ def plan_deliveries(config: SluiceConfig, release: Release, event: str, now: flo
     fields = release_fields(release)
     deliveries = []
     for hook in config.hooks:
-        if not _applies(hook, release, event):
+        if not _applies(hook, release, event) or not hook_fires(hook, HOOKS[hook.type].acts, release):
             continue
         step_part = f":{release.step}" if event == "step_passed" else ""
-        payload = {"event": event, "release": fields, "url": f"/api/v1/releases/{release.id}"}
+        payload: dict[str, Any] = {"event": event, "release": fields, "url": f"/api/v1/releases/{release.id}"}
+        if release.shadow:  # judged only: the receiver must not take it for a real rollout
+            payload["shadow"] = True
         # Where the delivery goes (shown on the release: no secrets) and what it adds to the payload,
         # rendered now so that every retry sends the same thing.
         target, extra = HOOKS[hook.type].plan(hook, fields, config)

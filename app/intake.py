@@ -10,6 +10,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 
+from app import shadow
 from app.config import ApplicationConfig, BumpPolicies, ServiceConfig
 from app.context import Context
 from app.control import ControlError, control
@@ -53,7 +54,15 @@ def _resolve(ctx: Context, service: str, application: str | None) -> tuple[Appli
     return apps[0], svc
 
 
-def _stable_version(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, fallback: str | None = None) -> str:
+def _stable_version(
+    ctx: Context,
+    app: ApplicationConfig,
+    svc: ServiceConfig,
+    fallback: str | None = None,
+    shadow_of: str | None = None,
+) -> str:
+    """`shadow_of`: the version a shadow release judges, which may already have traffic (a team
+    shifting by hand): the other live version is then the stable one."""
     stable = ctx.store.stable_version(app.name, svc.name) or svc.stable_version
     if stable:
         return stable
@@ -63,6 +72,9 @@ def _stable_version(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, fa
         if fallback:
             return fallback
         raise IntakeError(503, f"cannot learn the stable version of {svc.name!r} from the router: {exc}") from None
+    other = shadow.source_from_weights(weights, shadow_of) if shadow_of else None
+    if other:
+        return other
     live = {v: w for v, w in weights.items() if w > 0}
     if len(live) != 1 and fallback:
         return fallback  # e.g. the Kubernetes watcher: the one other available Deployment of the service
@@ -73,6 +85,13 @@ def _stable_version(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, fa
             f"{weights}; set `stable_version` for the service in the configuration",
         )
     return next(iter(live))
+
+
+def policy_names(svc: ServiceConfig) -> list[str]:
+    """Every policy a release of the service may get."""
+    if isinstance(svc.policy, str):
+        return [svc.policy]
+    return [name for name in svc.policy.model_dump().values() if name]
 
 
 def choose_policy(svc: ServiceConfig, source: str, target: str) -> str:
@@ -95,9 +114,11 @@ def start_release(
     ci: CIContext | None = None,
     trigger: str = "webhook",
     fallback_source: str | None = None,
+    mode: str | None = None,
 ) -> Intake:
     """`fallback_source`: the stable version when neither Sluice's record, the configuration nor the
-    router can tell (the watcher passes the service's one other running version)."""
+    router can tell (the watcher passes the service's one other running version). `mode`: "shadow"
+    to judge without moving traffic (app/shadow.py); None: as the service and policy say."""
     try:
         check_label_value(service, "service")
         check_label_value(version, "version")
@@ -108,15 +129,29 @@ def start_release(
     app, svc = _resolve(ctx, service, application)
     if namespace is not None and namespace != app.namespace:
         raise IntakeError(400, f"application {app.name!r} is in namespace {app.namespace!r}, not {namespace!r}")
-    dedup_key = keys.deploy_dedup(app.name, svc.name, version)
+    policies = [ctx.config.policy(name) for name in policy_names(svc)]
+    try:
+        early = shadow.mode_before_source(svc, policies, mode)
+    except shadow.ModeConflict as exc:
+        raise IntakeError(409 if mode == "live" else 400, str(exc)) from None
+    live_key = keys.deploy_dedup(app.name, svc.name, version)
+    shadow_key = keys.shadow_dedup(live_key)  # a live release of the same version is another release
     now = time.time()
     again = Event(at=now, type="duplicate", message=f"{trigger} announced {version} again")
-    existing = ctx.store.claim_duplicate(dedup_key, again)
-    if existing is not None:
-        return Intake(existing, created=False)
-    source = _stable_version(ctx, app, svc, fallback_source)
+    tried = {"live": [live_key], "shadow": [shadow_key], None: [live_key, shadow_key]}[early]
+    for key in tried:
+        existing = ctx.store.claim_duplicate(key, again)
+        if existing is not None:
+            return Intake(existing, created=False)
+    source = _stable_version(ctx, app, svc, fallback_source, shadow_of=version if early == "shadow" else None)
     if source == version:
         raise IntakeError(409, f"{version} is already the stable version of {svc.name!r}; nothing to release")
+    policy = choose_policy(svc, source, version)
+    try:
+        release_mode, shadow_hooks = shadow.resolve_mode(svc, ctx.config.policy(policy), mode)
+    except shadow.ModeConflict as exc:
+        raise IntakeError(409, str(exc)) from None
+    dedup_key = shadow_key if release_mode == "shadow" else live_key
     release = Release(
         id=new_release_id(),
         application=app.name,
@@ -124,12 +159,14 @@ def start_release(
         service=svc.name,
         source_version=source,
         target_version=version,
-        policy=choose_policy(svc, source, version),
+        policy=policy,
         created_at=now,
         updated_at=now,
         ci=ci or CIContext(),
         trigger=trigger,
         next_tick_at=now,
+        mode=release_mode,
+        shadow_hooks=shadow_hooks,
     )
     try:
         release, created = ctx.store.create(
@@ -138,8 +175,9 @@ def start_release(
             Event(
                 at=now,
                 type="created",
-                message=f"{trigger}: release {source} -> {version} with policy {release.policy}",
-                data={"trigger": trigger, "ci": release.ci.model_dump(exclude_none=True)},
+                message=f"{trigger}: {'shadow ' if release.shadow else ''}release {source} -> {version} "
+                f"with policy {release.policy}" + (" (judged only: traffic is not moved)" if release.shadow else ""),
+                data={"trigger": trigger, "ci": release.ci.model_dump(exclude_none=True), "mode": release.mode},
             ),
             first_tick_at=now + CLAIM_BACKSTOP_SECONDS,
             duplicate=again,  # a concurrent announcement won the claim: this one is its duplicate
@@ -148,7 +186,8 @@ def start_release(
         raise IntakeError(503, f"{version} of {svc.name!r} is being stored by another request; retry") from None
     if not created:
         return Intake(release, created=False)
-    claim_service(ctx, release)
+    if not release.shadow:  # a shadow release owns no traffic: it supersedes nothing (app/shadow.py)
+        claim_service(ctx, release)
     ctx.store.schedule_tick(release.id, release.seq, now)
     return Intake(release, created=True)
 

@@ -182,7 +182,7 @@ def judge_step(
         cand_latency = VersionCounts(metrics=obs.candidate_latency)
         stable_latency = VersionCounts(metrics=obs.stable_latency)
 
-    candidate_weight = release.desired_weights.get(release.target_version, 0)
+    candidate_weight = release.traffic_weights().get(release.target_version, 0)
     stable_live = candidate_weight < 100
     use_router = obs.candidate.router is not None and (obs.stable.router is not None or not stable_live)
     checks = {c.type: c for c in policy.checks if c.type != "query"}

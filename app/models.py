@@ -7,6 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ReleaseState = Literal["pending", "running", "paused", "succeeded", "failed", "aborted"]
+# shadow: judged like any release, but the router is never changed (app/shadow.py).
+ReleaseMode = Literal["live", "shadow"]
+ShadowHooks = Literal["marked", "none"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "aborted"})
 # insufficient: not enough evidence yet either way (holds the step; never fails, never passes).
 Verdict = Literal["pass", "fail", "no_data", "insufficient"]
@@ -60,11 +63,31 @@ class Release(BaseModel):
     ci: CIContext = Field(default_factory=CIContext)
     trigger: str = "webhook"
     hooks: list[str] = Field(default_factory=list, description="ids of hook deliveries")
+    mode: ReleaseMode = Field(
+        "live", description="shadow: every check and verdict, but the router is never changed (README: Shadow mode)."
+    )
+    shadow_hooks: ShadowHooks = Field(
+        "marked", description="A shadow release's hooks: sent marked `shadow: true`, or none at all."
+    )
+    observed_weights: dict[str, int] | None = Field(
+        None, description="Shadow releases: the router's weights as last read (what the candidate really gets)."
+    )
     judge: JudgeState = Field(default_factory=lambda: JudgeState())
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    @property
+    def shadow(self) -> bool:
+        return self.mode == "shadow"
+
+    def traffic_weights(self) -> dict[str, int]:
+        """The weights the versions really have: what a live release set, what a shadow release
+        last read from the router (it sets nothing; until it has read, the candidate has none)."""
+        if self.shadow:
+            return dict(self.observed_weights or {})
+        return self.desired_weights
 
     def stable_weights(self) -> dict[str, int]:
         """All traffic on stable. The candidate is not named: the router sets every version it

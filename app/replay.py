@@ -143,6 +143,8 @@ def _initial(release: Release, policy: PolicyConfig) -> Release:
         ci=release.ci,
         trigger=release.trigger,
         desired_weights={release.source_version: 100},
+        mode=release.mode,  # a shadow release is judged on the weights it read, not the ones it would set
+        shadow_hooks=release.shadow_hooks,
     )
 
 
@@ -182,6 +184,9 @@ def replay(
     confirmations = [
         (e.at, e.data.get("requested") or e.data.get("weights")) for e in events if e.type == "weights_set"
     ]
+    # A shadow release confirms by reading the router: what it would have set, and what it saw.
+    confirmations += [(e.at, e.data.get("would_set")) for e in events if e.type == "weights_observed"]
+    observed = [(e.at, e.data.get("weights")) for e in events if e.type == "weights_observed"]
 
     current = _initial(original, policy)
     hctx.locate(current)  # raises UnknownService if the service left the configuration
@@ -192,6 +197,9 @@ def replay(
                 ReplayStep(t, current.step, recorded, reason, Decision(kind="hold", reason="(ended)"), current.state)
             )
             continue
+        if current.shadow:  # the router's weights as last read by then (app/shadow.py)
+            seen = [w for at, w in observed if at <= t and w is not None]
+            current = current.model_copy(update={"observed_weights": seen[-1] if seen else None})
         if external:
             decision = _external(current, recorded, reason)
         else:

@@ -51,9 +51,13 @@ def progress_line(release: dict[str, Any]) -> str:
     weights = release.get("weights") or {}
     target = release["target_version"]
     parts = [f"[{_STATE_STYLE.get(release['state'], '')}]{release['state']}[/]"]
+    shadow = release.get("mode") == "shadow"
+    if shadow:  # judged only: the weights shown are the router's, which Sluice did not change
+        parts[0] += " [magenta]\\[shadow][/]"
+        weights = release.get("observed_weights") or {}
     if step:
         parts.append(f"step {step}/{len(steps)}")
-    parts.append(f"{weights.get(target, 0)}% -> {target}")
+    parts.append(f"{weights.get(target, 0)}% -> {target}" + (" (traffic not moved by Sluice)" if shadow else ""))
     latest: dict[str, dict[str, Any]] = {}
     for ev in release.get("evaluations", []):
         latest[ev["name"]] = ev

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app import metrics
+from app import metrics, shadow
 from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context, UnknownService, get_context
 from app.decide import decide, fail_back
@@ -90,6 +90,8 @@ def tick(ctx: Context, release_id: str, seq: int) -> TickOutcome:
         if isinstance(loaded, TickOutcome):
             return loaded
         now = time.time()
+        if loaded.shadow and loaded.state == "running":  # judge the traffic the candidate really has
+            loaded = shadow.read_weights(ctx, loaded)
         observations = observe(ctx, loaded, now)
         decision = decide_next(ctx, loaded, observations, now)
         if not lease.held():  # observing outlasted the lease: another tick may own the release now
@@ -114,7 +116,8 @@ def load(ctx: Context, release_id: str, seq: int) -> Release | TickOutcome:
         return TickOutcome(TickKind.GONE, "gone")
     if release.seq != seq:
         return TickOutcome(TickKind.STALE, f"stale: release is at seq {release.seq}, this tick was for {seq}")
-    owner = ctx.store.active_release(release.application, release.service)
+    # A shadow release moves no traffic, so it owns no service and is never superseded (app/shadow.py).
+    owner = release.id if release.shadow else ctx.store.active_release(release.application, release.service)
     if release.state == "pending" and owner != release.id:
         owner = claim_service(ctx, release)  # the intake died before it could
     if not release.terminal and owner != release.id:
@@ -212,7 +215,7 @@ def observe_evidence(
             evidence.candidate.router, evidence.stable.router = seen.get(target), seen.get(source)
         except (RouterError, KeyError, TypeError) as exc:
             log.warning("could not read the router's counts: %s", exc, extra={"release_id": release.id})
-    if release.desired_weights.get(target, 0) >= 100 and not release.judge.baseline:
+    if release.traffic_weights().get(target, 0) >= 100 and not release.judge.baseline:
         start = release.created_at - BASELINE_SECONDS
         evidence.stable_before = VersionCounts(metrics=counts(source, start, release.created_at))
     return evidence

@@ -180,6 +180,12 @@ class PolicyConfig(Strict):
         None, description="With on_no_data: hold, fail the release after holding this long without data."
     )
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="The comparison with stable.")
+    mode: Literal["live", "shadow"] = Field(
+        "live", description="shadow: releases with this policy are judged but never change the router."
+    )
+    shadow_hooks: Literal["marked", "none"] | None = Field(
+        None, description="A shadow release's hooks: marked (default) or none; a service's own setting wins."
+    )
 
     @field_validator("interval")
     @classmethod

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from app.config.base import LabelValue, Name, Strict
+
+MODE_DESCRIPTION = (
+    "shadow: judge every release (steps, checks, verdicts) but never change the router; "
+    "hooks are marked `shadow: true` (README: Shadow mode)."
+)
+SHADOW_HOOKS_DESCRIPTION = (
+    "A shadow release's hooks: `marked` (sent, with `shadow: true` and [shadow] in text) or `none`. "
+    "CircleCI hooks never fire for a shadow release unless the hook sets `shadow: true`."
+)
 
 
 class BumpPolicies(Strict):
@@ -35,6 +46,10 @@ class ServiceConfig(Strict):
         None,
         description="Kubernetes routers: the HTTPRoute / Ingress / HTTPProxy carrying this service's traffic "
         "(default: the service name).",
+    )
+    mode: Literal["live", "shadow"] = Field("live", description=MODE_DESCRIPTION)
+    shadow_hooks: Literal["marked", "none"] | None = Field(
+        None, description=SHADOW_HOOKS_DESCRIPTION + " Default: the policy's, else marked."
     )
     max_restarts: int = Field(
         2, ge=0, description="Kubernetes: container restarts of the candidate tolerated during a release."

@@ -64,6 +64,11 @@ def deploy_dedup(application: str, service: str, version: str) -> str:
     return f"deploy:{application}:{service}:{version}"
 
 
+def shadow_dedup(deploy_key: str) -> str:
+    """The dedup key of a shadow release of a version: apart from the live release's (app/shadow.py)."""
+    return f"{deploy_key}:shadow"
+
+
 def delivery(delivery_id: str) -> str:
     return f"{PREFIX}delivery:{delivery_id}"
 

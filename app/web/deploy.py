@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Literal
+
+from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.announcements import Announcement
@@ -10,6 +12,7 @@ from app.context import get_context
 from app.models import CIContext
 from app.web.auth import require_token_or_signature
 from app.web.bodies import json_body, raw_body
+from app.web.errors import ApiError
 from app.web.openapi import doc, error
 from app.web.receivers import start
 from app.web.responses import Started
@@ -25,6 +28,17 @@ class DeployNotification(BaseModel):
     application: str | None = Field(None, max_length=63)
     namespace: str | None = Field(None, max_length=63)
     ci: CIContext | None = None
+    mode: Literal["live", "shadow"] | None = Field(
+        None,
+        description="shadow: judge the release without moving traffic (also `?mode=shadow`); "
+        "default: as the service and policy are configured.",
+    )
+
+
+class DeployQuery(BaseModel):
+    mode: Literal["live", "shadow"] | None = Field(
+        None, description="shadow: judge the release without moving traffic (README: Shadow mode)."
+    )
 
 
 @bp.post("/hooks/deploy")
@@ -34,19 +48,23 @@ class DeployNotification(BaseModel):
     {
         202: (Started, "A release was started; `status_url` follows it."),
         200: (Started, "A duplicate notification: the release it already started."),
-        400: error("The body has invalid fields (each named in `detail`)."),
+        400: error("The body has invalid fields (each named in `detail`), or asks a mode the URL contradicts."),
         401: error("Missing or wrong bearer token or signature."),
         404: error("No such service in the configuration."),
-        409: error("The version is already stable."),
+        409: error("The version is already stable, or `mode: live` was asked of a service configured as shadow."),
         415: error("The body is not JSON."),
         503: error("Redis is unreachable, or another request is storing this version: retry (`Retry-After`)."),
     },
     body=DeployNotification,
+    query=DeployQuery,
     security=["bearer", "deploySignature"],
 )
 def deploy():
     require_token_or_signature(raw_body())
     note = json_body(DeployNotification, strict=True)
+    mode = note.mode or request.args.get("mode")
+    if note.mode and request.args.get("mode") not in (None, note.mode):
+        raise ApiError(400, f"the body says mode {note.mode!r} and the URL mode {request.args['mode']!r}; give one")
     announcement = Announcement(
         service=note.service,
         version=note.version,
@@ -54,5 +72,6 @@ def deploy():
         namespace=note.namespace,
         ci=note.ci or CIContext(),
         trigger=note.ci.provider if note.ci and note.ci.provider else "webhook",
+        mode=mode,
     )
     return start(get_context(), announcement)[0]

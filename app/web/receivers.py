@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Response, url_for
+from flask import Response, request, url_for
 
 from app.announcements import Announcement, Ignored
 from app.context import Context
@@ -64,7 +64,11 @@ def start(ctx: Context, a: Announcement) -> tuple[Response, str]:
     """Start (or find) the announced release: 202 with its status URL, 200 for a duplicate.
     Returns the answer and the release's id."""
     try:
-        intake = start_release(ctx, a.service, a.version, a.application, a.namespace, a.ci, trigger=a.trigger)
+        # `?mode=shadow` on any receiver's URL judges the release without moving traffic (app/shadow.py).
+        mode = a.mode or request.args.get("mode")
+        intake = start_release(
+            ctx, a.service, a.version, a.application, a.namespace, a.ci, trigger=a.trigger, mode=mode
+        )
     except IntakeError as exc:
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
         raise ApiError(exc.status, str(exc), exc.detail, retry) from None
@@ -80,6 +84,7 @@ def start(ctx: Context, a: Announcement) -> tuple[Response, str]:
         source_version=release.source_version,
         target_version=release.target_version,
         policy=release.policy,
+        mode=release.mode,
     )
     return respond(body, 202 if intake.created else 200, {"Location": status_url}), release.id
 

@@ -89,6 +89,7 @@ class Started(BaseModel):
     source_version: str
     target_version: str
     policy: str
+    mode: Literal["live", "shadow"] = Field("live", description="shadow: judged only; traffic is not moved.")
 
 
 class NotStarted(BaseModel):

@@ -161,11 +161,23 @@ def send_trigger(
 
 
 APPROVE = HookKind(
-    CircleCIApproveHook, send_approve, "approve the held CircleCI approval job", plan=_workflow_plan("approve")
+    CircleCIApproveHook,
+    send_approve,
+    "approve the held CircleCI approval job",
+    plan=_workflow_plan("approve"),
+    acts=True,
 )
 TRIGGER = HookKind(
-    CircleCITriggerPipelineHook, send_trigger, "trigger a CircleCI pipeline with parameters", plan=plan_trigger
+    CircleCITriggerPipelineHook,
+    send_trigger,
+    "trigger a CircleCI pipeline with parameters",
+    plan=plan_trigger,
+    acts=True,
 )
 CANCEL = HookKind(
-    CircleCICancelWorkflowHook, send_cancel, "cancel the release's CircleCI workflow", plan=_workflow_plan("cancel")
+    CircleCICancelWorkflowHook,
+    send_cancel,
+    "cancel the release's CircleCI workflow",
+    plan=_workflow_plan("cancel"),
+    acts=True,
 )

@@ -46,6 +46,12 @@ class HookBase(Strict):
     applications: list[Name] | None = None
     timeout: Duration = 10.0
     max_attempts: int = Field(6, ge=1, le=20)
+    shadow: bool | None = Field(
+        None,
+        description="Fire for shadow releases (marked `shadow: true`)? Default: yes for notifications, no for "
+        "hooks that act (CircleCI: approving a held job, cancelling a workflow or triggering a pipeline is an "
+        "effect, which a shadow release must not have unless asked to).",
+    )
 
 
 PublicURL = Annotated[
@@ -76,6 +82,9 @@ class HookKind(Kind):
     """A hook kind: `factory` is its sender, `plan(hook, fields, config) -> (target, extra payload)`."""
 
     plan: Callable[[Any, dict[str, Any], Any], Plan] = no_extra
+    # The hook's call changes something outside (CircleCI), rather than telling someone: it does not
+    # fire for a shadow release unless the hook says `shadow: true` (app/shadow.py).
+    acts: bool = False
 
     def send(self, hook: Any, delivery: dict[str, Any], env: HookEnv | None) -> tuple[Outcome, list[str]]:
         return self.factory(hook, delivery, env)
@@ -90,7 +99,7 @@ _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 def hook_fields() -> list[str]:
     """The `{field}` names a hook template may use (see app.hooks.release_fields)."""
     base = ["release_id", "application", "namespace", "service", "source_version", "target_version"]
-    base += ["state", "policy", "step", "reason"]
+    base += ["state", "policy", "step", "reason", "mode"]
     return base + [f"ci.{k}" for k in CIContext.model_fields]
 
 
@@ -144,6 +153,12 @@ def required_secret(name: str, what: str) -> str:
     value = env_secret(name, what)
     assert value is not None
     return value
+
+
+def is_shadow(release: dict[str, Any]) -> bool:
+    """A delivery's release fields (app.hooks.release_fields) are of a shadow release: judged only,
+    traffic not moved. Messages say "[shadow]" and carry `shadow: true`."""
+    return release.get("mode") == "shadow"
 
 
 def release_url(hook: Any, release_id: str) -> str | None:

@@ -20,6 +20,7 @@ from integrations.notify.interface import (
     Outcome,
     Plan,
     PublicURL,
+    is_shadow,
     release_url,
     required_secret,
 )
@@ -28,17 +29,19 @@ from integrations.notify.interface import (
 EVENTS = ("failed", "aborted", "succeeded")
 
 
-def dedup_key(application: str, service: str) -> str:
-    return f"sluice/{application}/{service}"
+def dedup_key(application: str, service: str, shadow: bool = False) -> str:
+    """One alert per service; a shadow release's apart, so that it neither resolves nor joins a real one."""
+    return f"sluice/{application}/{service}" + ("/shadow" if shadow else "")
 
 
 def build_event(
     routing_key: str, event: str, release: dict[str, Any], severity: str, release_url: str | None
 ) -> dict[str, Any]:
-    key = dedup_key(release["application"], release["service"])
+    shadow = is_shadow(release)
+    key = dedup_key(release["application"], release["service"], shadow)
     if event == "succeeded":
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
-    summary = (
+    summary = ("[shadow] " if shadow else "") + (
         f"Release of {release['service']} {release['target_version']} {event}: "
         f"{release.get('reason') or 'no reason recorded'}"
     )
@@ -54,7 +57,8 @@ def build_event(
             "group": release["application"],
             "class": f"release {event}",
             "custom_details": {k: v for k, v in release.items() if v not in ("", None) and not k.startswith("ci.")}
-            | {k.removeprefix("ci."): v for k, v in release.items() if k.startswith("ci.") and v not in ("", None)},
+            | {k.removeprefix("ci."): v for k, v in release.items() if k.startswith("ci.") and v not in ("", None)}
+            | ({"shadow": True, "note": "shadow release: judged only, traffic was not moved"} if shadow else {}),
         },
     }
     links = []

@@ -23,6 +23,7 @@ from integrations.notify.interface import (
     Outcome,
     Plan,
     PublicURL,
+    is_shadow,
     release_url,
     required_secret,
 )
@@ -59,7 +60,13 @@ def build_message(
     verb = {"succeeded": "promoted", "failed": "failed and was rolled back", "aborted": "was aborted"}.get(
         event, event.replace("_", " ")
     )
-    text = f"{icon} {service} {target} {verb} ({source} -> {target}, application {release['application']})"
+    shadow = is_shadow(release)
+    if shadow:  # judged only: nothing was promoted or rolled back
+        verb = {"succeeded": "passed", "failed": "failed", "aborted": "was aborted"}.get(event, verb)
+    mark = "[shadow] " if shadow else ""
+    text = f"{icon} {mark}{service} {target} {verb} ({source} -> {target}, application {release['application']})"
+    if shadow:
+        text += "; shadow release: judged only, traffic was not moved"
     fields = [
         f"*Service*\n{escape(service)}",
         f"*Versions*\n{escape(source)} → {escape(target)}",
@@ -67,7 +74,7 @@ def build_message(
         f"*Policy*\n{escape(str(release.get('policy', '')))} (step {release.get('step')})",
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{service} {target}: {event}"[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "text": f"{mark}{service} {target}: {event}"[:150]}},
         {
             "type": "section",
             "text": {"type": "mrkdwn", "text": escape(text)[:TEXT_LIMIT]},
@@ -102,7 +109,10 @@ def build_message(
         links.append(f"<{release['ci.build_url']}|CI job>")
     if links:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
-    return {"text": text, "blocks": blocks}
+    message: dict[str, Any] = {"text": text, "blocks": blocks}
+    if shadow:
+        message["shadow"] = True
+    return message
 
 
 def post(url: str, message: dict[str, Any], timeout: float) -> Outcome:

@@ -32,6 +32,7 @@ from integrations.notify.interface import (
     Outcome,
     Plan,
     PublicURL,
+    is_shadow,
     release_url,
     required_secret,
 )
@@ -63,12 +64,17 @@ def build_card(
     into markup, only shown), so nothing here is interpreted as a link or a mention."""
     service, target, source = release["service"], release["target_version"], release["source_version"]
     verb = VERBS.get(event, event.replace("_", " "))
+    shadow = is_shadow(release)
+    if shadow:  # judged only: nothing was promoted or rolled back
+        verb = {"succeeded": "passed", "failed": "failed", "aborted": "was aborted"}.get(event, verb)
     facts = [
         {"title": "Service", "value": _clip(f"{service} (application {release['application']})", 200)},
         {"title": "Versions", "value": _clip(f"{source} → {target}", 200)},
         {"title": "State", "value": _clip(str(release.get("state") or event), 50)},
         {"title": "Policy", "value": _clip(f"{release.get('policy', '')} (step {release.get('step')})", 200)},
     ]
+    if shadow:
+        facts.append({"title": "Mode", "value": "shadow: judged only, traffic was not moved"})
     if release.get("reason"):
         facts.append({"title": "Reason", "value": _clip(str(release["reason"]), REASON_LIMIT)})
     body: list[dict[str, Any]] = [
@@ -78,7 +84,7 @@ def build_card(
             "weight": "Bolder",
             "wrap": True,
             "color": COLORS.get(event, "Default"),
-            "text": _clip(f"{service} {target} {verb}", 200),
+            "text": _clip(f"{'[shadow] ' if shadow else ''}{service} {target} {verb}", 200),
         },
         {"type": "FactSet", "facts": facts},
     ]
@@ -101,10 +107,13 @@ def build_card(
     }
     if release_url:
         card["actions"] = [{"type": "Action.OpenUrl", "title": f"Release {release['release_id']}", "url": release_url}]
-    return {
+    message: dict[str, Any] = {
         "type": "message",
         "attachments": [{"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card}],
     }
+    if shadow:
+        message["shadow"] = True
+    return message
 
 
 def message_size(message: dict[str, Any]) -> int:

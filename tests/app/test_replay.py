@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 
 import app.engine
+import app.shadow
 from app.config import parse_config
 from app.context import Context
 from app.engine import apply_weights, commit_decision
-from app.models import Event, Release
+from app.models import Event, Release, ReleaseMode
 from app.replay import render, replay
+from app.shadow import read_weights
 from tests.support.fakes import FakeRouter
 from tests.support.prom_data import Traffic, openmetrics, serve_history
 from workers.tick import decide_next, observe
@@ -79,10 +81,13 @@ def ctx(redis_url: str, prometheus: str) -> Context:
     return context
 
 
-def run_live(ctx: Context, monkeypatch: pytest.MonkeyPatch, target: str, start: float) -> Release:
+def run_live(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch, target: str, start: float, mode: ReleaseMode = "live"
+) -> Release:
     """A release through the real tick path, at historical times (tick every 10 s, act 0.4 s later)."""
     clock = [start]
     monkeypatch.setattr(app.engine, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr(app.shadow, "time", types.SimpleNamespace(time=lambda: clock[0]))
     release = Release(
         id=f"r-{target}",
         application="store",
@@ -93,14 +98,17 @@ def run_live(ctx: Context, monkeypatch: pytest.MonkeyPatch, target: str, start: 
         policy="canary",
         created_at=start,
         updated_at=start,
+        mode=mode,
     )
-    ctx.store.create(release, f"dedup-{target}", Event(at=start, type="created", message="test"))
+    ctx.store.create(release, f"dedup-{target}-{mode}", Event(at=start, type="created", message="test"))
     t = start
     for _ in range(200):
         loaded = ctx.store.get(release.id)
         assert loaded is not None
         if loaded.terminal:
             return loaded
+        if loaded.shadow and loaded.state == "running":
+            loaded = read_weights(ctx, loaded)  # as workers.tick.tick does
         obs = observe(ctx, loaded, t)
         decision = decide_next(ctx, loaded, obs, t)
         clock[0] = t
@@ -144,3 +152,14 @@ def test_a_looser_policy_would_have_passed_the_bad_release(ctx: Context, monkeyp
     assert result.differences, text
     assert result.final.state != "failed", text
     assert "policy lenient instead of canary" in text
+
+
+def test_a_shadow_release_replays_on_the_weights_it_read(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The router (never changed) keeps stable at 100%: the candidate's history is traffic sent by hand.
+    live = run_live(ctx, monkeypatch, "1.0.1", T0, mode="shadow")
+    assert live.state == "succeeded" and live.observed_weights == {"1.0.0": 100}, live.reason
+    assert [w for _, w in ctx._routers["store"].applied] == []  # type: ignore[attr-defined]
+    result = replay(ctx, live.id)
+    text = render(result)
+    assert not result.differences and result.final.state == "succeeded", text
+    assert result.final.reason == live.reason, text

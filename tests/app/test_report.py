@@ -27,3 +27,10 @@ def test_every_verdict_is_shown_including_waiting_for_evidence() -> None:
         line = progress_line(_release(verdict))
         assert "errors-vs-stable" in line and "10% -> 1.1.0" in line
         assert checks_table(_release(verdict)).row_count == 1
+
+
+def test_a_shadow_release_is_marked_and_shows_the_routers_weights() -> None:
+    release = {**_release("pass"), "mode": "shadow", "observed_weights": {"1.0.0": 70, "1.1.0": 30}}
+    line = progress_line(release)
+    assert "[shadow]" in line and "30% -> 1.1.0 (traffic not moved by Sluice)" in line
+    assert "shadow" not in progress_line(_release("pass"))

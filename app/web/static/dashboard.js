@@ -80,6 +80,12 @@
   }
 
   function stateBadge(state) { return h("span", { class: `state state-${state}`, text: state }); }
+  // A shadow release is judged like any other but never moves traffic: badged everywhere it is shown.
+  function shadowBadge(rel) {
+    return rel.mode === "shadow"
+      ? h("span", { class: "mode-shadow", title: "Shadow release: judged only; Sluice did not move traffic", text: "shadow" })
+      : null;
+  }
 
   // --- what a check's numbers mean -------------------------------------------------------------------
 
@@ -173,6 +179,8 @@
     const st = document.getElementById("h-state");
     st.className = `state state-${rel.state}`;
     st.textContent = rel.state;
+    const badge = document.getElementById("h-mode");
+    if (badge) fill(badge, shadowBadge(rel));
     const meta = document.getElementById("h-meta");
     const ci = rel.ci || {};
     fill(meta, 
@@ -195,8 +203,10 @@
     const steps = rel.steps || [];
     const total = steps.length || "?";
     const stepNo = rel.step >= 0 ? rel.step + 1 : null;
-    const weight = rel.weights[rel.target_version] || 0;
-    const stableShare = rel.weights[rel.source_version] || 0;
+    const shadow = rel.mode === "shadow";
+    const seen = shadow ? rel.observed_weights || {} : rel.weights;
+    const weight = seen[rel.target_version] || 0;
+    const stableShare = seen[rel.source_version] || 0;
     box.hidden = false;
     box.className = `verdict ${rel.state}`;
     const children = [];
@@ -209,39 +219,41 @@
         const w = steps[ev.step] ? steps[ev.step].weight : null;
         children.push(
           h("div", { class: "headline" },
-            `Rolled back: check “${ev.name}” ${ev.verdict === "no_data" ? "had no data" : "failed"} at step ${ev.step + 1} of ${total}`),
+            `${shadow ? "Judged failed (shadow: nothing rolled back)" : "Rolled back"}: check “${ev.name}” ${ev.verdict === "no_data" ? "had no data" : "failed"} at step ${ev.step + 1} of ${total}`),
           h("div", { class: "why" },
             fact("Check", ev.name, true),
             fact("Measured", fmt(ev.value), true),
             fact("Threshold", describeLimit(check, ev, fmt)),
-            fact("Step", `${ev.step + 1} of ${total}${w !== null ? ` · ${w}% traffic` : ""}`),
+            fact("Step", `${ev.step + 1} of ${total}${w !== null ? ` · ${w}% traffic${shadow ? " (not set: shadow)" : ""}` : ""}`),
             fact("When", `${clock(ev.at)} (+${dur(ev.at - rel.created_at)})`),
             fact("Traffic now", `${stableShare}% on ${rel.source_version}`)),
         );
         if (ev.detail) children.push(h("div", { class: "reason evidence" }, ev.detail));
         if (bad.length > 1) children.push(h("div", { class: "reason" }, `Also failing then: ${bad.slice(1).map((e) => e.name).join(", ")}`));
       } else {
-        children.push(h("div", { class: "headline" }, `Rolled back at step ${stepNo || "?"} of ${total}`));
+        children.push(h("div", { class: "headline" }, `${shadow ? "Judged failed" : "Rolled back"} at step ${stepNo || "?"} of ${total}`));
       }
       children.push(h("div", { class: "reason mono", text: rel.reason || "" }));
     } else if (rel.state === "aborted") {
       children.push(
-        h("div", { class: "headline" }, `Aborted at step ${stepNo || "?"} of ${total} — traffic back on ${rel.source_version}`),
+        h("div", { class: "headline" }, `Aborted at step ${stepNo || "?"} of ${total} — ${shadow ? "traffic untouched (shadow)" : `traffic back on ${rel.source_version}`}`),
         h("div", { class: "reason", text: rel.reason || "" }),
       );
     } else if (rel.state === "succeeded") {
       children.push(
-        h("div", { class: "headline" }, `Promoted: ${rel.target_version} is now the stable version`),
+        h("div", { class: "headline" }, shadow ? `Passed: Sluice would have promoted ${rel.target_version} (shadow: nothing changed)`
+          : `Promoted: ${rel.target_version} is now the stable version`),
         h("div", { class: "reason", text: rel.reason || "" }),
       );
     } else {
       const label = rel.state === "paused" ? "Paused" : rel.state === "pending" ? "Starting" : "Running";
       children.push(
         h("div", { class: "headline" },
-          stepNo ? `${label}: step ${stepNo} of ${total} · ${weight}% of traffic on ${rel.target_version}` : `${label}…`),
+          stepNo ? `${label}${shadow ? " (shadow)" : ""}: step ${stepNo} of ${total} · ${weight}% of traffic on ${rel.target_version}` : `${label}…`),
         h("div", { class: "reason", text: rel.reason || "" }),
       );
     }
+    if (shadow) children.push(h("div", { class: "shadow-note", text: "Shadow release: every check and verdict ran, but Sluice did not move traffic; the weights shown are the router's own." }));
     fill(box, children);
   }
 
@@ -275,10 +287,14 @@
         h("div", { class: "bar" }, h("span", { style: `width:${Math.round(progress * 100)}%` })));
     }));
     const tr = document.getElementById("traffic");
-    const c = rel.weights[rel.target_version] || 0;
-    const sw = rel.weights[rel.source_version] || 0;
+    const shadow = rel.mode === "shadow";
+    const weights = shadow ? rel.observed_weights || {} : rel.weights;
+    const c = weights[rel.target_version] || 0;
+    const sw = weights[rel.source_version] || 0;
+    const label = shadow ? "Traffic as the router has it (shadow: not moved by Sluice)"
+      : `Traffic ${TERMINAL.has(rel.state) ? "now" : "wanted"}${rel.weights_applied ? "" : " (router not yet updated)"}`;
     fill(tr, 
-      h("div", { class: "label" }, `Traffic ${TERMINAL.has(rel.state) ? "now" : "wanted"}${rel.weights_applied ? "" : " (router not yet updated)"}`),
+      h("div", { class: "label" }, label),
       h("div", { class: "split", id: "split" },
         sw ? h("span", { class: "s", style: `width:${sw}%`, title: `${rel.source_version}: ${sw}%` }, `${rel.source_version} · ${sw}%`) : null,
         c ? h("span", { class: "c", style: `width:${c}%`, title: `${rel.target_version}: ${c}%` }, `${rel.target_version} · ${c}%`) : null));
@@ -642,9 +658,9 @@
     } else {
       tbody.replaceChildren(...data.releases.map((r) => {
         const href = `/releases/${encodeURIComponent(r.id)}`;
-        const w = r.weights[r.target_version] || 0;
+        const w = (r.mode === "shadow" ? r.observed_weights || {} : r.weights)[r.target_version] || 0;
         return h("tr", { "data-release": r.id, "data-state": r.state, onclick: (ev) => { if (ev.target.tagName !== "A") location.href = href; } },
-          h("td", {}, stateBadge(r.state)),
+          h("td", {}, stateBadge(r.state), shadowBadge(r)),
           h("td", {}, h("a", { href }, h("b", { text: r.service }))),
           h("td", { text: r.application }),
           h("td", { class: "mono" }, `${r.source_version} → `, h("b", { text: r.target_version })),
