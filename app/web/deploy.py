@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.announcements import Announcement
 from app.context import get_context
+from app.intake import Force
 from app.models import CIContext
 from app.web.auth import require_token_or_signature
 from app.web.bodies import json_body, raw_body
@@ -25,6 +26,16 @@ class DeployNotification(BaseModel):
     application: str | None = Field(None, max_length=63)
     namespace: str | None = Field(None, max_length=63)
     ci: CIContext | None = None
+    force: bool = Field(
+        False,
+        description="Release the version although it is known-bad (its last release failed or was rolled back).",
+    )
+    by: str | None = Field(
+        None, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$", description="Who forces it (recorded on the release)."
+    )
+    reason: str | None = Field(
+        None, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$", description="Why (recorded on the release)."
+    )
 
 
 @bp.post("/hooks/deploy")
@@ -37,7 +48,10 @@ class DeployNotification(BaseModel):
         400: error("The body has invalid fields (each named in `detail`)."),
         401: error("Missing or wrong bearer token or signature."),
         404: error("No such service in the configuration."),
-        409: error("The version is already stable."),
+        409: error(
+            "The version is already stable, or it is known-bad (the error says why and links its release; "
+            "send `force: true` to release it again)."
+        ),
         415: error("The body is not JSON."),
         503: error("Redis is unreachable, or another request is storing this version: retry (`Retry-After`)."),
     },
@@ -55,4 +69,5 @@ def deploy():
         ci=note.ci or CIContext(),
         trigger=note.ci.provider if note.ci and note.ci.provider else "webhook",
     )
-    return start(get_context(), announcement)[0]
+    force = Force(by=note.by or "an unnamed sender", reason=note.reason or "") if note.force else None
+    return start(get_context(), announcement, force)[0]

@@ -15,7 +15,7 @@ from flask import Response, url_for
 
 from app.announcements import Announcement, Ignored
 from app.context import Context
-from app.intake import IntakeError, start_release
+from app.intake import Force, IntakeError, start_release
 from app.web.errors import RETRY_AFTER_SECONDS, ApiError
 from app.web.responses import NotStarted, Started, respond
 
@@ -60,11 +60,13 @@ def answer(ctx: Context, result: Announcement | Ignored) -> tuple[Response, str]
     return start(ctx, result)
 
 
-def start(ctx: Context, a: Announcement) -> tuple[Response, str]:
-    """Start (or find) the announced release: 202 with its status URL, 200 for a duplicate.
-    Returns the answer and the release's id."""
+def start(ctx: Context, a: Announcement, force: Force | None = None) -> tuple[Response, str]:
+    """Start (or find) the announced release: 202 with its status URL, 200 for a duplicate; 409 for a
+    known-bad version unless forced. Returns the answer and the release's id."""
     try:
-        intake = start_release(ctx, a.service, a.version, a.application, a.namespace, a.ci, trigger=a.trigger)
+        intake = start_release(
+            ctx, a.service, a.version, a.application, a.namespace, a.ci, trigger=a.trigger, force=force
+        )
     except IntakeError as exc:
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
         raise ApiError(exc.status, str(exc), exc.detail, retry) from None
