@@ -28,7 +28,8 @@ pytestmark = pytest.mark.integration
 TOKEN = "api-token-for-known-bad-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 REFUSAL = re.compile(
-    r"^1\.1\.0 failed on errors-vs-stable, errors at step 1, \d{4}-\d\d-\d\d \d\d:\d\d; send force: true to release it again$"
+    r"^1\.1\.0 failed on errors-vs-stable, errors at step 1, \d{4}-\d\d-\d\d \d\d:\d\d; "
+    r"send force: true to release it again$"
 )
 
 
@@ -155,9 +156,10 @@ def test_clearing_a_known_bad_version_lets_it_be_released_again(
     resp = client.delete("/api/v1/services/web/known-bad/1.1.0", headers=AUTH)
     assert resp.status_code == 200 and resp.get_json()["cleared"]["release_id"] == rid
     assert known_bad(client) == []
-    assert "not a known-bad version" in error(client.delete("/api/v1/services/web/known-bad/1.1.0", headers=AUTH), 404)[
-        "error"
-    ]
+    assert (
+        "not a known-bad version"
+        in error(client.delete("/api/v1/services/web/known-bad/1.1.0", headers=AUTH), 404)["error"]
+    )
     started = deploy(client)
     assert started.status_code == 202 and started.get_json()["release"] != rid
 
