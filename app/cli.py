@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -179,6 +180,57 @@ _steer_command("pause", "Hold a release at its current step.")
 _steer_command("resume", "Resume a paused release.")
 _steer_command("promote", "Send all traffic to the candidate now and mark it stable.")
 _steer_command("abort", "Put all traffic back on the stable version now.")
+
+
+@main.command()
+@click.argument("service")
+@click.option("--reason", default="", help="Why (recorded on the rollback release).")
+@click.option("--by", default=None, help="Who rolls back (default: $USER).")
+@click.option("--force", is_flag=True, help="Abort a release of the service that is in flight, and roll back.")
+@click.option("--application", help="The service's application, if several have one of its name.")
+@click.option("--url", envvar="SLUICE_URL")
+def rollback(service: str, reason: str, by: str | None, force: bool, application: str | None, url: str | None) -> None:
+    """Put all of SERVICE's traffic back on its previous stable version now (undo the last promotion).
+    The version taken out becomes known-bad. Exit 0 when rolled back, 1 otherwise."""
+    who = by or os.environ.get("USER") or "cli"
+    try:
+        data = _client(url).rollback(service, reason, who, force, application)
+    except ApiClientError as exc:
+        _fail(str(exc))
+        return
+    console.print(progress_line(data))
+    if data.get("state") != "succeeded":
+        _fail(f"the rollback did not complete: {data.get('reason')}")
+
+
+@main.command(name="known-bad")
+@click.argument("service")
+@click.option("--clear", "version", metavar="VERSION", help="Forget that VERSION is bad (it can be released again).")
+@click.option("--application", help="The service's application, if several have one of its name.")
+@click.option("--url", envvar="SLUICE_URL")
+def known_bad(service: str, version: str | None, application: str | None, url: str | None) -> None:
+    """List SERVICE's known-bad versions (a new deploy of one is refused), or clear one."""
+    client = _client(url)
+    try:
+        if version:
+            cleared = client.clear_known_bad(service, version, application)["cleared"]
+            console.print(f"cleared: {cleared['version']} ({cleared['reason']}); it can be released again")
+            return
+        listing = client.known_bad(service, application)
+    except ApiClientError as exc:
+        _fail(str(exc))
+        return
+    for entry in listing["known_bad"]:
+        console.print(
+            f"{entry['version']:<16} {entry['reason']}, {_minute(entry['at'])}  release {entry['release_id']}",
+            highlight=False,
+        )
+    if not listing["known_bad"]:
+        console.print(f"no known-bad versions of {listing['service']}")
+
+
+def _minute(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(at))
 
 
 def _context(config: str | None) -> Context:

@@ -66,3 +66,21 @@ class SluiceClient:
 
     def deploy(self, service: str, version: str, **extra: Any) -> dict[str, Any]:
         return self._request("POST", "/hooks/deploy", json={"service": service, "version": version, **extra})
+
+    def rollback(
+        self, service: str, reason: str = "", by: str | None = None, force: bool = False, application: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"reason": reason or None, "by": by, "force": force, "application": application}
+        return self._request(
+            "POST",
+            f"/api/v1/services/{service}/rollback",
+            json={k: v for k, v in body.items() if v not in (None, False)},
+        )
+
+    def known_bad(self, service: str, application: str | None = None) -> dict[str, Any]:
+        params = {"application": application} if application else None
+        return self._request("GET", f"/api/v1/services/{service}/known-bad", params=params)
+
+    def clear_known_bad(self, service: str, version: str, application: str | None = None) -> dict[str, Any]:
+        params = {"application": application} if application else None
+        return self._request("DELETE", f"/api/v1/services/{service}/known-bad/{version}", params=params)

@@ -76,6 +76,18 @@ def fail_back(
     )
 
 
+def decide_rollback(release: Release) -> Decision:
+    """A rollback release (app/rollback.py) has one step: all traffic on the previous version, with
+    no judging wait (that version was stable until the promotion being undone). Once its weights
+    are confirmed, it is done."""
+    return Decision(
+        kind="promote",
+        weights=release.weights_for(100),
+        consecutive_failures=release.consecutive_failures,
+        reason=release.reason or f"rolled back: {release.target_version} is stable again",
+    )
+
+
 # Taken out of service by its health checks this many times in one step: a crash loop.
 MAX_DOWN_TRANSITIONS = 2
 # Failed health checks in one step (HAProxy's default `fall` is 3) while stable failed none.

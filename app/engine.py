@@ -13,11 +13,12 @@ import logging
 import time
 from typing import Any
 
-from app import metrics, shadow
+from app import known_bad, metrics, shadow
 from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context, UnknownService
 from app.decide import fail_back
 from app.hooks import plan_deliveries
+from app.known_bad import ROLLBACK_TRIGGER, KnownBad
 from app.models import Decision, Event, Release
 from app.route_shape import apply_shape, describe_shape, route_shape
 from integrations.routing import RouterError
@@ -140,7 +141,9 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
             passed = new.model_copy(update={"step": release.step})
             deliveries += plan_deliveries(ctx.config, passed, "step_passed", now)
         elif event_type in ("started", "succeeded", "failed", "aborted"):
-            deliveries += plan_deliveries(ctx.config, new, event_type, now)
+            hook_event = _hook_event(new, event_type)
+            if hook_event is not None:
+                deliveries += plan_deliveries(ctx.config, new, hook_event, now)
     new.hooks = new.hooks + [d.id for d in deliveries if d.id not in new.hooks]
 
     next_tick = new.next_tick_at = next_tick_at(ctx, new, now)
@@ -152,6 +155,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         next_tick_at=next_tick,
         previous_seq=release.seq,
         stable_version=stable,
+        known_bad=_known_bad(new, kind, decision, now),
     )
     metrics.record_decision(ctx.store, release, new, kind, decision.results)
     log.info(
@@ -162,6 +166,26 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         extra={"release_id": new.id, "decision": kind, "state": new.state},
     )
     return new
+
+
+def _hook_event(release: Release, event_type: str) -> str | None:
+    """The hook event of a release event: a rollback sends one `rollback` when it is done (and
+    `failed` if it could not be), nothing when it starts."""
+    if release.trigger != ROLLBACK_TRIGGER:
+        return event_type
+    return {"started": None, "succeeded": "rollback"}.get(event_type, event_type)
+
+
+def _known_bad(release: Release, kind: str, decision: Decision, now: float) -> KnownBad | None:
+    """The version this decision shows to be bad, recorded with it (app/known_bad.py has the rule).
+    A shadow release's verdict is advice: it blocks no later release of the version."""
+    if release.shadow:
+        return None
+    if kind == "fail":
+        return known_bad.for_failure(release, decision.results, now)
+    if kind == "promote" and release.trigger == ROLLBACK_TRIGGER:
+        return known_bad.for_rollback(release, now)
+    return None
 
 
 def apply_weights(ctx: Context, release: Release) -> Release:

@@ -14,6 +14,7 @@ from app import shadow
 from app.config import ApplicationConfig, BumpPolicies, ServiceConfig
 from app.context import Context
 from app.control import ControlError, control
+from app.known_bad import KnownBad
 from app.models import CIContext, Event, Release
 from app.names import check_label_value, semver_bump
 from app.store import DedupBusy, keys, new_release_id
@@ -31,13 +32,32 @@ class IntakeError(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class Force:
+    """Release a version again although it is known-bad (or its earlier release finished): who, and why."""
+
+    by: str
+    reason: str = ""
+
+
+def refusal_detail(known: KnownBad) -> dict[str, object]:
+    """What a refused announcement answers besides the message: the release that made it bad and its link."""
+    return {
+        "known_bad": known.model_dump(),
+        "release": known.release_id,
+        "status_url": f"/api/v1/releases/{known.release_id}",
+        "fix": 'send "force": true (with "by" and "reason") to release it again, or clear it: '
+        "DELETE /api/v1/services/<service>/known-bad/<version>",
+    }
+
+
 @dataclass
 class Intake:
     release: Release
     created: bool
 
 
-def _resolve(ctx: Context, service: str, application: str | None) -> tuple[ApplicationConfig, ServiceConfig]:
+def resolve_service(ctx: Context, service: str, application: str | None) -> tuple[ApplicationConfig, ServiceConfig]:
     apps = ctx.config.find_service(service, application)
     if not apps:
         known = sorted({f"{a.name}/{s.name}" for a in ctx.config.applications for s in a.services})
@@ -115,10 +135,12 @@ def start_release(
     trigger: str = "webhook",
     fallback_source: str | None = None,
     mode: str | None = None,
+    force: Force | None = None,
 ) -> Intake:
     """`fallback_source`: the stable version when neither Sluice's record, the configuration nor the
     router can tell (the watcher passes the service's one other running version). `mode`: "shadow"
-    to judge without moving traffic (app/shadow.py); None: as the service and policy say."""
+    to judge without moving traffic (app/shadow.py); None: as the service and policy say. A known-bad
+    version (app/known_bad.py) is refused with 409 unless `force` says who releases it again, and why."""
     try:
         check_label_value(service, "service")
         check_label_value(version, "version")
@@ -126,7 +148,7 @@ def start_release(
             check_label_value(namespace, "namespace")
     except ValueError as exc:
         raise IntakeError(400, str(exc)) from None
-    app, svc = _resolve(ctx, service, application)
+    app, svc = resolve_service(ctx, service, application)
     if namespace is not None and namespace != app.namespace:
         raise IntakeError(400, f"application {app.name!r} is in namespace {app.namespace!r}, not {namespace!r}")
     policies = [ctx.config.policy(name) for name in policy_names(svc)]
@@ -137,9 +159,12 @@ def start_release(
     live_key = keys.deploy_dedup(app.name, svc.name, version)
     shadow_key = keys.shadow_dedup(live_key)  # a live release of the same version is another release
     now = time.time()
+    known = ctx.store.known_bad_version(app.name, svc.name, version)
+    if known is not None and force is None:
+        raise IntakeError(409, known.refusal(), refusal_detail(known))
     again = Event(at=now, type="duplicate", message=f"{trigger} announced {version} again")
     tried = {"live": [live_key], "shadow": [shadow_key], None: [live_key, shadow_key]}[early]
-    for key in tried:
+    for key in tried if force is None else []:  # forced: a new release even if one was announced
         existing = ctx.store.claim_duplicate(key, again)
         if existing is not None:
             return Intake(existing, created=False)
@@ -164,23 +189,28 @@ def start_release(
         updated_at=now,
         ci=ci or CIContext(),
         trigger=trigger,
+        actor=force.by if force is not None else None,
         next_tick_at=now,
         mode=release_mode,
         shadow_hooks=shadow_hooks,
     )
+    note = f"{trigger}: {'shadow ' if release.shadow else ''}release {source} -> {version} with policy {release.policy}"
+    if release.shadow:
+        note += " (judged only: traffic is not moved)"
+    data: dict[str, object] = {"trigger": trigger, "ci": release.ci.model_dump(exclude_none=True), "mode": release.mode}
+    if force is not None:
+        note += f"; forced by {force.by}" + (f" ({force.reason})" if force.reason else "")
+        if known is not None:
+            note += f", although {known.version} {known.reason}"
+        data["forced"] = {"by": force.by, "reason": force.reason, "known_bad": known.model_dump() if known else None}
     try:
         release, created = ctx.store.create(
             release,
             dedup_key,
-            Event(
-                at=now,
-                type="created",
-                message=f"{trigger}: {'shadow ' if release.shadow else ''}release {source} -> {version} "
-                f"with policy {release.policy}" + (" (judged only: traffic is not moved)" if release.shadow else ""),
-                data={"trigger": trigger, "ci": release.ci.model_dump(exclude_none=True), "mode": release.mode},
-            ),
+            Event(at=now, type="created", message=note, data=data),
             first_tick_at=now + CLAIM_BACKSTOP_SECONDS,
             duplicate=again,  # a concurrent announcement won the claim: this one is its duplicate
+            force=force is not None,
         )
     except DedupBusy:
         raise IntakeError(503, f"{version} of {svc.name!r} is being stored by another request; retry") from None

@@ -62,6 +62,9 @@ class Release(BaseModel):
     next_tick_at: float | None = None
     ci: CIContext = Field(default_factory=CIContext)
     trigger: str = "webhook"
+    actor: str | None = Field(
+        None, description="Who asked for it: a rollback's requester, or who forced a known-bad version."
+    )
     hooks: list[str] = Field(default_factory=list, description="ids of hook deliveries")
     mode: ReleaseMode = Field(
         "live", description="shadow: every check and verdict, but the router is never changed (README: Shadow mode)."

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from app.config import CheckConfig, StepConfig
 from app.context import Context
 from app.decide import describe_threshold
+from app.known_bad import ROLLBACK_TRIGGER
 from app.models import CheckResult, Delivery, Event, Release
 from app.redact import safe_url
 
@@ -77,6 +78,8 @@ def release_detail(ctx: Context, release: Release) -> ReleaseDetail:
         checks = [check_thresholds(c) for c in policy.checks]
     except LookupError:
         steps, interval, tolerance, checks = [], None, None, []
+        if release.trigger == ROLLBACK_TRIGGER:  # no policy: one step, all traffic on the previous version
+            steps = [StepConfig(weight=100)]
     return ReleaseDetail(
         **release_summary(release).model_dump(),
         steps=steps,

@@ -21,10 +21,11 @@ from enum import StrEnum
 from app import metrics, shadow
 from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context, UnknownService, get_context
-from app.decide import decide, fail_back
+from app.decide import decide, decide_rollback, fail_back
 from app.engine import apply_weights, commit_decision
 from app.intake import claim_service
 from app.judging import evidence_since, latency_since
+from app.known_bad import ROLLBACK_TRIGGER
 from app.logs import release_context
 from app.models import (
     Decision,
@@ -226,7 +227,10 @@ def observe_evidence(
 
 def decide_next(ctx: Context, release: Release, observations: Observations, now: float) -> Decision:
     """The pure `decide` with the release's policy; a release whose service or policy left the
-    configuration fails back to stable."""
+    configuration fails back to stable. A rollback has no policy: its one step is done once its
+    weights are confirmed (the tick only finishes a rollback its request could not)."""
+    if release.trigger == ROLLBACK_TRIGGER:
+        return decide_rollback(release)
     try:
         _, _, policy = ctx.locate(release)
     except UnknownService as exc:

@@ -69,7 +69,7 @@ policies:
 hooks:
   - name: ci
     type: webhook
-    on: [started, succeeded, failed, aborted]
+    on: [started, succeeded, failed, aborted, rollback]
     url: {receiver_url}
     secret_env: SLUICE_WEBHOOK_SECRET
     payload:

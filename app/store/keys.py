@@ -10,6 +10,7 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   releases                         zset id -> created_at (for listing)
   active:<app>:<service>           id of the release now moving that service's traffic
   stable:<app>:<service>           the service's stable version
+  known-bad:<app>:<service>        hash version -> JSON of its KnownBad entry (app/known_bad.py)
   dedup:<key>                      id of the release a deploy notification started (written with it)
   delivery:<id>                    JSON of a hook delivery and its attempts
   due                              zset of due members (`tick:<release>:<seq>`, `hook:<delivery>`) -> when
@@ -53,6 +54,10 @@ def active(application: str, service: str) -> str:
 
 def stable(application: str, service: str) -> str:
     return f"{PREFIX}stable:{application}:{service}"
+
+
+def known_bad(application: str, service: str) -> str:
+    return f"{PREFIX}known-bad:{application}:{service}"
 
 
 def dedup(dedup_key: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from app.known_bad import KnownBad
 from app.models import CheckResult, Delivery, Event, Release
 from app.store import keys
 from app.store.jobs import JobStore
@@ -51,10 +52,17 @@ return release
 # its first event and (optionally) its first tick are written together, or not at all. An existing
 # release is returned (the duplicate counted, the first few kept as events); a dedup key without its
 # release is overwritten only when DANGLING_GRACE old (see `DEDUP_TTL - ttl`), else {2, id}.
+# Forced (ARGV[12] == '1'): a finished release under the key is replaced, and the version's known-bad
+# entry (KEYS[6], field ARGV[13]) is cleared with the creation, so a forced release is not refused again.
 _CREATE = """
 local id = redis.call('get', KEYS[1])
 if id then
   local existing = redis.call('get', ARGV[1] .. 'release:' .. id)
+  local state = existing and ARGV[12] == '1' and cjson.decode(existing)['state']
+  if state == 'succeeded' or state == 'failed' or state == 'aborted' then
+    existing = false  -- a forced release replaces a finished one of the same version
+    ARGV[11] = '0'
+  end
   if existing then
     local n = redis.call('incr', ARGV[1] .. 'release:' .. id .. ':duplicates')
     if ARGV[9] ~= '' and n <= tonumber(ARGV[10]) then
@@ -70,6 +78,7 @@ redis.call('set', KEYS[2], ARGV[3])
 redis.call('zadd', KEYS[3], ARGV[4], ARGV[2])
 redis.call('rpush', KEYS[4], ARGV[5])
 if ARGV[7] ~= '' then redis.call('zadd', KEYS[5], ARGV[8], ARGV[7]) end
+if ARGV[13] ~= '' then redis.call('hdel', KEYS[6], ARGV[13]) end
 return {1, ARGV[3]}
 """
 
@@ -175,12 +184,15 @@ class Store:
         first_tick_at: float | None = None,
         duplicate: Event | None = None,
         keep: int = 10,
+        force: bool = False,
     ) -> tuple[Release, bool]:
         """Store a new release unless `dedup_key` already names one; returns (release, created).
         One script (`_CREATE`): however many callers race on the same key, one creates and the
         others get its release (each counted as a duplicate, `duplicate` kept as an event for the
         first `keep`). `first_tick_at` schedules its first tick with it, so a release is never
-        stored without a tick that will move it. Raises DedupBusy for a young key without a release."""
+        stored without a tick that will move it. Raises DedupBusy for a young key without a release.
+        `force`: a finished release under the key does not count (a new one is created in its place)
+        and the target version's known-bad entry is cleared with the creation."""
         tick = keys.tick_member(release.id, release.seq) if first_tick_at is not None else ""
         status, raw = self._create(
             keys=[
@@ -189,6 +201,7 @@ class Store:
                 keys.RELEASES,
                 keys.release_events(release.id),
                 keys.DUE,
+                keys.known_bad(release.application, release.service),
             ],
             args=[
                 PREFIX,
@@ -202,6 +215,8 @@ class Store:
                 duplicate.model_dump_json() if duplicate is not None else "",
                 keep,
                 DANGLING_GRACE,
+                "1" if force else "0",
+                release.target_version if force else "",
             ],
         )
         if int(status) == 2:
@@ -233,8 +248,10 @@ class Store:
         next_tick_at: float | None = None,
         previous_seq: int | None = None,
         stable_version: str | None = None,
+        known_bad: KnownBad | None = None,
     ) -> None:
-        """Write a decision atomically (see module docstring)."""
+        """Write a decision atomically (see module docstring); `known_bad` marks a version the decision
+        found bad (app/known_bad.py)."""
         rid = release.id
         pipe = self.r.pipeline(transaction=True)
         pipe.set(keys.release(rid), release.model_dump_json())
@@ -252,6 +269,10 @@ class Store:
             pipe.zadd(keys.DUE, {keys.tick_member(rid, release.seq): next_tick_at})
         if stable_version is not None:
             pipe.set(keys.stable(release.application, release.service), stable_version)
+        if known_bad is not None:
+            pipe.hset(
+                keys.known_bad(release.application, release.service), known_bad.version, known_bad.model_dump_json()
+            )
         if release.terminal:
             # Clear `active` only if it still points at this release (a newer one may have taken it).
             pipe.eval(_DELETE_IF_EQUAL, 1, keys.active(release.application, release.service), rid)
@@ -269,6 +290,34 @@ class Store:
 
     def set_active(self, application: str, service: str, release_id: str) -> None:
         self.r.set(keys.active(application, service), release_id)
+
+    # --- known-bad versions (app/known_bad.py) -------------------------------------------------------
+
+    def known_bad(self, application: str, service: str) -> list[KnownBad]:
+        """The service's known-bad versions, newest first."""
+        raws = self.r.hvals(keys.known_bad(application, service))
+        return sorted((KnownBad.model_validate_json(x) for x in raws), key=lambda k: -k.at)
+
+    def known_bad_version(self, application: str, service: str, version: str) -> KnownBad | None:
+        raw = self.r.hget(keys.known_bad(application, service), version)
+        return KnownBad.model_validate_json(raw) if raw else None
+
+    def clear_known_bad(self, application: str, service: str, version: str) -> KnownBad | None:
+        """Forget that a version is bad; returns the entry that was there (None: it was not known-bad).
+        The version's deploy dedup key goes with it when it names a finished release, so that the next
+        announcement starts a new release rather than answering with the old one as a duplicate."""
+        entry = self.known_bad_version(application, service, version)
+        if entry is None:
+            return None
+        dedup_key = keys.dedup(keys.deploy_dedup(application, service, version))
+        rid = self.r.get(dedup_key)
+        previous = self.get(_text(rid)) if rid else None
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hdel(keys.known_bad(application, service), version)
+        if previous is not None and previous.terminal:
+            pipe.eval(_DELETE_IF_EQUAL, 1, dedup_key, previous.id)
+        pipe.execute()
+        return entry
 
     # --- hook deliveries ------------------------------------------------------------------------------
 

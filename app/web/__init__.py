@@ -28,6 +28,9 @@ def create_app() -> Flask:
     app.register_blueprint(circleci.bp)
     app.register_blueprint(argo.bp)
     app.register_blueprint(api.bp)
+    from app.web import services  # rollback, known-bad versions
+
+    app.register_blueprint(services.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)
     from app.web import job_pages, jobs  # replay and backtest jobs (issue #11)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.announcements import Announcement
 from app.context import get_context
+from app.intake import Force
 from app.models import CIContext
 from app.web.auth import require_token_or_signature
 from app.web.bodies import json_body, raw_body
@@ -33,6 +34,16 @@ class DeployNotification(BaseModel):
         description="shadow: judge the release without moving traffic (also `?mode=shadow`); "
         "default: as the service and policy are configured.",
     )
+    force: bool = Field(
+        False,
+        description="Release the version although it is known-bad (its last release failed or was rolled back).",
+    )
+    by: str | None = Field(
+        None, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$", description="Who forces it (recorded on the release)."
+    )
+    reason: str | None = Field(
+        None, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$", description="Why (recorded on the release)."
+    )
 
 
 class DeployQuery(BaseModel):
@@ -51,7 +62,10 @@ class DeployQuery(BaseModel):
         400: error("The body has invalid fields (each named in `detail`), or asks a mode the URL contradicts."),
         401: error("Missing or wrong bearer token or signature."),
         404: error("No such service in the configuration."),
-        409: error("The version is already stable, or `mode: live` was asked of a service configured as shadow."),
+        409: error(
+            "The version is already stable; or it is known-bad (the error says why and links its release; "
+            "send `force: true` to release it again); or `mode: live` was asked of a service configured as shadow."
+        ),
         415: error("The body is not JSON."),
         503: error("Redis is unreachable, or another request is storing this version: retry (`Retry-After`)."),
     },
@@ -74,4 +88,5 @@ def deploy():
         trigger=note.ci.provider if note.ci and note.ci.provider else "webhook",
         mode=mode,
     )
-    return start(get_context(), announcement)[0]
+    force = Force(by=note.by or "an unnamed sender", reason=note.reason or "") if note.force else None
+    return start(get_context(), announcement, force)[0]

@@ -20,7 +20,8 @@ from app.config.base import Duration, EnvName, LabelValue, Name, Strict
 from app.models import CIContext
 from integrations.kinds import Kind
 
-HookEvent = Literal["started", "step_passed", "succeeded", "failed", "aborted"]
+# `rollback`: a `sluice rollback` put all traffic back on the previous version (its release is the rollback).
+HookEvent = Literal["started", "step_passed", "succeeded", "failed", "aborted", "rollback"]
 __all__ = ["EnvName", "HookEvent"]
 
 

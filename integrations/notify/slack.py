@@ -28,7 +28,13 @@ from integrations.notify.interface import (
     required_secret,
 )
 
-ICONS = {"succeeded": ":white_check_mark:", "failed": ":x:", "aborted": ":octagonal_sign:", "started": ":rocket:"}
+ICONS = {
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "aborted": ":octagonal_sign:",
+    "started": ":rocket:",
+    "rollback": ":rewind:",
+}
 MAX_CHECKS = 12
 TEXT_LIMIT = 2900  # a section's text is at most 3000 characters
 
@@ -57,9 +63,12 @@ def build_message(
     """`release` is the delivery's release fields (app.hooks.release_fields)."""
     service, target, source = release["service"], release["target_version"], release["source_version"]
     icon = ICONS.get(event, ":information_source:")
-    verb = {"succeeded": "promoted", "failed": "failed and was rolled back", "aborted": "was aborted"}.get(
-        event, event.replace("_", " ")
-    )
+    verb = {
+        "succeeded": "promoted",
+        "failed": "failed and was rolled back",
+        "aborted": "was aborted",
+        "rollback": "is stable again (rollback)",
+    }.get(event, event.replace("_", " "))
     shadow = is_shadow(release)
     if shadow:  # judged only: nothing was promoted or rolled back
         verb = {"succeeded": "passed", "failed": "failed", "aborted": "was aborted"}.get(event, verb)

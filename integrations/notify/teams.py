@@ -43,8 +43,13 @@ CARD_VERSION = "1.4"
 MAX_CHECKS = 8
 REASON_LIMIT = 1000
 MESSAGE_LIMIT = 28 * 1024  # Teams refuses a larger message with 413
-COLORS = {"succeeded": "Good", "failed": "Attention", "aborted": "Warning"}
-VERBS = {"succeeded": "promoted", "failed": "failed and was rolled back", "aborted": "was aborted"}
+COLORS = {"succeeded": "Good", "failed": "Attention", "aborted": "Warning", "rollback": "Warning"}
+VERBS = {
+    "succeeded": "promoted",
+    "failed": "failed and was rolled back",
+    "aborted": "was aborted",
+    "rollback": "is stable again (rollback)",
+}
 
 
 def _clip(text: str, limit: int) -> str:

@@ -528,11 +528,66 @@
       resume: rel.state === "paused",
       promote: ["pending", "running", "paused"].includes(rel.state),
       abort: ["pending", "running", "paused"].includes(rel.state),
+      // Undo a promotion (the server refuses, saying why, if it is no longer the last one).
+      rollback: rel.state === "succeeded" && rel.trigger !== "rollback",
     };
     for (const b of document.querySelectorAll("#controls button[data-action]")) b.disabled = !allowed[b.dataset.action];
     if (TERMINAL.has(rel.state)) {
       const msg = document.getElementById("control-msg");
-      if (!msg.classList.contains("ok") && !msg.classList.contains("error")) msg.textContent = "The release has ended: nothing to steer.";
+      const note = allowed.rollback ? "The release has ended; Roll back undoes its promotion." : "The release has ended: nothing to steer.";
+      if (!msg.classList.contains("ok") && !msg.classList.contains("error")) msg.textContent = note;
+    }
+  }
+
+  // One line under the head: the service's known-bad versions (a new deploy of one is refused).
+  async function renderKnownBad(rel) {
+    const el = document.getElementById("known-bad");
+    if (!el) return;
+    try {
+      const q = new URLSearchParams({ application: rel.application });
+      const data = await getJSON(`/api/v1/services/${encodeURIComponent(rel.service)}/known-bad?${q}`);
+      el.hidden = !data.known_bad.length;
+      fill(el, `Known-bad versions of ${data.service}: `, ...data.known_bad.map((k, i) => h("span", {},
+        i ? "; " : "", h("b", { class: "mono", text: k.version }), ` ${k.reason}, ${clock(k.at)} (`,
+        h("a", { href: `/releases/${encodeURIComponent(k.release_id)}`, text: "release" }), ")")),
+        " — a new deploy of one is refused unless forced.");
+    } catch (err) {
+      el.hidden = true;
+    }
+  }
+
+  async function rollbackService(rel) {
+    const msg = document.getElementById("control-msg");
+    const token = document.getElementById("token").value.trim();
+    msg.className = "msg";
+    if (!token) {
+      msg.className = "msg error";
+      msg.textContent = "Enter the API token (SLUICE_API_TOKEN) first.";
+      document.getElementById("token").focus();
+      return;
+    }
+    if (!window.confirm(`Roll back ${rel.service}: put all traffic back on ${rel.source_version} now? `
+      + `${rel.target_version} becomes known-bad (a new deploy of it is refused unless forced).`)) return;
+    msg.textContent = "rollback…";
+    try {
+      const resp = await fetch(`/api/v1/services/${encodeURIComponent(rel.service)}/rollback`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ application: rel.application, by: "the dashboard", reason: `undo release ${rel.id}` }),
+      });
+      const body = await resp.json().catch(() => ({}));
+      if (!resp.ok) {
+        msg.className = "msg error";
+        msg.textContent = `rollback refused: ${body.error || resp.status}`;
+        return;
+      }
+      msg.className = "msg ok";
+      msg.textContent = `rollback ${body.state}: `;
+      msg.append(h("a", { href: `/releases/${encodeURIComponent(body.id)}`, text: `release ${body.id}` }));
+      renderKnownBad(rel);
+    } catch (err) {
+      msg.className = "msg error";
+      msg.textContent = `rollback failed: ${err.message}`;
     }
   }
 
@@ -560,6 +615,8 @@
     try {
       const rel = await getJSON(`/api/v1/releases/${encodeURIComponent(id)}`);
       renderRelease(rel);
+      if (page.knownBadFor !== rel.state) renderKnownBad(rel);  // on load, and when the release ends
+      page.knownBadFor = rel.state;
       if (TERMINAL.has(rel.state)) {
         setLive("", `final · ${rel.state} at ${clock(rel.finished_at)}`);
         return;
@@ -614,7 +671,7 @@
     tokenInput.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, tokenInput.value.trim()));
     for (const b of document.querySelectorAll("#controls button[data-action]")) {
       b.disabled = true;
-      b.addEventListener("click", () => steer(id, b.dataset.action));
+      b.addEventListener("click", () => (b.dataset.action === "rollback" ? rollbackService(page.release) : steer(id, b.dataset.action)));
     }
     let resizeTimer = null;
     window.addEventListener("resize", () => {
