@@ -19,6 +19,7 @@ from typing import Literal
 
 from app.config.policy import CheckConfig, PolicyConfig
 from app.describe import describe_threshold, format_value
+from app.gating import PROMOTION, check_gates, step_point
 from app.judging import judge_step
 from app.models import CheckObservation, CheckResult, Decision, Observations, Release
 
@@ -205,6 +206,9 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             consecutive_failures=release.consecutive_failures,
         )
     if release.state == "pending":
+        gated = check_gates(release, policy, step_point(0), obs, now)
+        if gated is not None:
+            return gated
         first = policy.steps[0].weight
         return Decision(
             kind="start",
@@ -312,7 +316,11 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             reason=f"step {step_index + 1} passed; paused until resumed or promoted",
         )
     passed_state = judgement.state.model_copy(update={"router_mark": None})
-    if step_index == len(policy.steps) - 1:
+    last = step_index == len(policy.steps) - 1
+    gated = check_gates(release, policy, PROMOTION if last else step_point(step_index + 1), obs, now, results)
+    if gated is not None:
+        return gated
+    if last:
         return Decision(
             kind="promote",
             weights=release.weights_for(100),

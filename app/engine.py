@@ -144,6 +144,10 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
             hook_event = _hook_event(new, event_type)
             if hook_event is not None:
                 deliveries += plan_deliveries(ctx.config, new, hook_event, now)
+    if decision.approval is not None:
+        # Asking for an approval (e.g. Slack buttons): once per gate, whatever the hold's reason says.
+        wanted = plan_deliveries(ctx.config, new, "approval_requested", now, gate=decision.approval.model_dump())
+        deliveries += [d for d in wanted if d.id not in release.hooks]
     new.hooks = new.hooks + [d.id for d in deliveries if d.id not in new.hooks]
 
     next_tick = new.next_tick_at = next_tick_at(ctx, new, now)

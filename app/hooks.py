@@ -46,16 +46,24 @@ def _applies(hook: HookConfig, release: Release, event: str) -> bool:
     )
 
 
-def plan_deliveries(config: SluiceConfig, release: Release, event: str, now: float) -> list[Delivery]:
+def plan_deliveries(
+    config: SluiceConfig, release: Release, event: str, now: float, gate: dict[str, str] | None = None
+) -> list[Delivery]:
+    """`gate` ({point, gate}): the manual gate an `approval_requested` delivery asks about (in its id
+    and payload, so that each gate is asked once)."""
     fields = release_fields(release)
     deliveries = []
     for hook in config.hooks:
         if not _applies(hook, release, event) or not hook_fires(hook, HOOKS[hook.type].acts, release):
             continue
         step_part = f":{release.step}" if event == "step_passed" else ""
+        if gate is not None:
+            step_part = f":{gate['point']}:{gate['gate']}"
         payload: dict[str, Any] = {"event": event, "release": fields, "url": f"/api/v1/releases/{release.id}"}
         if release.shadow:  # judged only: the receiver must not take it for a real rollout
             payload["shadow"] = True
+        if gate is not None:
+            payload["gate"] = dict(gate)
         # Where the delivery goes (shown on the release: no secrets) and what it adds to the payload,
         # rendered now so that every retry sends the same thing.
         target, extra = HOOKS[hook.type].plan(hook, fields, config)

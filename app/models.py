@@ -213,6 +213,37 @@ class CheckResult(BaseModel):
     decisive: bool = False
 
 
+GateStatus = Literal["go", "no_go", "pending", "unreachable"]
+
+
+class GateObservation(BaseModel):
+    """What one gate answered so far (app/gates.py asks; app/gating.py decides on it).
+
+    go / no_go: the webhook's answer or a person's approval; pending: nobody approved yet (manual) or
+    not asked yet; unreachable: the webhook gave no answer (`since`: first asked, for the timeouts)."""
+
+    name: str
+    kind: str
+    status: GateStatus
+    detail: str = ""
+    since: float | None = None
+    by: str | None = None
+
+
+class GateObservations(BaseModel):
+    """The gates of one gate point ("step-2", "promotion") as observed by the tick."""
+
+    point: str
+    gates: dict[str, GateObservation] = Field(default_factory=dict)
+
+
+class GateWait(BaseModel):
+    """A manual gate the release is waiting for (what the Slack message's buttons approve)."""
+
+    point: str
+    gate: str
+
+
 class Observations(BaseModel):
     """Everything a tick learned before deciding. Produced by I/O, consumed by the pure core."""
 
@@ -229,6 +260,8 @@ class Observations(BaseModel):
     restarts_detail: str = ""
     fatal: str | None = None
     evidence: EvidenceObservation | None = None
+    # The gates of the gate point the release is at (None: not asked; see Decision.gates_needed).
+    gates: GateObservations | None = None
 
 
 DecisionKind = Literal["start", "hold", "advance", "pause", "resume", "promote", "fail", "abort"]
@@ -243,6 +276,9 @@ class Decision(BaseModel):
     consecutive_failures: int = 0
     no_data_since: float | None = None
     judge: JudgeState | None = None  # the release's new judge state (None: unchanged)
+    # A hold at a gate point whose gates were not observed: the tick asks them and decides again.
+    gates_needed: str | None = None
+    approval: GateWait | None = None  # a hold waiting for this manual gate (its request is sent once)
 
 
 class Event(BaseModel):

@@ -23,6 +23,7 @@ from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context, UnknownService, get_context
 from app.decide import decide, decide_rollback, fail_back
 from app.engine import apply_weights, commit_decision
+from app.gates import observe_gates
 from app.intake import claim_service
 from app.judging import evidence_since, latency_since
 from app.known_bad import ROLLBACK_TRIGGER
@@ -235,7 +236,11 @@ def decide_next(ctx: Context, release: Release, observations: Observations, now:
         _, _, policy = ctx.locate(release)
     except UnknownService as exc:
         return fail_back(release, f"configuration: {exc}")
-    return decide(release, policy, observations, now)
+    decision = decide(release, policy, observations, now)
+    if decision.gates_needed is not None:  # at a gate point: ask its gates, then decide on their answers
+        observations.gates = observe_gates(ctx, release, policy, decision.gates_needed, now)
+        decision = decide(release, policy, observations, now)
+    return decision
 
 
 def record(ctx: Context, release: Release, decision: Decision, now: float) -> Release:

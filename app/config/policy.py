@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from app.config.base import Duration, Name, Strict, no_duplicates
+from app.config.gates import Gate, unique_gates
 from app.config.shapes import MirrorConfig, SegmentConfig, Shape, step_shapes
 
 CheckKind = Literal["latency", "request_rate", "error_rate", "query"]
@@ -58,6 +59,13 @@ class StepConfig(Strict):
         None, ge=1, description="...and until the candidate has served this many requests in the step."
     )
     pause: bool = Field(False, description="Pause after this step until someone resumes or promotes.")
+    gates: list[Gate] = Field(
+        default_factory=list,
+        description="Asked before this step's weights are applied: each must say go (docs: README, Gates).",
+    )
+
+    _unique_gates = field_validator("gates")(unique_gates)
+
     segment: SegmentConfig | None = Field(
         None,
         description="Requests with this header or cookie go to the candidate; `weight` (default 0) is the "
@@ -186,6 +194,11 @@ class PolicyConfig(Strict):
     shadow_hooks: Literal["marked", "none"] | None = Field(
         None, description="A shadow release's hooks: marked (default) or none; a service's own setting wins."
     )
+    gates_before_promotion: list[Gate] = Field(
+        default_factory=list, description="Asked after the last step passed, before the candidate becomes stable."
+    )
+
+    _unique_gates = field_validator("gates_before_promotion")(unique_gates)
 
     @field_validator("interval")
     @classmethod

@@ -7,6 +7,8 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   release:<id>:events              list of JSON events (append-only)
   release:<id>:evaluations         list of JSON check results (append-only)
   release:<id>:duplicates          how many times the release was announced again
+  release:<id>:gates               hash "<point>/<gate>" -> what a gate answered (app/store/gates.py)
+  release:<id>:approvals           hash "<point>/<gate>" -> who approved a manual gate
   releases                         zset id -> created_at (for listing)
   active:<app>:<service>           id of the release now moving that service's traffic
   stable:<app>:<service>           the service's stable version
@@ -46,6 +48,14 @@ def release_evaluations(release_id: str) -> str:
 
 def release_duplicates(release_id: str) -> str:
     return f"{PREFIX}release:{release_id}:duplicates"
+
+
+def release_gates(release_id: str) -> str:
+    return f"{PREFIX}release:{release_id}:gates"
+
+
+def release_approvals(release_id: str) -> str:
+    return f"{PREFIX}release:{release_id}:approvals"
 
 
 def active(application: str, service: str) -> str:

@@ -21,6 +21,7 @@ import redis
 from app.known_bad import KnownBad
 from app.models import CheckResult, Delivery, Event, Release
 from app.store import keys
+from app.store.gates import GateStore
 from app.store.jobs import JobStore
 from app.store.metrics import MetricsStore
 
@@ -114,6 +115,7 @@ class Store:
         self.r = client  # for RQ (workers/worker.py) and tests; Sluice's own code calls the methods
         self.metrics = MetricsStore(client)
         self.jobs = JobStore(client)  # replay and backtest jobs (app/store/jobs.py)
+        self.gates = GateStore(client)
         self._unlock = client.register_script(_DELETE_IF_EQUAL)
         self._duplicate = client.register_script(_DUPLICATE)
         self._create = client.register_script(_CREATE)

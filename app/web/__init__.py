@@ -27,6 +27,9 @@ def create_app() -> Flask:
 
     app.register_blueprint(circleci.bp)
     app.register_blueprint(argo.bp)
+    from app.web import gates  # manual gates: approve (API) and Slack's buttons
+
+    app.register_blueprint(gates.bp)
     app.register_blueprint(api.bp)
     from app.web import services  # rollback, known-bad versions
 

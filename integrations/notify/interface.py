@@ -21,7 +21,8 @@ from app.models import CIContext
 from integrations.kinds import Kind
 
 # `rollback`: a `sluice rollback` put all traffic back on the previous version (its release is the rollback).
-HookEvent = Literal["started", "step_passed", "succeeded", "failed", "aborted", "rollback"]
+# `approval_requested`: a release waits for a manual gate (Slack: a message with Approve / Abort buttons).
+HookEvent = Literal["started", "step_passed", "succeeded", "failed", "aborted", "rollback", "approval_requested"]
 __all__ = ["EnvName", "HookEvent"]
 
 

@@ -7,6 +7,7 @@ redacted from everything recorded. Slack answers 200 `ok`; 400 `invalid_payload`
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from integrations.notify.interface import (
 )
 
 ICONS = {
+    "approval_requested": ":raised_hand:",
     "succeeded": ":white_check_mark:",
     "failed": ":x:",
     "aborted": ":octagonal_sign:",
@@ -58,9 +60,14 @@ def _value(v: float | None) -> str:
 
 
 def build_message(
-    event: str, release: dict[str, Any], evaluations: list[CheckResult], release_url: str | None
+    event: str,
+    release: dict[str, Any],
+    evaluations: list[CheckResult],
+    release_url: str | None,
+    gate: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`release` is the delivery's release fields (app.hooks.release_fields)."""
+    """`release` is the delivery's release fields (app.hooks.release_fields); `gate` ({point, gate}) the
+    manual gate an `approval_requested` message asks about (it gets Approve / Abort buttons)."""
     service, target, source = release["service"], release["target_version"], release["source_version"]
     icon = ICONS.get(event, ":information_source:")
     verb = {
@@ -118,10 +125,50 @@ def build_message(
         links.append(f"<{release['ci.build_url']}|CI job>")
     if links:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
+    if event == "approval_requested" and gate is not None:
+        text = f":raised_hand: {service} {target} is waiting for approval: {gate['gate']}"
+        blocks[0]["text"]["text"] = f"{service} {target}: approve {gate['gate']}?"[:150]
+        blocks.append(approval_buttons(release["release_id"], gate))
     message: dict[str, Any] = {"text": text, "blocks": blocks}
     if shadow:
         message["shadow"] = True
     return message
+
+
+# The buttons' action ids: what /hooks/slack/interactive (app/web/slack.py) acts on.
+APPROVE_ACTION = "sluice_approve"
+ABORT_ACTION = "sluice_abort"
+
+
+def approval_buttons(release_id: str, gate: dict[str, str]) -> dict[str, Any]:
+    """Approve / Abort, each carrying which release and gate it answers (Slack sends the value back)."""
+    value = json.dumps({"release": release_id, "point": gate["point"], "gate": gate["gate"]}, separators=(",", ":"))
+    return {
+        "type": "actions",
+        "block_id": "sluice_gate",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": APPROVE_ACTION,
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "value": value,
+            },
+            {
+                "type": "button",
+                "action_id": ABORT_ACTION,
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Abort"},
+                "value": value,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Abort the release?"},
+                    "text": {"type": "plain_text", "text": "All traffic goes back to the stable version."},
+                    "confirm": {"type": "plain_text", "text": "Abort"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            },
+        ],
+    }
 
 
 def post(url: str, message: dict[str, Any], timeout: float) -> Outcome:
@@ -145,9 +192,9 @@ def plan(hook: SlackHook, fields: dict[str, Any], config: Any) -> Plan:
 def send(hook: SlackHook, delivery: dict[str, Any], env: HookEnv | None = None) -> tuple[Outcome, list[str]]:
     url = required_secret(hook.url_env, "the Slack incoming webhook URL")
     evaluations = env.store.evaluations(delivery["release_id"]) if env is not None else []
-    message = build_message(
-        delivery["event"], delivery["payload"]["release"], evaluations, release_url(hook, delivery["release_id"])
-    )
+    payload = delivery["payload"]
+    url_of_release = release_url(hook, delivery["release_id"])
+    message = build_message(delivery["event"], payload["release"], evaluations, url_of_release, payload.get("gate"))
     # The whole URL is the secret, and so is its path (hooks.slack.com/services/T../B../<secret>).
     path = urlsplit(url).path
     return post(url, message, timeout=hook.timeout), [url, path] + [p for p in path.split("/") if len(p) >= 8]
