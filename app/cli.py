@@ -233,6 +233,34 @@ def _minute(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(at))
 
 
+@main.command()
+@click.argument("release")
+@click.option("--gate", default=None, help="The manual gate to approve (default: the one the release waits for).")
+@click.option("--url", envvar="SLUICE_URL")
+def approve(release: str, gate: str | None, url: str | None) -> None:
+    """Approve the manual gate a release is waiting for (recorded with your user name)."""
+    try:
+        data = _client(url).approve(release, gate=gate, by=_user())
+    except ApiClientError as exc:
+        _fail(str(exc))
+        return
+    console.print(data["message"])
+    console.print(progress_line(data["release"]))
+
+
+def _user() -> str | None:
+    """Who runs the CLI, as the API accepts it (letters, digits, `_.@+ -`), for the release's record."""
+    import getpass
+    import re
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        return None
+    name = re.sub(r"[^A-Za-z0-9_.@+ -]", "", name)[:64]
+    return name or None
+
+
 def _context(config: str | None) -> Context:
     """A context from --config (or SLUICE_CONFIG), REDIS_URL and PROMETHEUS_URL; config errors exit 1."""
     from app.context import DEFAULT_REDIS_URL, Context

@@ -64,6 +64,11 @@ class SluiceClient:
             "POST", f"/api/v1/releases/{release_id}/{action}", json={"reason": reason} if reason else None
         )
 
+    def approve(self, release_id: str, gate: str | None = None, by: str | None = None) -> dict[str, Any]:
+        """Approve the manual gate the release waits for: {status, message, approved_by, release}."""
+        body = {k: v for k, v in (("gate", gate), ("by", by)) if v}
+        return self._request("POST", f"/api/v1/releases/{release_id}/approve", json=body or None)
+
     def deploy(self, service: str, version: str, **extra: Any) -> dict[str, Any]:
         return self._request("POST", "/hooks/deploy", json={"service": service, "version": version, **extra})
 

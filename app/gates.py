@@ -215,3 +215,36 @@ def approve(
     ctx.store.gates.hurry_tick(release.id, release.seq, now)
     log.info("release %s: gate %s approved by %s via %s", release.id, gate, by, via, extra={"release_id": release.id})
     return Approval(release, point, gate, by, already=False)
+
+
+# --- history (sluice replay) -------------------------------------------------------------------------------
+
+
+def gates_as_of(ctx: Context, release_id: str, policy: PolicyConfig, point: str, at: float) -> GateObservations:
+    """What the gates of `point` had said by time `at`, from the release's records (nothing is asked):
+    a replay decides on the answers the live release got, when it got them."""
+    records = ctx.store.gates.records(release_id)
+    approvals = ctx.store.gates.approvals(release_id)
+    seen = GateObservations(point=point)
+    for gate in gates_at(policy, point):
+        key = field(point, gate.name)
+        record, approval = records.get(key) or {}, approvals.get(key)
+        since = record.get("since")
+        if since is not None and since > at:
+            since = None  # not asked yet at that time
+        if isinstance(gate, ManualGate):
+            if approval is not None and approval.get("at", float("inf")) <= at:
+                by = str(approval.get("by", "?"))
+                seen.gates[gate.name] = GateObservation(name=gate.name, kind="manual", status="go", since=since, by=by)
+            else:
+                seen.gates[gate.name] = GateObservation(name=gate.name, kind="manual", status="pending", since=since)
+            continue
+        status = record.get("status", "pending")
+        if status in ("go", "no_go") and record.get("at", float("inf")) > at:
+            status = "unreachable" if since is not None and record.get("attempts", 1) > 1 else "pending"
+        if since is None:
+            status = "pending"
+        seen.gates[gate.name] = GateObservation(
+            name=gate.name, kind="webhook", status=status, detail=record.get("detail", ""), since=since
+        )
+    return seen

@@ -25,6 +25,7 @@ from app.config import PolicyConfig, SluiceConfig
 from app.context import Context
 from app.decide import decide
 from app.engine import decided
+from app.gates import gates_as_of
 from app.models import CheckResult, Decision, Event, Observations, Release
 from integrations.routing import RouterError
 
@@ -205,6 +206,9 @@ def replay(
         else:
             obs = observe_history(hctx, current, policy, t)
             decision = decide(current, policy, obs, t)
+            if decision.gates_needed is not None:  # the gates' recorded answers, as of t
+                obs.gates = gates_as_of(hctx, original.id, policy, decision.gates_needed, t)
+                decision = decide(current, policy, obs, t)
         confirmed = None
         if decision.weights is not None and recorded == decision.kind:
             confirmed = next((at for at, w in confirmations if at >= t and w == decision.weights), None)

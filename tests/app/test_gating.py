@@ -130,3 +130,15 @@ def test_a_policy_without_gates_decides_as_before() -> None:
     p = policy(steps=[{"weight": 10}, {"weight": 100}], gates_before_promotion=[])
     d = decide(pending(), p, Observations(at=T0), T0)
     assert d.kind == "start" and d.gates_needed is None
+
+
+def test_the_readme_example_loads_with_its_gates() -> None:
+    from pathlib import Path
+
+    from app.config import load_config
+
+    cfg = load_config(str(Path(__file__).resolve().parents[2] / "examples" / "gates.yaml"))
+    gated = cfg.policy("gated")
+    assert [(g.name, g.type) for g in gated.steps[0].gates] == [("change-freeze", "webhook")]
+    assert [(g.name, g.type) for g in gated.gates_before_promotion] == [("product-owner", "manual")]
+    assert "approval_requested" in cfg.hooks[0].on

@@ -21,6 +21,7 @@ from app.config import parse_config
 from app.context import Context, set_context
 from app.intake import start_release
 from app.models import Release
+from app.replay import render, replay
 from app.web import create_app
 from tests.support.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver
 from tests.support.gate_server import GateServer
@@ -165,6 +166,8 @@ def test_webhook_gate_403_fails_the_release_with_its_reason(ctx: Context, gate: 
     assert router.applied_weights("api") == [{"2.0.0": 90, "2.1.0": 10}, {"2.0.0": 100}]
     assert len(gate.requests) == 1 and gate.verified == [True]
     assert [e.type for e in events(ctx, rid) if e.type.startswith("gate_")] == ["gate_no_go"]
+    replayed = replay(ctx, rid)  # decided again on the recorded answer
+    assert replayed.final.state == "failed" and replayed.final.reason == rel.reason
 
 
 def test_explicit_go_false_is_a_no_go(ctx: Context, gate: GateServer, router: FakeRouter) -> None:
@@ -208,6 +211,8 @@ def test_unreachable_gate_holds_then_fails_at_its_timeout(
     gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:], strict=False)]
     assert all(g >= 2.0**i * 0.999 for i, g in enumerate(gaps)), gaps
     assert router.applied_weights("web") == [{"1.0.0": 100}]
+    replayed = replay(ctx, rid)
+    assert replayed.final.state == "failed" and replayed.differences == [], render(replayed, verbose=True)
     ctx.prometheus.close()
     ctx.store.r.close()
 
@@ -277,6 +282,10 @@ def test_manual_gate_waits_and_is_approved_from_the_api(ctx: Context, router: Fa
     assert len(approved) == 1
     assert approved[0].message == "gate 'qa' approved by api:alice (via api) before promotion"
     assert approved[0].data == {"gate": "qa", "point": "promotion", "by": "api:alice", "via": "api"}
+
+    # A replay decides on the recorded approval: the same decisions, the same outcome.
+    replayed = replay(ctx, rid)
+    assert replayed.final.state == "succeeded" and replayed.differences == [], render(replayed, verbose=True)
 
     late = client.post(f"/api/v1/releases/{rid}/approve", headers=AUTH)  # a click after the fact: still idempotent
     assert late.status_code == 200 and late.get_json()["status"] == "already_approved"
@@ -397,3 +406,42 @@ def test_slack_interactivity_is_off_without_a_signing_secret(ctx: Context, monke
         .post("/hooks/slack/interactive", data=body, headers=slack_request(body, int(time.time())))
     )
     assert resp.status_code == 401 and "SLACK_SIGNING_SECRET" in resp.get_json()["error"]
+
+
+# --- CLI --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def web(ctx: Context) -> Iterator[str]:
+    """The real web app over real HTTP (werkzeug in a thread), for the CLI's client."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, create_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+def test_cli_approve_records_the_local_user(ctx: Context, web: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    monkeypatch.setenv("USER", "carol")  # getpass.getuser() reads it first
+    monkeypatch.setenv("LOGNAME", "carol")
+    rid = wait_for_approval(ctx)
+    out = CliRunner().invoke(main, ["approve", rid, "--url", web])
+    assert out.exit_code == 0, out.output
+    assert "gate 'qa' approved by api:carol" in out.output
+    again = CliRunner().invoke(main, ["approve", rid, "--url", web])
+    assert again.exit_code == 0 and "already approved by api:carol" in again.output
+    assert [e.data["by"] for e in events(ctx, rid, "approved")] == ["api:carol"]
+
+    other = start_release(ctx, "web", "1.1.0").release.id  # not waiting for any approval
+    refused = CliRunner().invoke(main, ["approve", other, "--url", web])
+    assert refused.exit_code == 1 and "409" in refused.output and "not waiting for approval" in refused.output

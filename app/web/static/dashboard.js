@@ -526,6 +526,7 @@
     const allowed = {
       pause: rel.state === "running",
       resume: rel.state === "paused",
+      approve: !TERMINAL.has(rel.state) && (rel.reason || "").startsWith("waiting for approval"),
       promote: ["pending", "running", "paused"].includes(rel.state),
       abort: ["pending", "running", "paused"].includes(rel.state),
       // Undo a promotion (the server refuses, saying why, if it is no longer the last one).
@@ -646,7 +647,7 @@
       const resp = await fetch(`/api/v1/releases/${encodeURIComponent(id)}/${action}`, {
         method: "POST",
         headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ reason: `${action} from the dashboard` }),
+        body: JSON.stringify(action === "approve" ? { by: "dashboard" } : { reason: `${action} from the dashboard` }),
       });
       const body = await resp.json().catch(() => ({}));
       if (!resp.ok) {
@@ -654,9 +655,11 @@
         msg.textContent = `${action} refused: ${body.error || resp.status}`;
         return;
       }
+      // approve answers {status, message, release}; the other actions the release itself.
+      const rel = body.release || body;
       msg.className = "msg ok";
-      msg.textContent = `${action}: done — the release is now ${body.state}.`;
-      renderRelease(body);
+      msg.textContent = body.message ? `${body.message}.` : `${action}: done — the release is now ${rel.state}.`;
+      renderRelease(rel);
       pollRelease(id);
     } catch (err) {
       msg.className = "msg error";
