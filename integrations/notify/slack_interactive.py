@@ -73,7 +73,12 @@ class ButtonClick:
 
 def parse(body: bytes) -> ButtonClick:
     """The first action of a `block_actions` interaction. SlackRequestError(400) when it is not one."""
-    form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=5)
+    try:
+        form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=5)
+    except ValueError:  # more fields than an interaction has
+        raise SlackRequestError(
+            400, "the body must be form-encoded with a `payload` field (Slack's interaction)"
+        ) from None
     raw = form.get("payload", [None])[0]
     if raw is None:
         raise SlackRequestError(400, "the body must be form-encoded with a `payload` field (Slack's interaction)")
