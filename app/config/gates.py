@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from app.config.base import Duration, EnvName, Name, Strict, no_duplicates
+
+MAX_CALL_SECONDS = 30.0
 
 
 class WebhookGate(Strict):
@@ -23,7 +25,7 @@ class WebhookGate(Strict):
     name: Name
     url: str = Field(pattern=r"^https?://", max_length=2048)
     secret_env: EnvName | None = Field(None, description="Environment variable holding the signing secret.")
-    timeout: Duration = Field(5.0, description="How long one call may take.")
+    timeout: Duration = Field(5.0, description="How long one call may take (at most 30s: the tick waits for it).")
     on_unreachable: Literal["hold", "fail"] = Field(
         "hold",
         description="No answer (network error, timeout, 408/429/5xx): hold the release and retry with backoff "
@@ -32,6 +34,16 @@ class WebhookGate(Strict):
     unreachable_timeout: Duration = Field(
         600.0, description="With on_unreachable: hold, fail the release after the gate was unreachable this long."
     )
+
+    @field_validator("timeout")
+    @classmethod
+    def _short_enough(cls, v: float) -> float:
+        if not 0 < v <= MAX_CALL_SECONDS:
+            raise ValueError(
+                f"a gate's timeout must be between 0 and {MAX_CALL_SECONDS:g}s: the release's tick waits for "
+                "the answer (a slow gate is retried at later ticks; see unreachable_timeout)"
+            )
+        return v
 
 
 class ManualGate(Strict):

@@ -68,6 +68,8 @@ def test_config_refuses_duplicate_gate_names_and_unknown_kinds() -> None:
         policy(gates_before_promotion=twice)
     with pytest.raises(ValidationError, match="manual"):
         policy(gates_before_promotion=[{"name": "x", "type": "email"}])
+    with pytest.raises(ValidationError, match="timeout must be between 0 and 30s"):
+        policy(gates_before_promotion=[{"name": "x", "type": "webhook", "url": "http://x", "timeout": "2m"}])
     with pytest.raises(ValidationError, match="url"):
         policy(gates_before_promotion=[{"name": "x", "type": "webhook", "url": "ftp://x"}])
 
