@@ -63,9 +63,6 @@ class StepConfig(Strict):
         default_factory=list,
         description="Asked before this step's weights are applied: each must say go (docs: README, Gates).",
     )
-
-    _unique_gates = field_validator("gates")(unique_gates)
-
     segment: SegmentConfig | None = Field(
         None,
         description="Requests with this header or cookie go to the candidate; `weight` (default 0) is the "
@@ -76,6 +73,8 @@ class StepConfig(Strict):
         description="Copy this share of stable's requests to the candidate without serving its answers "
         "(docs/shapes.md). The step's weight must be 0.",
     )
+
+    _unique_gates = field_validator("gates")(unique_gates)
 
     @model_validator(mode="before")
     @classmethod
