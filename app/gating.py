@@ -50,7 +50,9 @@ def check_gates(
     """None when every gate of `point` said go (or it has none); otherwise the decision: ask them,
     hold for them, or fail the release on a no-go or a timeout."""
     gates = gates_at(policy, point)
-    if not gates:
+    if not gates or release.shadow:
+        # A shadow release moves no traffic: there is nothing for a gate to allow, and a person must
+        # not be asked to approve what will not happen.
         return None
     budget = release.consecutive_failures
 

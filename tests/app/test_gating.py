@@ -144,3 +144,9 @@ def test_the_readme_example_loads_with_its_gates() -> None:
     assert [(g.name, g.type) for g in gated.steps[0].gates] == [("change-freeze", "webhook")]
     assert [(g.name, g.type) for g in gated.gates_before_promotion] == [("product-owner", "manual")]
     assert "approval_requested" in cfg.hooks[0].on
+
+
+def test_a_shadow_release_asks_no_gate() -> None:
+    shadow = pending().model_copy(update={"mode": "shadow"})
+    d = decide(shadow, policy(), Observations(at=T0), T0)
+    assert d.kind == "start" and d.gates_needed is None
