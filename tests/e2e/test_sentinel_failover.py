@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 
 from app.client import ApiClientError, SluiceClient
-from app.demo.run import DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.sentinel import SentinelStack
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e-failover-Pa55word"
-CANDIDATE = "1.0.380"  # a good version (the demo's GOOD service), released from GOOD
+CANDIDATE = "1.0.380"  # a good version (the demo's GOOD service), released from STABLE
+BAD_CANDIDATE = "1.0.381"  # a bad one (the demo's BAD service: errors), released after it
 # Events a release records once per step (or once per release); "hold" may repeat, and deliveries are
 # counted on their own below.
 ONCE_PER_STEP = {"created", "started", "weights_set", "step_passed", "succeeded", "failed", "aborted"}
@@ -34,7 +35,7 @@ ONCE_PER_STEP = {"created", "started", "weights_set", "step_passed", "succeeded"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoStack, LoadGenerator, SentinelStack]]:
     workdir = tmp_path_factory.mktemp("sentinel-e2e")
     sentinels = SentinelStack(workdir / "redis", password=PASSWORD)
-    versions = {**DEMO_VERSIONS, CANDIDATE: DEMO_VERSIONS[GOOD]}
+    versions = {**DEMO_VERSIONS, CANDIDATE: DEMO_VERSIONS[GOOD], BAD_CANDIDATE: DEMO_VERSIONS[BAD]}
     demo = DemoStack(workdir, versions=versions)
     load = None
     try:
@@ -126,3 +127,46 @@ def test_a_release_finishes_right_across_a_master_failover(
         f"{release['state']} in {release['duration_seconds']:.0f}s; events: "
         + "; ".join(f"{e['type']}: {e['message']}" for e in release["events"])
     )
+
+
+def test_a_bad_release_is_rolled_back_across_a_second_failover_to_the_old_master(
+    stack: tuple[DemoStack, LoadGenerator, SentinelStack],
+) -> None:
+    """The master killed by the first test comes back (a replica now, the sentinels see to it); the
+    current master is killed at a bad release's first step, the old one is promoted again, and the
+    bad version is rolled back: its weight 0 in HAProxy, `failed` delivered once."""
+    demo, _load, sentinels = stack
+    dead = next(
+        (port for proc, port in sentinels.servers if proc.proc is not None and proc.proc.poll() is not None), None
+    )
+    if dead is not None:
+        sentinels.restart(dead)
+    client = demo.client()
+    answer = patiently(lambda: client.deploy(SERVICE, BAD_CANDIDATE, application="bluesky"))
+    rid, source = answer["release"], answer["source_version"]
+
+    started = wait_for(client, rid, lambda r: candidate_weights(r, BAD_CANDIDATE)[:1] == [10], timeout=60)
+    assert candidate_weights(started, BAD_CANDIDATE)[:1] == [10], started["events"]
+    old = sentinels.kill_master()
+    killed_at = time.time()
+    new = sentinels.wait_for_new_master(old)
+    assert dead is None or new == dead
+
+    release = wait_for(client, rid, lambda r: r["state"] not in ("running", "pending"))
+    assert release["state"] == "failed", (release["state"], release["reason"])
+    assert "errors-vs-stable" in release["reason"], release["reason"]
+    assert candidate_weights(release, BAD_CANDIDATE) == [10, 0]
+    assert any(e["at"] > killed_at for e in release["events"] if e["type"] == "failed")
+    once = Counter((e["type"], e["message"]) for e in release["events"] if e["type"] in ONCE_PER_STEP)
+    assert all(n == 1 for n in once.values()), [k for k, n in once.items() if n > 1]
+
+    weights = {name: info["weight"] for name, info in RuntimeClient(demo.haproxy_socket).servers(SERVICE).items()}
+    assert weights[BAD_CANDIDATE] == 0 and weights[source] == 100, weights
+    deadline = time.monotonic() + 30
+    while any(d["state"] == "pending" for d in release["hook_deliveries"]) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        release = patiently(lambda: client.release(rid))
+    assert demo.receiver is not None
+    got = [r for r in demo.receiver.received if r["payload"]["release"]["release_id"] == rid]
+    assert [(r["event"], r["verified"]) for r in got] == [("started", True), ("failed", True)]
+    assert all(p.proc is not None and p.proc.poll() is None for p in demo.processes if p.name.startswith("sluice"))

@@ -128,7 +128,10 @@ class SentinelStack:
 
     def _replicas_online(self) -> bool:
         """The master lists every replica as `state=online` (its first sync done, streaming writes)."""
-        client = redis.Redis("127.0.0.1", self.servers[0][1], password=self.password or None, socket_timeout=1)
+        port = self.master_port()
+        if port is None:
+            return False
+        client = redis.Redis("127.0.0.1", port, password=self.password or None, socket_timeout=1)
         try:
             info = client.info("replication")
         finally:
@@ -145,6 +148,13 @@ class SentinelStack:
         assert port is not None, "the sentinels agree on no master"
         self.process_on(port).kill()
         return port
+
+    def restart(self, port: int) -> None:
+        """Start a killed server again on its port, with its data; the sentinels make it a replica of
+        the current master (as when a crashed master's host comes back)."""
+        proc = self.process_on(port).start()
+        wait_until(lambda: port_open(port), 15, proc.name, proc.proc, proc.log)
+        self.wait_until_settled()
 
     def wait_for_new_master(self, old_port: int, timeout: float = 30.0) -> int:
         """Until the sentinels name another master and it accepts writes; returns its port."""
