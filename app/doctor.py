@@ -96,7 +96,7 @@ def _check_redis_server(ctx: Context) -> list[Finding]:
             Finding(
                 "redis",
                 "fail",
-                f"cannot reach Redis at {_shown(ctx.redis_url)}: {type(exc).__name__}: {exc}",
+                f"cannot reach Redis at {_shown(ctx.redis_url)}: {type(exc).__name__}: {str(exc)[:200]}",
                 "start Redis, or point REDIS_URL at it (redis://host:6379/0)",
             )
         ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -169,6 +169,9 @@ def connect(url: str, env: Mapping[str, str] | None = None) -> redis.Redis:
     sentinel_kwargs: dict[str, object] = {
         "socket_timeout": SENTINEL_TIMEOUT,
         "socket_connect_timeout": SENTINEL_TIMEOUT,
+        # No retry per sentinel: the client already asks the next one, and the whole lookup is retried
+        # by `failover_retry` (retrying here too multiplied an outage's wait by the number of sentinels).
+        "retry": Retry(NoBackoff(), 0),
     }
     if target.sentinel_password:
         sentinel_kwargs["password"] = target.sentinel_password

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from app.store.connection import SENTINEL_TIMEOUT, SentinelTarget, parse_sentinel_url
 
@@ -50,6 +52,7 @@ def sentinel_view(url: str) -> SentinelView:
             password=target.sentinel_password,
             socket_timeout=SENTINEL_TIMEOUT,
             socket_connect_timeout=SENTINEL_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),  # one question per sentinel: an unreachable one is the answer
         )
         where = f"sentinel {host}:{port}"
         try:
@@ -68,6 +71,8 @@ def sentinel_view(url: str) -> SentinelView:
         except redis.ResponseError as exc:  # it does not monitor this master name
             reached += 1
             problems.append(f"{where}: {str(exc)[:120]}")
+        except redis.AuthenticationError:
+            problems.append(f"{where} refused the password (set REDIS_SENTINEL_PASSWORD to the sentinels' own)")
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             problems.append(f"{where} unreachable ({type(exc).__name__})")
         finally:
@@ -99,6 +104,7 @@ def _persistence(target: SentinelTarget, address: str) -> str:
         password=target.password or os.environ.get("REDIS_PASSWORD") or None,
         socket_timeout=SENTINEL_TIMEOUT,
         socket_connect_timeout=SENTINEL_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
     )
     try:
         aof = _text(client.config_get("appendonly").get("appendonly", "no")) == "yes"

@@ -5,6 +5,7 @@ sentinels see, without ever printing the password."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -123,3 +124,37 @@ def test_sentinels_named_in_the_environment_find_the_master(sentinels: SentinelS
     )
     assert bad.returncode == 1 and "cannot reach Redis" in bad.stdout, bad.stdout[-2000:]
     assert wrong not in bad.stdout + bad.stderr and PASSWORD not in bad.stdout + bad.stderr
+
+
+def test_sentinels_with_a_password_of_their_own(tmp_path: Path) -> None:
+    """Sentinels with `requirepass`: REDIS_SENTINEL_PASSWORD reaches them; without it doctor fails and
+    says why; neither password is ever printed."""
+    own = "sentinels-own-Pa55"
+    stack = SentinelStack(tmp_path / "redis", password=PASSWORD, sentinel_password=own)
+    try:
+        stack.start()
+        config = tmp_path / "sluice.yaml"
+        config.write_text(config_text())
+        base = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
+        env = {**base, "SLUICE_CONFIG": str(config), "REDIS_URL": stack.url(), "NO_COLOR": "1"}
+
+        def doctor(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "app.cli", "doctor", "--json"],
+                env={**env, **extra},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        good = doctor({"REDIS_SENTINEL_PASSWORD": own})
+        assert "named by 3 of 3 sentinels" in good.stdout and "persistent (AOF)" in good.stdout, good.stdout
+        bad = doctor({})
+        finding = next(f for f in json.loads(bad.stdout) if f["name"] == "redis sentinel")
+        assert bad.returncode == 1 and finding["status"] == "fail", bad.stdout
+        assert "no sentinel names a master for 'sluice' that is up (0 of 3 sentinels answered)" in finding["detail"]
+        assert finding["detail"].count("refused the password (set REDIS_SENTINEL_PASSWORD") == 3, finding
+        for out in (good.stdout + good.stderr, bad.stdout + bad.stderr):
+            assert PASSWORD not in out and own not in out
+    finally:
+        stack.stop()

@@ -35,6 +35,7 @@ class SentinelStack:
     down_after_ms: int = 1000
     failover_timeout_ms: int = 5000
     password: str = ""
+    sentinel_password: str = ""  # the sentinels' own `requirepass` (and what they use between themselves)
     servers: list[tuple[Process, int]] = field(default_factory=list)  # master first, as started
     sentinel_procs: list[tuple[Process, int]] = field(default_factory=list)
 
@@ -69,6 +70,8 @@ class SentinelStack:
         ]
         if self.password:
             lines.append(f"sentinel auth-pass {MASTER_NAME} {self.password}")
+        if self.sentinel_password:
+            lines += [f"requirepass {self.sentinel_password}", f"sentinel sentinel-pass {self.sentinel_password}"]
         conf.write_text("\n".join(lines) + "\n")
         proc = Process(f"sentinel-{index}", [*_sentinel_command(), str(conf)], folder).start()
         wait_until(lambda: port_open(port), 15, f"sentinel-{index}", proc.proc, proc.log)
@@ -90,7 +93,14 @@ class SentinelStack:
         return f"redis+sentinel://{auth}{hosts}/{MASTER_NAME}/{db}"
 
     def _ask(self, port: int, *command: str) -> object:
-        client = redis.Redis("127.0.0.1", port, socket_timeout=1, socket_connect_timeout=1, decode_responses=True)
+        client = redis.Redis(
+            "127.0.0.1",
+            port,
+            password=self.sentinel_password or None,
+            socket_timeout=1,
+            socket_connect_timeout=1,
+            decode_responses=True,
+        )
         try:
             return client.execute_command(*command)
         finally:
