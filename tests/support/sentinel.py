@@ -184,6 +184,25 @@ class SentinelStack:
             time.sleep(0.1)
         raise RuntimeError(f"no replica was promoted within {timeout:.0f}s of the master on port {old_port} dying")
 
+    def describe(self) -> str:
+        """Who the sentinels name and what each server says it is: for a failing test's message."""
+        lines = []
+        for _, port in self.sentinel_procs:
+            try:
+                lines.append(f"sentinel {port}: {self._ask(port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)}")
+            except redis.RedisError as exc:
+                lines.append(f"sentinel {port}: {type(exc).__name__}")
+        for proc, port in self.servers:
+            client = redis.Redis("127.0.0.1", port, password=self.password or None, socket_timeout=1)
+            try:
+                role = client.execute_command("ROLE")
+                lines.append(f"{proc.name} {port}: {role[0]!r}, {client.dbsize()} keys")
+            except redis.RedisError as exc:
+                lines.append(f"{proc.name} {port}: {type(exc).__name__}")
+            finally:
+                client.close()
+        return "\n".join(lines)
+
     def stop(self) -> None:
         for proc, _ in reversed(self.sentinel_procs):
             proc.stop()
