@@ -149,6 +149,19 @@ class SentinelStack:
         online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
         return len([r for r in online if r.get("state") == "online"]) >= self.replicas
 
+    def _sentinels_see_replica(self, port: int, synced: float) -> bool:
+        """Every sentinel read the replica's INFO after `synced` (monotonic) and saw its link up."""
+        for _, sentinel in self.sentinel_procs:
+            replicas = self._ask(sentinel, "SENTINEL", "REPLICAS", MASTER_NAME)
+            entries = [r if isinstance(r, dict) else dict(zip(r[::2], r[1::2], strict=False)) for r in replicas]  # type: ignore[union-attr]
+            mine = [r for r in entries if int(r.get("port", 0)) == port]
+            if not mine or "down" in str(mine[0].get("flags", "")) or mine[0].get("master-link-status") != "ok":
+                return False
+            # info-refresh: milliseconds since this sentinel last read the replica's INFO
+            if int(mine[0].get("info-refresh", 10**9)) / 1000 >= time.monotonic() - synced:
+                return False
+        return True
+
     def process_on(self, port: int) -> Process:
         return next(proc for proc, p in self.servers if p == port)
 
@@ -165,6 +178,12 @@ class SentinelStack:
         proc = self.process_on(port).start()
         wait_until(lambda: port_open(port), 15, proc.name, proc.proc, proc.log)
         self.wait_until_settled()
+        # Online at the master is not enough: a failover within a second of a full sync lost the writes
+        # made during it (seen in tests/e2e/test_sentinel_failover.py). Wait until every sentinel has
+        # read the replica's INFO since and sees its link to the master up, as it would in production
+        # long after a restart.
+        synced = time.monotonic()
+        wait_until(lambda: self._sentinels_see_replica(port, synced), 30, f"sentinels to see {proc.name} in sync")
 
     def wait_for_new_master(self, old_port: int, timeout: float = 30.0) -> int:
         """Until the sentinels name another master and it accepts writes; returns its port."""
