@@ -263,16 +263,17 @@ def _user() -> str | None:
 
 def _context(config: str | None) -> Context:
     """A context from --config (or SLUICE_CONFIG), REDIS_URL and PROMETHEUS_URL; config errors exit 1."""
-    from app.context import DEFAULT_REDIS_URL, Context
+    from app.context import Context, redis_url
 
     try:
         cfg = load_config(config or os.environ.get("SLUICE_CONFIG", "sluice.yaml"))
+        url = redis_url()
     except ConfigError as exc:
         click.echo(exc.render(), err=True)
         sys.exit(1)
     return Context(
         config=cfg,
-        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        redis_url=url,
         prometheus_url=os.environ.get("PROMETHEUS_URL") or None,
     )
 

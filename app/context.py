@@ -6,15 +6,24 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from app.config import ApplicationConfig, PolicyConfig, ServiceConfig, SluiceConfig, load_config
+from app.config import ApplicationConfig, ConfigError, PolicyConfig, ServiceConfig, SluiceConfig, load_config
 from app.models import Release
 from app.store import Store, connect
+from app.store.connection import DEFAULT_REDIS_URL, RedisUrlError, redis_url_from_env
 from integrations.metrics.interface import BatchPrimer, MetricProvider
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.registry.metrics import provider_for
 from integrations.registry.routers import Router, router_for
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+__all__ = ["DEFAULT_REDIS_URL", "Context", "UnknownService", "get_context", "redis_url", "set_context"]
+
+
+def redis_url() -> str:
+    """REDIS_URL, or the Sentinel one from REDIS_SENTINELS (app/store/connection.py); a mistake is a ConfigError."""
+    try:
+        return redis_url_from_env(os.environ)
+    except RedisUrlError as exc:
+        raise ConfigError("environment", [("REDIS_URL/REDIS_SENTINELS", str(exc))]) from None
 
 
 class UnknownService(LookupError):
@@ -88,7 +97,7 @@ def get_context() -> Context:
         path = os.environ.get("SLUICE_CONFIG", "sluice.yaml")
         _context = Context(
             config=load_config(path),
-            redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+            redis_url=redis_url(),
             prometheus_url=os.environ.get("PROMETHEUS_URL") or None,
         )
     return _context

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context
+from app.doctor_sentinel import check_sentinel
+from app.store.connection import is_sentinel, shown
 
 Status = Literal["pass", "warn", "fail"]
 # How far back doctor looks for a service's series ("now" for a service with steady traffic).
@@ -81,6 +83,11 @@ def run_doctor(ctx: Context, now: float | None = None) -> list[Finding]:
 
 
 def check_redis(ctx: Context) -> list[Finding]:
+    sentinel = [Finding(*f) for f in check_sentinel(ctx.redis_url)] if is_sentinel(ctx.redis_url) else []
+    return sentinel + _check_redis_server(ctx)
+
+
+def _check_redis_server(ctx: Context) -> list[Finding]:
     try:
         ctx.store.ping()
         settings = ctx.store.persistence()
@@ -89,7 +96,7 @@ def check_redis(ctx: Context) -> list[Finding]:
             Finding(
                 "redis",
                 "fail",
-                f"cannot reach Redis at {_shown(ctx.redis_url)}: {type(exc).__name__}: {exc}",
+                f"cannot reach Redis at {_shown(ctx.redis_url)}: {type(exc).__name__}: {str(exc)[:200]}",
                 "start Redis, or point REDIS_URL at it (redis://host:6379/0)",
             )
         ]
@@ -111,8 +118,7 @@ def check_redis(ctx: Context) -> list[Finding]:
 
 
 def _shown(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}" if parts.hostname else url
+    return shown(url)  # never with its password (app/store/connection.py)
 
 
 # --- Prometheus and each service's series -----------------------------------------------------------

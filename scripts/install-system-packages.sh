@@ -5,6 +5,8 @@ set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Redis Sentinel (high availability): the tests run a master, a replica and 3 sentinels.
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need+=(prometheus)
 { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; } || need+=(haproxy)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
@@ -19,7 +21,7 @@ if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "missing: ${need[*]} — install them with your package manager (Sluice needs redis-server, prometheus, haproxy)" >&2
+  echo "missing: ${need[*]} — install them with your package manager (Sluice needs redis-server, redis-sentinel, prometheus, haproxy)" >&2
   exit 1
 fi
 sudo=""

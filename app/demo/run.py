@@ -216,9 +216,10 @@ class DemoStack:
     receiver: WebhookReceiver | None = None
 
     def start(self, say: Any = print) -> DemoStack:
-        say("starting Redis")
-        redis_proc, self.redis_url = start_redis(self.workdir, persistent=True)
-        self.processes.append(redis_proc)
+        if not self.redis_url:  # a caller may bring its own Redis (the Sentinel failover test does)
+            say("starting Redis")
+            redis_proc, self.redis_url = start_redis(self.workdir, persistent=True)
+            self.processes.append(redis_proc)
         ports = {}
         for version, env in self.versions.items():
             say(f"starting {SERVICE} {version} under gunicorn")

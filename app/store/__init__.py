@@ -2,6 +2,7 @@
 
 keys.py     every key and key pattern (the list is there)
 store.py    Store: releases, events, evaluations, deliveries, the `due` schedule, locks, leases
+connection.py  `connect`: the one Redis client factory (a URL, or Sentinel) and `shown` (no password)
 metrics.py  MetricsStore (`Store.metrics`): Sluice's own counters, histograms and gauges
 """
 
@@ -12,8 +13,9 @@ from redis.exceptions import ConnectionError as StoreConnectionError
 from redis.exceptions import TimeoutError as StoreTimeoutError
 
 from app.store import keys
+from app.store.connection import connect
 from app.store.keys import PREFIX
-from app.store.store import DEDUP_TTL, DedupBusy, Store, connect, new_release_id
+from app.store.store import DEDUP_TTL, DedupBusy, Store, new_release_id
 
 # Redis cannot be reached (down, restarting, failing over, or too slow): worth a retry later.
 UNREACHABLE: tuple[type[Exception], ...] = (StoreConnectionError, StoreTimeoutError)

@@ -99,12 +99,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30, retry_on_timeout=True
-    )
-
-
 def new_release_id() -> str:
     """Time-ordered and unguessable enough: r-<yyyymmddHHMMSS>-<8 hex>."""
     return "r-" + time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
