@@ -18,6 +18,7 @@ from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context, UnknownService
 from app.decide import fail_back
 from app.hooks import plan_deliveries
+from app.judging import looks_broken
 from app.known_bad import ROLLBACK_TRIGGER, KnownBad
 from app.models import Decision, Event, Release
 from app.route_shape import apply_shape, describe_shape, route_shape
@@ -64,6 +65,10 @@ def _policy(ctx: Context, release: Release) -> PolicyConfig | None:
         return None
 
 
+# A candidate that looks broken is looked at again after half the interval, but not sooner than this.
+SOONEST_LOOK = 0.5
+
+
 def _interval(ctx: Context, release: Release) -> float:
     try:
         return ctx.locate(release)[2].interval
@@ -72,12 +77,14 @@ def _interval(ctx: Context, release: Release) -> float:
         return ROUTER_RETRY_SECONDS
 
 
-def next_tick_at(ctx: Context, release: Release, now: float) -> float | None:
-    """When a release (as just decided) is next ticked: its policy's interval while it runs; soon
-    if its router has not confirmed its weights (a backstop, should the act after the commit die);
-    else never. Committed with the decision, so a crash after the commit still leaves a tick."""
+def next_tick_at(ctx: Context, release: Release, now: float, soon: bool = False) -> float | None:
+    """When a release (as just decided) is next ticked: its policy's interval while it runs (half
+    of it, `soon`, when the candidate looks broken but the evidence is not in yet); soon if its
+    router has not confirmed its weights (a backstop, should the act after the commit die); else
+    never. Committed with the decision, so a crash after the commit still leaves a tick."""
     if not release.terminal and release.state != "paused":
-        return now + _interval(ctx, release)
+        interval = _interval(ctx, release)
+        return now + (max(SOONEST_LOOK, interval / 2) if soon and interval > SOONEST_LOOK else interval)
     if not release.weights_applied:
         return now + ROUTER_RETRY_SECONDS
     return None
@@ -150,7 +157,8 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         deliveries += [d for d in wanted if d.id not in release.hooks]
     new.hooks = new.hooks + [d.id for d in deliveries if d.id not in new.hooks]
 
-    next_tick = new.next_tick_at = next_tick_at(ctx, new, now)
+    soon = decision.kind == "hold" and looks_broken(decision.results)
+    next_tick = new.next_tick_at = next_tick_at(ctx, new, now, soon=soon)
     ctx.store.commit(
         new,
         results=decision.results,

@@ -450,6 +450,20 @@ def _pooled(
     return whole_c, reference  # at 100%: stable's counts from the steps passed (the baseline)
 
 
+def looks_broken(results: list[CheckResult]) -> bool:
+    """A comparison still short of evidence whose candidate already looks worse by its decisive gap
+    (e.g. half its answers errors, on a few requests): worth looking at again before the interval
+    is up. The test is anytime-valid, so looking sooner costs no false alarms."""
+    for r in results:
+        e = r.evidence or {}
+        defaults, estimate = ev.DEFAULTS.get(str(e.get("kind"))), e.get("estimate")
+        if r.verdict != "insufficient" or defaults is None or not isinstance(estimate, int | float):
+            continue
+        if estimate >= defaults.decisive_gap:
+            return True
+    return False
+
+
 def _warming(name: str, left: float, step: int, now: float) -> CheckResult:
     return CheckResult(
         name=name,

@@ -214,6 +214,31 @@ def test_failing_metrics_fail_on_first_evaluation(ctx: Context, prom: FakePromet
     assert str(tick(ctx, rid, rel.seq)).startswith("failed: nothing")
 
 
+def test_a_candidate_that_looks_broken_is_looked_at_again_after_half_the_interval(
+    ctx: Context, prom: FakePrometheus, router: FakeRouter
+) -> None:
+    """Half its 6 first answers are errors: not yet evidence enough to fail, but the next look comes
+    after half the interval, not a whole one; a candidate that looks fine waits the whole interval."""
+    text = config_text().replace("  - name: canary\n    interval: 500ms", "  - name: canary\n    interval: 10s", 1)
+    assert "interval: 10s" in text
+    ctx = _reconfigured(ctx, router, prom, text)
+    prom.serve("1.1.0", 6, errors=3)
+    prom.serve("1.0.0", 54)
+    rid = start_release(ctx, "web", "1.1.0").release.id
+    assert str(tick(ctx, rid, 0)).startswith("start")
+    interval = ctx.config.policy(get(ctx, rid).policy).interval
+    assert interval == 10
+    before = time.time()
+    assert str(tick(ctx, rid, 1)).startswith("hold"), get(ctx, rid).reason
+    rel = get(ctx, rid)
+    assert rel.next_tick_at is not None and rel.next_tick_at - before <= interval / 2 + 1, (rel.next_tick_at, before)
+    prom.serve("1.1.0", 6)
+    before = time.time()
+    assert str(tick(ctx, rid, rel.seq)).startswith("hold")
+    rel = get(ctx, rid)
+    assert rel.next_tick_at is not None and rel.next_tick_at - before >= interval - 0.01
+
+
 def test_unhealthy_candidate_fails(ctx: Context, router: FakeRouter) -> None:
     rid = start_release(ctx, "api", "2.1.0").release.id
     tick(ctx, rid, 0)
