@@ -15,7 +15,7 @@ releases followed through the API until they end. Then the invariants, for every
 - HAProxy ends with all traffic on the right version (candidate for a promotion, stable for
   a rollback), read from HAProxy's runtime API;
 - no 5xx from Sluice to the harness's own calls, except 503 with `Retry-After` (the answer
-  Sluice gives while Redis is unreachable; counted apart).
+  Sluice gives while Redis is unreachable) and `/readyz`'s 503 (not ready), counted apart.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class Api:
         with self.lock:
             if resp.status_code == 503 and resp.headers.get("Retry-After"):
                 self.statuses["503 Retry-After"] += 1
+            elif resp.status_code == 503 and path == "/readyz":
+                self.statuses["503 not ready"] += 1  # what a readiness probe is for
             elif resp.status_code >= 500:
                 self.statuses["5xx"] += 1
                 self.statuses[f"5xx: {method} {path.split('?')[0]} {resp.status_code} {resp.text[:120]}"] += 1

@@ -18,6 +18,8 @@ def observed(r: FaultResult) -> str:
         parts.append(f"{c.role}: {c.outcome}")
     if r.statuses.get("503 Retry-After"):
         parts.append(f"{r.statuses['503 Retry-After']} × 503 Retry-After")
+    if r.statuses.get("503 not ready"):
+        parts.append(f"{r.statuses['503 not ready']} × /readyz 503")
     if r.statuses.get("no answer"):
         parts.append(f"{r.statuses['no answer']} calls unanswered")
     resent = sum(c.resent for c in r.releases)
@@ -54,9 +56,9 @@ def markdown(
         "than its duration after its weights were confirmed, one end; one delivery per event, each "
         "delivered and seen by the receiver; no router change confirmed twice); HAProxy's own weights at "
         "the end (all traffic on the candidate after a promotion, on stable after a rollback); and no 5xx "
-        "to the suite's own calls (503 with `Retry-After`, Sluice's answer while Redis is unreachable, is "
-        "counted apart). *Time to recover*: from the end of the fault to Sluice's next evaluation of the "
-        "release, unless the row says otherwise.",
+        "to the suite's own calls (503 with `Retry-After`, Sluice's answer while Redis is unreachable, and "
+        "`/readyz`'s 503 are counted apart). *Time to recover*: from the end of the fault to Sluice's "
+        "next evaluation of the release, unless the row says otherwise.",
         "",
         "Policy: the README's, scaled like the scenario suite's (evaluated every 2 s; steps 10% for 20 s, "
         "50% for 15 s, 100% for 10 s; warm-up 15 s). A good candidate is 3 ms faster than stable; a bad "
