@@ -166,13 +166,29 @@ def prometheus_stop(phase: Phase) -> None:
     phase.sleep(10)
     phase.fault_started = time.time()
     phase.stack.stop_prometheus()
-    phase.sleep(60)
+    phase.sleep(30)
+    for role in ("hold", "fail", "pass"):  # what each release says halfway through the outage
+        seen = phase.release(role) or {}
+        phase.notes.append(f'{role} at +30 s: {seen.get("state")}, "{(seen.get("reason") or "")[:150]}"')
+    phase.sleep(30)
     phase.stack.start_prometheus()
     phase.fault_ended = time.time()
     # Checked once the releases are over: no step passed while Prometheus was down (+ 2 s for a
     # tick that was already evaluating when it stopped).
     while not ended(phase):
         time.sleep(0.5)
+    failed = phase.release("fail") or {}
+    phase.checks.append(
+        (
+            "on_no_data fail: rolled back while Prometheus was down",
+            failed.get("state") == "failed" and (failed.get("finished_at") or 0) <= phase.fault_ended,
+        )
+    )
+    if failed.get("finished_at"):
+        phase.notes.append(
+            f"fail: ended {failed['finished_at'] - phase.fault_started:.0f}s after Prometheus stopped "
+            f'(it was down {phase.fault_ended - phase.fault_started:.0f}s): "{(failed.get("reason") or "")[:160]}"'
+        )
     for role in ("hold", "pass"):
         release = phase.release(role)
         if release is None:
@@ -363,7 +379,7 @@ FAULTS: list[Fault] = [
         "Redis stopped for 30 s; a second deploy announced during it",
         "12 s into the release (step 1)",
         "both promoted; intake and /readyz 503 with Retry-After while down, never 500",
-        (GOOD, Role("late", "promoted")),
+        (GOOD, Role("late", "promoted", late=True)),
         redis_outage,
         max_s=300.0,
     ),
@@ -379,7 +395,7 @@ FAULTS: list[Fault] = [
         "prometheus-stop-60s",
         "Prometheus stopped for 60 s, under on_no_data hold / fail / pass",
         "10 s into the releases (step 1)",
-        "hold: promoted after; fail: rolled back; pass: promoted after, no step passed while down",
+        "hold: holds, promoted after; fail: rolled back while down; pass: promoted after, no step passed while down",
         (
             Role("hold", "promoted", policy="chaos-hold"),
             Role("fail", "rolled_back", policy="chaos-fail"),

@@ -88,6 +88,7 @@ class Role:
     expected: Expected
     policy: str = "chaos"
     candidate: tuple[tuple[str, str], ...] = (("SCN_LATENCY_MS", "12"),)
+    late: bool = False  # announced by the injector during the fault, not with the others
 
 
 @dataclass
@@ -194,7 +195,8 @@ def run_phase(fault: Fault, stack: ChaosStack, receiver: HookReceiver, say: Call
         fault.announce(phase)
     else:
         for role in fault.roles:
-            announce_one(phase, role.key)
+            if not role.late:
+                announce_one(phase, role.key)
     say(f"  {fault.name}: releases {', '.join(f'{k}={v}' for k, v in phase.releases.items())}")
     injector = threading.Thread(target=_inject, args=(fault, phase, say), name=f"inject-{fault.name}", daemon=True)
     injector.start()
