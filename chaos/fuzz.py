@@ -36,14 +36,22 @@ class FuzzRun:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = -9
-        seconds = time.monotonic() - self.started
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         summary = next((line for line in reversed(text.splitlines()) if re.search(r"passed|failed|error", line)), "")
+        took = re.search(r" in ([0-9.]+)s", summary)
+        seconds = float(took.group(1)) if took else time.monotonic() - self.started
+        # Hypothesis' own count of the cases it ran (--hypothesis-show-statistics), over its phases.
+        counts = re.findall(r"(\d+) passing, (\d+) failing", text)
+        cases = (
+            f"{sum(int(p) for p, _ in counts):,} cases passed, {sum(int(f) for _, f in counts)} failed; "
+            if counts
+            else ""
+        )
         failure = ""
         if code != 0:
             match = re.search(r"^E\s+(AssertionError.*)$", text, re.MULTILINE)
             failure = f"; first failure: {match.group(1)[:300]}" if match else ""
-        return code == 0, f"pytest exit {code}: {summary.strip('= ')}{failure}", seconds
+        return code == 0, f"{cases}pytest exit {code}: {summary.strip('= ')}{failure}", seconds
 
 
 def start(workdir: Path, examples: int = EXAMPLES) -> FuzzRun:
@@ -51,7 +59,7 @@ def start(workdir: Path, examples: int = EXAMPLES) -> FuzzRun:
     env = {**os.environ, "SLUICE_FUZZ_EXAMPLES": str(examples)}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TEST],
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--hypothesis-show-statistics", TEST],
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,

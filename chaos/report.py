@@ -93,7 +93,7 @@ def markdown(
         lines.append(
             "| `fuzz`: 5,000 generated requests at every route (tests/web/test_hostile_input.py) | beside the "
             "phases | 0 5xx, every 4xx JSON | "
-            + _cell(f"{said} in {seconds:.0f} s")
+            + _cell(f"{said} ({seconds:.0f} s)")
             + f" | — | — | — | {'0' if ok else '**see observed**'} | — | {'pass' if ok else '**FAIL**'} | — |"
         )
     tried = sum(len(r.releases) for r in results)
