@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: setup system-packages demo test lint bench scenarios lock clean
+.PHONY: setup system-packages demo test lint bench scenarios chaos lock clean
 
 setup: system-packages $(VENV)/.installed
 
@@ -34,6 +34,13 @@ test: lint
 # scenarios/policies; writes docs/scenarios.md. About 13 minutes. The fast subset runs in `make test`.
 scenarios: setup
 	$(BIN)/python -m scenarios
+
+# The chaos suite (chaos/): real releases through the real stack while workers and gunicorn are
+# SIGKILLed, Redis restarts, goes away or freezes, Prometheus stops, HAProxy reloads, notifications
+# storm in, slow clients hold connections, and 5,000 fuzzed requests; writes docs/reliability.md.
+# About 15 minutes. The HAProxy reload fault runs in `make test` (tests/e2e/test_chaos.py).
+chaos: setup
+	$(BIN)/python -m chaos
 
 bench: setup
 	./scripts/install-system-packages.sh hey nginx-light

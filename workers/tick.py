@@ -37,6 +37,7 @@ from app.models import (
     ResponseCounts,
     VersionCounts,
 )
+from app.router_drift import restore_drifted_weights
 from integrations.routing import RouterError
 
 log = logging.getLogger("sluice.tick")
@@ -129,6 +130,7 @@ def load(ctx: Context, release_id: str, seq: int) -> Release | TickOutcome:
         if release.weights_applied:
             ctx.store.unschedule_tick(release.id, release.seq)
         return TickOutcome(TickKind.IDLE, f"{release.state}: nothing to evaluate")
+    release = restore_drifted_weights(ctx, release)  # e.g. an HAProxy reload reset them
     if not release.weights_applied:
         return TickOutcome(TickKind.WAITING, "router not yet updated; retrying")
     return release
