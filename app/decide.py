@@ -263,7 +263,10 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             + _failure_reason(failed, release, step.weight),
         )
 
-    if no_data and policy.on_no_data == "hold":
+    # `pass` passes a check without data, never a step on which no check had any (Prometheus down
+    # and no router counts): that step holds as under `hold`.
+    nothing_seen = not any(r.verdict in ("pass", "fail", "insufficient") for r in judgement.results + queries)
+    if no_data and (policy.on_no_data == "hold" or nothing_seen):
         since = release.no_data_since if release.no_data_since is not None else now
         if policy.no_data_timeout is not None and now - since >= policy.no_data_timeout:
             return fail_back(

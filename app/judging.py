@@ -154,6 +154,13 @@ def no_histogram(v: VersionCounts) -> bool:
     return m is not None and m.requests is not None and not any(math.isfinite(b) for b, _ in m.buckets)
 
 
+def backend_failed(v: VersionCounts | None) -> str | None:
+    """Why the metrics backend could not give a version's counts (unreachable, too slow), or None:
+    missing data, which `on_no_data` rules, not missing traffic, which holds for evidence."""
+    m = v.metrics if v is not None else None
+    return (m.error or "the metrics backend did not answer") if m is not None and m.backend_failed else None
+
+
 def why_none(v: VersionCounts) -> str:
     """Why a version has no counts, as the metrics backend explained it."""
     if v.metrics is not None and v.metrics.error:
@@ -224,6 +231,16 @@ def judge_step(
             waiting.append(results[-1].detail)
             continue
         unavailable = kind == "slow" and no_histogram(obs.candidate) and no_histogram(obs.stable)
+        failed = backend_failed(obs.stable) or backend_failed(obs.candidate)
+        if kind == "slow" and state.slow_under is None and not unavailable and failed:
+            # Prometheus down: the bound cannot be set; that is missing data, not too little traffic.
+            results.append(
+                CheckResult(
+                    name=RESULT_NAMES[kind], step=step, at=now, value=None, threshold="bound from stable",
+                    verdict="no_data", detail=f"slow: {failed}",
+                )
+            )  # fmt: skip
+            continue
         if kind == "slow" and state.slow_under is None and not unavailable:
             results.append(
                 CheckResult(
@@ -258,6 +275,7 @@ def judge_step(
             final,
             why_none(obs.candidate),
             now - (warm_until if kind == "slow" else since),
+            failed,
         )
         results.append(result)
         if carry is not None:
@@ -277,7 +295,7 @@ def judge_step(
             continue
         counted = cand_latency if check.type == "latency" else obs.candidate
         reference = (stable_latency if check.type == "latency" else obs.stable) if stable_live else None
-        result = _guard(check, counted, reference, use_router, threshold, step, now)
+        result = _guard(check, counted, reference, use_router, threshold, step, now, backend_failed(counted))
         results.append(result)
         if result.verdict == "insufficient":
             waiting.append(result.detail)
@@ -306,6 +324,7 @@ def _compare(
     final: bool = True,
     why: str = "",
     span: float = math.inf,
+    failed: str | None = None,
 ) -> tuple[CheckResult, tuple[float, Sample | None] | None]:
     """One comparison. Returns its result and, for the state if the step ends now, the total log
     e-value and the live stable sample to add to the baseline."""
@@ -321,7 +340,7 @@ def _compare(
             evidence={"unavailable": True},
         ), None  # fmt: skip
     if cand is None:
-        if kind == "slow" and span < SHORT_SPAN:
+        if kind == "slow" and span < SHORT_SPAN and not failed:
             # The latency span begins when warmup ends: its first seconds may hold no scrape yet.
             return CheckResult(
                 **base, value=None, verdict="insufficient", detail=f"{kind}: too early to count ({span:.0f}s)"
@@ -484,6 +503,7 @@ def _guard(
     threshold: float,
     step: int,
     now: float,
+    failed: str | None = None,
 ) -> CheckResult:
     """An absolute limit (an SLO) on the candidate, tested on its counts with the same evidence rule.
     It blames the candidate only when stable, over the same span, keeps the limit: when both break
@@ -507,6 +527,8 @@ def _guard(
         return CheckResult(
             **base, value=None, verdict="no_data", detail="no latency histogram", evidence={"fallback": True}
         )
+    if (sample is None or sample.n <= 0) and failed:
+        return CheckResult(**base, value=None, verdict="no_data", detail=f"{check.name}: {failed}")
     if sample is None or sample.n <= 0:
         return CheckResult(**base, value=None, verdict="insufficient", detail=f"{check.name}: no candidate traffic yet")
     value = to_value(sample)

@@ -158,6 +158,11 @@ class ResponseCounts(BaseModel):
         default_factory=list,
         description="Latency histogram: (upper bound in seconds, cumulative count), ascending, +Inf last.",
     )
+    backend_failed: bool = Field(
+        False,
+        description="The metrics backend could not answer (unreachable, too slow, an error): missing data, "
+        "not missing traffic. False when it answered that no series matches.",
+    )
     error: str | None = None
 
 

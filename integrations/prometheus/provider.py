@@ -56,7 +56,7 @@ class PrometheusProvider:
             return ResponseCounts(error=f"cannot build the query: {exc}")
         rows, error = self.querier.query_vector(query, end)
         if error is not None:
-            return ResponseCounts(error=error)
+            return ResponseCounts(error=error, backend_failed=True)
         status = self.config.status_label
         codes = [(labels, value) for labels, value in rows if status in labels]
         if not codes:

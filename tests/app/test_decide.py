@@ -145,6 +145,39 @@ def test_a_margin_of_a_whole_share_still_judges_instead_of_crashing():
     assert d.kind == "fail" and "errors-vs-stable" in d.reason and "95 points" in d.reason
 
 
+def test_prometheus_down_is_missing_data_ruled_by_on_no_data_not_a_wait_for_traffic():
+    # Prometheus unreachable: no latency counts for either version (HAProxy still counts errors).
+    # The slow comparison and the latency guard have no data; on_no_data says what that means, and
+    # no_data_timeout bounds a hold, instead of "waiting for evidence" until the evidence timeout.
+    down = ResponseCounts(error="Prometheus error: cannot reach http://127.0.0.1:9", backend_failed=True)
+    obs = Observations(
+        at=T0 + 40,
+        candidate_healthy=True,
+        evidence=EvidenceObservation(
+            since=T0,
+            candidate=VersionCounts(metrics=down, router=RouterCounts(requests=200, by_class={"2xx": 200})),
+            stable=VersionCounts(metrics=down, router=RouterCounts(requests=1800, by_class={"2xx": 1800})),
+        ),
+    )
+    fresh = release(judge=JudgeState(first_traffic_at=T0))  # no slow bound yet
+    d = decide(fresh, policy(on_no_data="fail"), obs, T0 + 40)
+    assert d.kind == "fail", d.reason
+    assert "had no data" in d.reason and "cannot reach" in d.reason
+    d = decide(fresh, policy(on_no_data="hold", no_data_timeout="30s"), obs, T0 + 40)
+    assert d.kind == "hold" and "has no data" in d.reason and d.no_data_since == T0 + 40
+    later = fresh.model_copy(update={"no_data_since": T0 + 40})
+    d = decide(later, policy(on_no_data="hold", no_data_timeout="30s"), obs, T0 + 71)
+    assert d.kind == "fail" and "no_data_timeout" in d.reason
+    # With a bound already set, the comparison and the latency guard say the same.
+    bound = release(judge=JudgeState(first_traffic_at=T0, slow_under=0.5))
+    d = decide(bound, policy(on_no_data="fail"), obs, T0 + 40)
+    assert d.kind == "fail" and "cannot reach" in d.reason
+    # pass: what had data (HAProxy's counts: errors and 4xx no worse than stable's) decides.
+    d = decide(fresh, policy(on_no_data="pass"), obs, T0 + 40)
+    assert d.kind == "advance", d.reason
+    assert {r.name for r in d.results if r.verdict == "pass"} >= {"errors-vs-stable", "4xx-vs-stable"}
+
+
 def test_advancing_carries_the_candidates_counts_for_the_promotion_floor():
     d = decide(release(), policy(), good(T0 + 30), T0 + 30)
     assert d.judge is not None and d.judge.candidate["errors"] == (0.0, 2000.0)
