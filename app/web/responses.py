@@ -36,7 +36,10 @@ class ReleaseQuery(BaseModel):
     application: str | None = Field(None, description="Only this application.")
     state: ReleaseState | None = Field(None, description="Only releases in this state.")
     limit: int = Field(50, ge=1, le=500, description="Page size.")
-    offset: int = Field(0, ge=0, le=1_000_000, description="Skip.")
+    offset: int = Field(0, ge=0, le=1_000_000, description="Skip (ignored with `cursor`).")
+    cursor: str | None = Field(
+        None, max_length=200, description="The `next_cursor` of the previous page: the page after it."
+    )
 
 
 class ReleaseList(BaseModel):
@@ -44,6 +47,7 @@ class ReleaseList(BaseModel):
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class SteerRequest(BaseModel):
