@@ -171,6 +171,22 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         return obs  # nothing to ask about: decide_next fails the release
     if release.state != "running":
         return obs
+    try:
+        _observe_running(ctx, app, svc, policy, release, now, obs)
+    finally:
+        obs.completed_at = time.time()  # the timeouts count the observing itself (app/decide.py)
+    return obs
+
+
+def _observe_running(
+    ctx: Context,
+    app: ApplicationConfig,
+    svc: ServiceConfig,
+    policy: PolicyConfig,
+    release: Release,
+    now: float,
+    obs: Observations,
+) -> None:
     obs.checks = ctx.metrics_provider.observe_checks(policy, ctx.config.metrics, release, now)
     obs.evidence = observe_evidence(ctx, app, svc, policy, release, now)
     step = policy.steps[release.step]
@@ -185,7 +201,6 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         from integrations.kubernetes.health import observe_cluster
 
         observe_cluster(ctx, app, svc, release, obs)
-    return obs
 
 
 # Stable's counts from before the release: the reference of a release whose first step is 100%.
