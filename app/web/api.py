@@ -12,6 +12,7 @@ from app.control import ACTIONS, ControlError, control
 from app.models import TERMINAL_STATES
 from app.names import LABEL_VALUE_RE
 from app.store import BadCursor
+from app.unmatched import UnmatchedDeployList, unmatched_deploys
 from app.views import ReleaseDetail, release_detail, release_summary
 from app.web.auth import require_token
 from app.web.bodies import parse_json, raw_body
@@ -184,6 +185,16 @@ def list_applications():
 def list_policies():
     """The configured release policies: steps, interval, checks and their thresholds, tolerance."""
     return respond(PolicyList(policies=get_context().config.policies))
+
+
+@bp.get("/intake/unmatched")
+@doc(
+    "CircleCI deploys ignored because no circleci.projects slug matched, with how to fix each",
+    "configuration",
+    {200: (UnmatchedDeployList, "Slugs the configuration still does not match, most ignored first.")},
+)
+def list_unmatched_deploys():
+    return respond(UnmatchedDeployList(unmatched=unmatched_deploys(get_context())))
 
 
 @bp.get("/doctor")
