@@ -2,7 +2,8 @@
 
 Finished releases (succeeded, failed, aborted) are kept for a time (by `finished_at`) and up to a
 number per service; older ones go with everything they own: events, evaluations, the duplicate
-count, the Kubernetes restart baseline, their hook deliveries, and their index entries. Each
+count, the Kubernetes restart baseline, their hook deliveries, their index entries, and the
+deploy dedup key while it still names them. Each
 release is deleted by one Lua script that re-reads it first, so a release that is not finished
 (never the case for an id in the `finished` index, but checked where it is decided) or that still
 has a hook delivery waiting to be retried is left alone. Deleting twice deletes nothing: the job
@@ -65,6 +66,8 @@ for i = 3, #ARGV do
       end
       redis.call('zrem', p .. 'releases:finished', id)
       redis.call('zrem', p .. 'releases:finished:' .. r.application .. '|' .. r.service, id)
+      local dedup = p .. 'dedup:deploy:' .. r.application .. ':' .. r.service .. ':' .. r.target_version
+      if redis.call('get', dedup) == id then redis.call('del', dedup) end
       deleted = deleted + 1
     end
   end

@@ -199,6 +199,8 @@ def test_retention_deletes_old_finished_releases_with_all_they_own(store: Store)
         assert store.get(gone.id) is None
         assert release_keys(store, gone.id) == []
     assert store.get_delivery(old_ok.hooks[0]) is None
+    assert store.find_dedup(keys.deploy_dedup("shop", "web", old_ok.target_version)) is None
+    assert store.find_dedup(keys.deploy_dedup("shop", "web", recent.target_version)) == recent
     assert store.get(recent.id) == recent and store.events(recent.id) and store.evaluations(recent.id)
     assert store.get(running.id) == running  # running for 120 days: never touched
     assert ids(store.list_releases()[0]) == [recent.id, running.id]
