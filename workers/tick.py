@@ -171,10 +171,13 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         return obs  # nothing to ask about: decide_next fails the release
     if release.state != "running":
         return obs
+    started = time.monotonic()
     try:
         _observe_running(ctx, app, svc, policy, release, now, obs)
     finally:
-        obs.completed_at = time.time()  # the timeouts count the observing itself (app/decide.py)
+        # The timeouts count the observing itself (app/decide.py): `now` plus how long it took, on
+        # the same clock as `now` (a replay's `now` is in the past).
+        obs.completed_at = now + (time.monotonic() - started)
     return obs
 
 
