@@ -435,12 +435,15 @@ class FakeApiServer:
         self.calls.add((group, plural + (f"/{sub}" if sub else ""), verb))
         if verb == "watch":
             with self._cond:
+                # The generation is taken with the count: a drop_watches() after a test saw this
+                # watch start cuts it.
                 self.watch_starts.append(query.get("resourceVersion"))
+                generation = self._watch_generation
                 refused = self.refused_watches > 0
                 self.refused_watches -= 1 if refused else 0
             if refused:
                 raise ApiError(503, "ServiceUnavailable", "the API server is unavailable (refuse_watches)")
-            self._watch(handler, group, plural, ns, query)
+            self._watch(handler, group, plural, ns, query, generation)
             return None
         if verb in ("update", "patch"):
             self._run_hooks(group, plural)
@@ -557,7 +560,15 @@ class FakeApiServer:
             "please apply your changes to the latest version and try again"
         )
 
-    def _watch(self, handler: BaseHTTPRequestHandler, group: str, plural: str, ns: str, query: dict[str, str]) -> None:
+    def _watch(
+        self,
+        handler: BaseHTTPRequestHandler,
+        group: str,
+        plural: str,
+        ns: str,
+        query: dict[str, str],
+        generation: int,
+    ) -> None:
         selector = query.get("labelSelector")
         timeout = float(query.get("timeoutSeconds") or 30)
         bookmarks = str(query.get("allowWatchBookmarks")).lower() in ("true", "1")
@@ -574,7 +585,6 @@ class FakeApiServer:
             handler.wfile.flush()
 
         deadline = time.monotonic() + timeout
-        generation = self._watch_generation
         try:
             with self._cond:
                 start = query.get("resourceVersion")
