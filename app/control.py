@@ -9,6 +9,7 @@ from app.decide import fail_back
 from app.engine import apply_weights, commit_decision
 from app.logs import release_context
 from app.models import Decision, Release
+from app.store import LeaseLost
 
 ACTIONS = ("pause", "resume", "promote", "abort")
 _ALLOWED_FROM = {
@@ -50,5 +51,8 @@ def control(ctx: Context, release_id: str, action: str, actor: str = "api", reas
             decision = Decision(
                 kind=action, weights=weights, reason=why, consecutive_failures=release.consecutive_failures
             )
-        release = commit_decision(ctx, release, decision, time.time())
-        return apply_weights(ctx, release)
+        try:
+            release = commit_decision(ctx, release, decision, time.time())
+            return apply_weights(ctx, release)
+        except LeaseLost:  # the lock ran out while we worked, and a tick may have moved on
+            raise ControlError(409, "the release changed while this action ran; try again") from None

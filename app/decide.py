@@ -266,12 +266,18 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
     # `pass` passes a check without data, never a step on which no check had any (Prometheus down
     # and no router counts): that step holds as under `hold`.
     nothing_seen = not any(r.verdict in ("pass", "fail", "insufficient") for r in judgement.results + queries)
+    # Timeouts run on the wall clock to the end of the observing: queries that took long (a frozen
+    # backend) count as time waited. The no-data clock starts when the first observation without
+    # data began; a gap with no tick at all before it (Sluice down) is not counted against the
+    # candidate.
+    clock = max(now, obs.completed_at or now)
     if no_data and (policy.on_no_data == "hold" or nothing_seen):
-        since = release.no_data_since if release.no_data_since is not None else now
-        if policy.no_data_timeout is not None and now - since >= policy.no_data_timeout:
+        since = release.no_data_since if release.no_data_since is not None else obs.at
+        if policy.no_data_timeout is not None and clock - since >= policy.no_data_timeout:
             return fail_back(
                 release,
-                _failure_reason(no_data, release, step.weight) + f"; no data for {now - since:.0f}s (no_data_timeout)",
+                _failure_reason(no_data, release, step.weight)
+                + f"; no data for {clock - since:.0f}s (no_data_timeout)",
                 results=results,
             )
         return Decision(
@@ -283,7 +289,7 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
         )
 
     if judgement.waiting:
-        waited = now - judgement.since
+        waited = clock - judgement.since
         if waited >= policy.evidence_timeout(step):
             return fail_back(
                 release,

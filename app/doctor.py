@@ -76,7 +76,23 @@ def run_doctor(ctx: Context, now: float | None = None) -> list[Finding]:
         if app.cluster is not None:
             out += check_permissions(app)
     out += check_hooks(ctx)
+    out += check_unmatched_deploys(ctx)
     return out
+
+
+def check_unmatched_deploys(ctx: Context) -> list[Finding]:
+    """CircleCI deploys answered "ignored" because no project matched their slug (app/unmatched.py)."""
+    from app.store import StoreUnavailable
+    from app.unmatched import unmatched_deploys
+
+    try:
+        found = unmatched_deploys(ctx)
+    except StoreUnavailable:
+        return []  # check_redis already says so
+    return [
+        Finding(f"circleci project {u.slug}", "warn", f"{u.count} deploy(s) ignored: no circleci.projects entry", u.fix)
+        for u in found
+    ]
 
 
 # --- Redis ------------------------------------------------------------------------------------------

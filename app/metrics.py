@@ -171,7 +171,7 @@ class StoreCollector(Collector):
             yield family
 
     def _gauges(self, store: Store) -> Iterator[Metric]:
-        by_state = store.metrics.releases_by_state()
+        by_state = store.metrics.releases_by_state(STATES)
         releases = GaugeMetricFamily("sluice_releases", "Releases in Redis, by state.", labels=["state"])
         for state in STATES:
             releases.add_metric([state], by_state.get(state, 0))

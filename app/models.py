@@ -253,6 +253,9 @@ class Observations(BaseModel):
     """Everything a tick learned before deciding. Produced by I/O, consumed by the pure core."""
 
     at: float
+    # When the observing ended (wall clock): the timeouts (no_data_timeout, evidence_timeout) are
+    # measured to here, so a slow or frozen Prometheus cannot stretch them; rates use `at`'s now.
+    completed_at: float | None = None
     checks: list[CheckObservation] = Field(default_factory=list)
     step_requests: float | None = None
     router_weights: dict[str, int] | None = None

@@ -64,7 +64,9 @@ def main() -> int:
                 workdir / "scale", sizes=sizes, worker_counts=workers, seconds=15 if args.quick else 30
             )
             watcher = {n: watcher_footprint.measure(workdir / f"watcher-{n}", n) for n in (0, 1000)}
+            store = footprint.redis_per_release(workdir / "redis-per-release")
             parts += ["## 3. Scale", "", text, "", "## 4. Footprint", "", footprint.report(results, watcher), ""]
+            parts += [footprint.redis_table(store), ""]
         if "backtest" in sections:
             print("backtest ...", flush=True)
             parts += [backtest.TITLE, "", backtest.run(workdir / "backtest", runs=1 if args.quick else 3), ""]

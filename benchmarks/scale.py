@@ -117,6 +117,10 @@ policies:
 """
 
 
+def redis_memory(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
 def commands_processed(client: redis.Redis) -> int:
     return int(client.info("stats")["total_commands_processed"])
 
@@ -130,11 +134,13 @@ def run_one(workdir: Path, n: int, workers: int, seconds: float, warmup: float) 
         config_path = workdir / f"sluice-{n}.yaml"
         config_path.write_text(config_for(n, prom_url))
         ctx = Context(config=parse_config(config_path.read_text()), redis_url=redis_url, prometheus_url=prom_url)
+        mem0 = redis_memory(ctx.store.r)
         # Releases arrive spread over one interval, as independent deploys do.
         t0 = time.time() + 3
         for i in range(n):
             rel = start_release(ctx, f"svc-{i:05d}", "1.0.1").release
             ctx.store.schedule_tick(rel.id, rel.seq, t0 + i * INTERVAL / n)
+        mem_created = redis_memory(ctx.store.r)
         env = {
             "SLUICE_CONFIG": str(config_path),
             "REDIS_URL": redis_url,
@@ -161,6 +167,7 @@ def run_one(workdir: Path, n: int, workers: int, seconds: float, warmup: float) 
         cmd1 = commands_processed(client)
         cpu1 = sum(cpu_seconds(p.proc.pid) for p in worker_procs if p.proc)
         time.sleep(1.5)  # let the workers flush their samples
+        mem_ticked = redis_memory(client) - 64 * client.llen("bench:ticks")  # less the benchmark's samples
         samples = [json.loads(x) for x in client.lrange("bench:ticks", 0, -1)]
         window = [s for s in samples if s[0] <= t0 + warmup + seconds]
         for _ in range(5):  # the web process under the same store: list and detail pages
@@ -185,6 +192,10 @@ def run_one(workdir: Path, n: int, workers: int, seconds: float, warmup: float) 
             "worker_cpu_per_tick_ms": (cpu1 - cpu0) / ticks * 1000 if ticks else float("nan"),
             # minus the benchmark's own GET per tick and its batched RPUSH
             "redis_cmds_per_tick": (cmd1 - cmd0) / ticks - 1 - 1 / 200 if ticks else float("nan"),
+            # Redis memory per release (record, indexes, events, evaluations, schedule), when created
+            # and after warm-up + measured seconds of ticks (each adds its evaluations and events).
+            "redis_bytes_per_release": (mem_created - mem0) / n,
+            "redis_bytes_per_release_ticked": (mem_ticked - mem0) / n,
             "worker_rss": rss_mib([p.proc.pid for p in worker_procs if p.proc]) / workers,
             "idle_worker_rss": idle_worker_rss / workers,
             "web_rss": web_rss,
@@ -221,6 +232,7 @@ def run(
             f"{r['worker_cpu_per_tick_ms']:.1f}",
             f"{r['redis_cmds_per_tick']:.1f}",
             f"{r['worker_rss']:.0f}",
+            f"{r['redis_bytes_per_release'] / 1024:.1f} / {r['redis_bytes_per_release_ticked'] / 1024:.1f}",
         ]
         for r in results
     ]
@@ -237,6 +249,7 @@ def run(
             "worker CPU ms / tick (incl. RQ)",
             "Redis commands / tick",
             "RSS per worker MiB",
+            "Redis KiB / release (created / after ticks)",
         ],
         rows,
     )

@@ -16,10 +16,15 @@ import uuid
 from rq import Queue
 
 from app.store import Store, keys
+from workers.retention import RETENTION_EVERY
 
 log = logging.getLogger("sluice.scheduler")
 QUEUE_NAME = "sluice"
-LEASE_SECONDS = 20.0
+# How long a claimed item waits before it is enqueued again: a worker that died with it loses it
+# for this long. The release lease (workers/tick.py LEASE_TTL) is as long, so a dead worker's
+# release is picked up after about one lease; a running batch renews its claims (run_ticks), and a
+# tick enqueued twice meanwhile is harmless (the second finds the lease held or the seq moved on).
+LEASE_SECONDS = 10.0
 LEADER_TTL = 5.0
 POLL_SECONDS = 0.1
 # Ticks due together go in one RQ job (see workers.tick.run_ticks); small enough that several
@@ -73,6 +78,7 @@ class Scheduler(threading.Thread):
     def run(self) -> None:
         leading = False
         last_lease = 0.0
+        last_retention = 0.0
         while not self.stopping.is_set():
             try:
                 if time.monotonic() - last_lease > LEADER_TTL / 3:
@@ -83,8 +89,23 @@ class Scheduler(threading.Thread):
                         log.info("scheduler: leading")
                 if leading:
                     enqueue_due(self.store, self.queue)
+                    last_retention = self._maybe_enqueue_retention(last_retention)
             except Exception:  # noqa: BLE001 - keep scheduling through Redis hiccups
                 log.exception("scheduler: error; retrying")
                 leading = False
                 time.sleep(1)
             self.stopping.wait(POLL_SECONDS)
+
+    def _maybe_enqueue_retention(self, last: float) -> float:
+        """Every RETENTION_EVERY seconds, the retention job (workers/retention.py), as an RQ job so
+        that deleting never holds up scheduling. Returns when it was last enqueued."""
+        if time.monotonic() - last < RETENTION_EVERY and last:
+            return last
+        self.queue.enqueue(
+            "workers.retention.run_retention",
+            job_timeout=600,
+            result_ttl=3600,
+            failure_ttl=24 * 3600,
+            description="retention: delete finished releases past SLUICE_RETENTION",
+        )
+        return time.monotonic()

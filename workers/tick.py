@@ -38,12 +38,15 @@ from app.models import (
     VersionCounts,
 )
 from app.router_drift import restore_drifted_weights
+from app.store import LeaseLost
 from integrations.routing import RouterError
 
 log = logging.getLogger("sluice.tick")
 # The per-release lease: renewed by a heartbeat while the tick runs, so a worker killed inside a
 # tick holds its release up for at most this long (not a fixed 60 s lock).
 LEASE_TTL = 10.0
+# A tick that finds the release held retries this soon (the scheduler's claim would be LEASE_TTL).
+BUSY_RETRY_SECONDS = 1.0
 # All of a batch's Prometheus queries together (integrations/prometheus/client.py `start_budget`):
 # a frozen or slow Prometheus delays a batch of up to 16 ticks by this much at most; the queries
 # not asked are "no data" for their ticks, which never promotes a step.
@@ -86,8 +89,18 @@ def run_tick(release_id: str, seq: int) -> str:
 
 
 def tick(ctx: Context, release_id: str, seq: int) -> TickOutcome:
+    try:
+        return _tick(ctx, release_id, seq)
+    except LeaseLost as exc:  # the store refused a commit: another holder owns the release now
+        return TickOutcome(TickKind.LOST, f"lost: {exc}")
+
+
+def _tick(ctx: Context, release_id: str, seq: int) -> TickOutcome:
     with ctx.store.release_lease(release_id, ttl=LEASE_TTL) as lease:
         if lease is None:
+            # Try again soon rather than a scheduler lease later: the holder may be a dead worker
+            # whose lease runs out within LEASE_TTL.
+            ctx.store.retry_tick(release_id, seq, time.time() + BUSY_RETRY_SECONDS)
             return TickOutcome(TickKind.BUSY, "busy: another tick holds this release")
         loaded = load(ctx, release_id, seq)
         if isinstance(loaded, TickOutcome):
@@ -165,6 +178,25 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         return obs  # nothing to ask about: decide_next fails the release
     if release.state != "running":
         return obs
+    started = time.monotonic()
+    try:
+        _observe_running(ctx, app, svc, policy, release, now, obs)
+    finally:
+        # The timeouts count the observing itself (app/decide.py): `now` plus how long it took, on
+        # the same clock as `now` (a replay's `now` is in the past).
+        obs.completed_at = now + (time.monotonic() - started)
+    return obs
+
+
+def _observe_running(
+    ctx: Context,
+    app: ApplicationConfig,
+    svc: ServiceConfig,
+    policy: PolicyConfig,
+    release: Release,
+    now: float,
+    obs: Observations,
+) -> None:
     obs.checks = ctx.metrics_provider.observe_checks(policy, ctx.config.metrics, release, now)
     obs.evidence = observe_evidence(ctx, app, svc, policy, release, now)
     step = policy.steps[release.step]
@@ -179,7 +211,6 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         from integrations.kubernetes.health import observe_cluster
 
         observe_cluster(ctx, app, svc, release, obs)
-    return obs
 
 
 # Stable's counts from before the release: the reference of a release whose first step is 100%.
@@ -271,13 +302,24 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
     one worker hold thousands of releases. One tick failing does not stop the others: each is
     retried through the `due` schedule like any crashed tick."""
     ctx = get_context()
+    # The scheduler's claim on the batch runs out LEASE_TTL after it was enqueued: renewed when the
+    # batch starts (the job may have waited in the queue), and by each tick of a batch that has run
+    # for LEASE_TTL / 3 already, so that a slow batch is not enqueued again while it runs.
+    ctx.store.extend_tick_claims(batch, time.time() + LEASE_TTL)
+    started = time.monotonic()
+
+    def one(item: tuple[str, int]) -> str:
+        if time.monotonic() - started > LEASE_TTL / 3:
+            ctx.store.extend_tick_claims([item], time.time() + LEASE_TTL)
+        return _isolated_tick(*item)
+
     with primed_queries(ctx, batch):
         if len(batch) == 1 or TICK_THREADS == 1:
-            return [_isolated_tick(release_id, seq) for release_id, seq in batch]
+            return [one(item) for item in batch]
         # Each release has its own lease, so ticks of different releases never share state
         # beyond the context's clients (Redis pool, HTTP sessions), which are thread-safe.
         with ThreadPoolExecutor(max_workers=min(TICK_THREADS, len(batch)), thread_name_prefix="tick") as pool:
-            return list(pool.map(lambda item: _isolated_tick(*item), batch))
+            return list(pool.map(one, batch))
 
 
 def _isolated_tick(release_id: str, seq: int) -> str:

@@ -3,6 +3,8 @@
 keys.py     every key and key pattern (the list is there)
 store.py    Store: releases, events, evaluations, deliveries, the `due` schedule, locks, leases
 connection.py  `connect`: the one Redis client factory (a URL, or Sentinel) and `shown` (no password)
+listing.py  pages of releases from the listing indexes (offset or cursor)
+retention.py  deleting finished releases past their retention, in batches; backfilling indexes
 metrics.py  MetricsStore (`Store.metrics`): Sluice's own counters, histograms and gauges
 """
 
@@ -15,15 +17,19 @@ from redis.exceptions import TimeoutError as StoreTimeoutError
 from app.store import keys
 from app.store.connection import connect
 from app.store.keys import PREFIX
-from app.store.store import DEDUP_TTL, DedupBusy, Store, new_release_id
+from app.store.listing import BadCursor, ReleasePage
+from app.store.store import DEDUP_TTL, DedupBusy, LeaseLost, Store, new_release_id
 
 # Redis cannot be reached (down, restarting, failing over, or too slow): worth a retry later.
 UNREACHABLE: tuple[type[Exception], ...] = (StoreConnectionError, StoreTimeoutError)
 
 __all__ = [
+    "BadCursor",
     "DEDUP_TTL",
     "PREFIX",
     "DedupBusy",
+    "LeaseLost",
+    "ReleasePage",
     "Store",
     "StoreUnavailable",
     "UNREACHABLE",

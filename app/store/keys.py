@@ -9,7 +9,13 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   release:<id>:duplicates          how many times the release was announced again
   release:<id>:gates               hash "<point>/<gate>" -> what a gate answered (app/store/gates.py)
   release:<id>:approvals           hash "<point>/<gate>" -> who approved a manual gate
-  releases                         zset id -> created_at (for listing)
+  releases                         zset id -> created_at (for listing; the index of every release)
+  releases:index:<app>|<svc>|<state>  zset id -> created_at, one per filter combination ('' = any);
+                                   written with the release (create, commit), read by lists and /metrics
+  releases:finished                zset id -> finished_at of finished releases (retention by age)
+  releases:finished:<app>|<svc>    the same per service (retention by count)
+  releases:services                set of "<app>|<svc>" that have releases (retention walks it)
+  releases:index-version           which index layout the stored releases have (backfill once)
   active:<app>:<service>           id of the release now moving that service's traffic
   stable:<app>:<service>           the service's stable version
   known-bad:<app>:<service>        hash version -> JSON of its KnownBad entry (app/known_bad.py)
@@ -31,6 +37,9 @@ PREFIX = "sluice:"
 
 RELEASES = PREFIX + "releases"
 DUE = PREFIX + "due"
+FINISHED = PREFIX + "releases:finished"
+SERVICES = PREFIX + "releases:services"
+INDEX_VERSION = PREFIX + "releases:index-version"
 RQ_QUEUE = "rq:queue:sluice"  # RQ's list for the `sluice` queue (read for the queue-depth gauge)
 
 
@@ -56,6 +65,30 @@ def release_gates(release_id: str) -> str:
 
 def release_approvals(release_id: str) -> str:
     return f"{PREFIX}release:{release_id}:approvals"
+
+
+def release_index(application: str = "", service: str = "", state: str = "") -> str:
+    """The listing index for one filter combination; '' means any. All three empty: RELEASES.
+    '|' cannot occur in an application, service or state name (app/names.py), so keys never collide."""
+    if not (application or service or state):
+        return RELEASES
+    return f"{PREFIX}releases:index:{application}|{service}|{state}"
+
+
+def release_indexes(application: str, service: str, state: str) -> tuple[list[str], list[str]]:
+    """The indexes a release is in: (those that do not depend on its state, those that do)."""
+    stateless = [release_index(a, s) for a in ("", application) for s in ("", service)]
+    stateful = [release_index(a, s, state) for a in ("", application) for s in ("", service)]
+    return stateless, stateful
+
+
+def finished_by_service(application: str, service: str) -> str:
+    return f"{PREFIX}releases:finished:{application}|{service}"
+
+
+def service_member(application: str, service: str) -> str:
+    """A member of SERVICES."""
+    return f"{application}|{service}"
 
 
 def active(application: str, service: str) -> str:

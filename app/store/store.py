@@ -9,6 +9,7 @@ leaves a complete record.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -22,10 +23,12 @@ from redis.sentinel import SentinelConnectionPool
 
 from app.known_bad import KnownBad
 from app.models import CheckResult, Delivery, Event, Release
-from app.store import keys
+from app.store import keys, listing
 from app.store.gates import GateStore
 from app.store.jobs import JobStore
+from app.store.listing import ReleasePage
 from app.store.metrics import MetricsStore
+from app.store.retention import Retention
 
 log = logging.getLogger("sluice.store")
 PREFIX = keys.PREFIX
@@ -36,6 +39,15 @@ DEDUP_TTL = 30 * 24 * 3600
 DANGLING_GRACE = 300
 # Behind Sentinel, how long a new release's creation waits for a replica to have it (Store._replicated).
 REPLICA_WAIT_MS = 500
+
+
+# A commit retries when the release or its lock changed between reading and writing (WATCH); a
+# heartbeat renewing the lease is such a change, so a few attempts are normal, many mean contention.
+_COMMIT_ATTEMPTS = 20
+
+
+class LeaseLost(Exception):
+    """A commit was refused: the release's lease or lock is no longer held by this thread's holder."""
 
 
 class DedupBusy(Exception):
@@ -54,11 +66,12 @@ return release
 """
 
 # Create a release unless its dedup key names one, in one step: the dedup key, the release, its listing,
-# its first event and (optionally) its first tick are written together, or not at all. An existing
+# its first event, its listing indexes and (optionally) its first tick are written together, or not at all. An existing
 # release is returned (the duplicate counted, the first few kept as events); a dedup key without its
 # release is overwritten only when DANGLING_GRACE old (see `DEDUP_TTL - ttl`), else {2, id}.
 # Forced (ARGV[12] == '1'): a finished release under the key is replaced, and the version's known-bad
 # entry (KEYS[6], field ARGV[13]) is cleared with the creation, so a forced release is not refused again.
+# The service joins SERVICES (KEYS[7], member ARGV[14]); KEYS[8..] are the release's listing indexes.
 _CREATE = """
 local id = redis.call('get', KEYS[1])
 if id then
@@ -84,6 +97,8 @@ redis.call('zadd', KEYS[3], ARGV[4], ARGV[2])
 redis.call('rpush', KEYS[4], ARGV[5])
 if ARGV[7] ~= '' then redis.call('zadd', KEYS[5], ARGV[8], ARGV[7]) end
 if ARGV[13] ~= '' then redis.call('hdel', KEYS[6], ARGV[13]) end
+redis.call('sadd', KEYS[7], ARGV[14])
+for i = 8, #KEYS do redis.call('zadd', KEYS[i], ARGV[4], ARGV[2]) end
 return {1, ARGV[3]}
 """
 
@@ -103,6 +118,13 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _stored_state(raw: Any) -> str | None:
+    """The state of a stored release's JSON (None: not stored)."""
+    if not raw:
+        return None
+    return str(json.loads(raw).get("state"))
+
+
 def new_release_id() -> str:
     """Time-ordered and unguessable enough: r-<yyyymmddHHMMSS>-<8 hex>."""
     return "r-" + time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
@@ -114,10 +136,12 @@ class Store:
         self.metrics = MetricsStore(client)
         self.jobs = JobStore(client)  # replay and backtest jobs (app/store/jobs.py)
         self.gates = GateStore(client)
+        self.retention = Retention(client)
         self._unlock = client.register_script(_DELETE_IF_EQUAL)
         self._duplicate = client.register_script(_DUPLICATE)
         self._create = client.register_script(_CREATE)
         self._renew = client.register_script(_RENEW_IF_EQUAL)
+        self._held = threading.local()  # the release locks and leases this thread holds (`_fences`)
 
     # --- releases ---------------------------------------------------------------------------------
 
@@ -133,33 +157,24 @@ class Store:
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[Release], int]:
-        """Newest first, filtered. Returns (page, total matching).
+        """Newest first, filtered. Returns (page, total matching). See `release_page`."""
+        page = self.release_page(service=service, application=application, state=state, limit=limit, offset=offset)
+        return page.releases, page.total
 
-        Unfiltered pages (the dashboard's default) read only the page. Filtered lists scan
-        the releases newest first, parsing only what the filters cannot rule out cheaply.
-        """
-        if not (service or application or state):
-            total = int(self.r.zcard(keys.RELEASES))
-            ids = self.r.zrevrange(keys.RELEASES, offset, offset + limit - 1)
-            raws = self.r.mget([keys.release(_text(x)) for x in ids]) if ids else []
-            return [Release.model_validate_json(raw) for raw in raws if raw], total
-        ids = self.r.zrevrange(keys.RELEASES, 0, -1)
-        matched: list[Release] = []
-        chunk = 200
-        for i in range(0, len(ids), chunk):
-            raws = self.r.mget([keys.release(_text(x)) for x in ids[i : i + chunk]])
-            for raw in raws:
-                if not raw:
-                    continue
-                rel = Release.model_validate_json(raw)
-                if (
-                    (service and rel.service != service)
-                    or (application and rel.application != application)
-                    or (state and rel.state != state)
-                ):
-                    continue
-                matched.append(rel)
-        return matched[offset : offset + limit], len(matched)
+    def release_page(
+        self,
+        service: str | None = None,
+        application: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: str | None = None,
+    ) -> ReleasePage:
+        """A page of releases, newest first, read from the index of these filters (never a scan):
+        a handful of Redis commands whatever the number of releases. `cursor` (from a previous
+        page's `next_cursor`) continues after that page; a bad one raises BadCursor."""
+        index = keys.release_index(application or "", service or "", state or "")
+        return listing.page(self.r, index, limit, offset, cursor)
 
     def get_many(self, release_ids: list[str]) -> list[Release]:
         """The releases that exist among these ids, in one round trip."""
@@ -194,6 +209,7 @@ class Store:
         `force`: a finished release under the key does not count (a new one is created in its place)
         and the target version's known-bad entry is cleared with the creation."""
         tick = keys.tick_member(release.id, release.seq) if first_tick_at is not None else ""
+        stateless, stateful = keys.release_indexes(release.application, release.service, release.state)
         status, raw = self._create(
             keys=[
                 keys.dedup(dedup_key),
@@ -202,6 +218,9 @@ class Store:
                 keys.release_events(release.id),
                 keys.DUE,
                 keys.known_bad(release.application, release.service),
+                keys.SERVICES,
+                *[k for k in stateless if k != keys.RELEASES],
+                *stateful,
             ],
             args=[
                 PREFIX,
@@ -217,6 +236,7 @@ class Store:
                 DANGLING_GRACE,
                 "1" if force else "0",
                 release.target_version if force else "",
+                keys.service_member(release.application, release.service),
             ],
         )
         if int(status) == 2:
@@ -261,33 +281,92 @@ class Store:
         stable_version: str | None = None,
         known_bad: KnownBad | None = None,
     ) -> None:
-        """Write a decision atomically (see module docstring); `known_bad` marks a version the decision
-        found bad (app/known_bad.py)."""
+        """Write a decision atomically (see module docstring), with the release's listing indexes;
+        `known_bad` marks a version the decision found bad (app/known_bad.py).
+
+        Fenced: when this thread holds the release's lease or lock (`release_lease`, `release_lock`),
+        the write happens only if the lock still holds our token, checked atomically with the write
+        (WATCH on the lock: a holder that lost it, and another took it, cannot commit). Raises
+        LeaseLost then; nothing is written."""
+        fence = self._fences().get(release.id)
+        for _ in range(_COMMIT_ATTEMPTS):
+            try:
+                self._commit_once(
+                    release, fence, results, events, deliveries, next_tick_at, previous_seq, stable_version, known_bad
+                )
+                return
+            except redis.WatchError:
+                continue  # the release or the lock changed (a lease renewal does too): check again
+        raise LeaseLost(f"release {release.id}: could not commit after {_COMMIT_ATTEMPTS} concurrent changes")
+
+    def _commit_once(
+        self,
+        release: Release,
+        fence: tuple[str, str] | None,
+        results: Sequence[CheckResult],
+        events: Sequence[Event],
+        deliveries: Sequence[Delivery],
+        next_tick_at: float | None,
+        previous_seq: int | None,
+        stable_version: str | None,
+        known_bad: KnownBad | None = None,
+    ) -> None:
         rid = release.id
-        pipe = self.r.pipeline(transaction=True)
-        pipe.set(keys.release(rid), release.model_dump_json())
-        for res in results:
-            pipe.rpush(keys.release_evaluations(rid), res.model_dump_json())
-        for ev in events:
-            pipe.rpush(keys.release_events(rid), ev.model_dump_json())
-        for d in deliveries:
-            # SET NX: a redone tick that re-creates the same delivery id does not deliver twice.
-            pipe.set(keys.delivery(d.id), d.model_dump_json(), nx=True)
-            pipe.zadd(keys.DUE, {keys.hook_member(d.id): d.next_attempt_at or release.updated_at}, nx=True)
-        if previous_seq is not None:
-            pipe.zrem(keys.DUE, keys.tick_member(rid, previous_seq))
-        if next_tick_at is not None:
-            pipe.zadd(keys.DUE, {keys.tick_member(rid, release.seq): next_tick_at})
-        if stable_version is not None:
-            pipe.set(keys.stable(release.application, release.service), stable_version)
-        if known_bad is not None:
-            pipe.hset(
-                keys.known_bad(release.application, release.service), known_bad.version, known_bad.model_dump_json()
-            )
-        if release.terminal:
-            # Clear `active` only if it still points at this release (a newer one may have taken it).
-            pipe.eval(_DELETE_IF_EQUAL, 1, keys.active(release.application, release.service), rid)
-        pipe.execute()
+        with self.r.pipeline(transaction=True) as pipe:
+            watched = [keys.release(rid), *([fence[0]] if fence else [])]
+            pipe.watch(*watched)
+            stored, holder = pipe.mget(keys.release(rid), fence[0] if fence else keys.release(rid))
+            if fence is not None and (holder is None or _text(holder) != fence[1]):
+                raise LeaseLost(f"release {rid}: its lease was lost (another holder may act on it); not committed")
+            old_state = _stored_state(stored)
+            pipe.multi()
+            pipe.set(keys.release(rid), release.model_dump_json())
+            self._queue_indexes(pipe, release, old_state)
+            for res in results:
+                pipe.rpush(keys.release_evaluations(rid), res.model_dump_json())
+            for ev in events:
+                pipe.rpush(keys.release_events(rid), ev.model_dump_json())
+            for d in deliveries:
+                # SET NX: a redone tick that re-creates the same delivery id does not deliver twice.
+                pipe.set(keys.delivery(d.id), d.model_dump_json(), nx=True)
+                pipe.zadd(keys.DUE, {keys.hook_member(d.id): d.next_attempt_at or release.updated_at}, nx=True)
+            if previous_seq is not None:
+                pipe.zrem(keys.DUE, keys.tick_member(rid, previous_seq))
+            if next_tick_at is not None:
+                pipe.zadd(keys.DUE, {keys.tick_member(rid, release.seq): next_tick_at})
+            if stable_version is not None:
+                pipe.set(keys.stable(release.application, release.service), stable_version)
+            if known_bad is not None:
+                pipe.hset(
+                    keys.known_bad(release.application, release.service),
+                    known_bad.version,
+                    known_bad.model_dump_json(),
+                )
+            if release.terminal:
+                # Clear `active` only if it still points at this release (a newer one may have taken it).
+                pipe.eval(_DELETE_IF_EQUAL, 1, keys.active(release.application, release.service), rid)
+            pipe.execute()
+
+    @staticmethod
+    def _queue_indexes(pipe: Any, release: Release, old_state: str | None) -> None:
+        """Keep the listing indexes (keys.release_index) in step with the release, in its commit:
+        only a change of state (or a release not stored before) moves anything."""
+        app, svc = release.application, release.service
+        stateless, stateful = keys.release_indexes(app, svc, release.state)
+        if old_state is None:
+            for key in stateless:
+                pipe.zadd(key, {release.id: release.created_at})
+            pipe.sadd(keys.SERVICES, keys.service_member(app, svc))
+        if old_state != release.state:
+            if old_state is not None:
+                for key in keys.release_indexes(app, svc, old_state)[1]:
+                    pipe.zrem(key, release.id)
+            for key in stateful:
+                pipe.zadd(key, {release.id: release.created_at})
+            if release.terminal:
+                finished = release.finished_at or release.updated_at
+                pipe.zadd(keys.FINISHED, {release.id: finished})
+                pipe.zadd(keys.finished_by_service(app, svc), {release.id: finished})
 
     # --- per-service pointers -----------------------------------------------------------------------
 
@@ -384,14 +463,31 @@ class Store:
         pipe.execute()
         return [_text(m) for m in members]
 
+    def retry_tick(self, release_id: str, seq: int, at: float) -> None:
+        """Bring a scheduled tick forward to `at` (only if it is still scheduled: ZADD XX)."""
+        self.r.zadd(keys.DUE, {keys.tick_member(release_id, seq): at}, xx=True)
+
+    def extend_tick_claims(self, ticks: Sequence[tuple[str, int]], until: float) -> None:
+        """Push claimed ticks that are still scheduled to `until` (a running batch's claim renewal)."""
+        if ticks:
+            self.r.zadd(keys.DUE, {keys.tick_member(rid, seq): until for rid, seq in ticks}, xx=True)
+
     def due_count(self) -> int:
         return int(self.r.zcard(keys.DUE))
 
     # --- locks and leases -------------------------------------------------------------------------------
 
     def release_lock(self, release_id: str, ttl: float = 30.0, wait: float = 0.0) -> AbstractContextManager[bool]:
-        """The per-release lock a tick and a steering action hold while they decide."""
-        return self._lock(keys.release_lock(release_id), ttl, wait)
+        """The per-release lock a steering action (and the intake's supersede) holds while it decides;
+        its commits on the release are fenced by it (see `commit`)."""
+        return self._lock(keys.release_lock(release_id), ttl, wait, fence_for=release_id)
+
+    def _fences(self) -> dict[str, tuple[str, str]]:
+        """release id -> (lock key, token) of the release locks and leases this thread holds."""
+        fences: dict[str, tuple[str, str]] | None = getattr(self._held, "fences", None)
+        if fences is None:
+            fences = self._held.fences = {}
+        return fences
 
     @contextmanager
     def release_lease(self, release_id: str, ttl: float = 10.0) -> Iterator[Lease | None]:
@@ -407,9 +503,11 @@ class Store:
             return
         lease = Lease(self, key, token, ttl)
         lease.start()
+        self._fences()[release_id] = (key, token)
         try:
             yield lease
         finally:
+            self._fences().pop(release_id, None)
             lease.stop()
             if lease.held():
                 self._unlock(keys=[key], args=[token])
@@ -421,17 +519,22 @@ class Store:
         return self._lock(keys.lock(name), ttl, wait)
 
     @contextmanager
-    def _lock(self, key: str, ttl: float, wait: float) -> Iterator[bool]:
-        """A Redis lock with a TTL (a crashed holder frees it). Yields whether it was acquired."""
+    def _lock(self, key: str, ttl: float, wait: float, fence_for: str | None = None) -> Iterator[bool]:
+        """A Redis lock with a TTL (a crashed holder frees it). Yields whether it was acquired.
+        `fence_for`: a release whose commits this lock fences while held."""
         token = uuid.uuid4().hex
         deadline = time.monotonic() + wait
         acquired = bool(self.r.set(key, token, nx=True, px=int(ttl * 1000)))
         while not acquired and time.monotonic() < deadline:
             time.sleep(0.05)
             acquired = bool(self.r.set(key, token, nx=True, px=int(ttl * 1000)))
+        if acquired and fence_for is not None:
+            self._fences()[fence_for] = (key, token)
         try:
             yield acquired
         finally:
+            if acquired and fence_for is not None:
+                self._fences().pop(fence_for, None)
             if acquired:
                 self._unlock(keys=[key], args=[token])
 

@@ -10,6 +10,9 @@ from pydantic import ValidationError
 from app.context import get_context
 from app.control import ACTIONS, ControlError, control
 from app.models import TERMINAL_STATES
+from app.names import LABEL_VALUE_RE
+from app.store import BadCursor
+from app.unmatched import UnmatchedDeployList, unmatched_deploys
 from app.views import ReleaseDetail, release_detail, release_summary
 from app.web.auth import require_token
 from app.web.bodies import parse_json, raw_body
@@ -63,14 +66,31 @@ def list_releases():
     if state is not None and state not in STATES:
         raise ApiError(400, f"unknown state {state!r}; use one of {', '.join(STATES)}")
     limit, offset = _int_arg("limit"), _int_arg("offset")
-    page, total = get_context().store.list_releases(
-        service=request.args.get("service"),
-        application=request.args.get("application"),
-        state=state,
-        limit=limit,
-        offset=offset,
+    filters = {name: _name_arg(name) for name in ("service", "application")}
+    try:
+        page = get_context().store.release_page(
+            **filters, state=state, limit=limit, offset=offset, cursor=request.args.get("cursor")
+        )
+    except BadCursor as exc:
+        raise ApiError(400, str(exc)) from None
+    return respond(
+        ReleaseList(
+            releases=[release_summary(r) for r in page.releases],
+            total=page.total,
+            limit=limit,
+            offset=offset,
+            next_cursor=page.next_cursor,
+        )
     )
-    return respond(ReleaseList(releases=[release_summary(r) for r in page], total=total, limit=limit, offset=offset))
+
+
+def _name_arg(name: str) -> str | None:
+    """A service or application filter: a name as the configuration allows one (it becomes part of
+    an index key), else 400."""
+    raw = request.args.get(name)
+    if raw is not None and not LABEL_VALUE_RE.fullmatch(raw):
+        raise ApiError(400, f"`{name}` must be a {name} name: 1-63 letters, digits, '-', '_' or '.'")
+    return raw
 
 
 @bp.get("/releases/<release_id>")
@@ -165,6 +185,16 @@ def list_applications():
 def list_policies():
     """The configured release policies: steps, interval, checks and their thresholds, tolerance."""
     return respond(PolicyList(policies=get_context().config.policies))
+
+
+@bp.get("/intake/unmatched")
+@doc(
+    "CircleCI deploys ignored because no circleci.projects slug matched, with how to fix each",
+    "configuration",
+    {200: (UnmatchedDeployList, "Slugs the configuration still does not match, most ignored first.")},
+)
+def list_unmatched_deploys():
+    return respond(UnmatchedDeployList(unmatched=unmatched_deploys(get_context())))
 
 
 @bp.get("/doctor")

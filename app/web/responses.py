@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from app.config import PolicyConfig
 from app.models import ReleaseState
+from app.names import LABEL_VALUE_RE
 from app.views import ReleaseSummary
 
 
@@ -32,11 +33,16 @@ class Error(BaseModel):
 class ReleaseQuery(BaseModel):
     """Filters and paging of GET /api/v1/releases."""
 
-    service: str | None = Field(None, description="Only this service.")
-    application: str | None = Field(None, description="Only this application.")
+    service: str | None = Field(None, description="Only this service.", pattern=LABEL_VALUE_RE.pattern, max_length=63)
+    application: str | None = Field(
+        None, description="Only this application.", pattern=LABEL_VALUE_RE.pattern, max_length=63
+    )
     state: ReleaseState | None = Field(None, description="Only releases in this state.")
     limit: int = Field(50, ge=1, le=500, description="Page size.")
-    offset: int = Field(0, ge=0, le=1_000_000, description="Skip.")
+    offset: int = Field(0, ge=0, le=1_000_000, description="Skip (ignored with `cursor`).")
+    cursor: str | None = Field(
+        None, max_length=200, description="The `next_cursor` of the previous page: the page after it."
+    )
 
 
 class ReleaseList(BaseModel):
@@ -44,6 +50,7 @@ class ReleaseList(BaseModel):
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class SteerRequest(BaseModel):

@@ -297,6 +297,28 @@ def test_query_checks_keep_thresholds_and_no_data_rules():
     assert decide(release(), p, obs, T0 + 40).kind == "advance"
 
 
+def test_no_data_timeout_counts_the_time_spent_observing():
+    """A frozen Prometheus: each tick's queries take 20 s to time out. `no_data_timeout: 15s` must
+    fail the release once 15 s have passed on the wall clock since the first observation without
+    data began, not 15 s of tick `now`s (which are taken before the queries)."""
+    p = policy(
+        checks=[{"name": "queue", "type": "query", "metric": "queue", "max": 10}],
+        on_no_data="hold",
+        no_data_timeout="15s",
+    )
+    frozen = good(T0 + 40)
+    frozen.checks = [CheckObservation(name="queue", value=None, error="timed out")]
+    frozen.completed_at = T0 + 60  # the queries began at T0 + 40 and timed out 20 s later
+    d = decide(release(), p, frozen, T0 + 40)
+    assert d.kind == "fail" and "no data for 20s" in d.reason
+    # Observing that took no time: the clock starts at the first observation without data.
+    quick = frozen.model_copy(update={"completed_at": T0 + 40.2})
+    d = decide(release(), p, quick, T0 + 40)
+    assert d.kind == "hold" and d.no_data_since == T0 + 40
+    later = quick.model_copy(update={"at": T0 + 54, "completed_at": T0 + 55.5})
+    assert decide(release(no_data_since=T0 + 40), p, later, T0 + 54).kind == "fail"
+
+
 def test_no_data_pass_never_passes_a_step_without_counts():
     obs = Observations(at=T0 + 40, candidate_healthy=True)  # Prometheus and the router both silent
     d = decide(release(), policy(on_no_data="pass"), obs, T0 + 40)

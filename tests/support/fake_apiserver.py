@@ -15,7 +15,8 @@ What it does like the real one, as far as Sluice uses it:
 - PATCH: application/json-patch+json (a list of ops; an object body is a 400, as on a real server),
   application/merge-patch+json (RFC 7386), application/strategic-merge-patch+json (built-in types
   only; maps merge, lists are replaced - right for the atomic lists Sluice patches);
-- watch: chunked stream of ADDED / MODIFIED / DELETED, BOOKMARK when allowed, ERROR 410 Gone for a
+- watch: chunked stream of ADDED / MODIFIED / DELETED, BOOKMARK when allowed (cut mid-stream by
+  `drop_watches`, refused with 503 by `refuse_watches`), ERROR 410 Gone for a
   resourceVersion older than the last `compact()`, and the stream ends after timeoutSeconds.
 
 Test controls (Python, not HTTP): `apply`, `mutate`, `delete`, `get`, `before_next_write` (inject
@@ -28,6 +29,7 @@ from __future__ import annotations
 import builtins
 import copy
 import json
+import socket
 import threading
 import time
 import uuid
@@ -200,6 +202,11 @@ class FakeApiServer:
         # SelfSubjectAccessReview: every (group, resource, verb) is allowed but these
         self.denied: set[tuple[str, str, str]] = set()
         self.bookmark_interval = bookmark_interval
+        # Watch disruptions (drop_watches, refuse_watches): the generation of open watches to cut,
+        # how many watch requests to answer 503, and every watch request's resourceVersion.
+        self._watch_generation = 0
+        self.refused_watches = 0
+        self.watch_starts: list[str | None] = []
         self._hooks: list[tuple[str, str, Callable[[], None]]] = []
         self._after: list[tuple[str, str, Callable[[], None]]] = []
         self._cond = threading.Condition()
@@ -331,6 +338,18 @@ class FakeApiServer:
         with self._cond:
             self._after.append((group, plural, change))
 
+    def drop_watches(self) -> None:
+        """Cut every open watch connection mid-stream, without ending the chunked response (as a
+        restarting API server or a load balancer's idle timeout does)."""
+        with self._cond:
+            self._watch_generation += 1
+            self._cond.notify_all()
+
+    def refuse_watches(self, n: int) -> None:
+        """Answer the next `n` watch requests 503 (an API server that is down or overloaded)."""
+        with self._cond:
+            self.refused_watches = n
+
     def compact(self) -> None:
         """Forget history: any watch from a resourceVersion up to now gets 410 Gone."""
         with self._cond:
@@ -415,7 +434,16 @@ class FakeApiServer:
         }[method]
         self.calls.add((group, plural + (f"/{sub}" if sub else ""), verb))
         if verb == "watch":
-            self._watch(handler, group, plural, ns, query)
+            with self._cond:
+                # The generation is taken with the count: a drop_watches() after a test saw this
+                # watch start cuts it.
+                self.watch_starts.append(query.get("resourceVersion"))
+                generation = self._watch_generation
+                refused = self.refused_watches > 0
+                self.refused_watches -= 1 if refused else 0
+            if refused:
+                raise ApiError(503, "ServiceUnavailable", "the API server is unavailable (refuse_watches)")
+            self._watch(handler, group, plural, ns, query, generation)
             return None
         if verb in ("update", "patch"):
             self._run_hooks(group, plural)
@@ -532,7 +560,15 @@ class FakeApiServer:
             "please apply your changes to the latest version and try again"
         )
 
-    def _watch(self, handler: BaseHTTPRequestHandler, group: str, plural: str, ns: str, query: dict[str, str]) -> None:
+    def _watch(
+        self,
+        handler: BaseHTTPRequestHandler,
+        group: str,
+        plural: str,
+        ns: str,
+        query: dict[str, str],
+        generation: int,
+    ) -> None:
         selector = query.get("labelSelector")
         timeout = float(query.get("timeoutSeconds") or 30)
         bookmarks = str(query.get("allowWatchBookmarks")).lower() in ("true", "1")
@@ -572,6 +608,10 @@ class FakeApiServer:
                 with self._cond:
                     if self._stopping:
                         break
+                    if self._watch_generation != generation:  # drop_watches: cut, no final chunk
+                        handler.close_connection = True
+                        handler.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     fresh = [e for e in self.events if e[0] > cursor and e[1][:3] == (group, plural, ns)]
                     if not fresh:
                         self._cond.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))

@@ -285,7 +285,7 @@ def test_unexpected_errors_are_json_without_traceback(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(type(ctx.store), "list_releases", broken)
+    monkeypatch.setattr(type(ctx.store), "release_page", broken)
     body = assert_json_error(client.get("/api/v1/releases"), 500)
     assert "internal error" in body["error"] and "a bug" not in body["error"]
 

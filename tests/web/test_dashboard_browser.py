@@ -199,3 +199,26 @@ def test_a_failed_release_says_why_at_the_top(stack, page, artifacts):
     page.goto(f"{demo_stack.api_url}/?state=failed")
     page.locator(f'tr[data-release="{rid}"]').wait_for(timeout=10_000)
     assert page.locator("tbody tr").count() == 1
+
+
+def test_deploys_that_matched_no_project_are_shown_with_their_fix(stack, page):
+    """A CircleCI deploy from a slug no project matches (as the receiver counts it) shows on the
+    releases page with the slug, how many were ignored, and what to do."""
+    import redis
+
+    from app.store import Store, keys
+
+    demo_stack, _ = stack
+    client = redis.Redis.from_url(demo_stack.redis_url)
+    try:
+        metrics = Store(client).metrics
+        metrics.add([("circleci_unmatched_deploys", ("github/acme/typo-shop",))] * 2)
+        open_logged_in(page, demo_stack, "/")
+        item = page.locator('#unmatched li[data-slug="github/acme/typo-shop"]')
+        item.wait_for(timeout=10_000)
+        assert page.locator("#unmatched").is_visible()
+        text = item.inner_text()
+        assert "2 deploy(s) ignored" in text and "circleci.projects" in text
+    finally:
+        client.delete(keys.metrics_counter("circleci_unmatched_deploys"))
+        client.close()

@@ -23,7 +23,7 @@ from integrations.notify.webhook import USER_AGENT, verify
 from tests.support.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver, config_text
 from tests.support.web import read_api
 from workers.deliver import deliver
-from workers.scheduler import QUEUE_NAME, enqueue_due
+from workers.scheduler import LEASE_SECONDS, QUEUE_NAME, enqueue_due
 from workers.tick import tick
 
 pytestmark = pytest.mark.integration
@@ -343,6 +343,6 @@ def test_enqueue_due_only_takes_due_items_and_leases_them(ctx: Context) -> None:
         ("workers.deliver.run_delivery", repr(("r-a:succeeded:ci",))),
     }
     # Leased, not removed: a worker that dies mid-job leaves the item to come due again.
-    assert float(ctx.store.r.zscore(DUE, "tick:r-a:0") or 0) > now + 10
+    assert float(ctx.store.r.zscore(DUE, "tick:r-a:0") or 0) == pytest.approx(now + LEASE_SECONDS)
     assert ctx.store.r.zscore(DUE, "bogus") is None
     assert enqueue_due(ctx.store, queue, now=now) == 0

@@ -704,11 +704,21 @@
     try {
       const data = await getJSON(`/api/v1/releases?${q}`);
       renderList(data);
+      renderUnmatched((await getJSON("/api/v1/intake/unmatched")).unmatched);
       setLive("on", `live · updated ${clock(Date.now() / 1000)}`);
     } catch (err) {
       setLive("stale", `cannot reach Sluice (${err.message}); retrying`);
     }
     list.timer = setTimeout(pollList, Math.max(POLL_MS, 4000));
+  }
+
+  /** Deploys CircleCI sent that no configured project matched: the slug, how many, how to fix it. */
+  function renderUnmatched(unmatched) {
+    const box = document.getElementById("unmatched");
+    box.hidden = !unmatched.length;
+    document.getElementById("unmatched-list").replaceChildren(...unmatched.map((u) =>
+      h("li", { "data-slug": u.slug }, h("b", { class: "mono", text: u.slug }),
+        ` — ${u.count} deploy(s) ignored. `, h("span", { class: "fix", text: `Fix: ${u.fix}` }))));
   }
 
   function renderList(data) {

@@ -1,0 +1,65 @@
+"""The retention job as it runs in production: the scheduler's leader enqueues it on the releases
+queue, an RQ worker runs it with the settings from the environment."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from rq import Queue, SimpleWorker
+
+from app.config import parse_config
+from app.context import Context, set_context
+from app.models import Event, Release
+from app.store import keys
+from tests.support.fakes import FakePrometheus, config_text
+from workers.scheduler import QUEUE_NAME, Scheduler
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ctx(redis_url: str, prom: FakePrometheus) -> Iterator[Context]:
+    context = Context(config=parse_config(config_text()), redis_url=redis_url, prometheus_url=prom.url)
+    set_context(context)
+    yield context
+    set_context(None)
+    context.prometheus.close()
+    context.store.r.close()
+
+
+def finished(ctx: Context, n: int, hours_ago: float) -> Release:
+    at = time.time() - hours_ago * 3600
+    rel = Release(
+        id=f"r-job-{n}",
+        application="shop",
+        namespace="default",
+        service="web",
+        source_version="1.0.0",
+        target_version=f"1.1.{n}",
+        policy="default",
+        created_at=at - 60,
+        updated_at=at - 60,
+    )
+    ctx.store.create(rel, keys.deploy_dedup("shop", "web", rel.target_version), Event(at=at, type="c", message=""))
+    done = rel.model_copy(update={"state": "succeeded", "seq": 1, "finished_at": at, "updated_at": at})
+    ctx.store.commit(done, previous_seq=0)
+    return done
+
+
+def test_the_leader_enqueues_retention_and_a_worker_applies_the_environments_settings(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLUICE_RETENTION", "2h")
+    old, recent = finished(ctx, 1, hours_ago=3), finished(ctx, 2, hours_ago=1)
+    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    scheduler = Scheduler(ctx.store, queue)
+
+    last = scheduler._maybe_enqueue_retention(0.0)
+    assert scheduler._maybe_enqueue_retention(last) == last  # not again within RETENTION_EVERY
+    assert [j.func_name for j in queue.get_jobs()] == ["workers.retention.run_retention"]
+
+    SimpleWorker([queue], connection=ctx.store.r).work(burst=True)
+    assert ctx.store.get(old.id) is None and ctx.store.get(recent.id) == recent
+    assert [r.id for r in ctx.store.list_releases()[0]] == [recent.id]
