@@ -92,6 +92,7 @@ def decided(release: Release, decision: Decision, now: float) -> Release:
     new.updated_at = now
     new.consecutive_failures = decision.consecutive_failures
     new.no_data_since = decision.no_data_since
+    new.unready_since = decision.unready_since
     if decision.judge is not None:
         new.judge = decision.judge.model_copy(deep=True)
     kind = decision.kind

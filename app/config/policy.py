@@ -186,6 +186,11 @@ class PolicyConfig(Strict):
     shadow_hooks: Literal["marked", "none"] | None = Field(
         None, description="A shadow release's hooks: marked (default) or none; a service's own setting wins."
     )
+    ready_timeout: Duration = Field(
+        300.0,
+        description="Sluice moves traffic to the candidate only once it has the ready replicas (Kubernetes) or "
+        "UP server (HAProxy) the step needs; a release still waiting after this long fails.",
+    )
 
     @field_validator("interval")
     @classmethod
