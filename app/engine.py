@@ -21,6 +21,7 @@ from app.hooks import plan_deliveries
 from app.known_bad import ROLLBACK_TRIGGER, KnownBad
 from app.models import Decision, Event, Release
 from app.route_shape import apply_shape, describe_shape, route_shape
+from app.scaling import scale_due
 from integrations.routing import RouterError
 
 log = logging.getLogger("sluice.engine")
@@ -157,6 +158,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         previous_seq=release.seq,
         stable_version=stable,
         known_bad=_known_bad(new, kind, decision, now),
+        also_due=scale_due(ctx, release, new, now),  # replicas to put back or scale down (app/scaling.py)
     )
     metrics.record_decision(ctx.store, release, new, kind, decision.results)
     log.info(

@@ -36,6 +36,7 @@ from app.models import (
     ResponseCounts,
     VersionCounts,
 )
+from app.scaling import observe_readiness
 from integrations.routing import RouterError
 
 log = logging.getLogger("sluice.tick")
@@ -161,6 +162,7 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
     except UnknownService:
         return obs  # nothing to ask about: decide_next fails the release
     if release.state != "running":
+        obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before `start`
         return obs
     obs.checks = ctx.metrics_provider.observe_checks(policy, ctx.config.metrics, release, now)
     obs.evidence = observe_evidence(ctx, app, svc, policy, release, now)
@@ -176,6 +178,7 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         from integrations.kubernetes.health import observe_cluster
 
         observe_cluster(ctx, app, svc, release, obs)
+    obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before the next `advance`
     return obs
 
 

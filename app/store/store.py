@@ -23,6 +23,7 @@ from app.models import CheckResult, Delivery, Event, Release
 from app.store import keys
 from app.store.jobs import JobStore
 from app.store.metrics import MetricsStore
+from app.store.scaling import ScalingStore
 
 log = logging.getLogger("sluice.store")
 PREFIX = keys.PREFIX
@@ -114,6 +115,7 @@ class Store:
         self.r = client  # for RQ (workers/worker.py) and tests; Sluice's own code calls the methods
         self.metrics = MetricsStore(client)
         self.jobs = JobStore(client)  # replay and backtest jobs (app/store/jobs.py)
+        self.scaling = ScalingStore(client)
         self._unlock = client.register_script(_DELETE_IF_EQUAL)
         self._duplicate = client.register_script(_DUPLICATE)
         self._create = client.register_script(_CREATE)
@@ -249,9 +251,11 @@ class Store:
         previous_seq: int | None = None,
         stable_version: str | None = None,
         known_bad: KnownBad | None = None,
+        also_due: dict[str, float] | None = None,
     ) -> None:
         """Write a decision atomically (see module docstring); `known_bad` marks a version the decision
-        found bad (app/known_bad.py)."""
+        found bad (app/known_bad.py); `also_due`: more `due` members the decision starts (e.g.
+        `keys.scale_member`), kept at their first time if already there."""
         rid = release.id
         pipe = self.r.pipeline(transaction=True)
         pipe.set(keys.release(rid), release.model_dump_json())
@@ -267,6 +271,8 @@ class Store:
             pipe.zrem(keys.DUE, keys.tick_member(rid, previous_seq))
         if next_tick_at is not None:
             pipe.zadd(keys.DUE, {keys.tick_member(rid, release.seq): next_tick_at})
+        if also_due:
+            pipe.zadd(keys.DUE, also_due, nx=True)
         if stable_version is not None:
             pipe.set(keys.stable(release.application, release.service), stable_version)
         if known_bad is not None:

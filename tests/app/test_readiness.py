@@ -67,7 +67,9 @@ def test_still_not_ready_at_ready_timeout_fails_back_to_stable_with_the_reason()
     assert decide(waiting, p, obs, T0 + 119).kind == "hold"
     d = decide(waiting, p, obs, T0 + 120)
     assert d.kind == "fail" and d.weights == {"1.0.370": 100}
-    assert d.reason.startswith("waiting for 1.0.371 to be ready: 1 of 3 replicas ready, still after 120s (ready_timeout)")
+    assert d.reason.startswith(
+        "waiting for 1.0.371 to be ready: 1 of 3 replicas ready, still after 120s (ready_timeout)"
+    )
 
 
 def test_readiness_that_cannot_be_observed_holds_too():
