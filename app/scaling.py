@@ -55,7 +55,7 @@ def observe_readiness(
     if weight is None:
         return None
     if on_kubernetes(app):
-        return _kubernetes_readiness(ctx, app, svc, release, weight, now)
+        return _kubernetes_readiness(ctx, app, svc, release, obs, weight, now)
     if obs.candidate_healthy is None and not obs.health_detail:  # not asked yet (a pending release)
         try:
             health = ctx.router(app).health(svc, release.target_version)
@@ -72,8 +72,14 @@ def observe_readiness(
 
 
 def _kubernetes_readiness(
-    ctx: Context, app: ApplicationConfig, svc: ServiceConfig, release: Release, weight: int, now: float
-) -> Readiness:
+    ctx: Context,
+    app: ApplicationConfig,
+    svc: ServiceConfig,
+    release: Release,
+    obs: Observations,
+    weight: int,
+    now: float,
+) -> Readiness | None:
     from integrations.kubernetes import scaling
 
     assert app.cluster is not None
@@ -82,12 +88,11 @@ def _kubernetes_readiness(
         stable = scaling.replicas_of(kube, app.namespace, app.cluster, svc.name, release.source_version)
         candidate = scaling.replicas_of(kube, app.namespace, app.cluster, svc.name, release.target_version)
         if candidate is None:
-            return Readiness(
-                weight=weight, ready=0, needed=1, detail=f"no Deployment of {svc.name} {release.target_version} yet"
-            )
+            return None  # never deployed: the shift fails the release with the router's message
         stable_ready = stable.ready if stable is not None else 0
         needed = needed_replicas(stable_ready, weight)
         if svc.scale is not None and svc.scale.with_traffic:
+            _excuse_scaling_up(obs, release, candidate, stable_ready)
             needed = _ensure_replicas(ctx, app, release, candidate, needed, weight, stable_ready, now)
         else:
             # Sluice does not size it: ready for the share, as far as the replicas asked for go.
@@ -97,6 +102,22 @@ def _kubernetes_readiness(
     return Readiness(
         weight=weight, ready=candidate.ready, needed=needed, detail=f"{candidate.ready} of {needed} replicas ready"
     )
+
+
+def _excuse_scaling_up(obs: Observations, release: Release, candidate: Replicas, stable_ready: int) -> None:
+    """The router's health of a Deployment wants every desired replica ready. Replicas Sluice added
+    for the next step are not ready at once: while the ready ones still cover the current share,
+    and the rollout has not failed (obs.fatal), the candidate is healthy for the traffic it has."""
+    if release.state != "running" or obs.candidate_healthy is not False or obs.fatal:
+        return
+    current = release.desired_weights.get(release.target_version, 0)
+    now_needed = needed_replicas(stable_ready, current)
+    if candidate.desired > candidate.ready >= now_needed:
+        obs.candidate_healthy = True
+        obs.health_detail = (
+            f"{candidate.ready} of {candidate.desired} replicas ready: scaling up for the next step "
+            f"({now_needed} cover {current}% of traffic now); was: {obs.health_detail}"
+        )
 
 
 def _ensure_replicas(
