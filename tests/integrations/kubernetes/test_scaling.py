@@ -271,3 +271,41 @@ def test_without_scale_readiness_asks_only_for_the_replicas_the_deployment_has(
     assert _tick(ctx, rid).startswith("advance")  # 100% would need 3; the Deployment asks for 2, both ready
     assert live(api) == {"1.1.0": 100}
     assert scale_writes(api, "1.1.0") == [] and ctx.store.scaling.scheduled_at(rid) is None
+
+
+def test_the_scale_down_runs_from_the_due_schedule_through_rq_and_survives_a_worker_dying(
+    api: FakeApiServer, sim: Sim, scale_ctx: Callable[..., Context]
+) -> None:
+    from rq import Queue, SimpleWorker
+
+    from app.context import set_context
+    from workers.scheduler import QUEUE_NAME, enqueue_due
+
+    ctx = scale_ctx()
+    setup_cluster(sim, "gateway-api")
+    sim.deployment("web", "1.1.0", replicas=3)  # already big enough: nothing to raise
+    rid = start_release(ctx, "web", "1.1.0").release.id
+    for _ in range(6):
+        if _tick(ctx, rid).startswith("promote"):
+            break
+    rel = ctx.store.get(rid)
+    assert rel is not None and rel.state == "succeeded"
+    assert ctx.store.scaling.originals(rid) == {}
+
+    # A worker takes the item and dies before running it: it comes due again after its lease.
+    [taken] = [m for m in ctx.store.claim_due(time.time(), lease=0.3) if m.startswith("scale:")]
+    assert taken == f"scale:{rid}"
+    set_context(ctx)  # what the RQ job (workers.scale.run_scale) uses
+    try:
+        queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+        deadline = time.monotonic() + 15
+        while replicas(api, "1.0.0") != 0 and time.monotonic() < deadline:
+            enqueue_due(ctx.store, queue)
+            SimpleWorker([queue], connection=ctx.store.r).work(burst=True, logging_level="WARNING")
+            time.sleep(0.1)
+        assert len(queue.failed_job_registry) == 0
+    finally:
+        set_context(None)
+    assert replicas(api, "1.0.0") == 0 and replicas(api, "1.1.0") == 3
+    assert ctx.store.scaling.scheduled_at(rid) is None
+    assert len(events(ctx, rid, "scaled_down")) == 1
