@@ -52,7 +52,7 @@ def observe_readiness(
 ) -> Readiness | None:
     """The candidate's readiness for the next shift (None: no shift ahead, or the router cannot tell)."""
     weight = next_weight(policy, release)
-    if weight is None:
+    if weight is None or release.shadow:  # a shadow release moves no traffic and changes nothing
         return None
     if on_kubernetes(app):
         return _kubernetes_readiness(ctx, app, svc, release, obs, weight, now)
@@ -169,7 +169,7 @@ def _event(at: float, kind: str, message: str, target: str, replicas: int) -> Ev
 
 def scale_due(ctx: Context, before: Release, after: Release, now: float) -> dict[str, float]:
     """The replicas work a decision starts: when a release of a service with `scale:` ends."""
-    if not after.terminal or before.terminal:
+    if not after.terminal or before.terminal or after.shadow:  # a shadow release changed no replicas
         return {}
     app = ctx.config.application(after.application)
     svc = app.service(after.service) if app else None

@@ -309,3 +309,19 @@ def test_the_scale_down_runs_from_the_due_schedule_through_rq_and_survives_a_wor
     assert replicas(api, "1.0.0") == 0 and replicas(api, "1.1.0") == 3
     assert ctx.store.scaling.scheduled_at(rid) is None
     assert len(events(ctx, rid, "scaled_down")) == 1
+
+
+def test_a_shadow_release_scales_nothing_and_schedules_no_scale_down(
+    api: FakeApiServer, sim: Sim, scale_ctx: Callable[..., Context]
+) -> None:
+    ctx = scale_ctx()
+    setup_cluster(sim, "gateway-api")
+    sim.deployment("web", "1.1.0", replicas=1)
+    rid = start_release(ctx, "web", "1.1.0", mode="shadow").release.id
+    outs = [_tick(ctx, rid) for _ in range(6)]
+    rel = ctx.store.get(rid)
+    assert rel is not None and rel.terminal, outs
+    assert not any("waiting for 1.1.0 to be ready" in out for out in outs), outs
+    assert scale_writes(api, "1.1.0") == [] and scale_writes(api, "1.0.0") == []
+    assert ctx.store.scaling.scheduled_at(rid) is None
+    assert replicas(api, "1.0.0") == 3
