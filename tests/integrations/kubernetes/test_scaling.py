@@ -128,6 +128,12 @@ def test_replicas_are_raised_before_the_weight_moves_and_the_old_version_goes_to
     assert down == "scaled 1.0.0 down (Deployment web-1-0-0: 3 -> 0 replicas) 1s after promotion"
     assert ctx.store.scaling.scheduled_at(rid) is None  # done: nothing left to run
     assert replicas(api, "1.1.0") == 3  # the new stable keeps what it needs
+    # The warm way back is closed: an instant rollback is refused rather than routed to nothing.
+    from app.rollback import RollbackError, rollback
+
+    with pytest.raises(RollbackError) as refused:
+        rollback(ctx, "web", reason="too late")
+    assert refused.value.status == 409 and "cannot take traffic" in str(refused.value)
 
 
 def test_an_hpa_gets_its_min_replicas_raised_instead_and_put_back_when_the_release_fails(
@@ -325,3 +331,25 @@ def test_a_shadow_release_scales_nothing_and_schedules_no_scale_down(
     assert scale_writes(api, "1.1.0") == [] and scale_writes(api, "1.0.0") == []
     assert ctx.store.scaling.scheduled_at(rid) is None
     assert replicas(api, "1.0.0") == 3
+
+
+def test_a_rollback_within_the_delay_keeps_the_old_version_from_being_scaled_down(
+    api: FakeApiServer, sim: Sim, scale_ctx: Callable[..., Context]
+) -> None:
+    from app.rollback import rollback
+
+    ctx = scale_ctx()
+    setup_cluster(sim, "gateway-api")
+    sim.deployment("web", "1.1.0", replicas=3)
+    rid = start_release(ctx, "web", "1.1.0").release.id
+    for _ in range(6):
+        if _tick(ctx, rid).startswith("promote"):
+            break
+    back = rollback(ctx, "web", reason="checkout is broken")  # within scale_down_delay: 1.0.0 still warm
+    assert back.state == "succeeded" and live(api) == {"1.0.0": 100}
+    rel = ctx.store.get(rid)
+    assert rel is not None and rel.finished_at is not None
+    out = finish(ctx, rid, rel.finished_at + 1.5)  # the promotion's scale-down comes due
+    assert out == "1.0.0 in use again", out
+    assert replicas(api, "1.0.0") == 3
+    assert events(ctx, rid, "scale_down_skipped") == ["1.0.0 is in use again; not scaled down"]
