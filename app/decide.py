@@ -22,6 +22,7 @@ from app.describe import describe_threshold, format_value
 from app.gating import PROMOTION, check_gates, step_point
 from app.judging import judge_step
 from app.models import CheckObservation, CheckResult, Decision, Observations, Release
+from app.readiness import hold_until_ready
 
 
 def judge(check: CheckConfig, obs: CheckObservation | None, step: int, now: float) -> CheckResult:
@@ -209,6 +210,9 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
         gated = check_gates(release, policy, step_point(0), obs, now)
         if gated is not None:
             return gated
+        not_ready = hold_until_ready(release, policy, obs, now)
+        if not_ready is not None:  # never shift to a candidate that cannot take it
+            return not_ready
         first = policy.steps[0].weight
         return Decision(
             kind="start",
@@ -338,6 +342,9 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             reason=f"every step passed; {release.target_version} "
             + ("would now be stable (shadow: nothing was changed)" if release.shadow else "is now stable"),
         )
+    not_ready = hold_until_ready(release, policy, obs, now, results)
+    if not_ready is not None:
+        return not_ready
     nxt = policy.steps[step_index + 1].weight
     return Decision(
         kind="advance",

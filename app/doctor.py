@@ -389,11 +389,12 @@ def check_permissions(app: ApplicationConfig) -> list[Finding]:
     from kubernetes import client
 
     from integrations.kubernetes.cluster import api_client
-    from integrations.kubernetes.permissions import COMMON_CALLS
+    from integrations.kubernetes.permissions import COMMON_CALLS, SCALE_CALLS
     from integrations.registry.routers import ROUTERS
 
     name = f"{app.name} kubernetes permissions"
-    calls = sorted(COMMON_CALLS | ROUTERS[app.router.type].permissions)
+    scaling = SCALE_CALLS if any(s.scale is not None for s in app.services) else frozenset()
+    calls = sorted(COMMON_CALLS | scaling | ROUTERS[app.router.type].permissions)
     assert app.cluster is not None
     try:
         authz = client.AuthorizationV1Api(api_client(app.cluster))

@@ -22,6 +22,7 @@ from app.judging import looks_broken
 from app.known_bad import ROLLBACK_TRIGGER, KnownBad
 from app.models import Decision, Event, Release
 from app.route_shape import apply_shape, describe_shape, route_shape
+from app.scaling import scale_due
 from integrations.routing import RouterError
 
 log = logging.getLogger("sluice.engine")
@@ -99,6 +100,7 @@ def decided(release: Release, decision: Decision, now: float) -> Release:
     new.updated_at = now
     new.consecutive_failures = decision.consecutive_failures
     new.no_data_since = decision.no_data_since
+    new.unready_since = decision.unready_since
     if decision.judge is not None:
         new.judge = decision.judge.model_copy(deep=True)
     kind = decision.kind
@@ -168,6 +170,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         previous_seq=release.seq,
         stable_version=stable,
         known_bad=_known_bad(new, kind, decision, now),
+        also_due=scale_due(ctx, release, new, now),  # replicas to put back or scale down (app/scaling.py)
     )
     metrics.record_decision(ctx.store, release, new, kind, decision.results)
     log.info(

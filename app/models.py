@@ -53,6 +53,8 @@ class Release(BaseModel):
     consecutive_failures: int = 0
     resumed_step: int = -1
     no_data_since: float | None = None
+    # When the next shift began waiting for the candidate to be ready (app/readiness.py).
+    unready_since: float | None = None
     desired_weights: dict[str, int] = Field(default_factory=dict)
     weights_applied: bool = True
     reason: str | None = None
@@ -249,6 +251,22 @@ class GateWait(BaseModel):
     gate: str
 
 
+class Readiness(BaseModel):
+    """Can the candidate take the share of traffic the next shift gives it? Observed before `start`
+    and before each `advance` (app/readiness.py): Kubernetes counts ready replicas against what the
+    share needs; HAProxy needs the candidate's server UP. `error` says why it could not be told."""
+
+    weight: int = Field(description="The candidate's share after the shift this readiness is for.")
+    ready: int = 0
+    needed: int = 1
+    detail: str = ""
+    error: str | None = None
+
+    @property
+    def is_ready(self) -> bool:
+        return self.error is None and self.ready >= self.needed
+
+
 class Observations(BaseModel):
     """Everything a tick learned before deciding. Produced by I/O, consumed by the pure core."""
 
@@ -270,6 +288,7 @@ class Observations(BaseModel):
     evidence: EvidenceObservation | None = None
     # The gates of the gate point the release is at (None: not asked; see Decision.gates_needed).
     gates: GateObservations | None = None
+    readiness: Readiness | None = None
 
 
 DecisionKind = Literal["start", "hold", "advance", "pause", "resume", "promote", "fail", "abort"]
@@ -283,6 +302,7 @@ class Decision(BaseModel):
     results: list[CheckResult] = Field(default_factory=list)
     consecutive_failures: int = 0
     no_data_since: float | None = None
+    unready_since: float | None = None
     judge: JudgeState | None = None  # the release's new judge state (None: unchanged)
     # A hold at a gate point whose gates were not observed: the tick asks them and decides again.
     gates_needed: str | None = None

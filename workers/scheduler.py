@@ -1,4 +1,4 @@
-"""Feeds due work into RQ: release ticks and hook delivery attempts.
+"""Feeds due work into RQ: release ticks, hook delivery attempts and replicas work after a release.
 
 The `due` sorted set in Redis is the source of truth for what must run and when. One
 scheduler leads at a time (a Redis lease; every worker runs a standby). Each due item is
@@ -49,6 +49,16 @@ def enqueue_due(store: Store, queue: Queue, now: float | None = None) -> int:
                 result_ttl=60,
                 failure_ttl=24 * 3600,
                 description=f"deliver {name}",
+            )
+        elif kind == "scale":
+            # Replicas after a release ended (app/scaling.py): rare, one per job like a delivery.
+            queue.enqueue(
+                "workers.scale.run_scale",
+                name,
+                job_timeout=120,
+                result_ttl=60,
+                failure_ttl=24 * 3600,
+                description=f"replicas after release {name}",
             )
         else:
             log.error("unknown due item %r; dropping it", member)

@@ -38,6 +38,7 @@ from app.models import (
     VersionCounts,
 )
 from app.router_drift import restore_drifted_weights
+from app.scaling import observe_readiness
 from app.store import LeaseLost
 from integrations.routing import RouterError
 
@@ -177,6 +178,7 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
     except UnknownService:
         return obs  # nothing to ask about: decide_next fails the release
     if release.state != "running":
+        obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before `start`
         return obs
     started = time.monotonic()
     try:
@@ -211,6 +213,7 @@ def _observe_running(
         from integrations.kubernetes.health import observe_cluster
 
         observe_cluster(ctx, app, svc, release, obs)
+    obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before the next `advance`
 
 
 # Stable's counts from before the release: the reference of a release whose first step is 100%.

@@ -198,6 +198,11 @@ class PolicyConfig(Strict):
     )
 
     _unique_gates = field_validator("gates_before_promotion")(unique_gates)
+    ready_timeout: Duration = Field(
+        300.0,
+        description="Sluice moves traffic to the candidate only once it has the ready replicas (Kubernetes) or "
+        "UP server (HAProxy) the step needs; a release still waiting after this long fails.",
+    )
 
     @field_validator("interval")
     @classmethod

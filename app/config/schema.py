@@ -58,6 +58,12 @@ class ApplicationConfig(Strict):
                 f"application {self.name!r} uses the {self.router.type} router, which needs `cluster` "
                 "(e.g. cluster: {in_cluster: true} or cluster: {context: prod})"
             )
+        scaled = [s.name for s in self.services if s.scale is not None]
+        if scaled and not ROUTERS[self.router.type].needs_cluster:
+            raise ValueError(
+                f"application {self.name!r}: `scale` (on {', '.join(scaled)}) sizes Kubernetes Deployments and "
+                f"needs a Kubernetes router ({', '.join(KUBERNETES_ROUTERS)}), not {self.router.type}; remove it"
+            )
         return self
 
     def service(self, name: str) -> ServiceConfig | None:

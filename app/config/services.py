@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from app.config.base import LabelValue, Name, Strict
+from app.config.scaling import ScaleConfig
 
 MODE_DESCRIPTION = (
     "shadow: judge every release (steps, checks, verdicts) but never change the router; "
@@ -53,4 +54,9 @@ class ServiceConfig(Strict):
     )
     max_restarts: int = Field(
         2, ge=0, description="Kubernetes: container restarts of the candidate tolerated during a release."
+    )
+    scale: ScaleConfig | None = Field(
+        None,
+        description="Kubernetes routers: size the candidate for its share of traffic and scale the old version "
+        "down after promotion (README: Scale with traffic). Off when absent.",
     )

@@ -21,10 +21,13 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   known-bad:<app>:<service>        hash version -> JSON of its KnownBad entry (app/known_bad.py)
   dedup:<key>                      id of the release a deploy notification started (written with it)
   delivery:<id>                    JSON of a hook delivery and its attempts
-  due                              zset of due members (`tick:<release>:<seq>`, `hook:<delivery>`) -> when
+  due                              zset of due members (`tick:<release>:<seq>`, `hook:<delivery>`,
+                                   `scale:<release>`) -> when
   lock:<name>                      short locks and leader leases
   event:<source>:<event id>        what a CI / GitOps event led to (receivers' once-only processing)
   k8s:restart-baseline:<release>   hash pod uid -> restart count when first seen
+  release:<id>:scaled              hash target -> replicas before Sluice changed them, done:<what> marks
+
   metrics:counter:<name>           hash "<label values joined by \\x1f>" -> count
   metrics:hist:<name>              hash "b:<upper bound>" | "sum" | "count" -> value
   job:<id>                         JSON of a replay / backtest job: input, status, result (with a TTL)
@@ -53,6 +56,10 @@ def release_events(release_id: str) -> str:
 
 def release_evaluations(release_id: str) -> str:
     return f"{PREFIX}release:{release_id}:evaluations"
+
+
+def release_scaled(release_id: str) -> str:
+    return f"{PREFIX}release:{release_id}:scaled"
 
 
 def release_duplicates(release_id: str) -> str:
@@ -161,6 +168,11 @@ def hook_member(delivery_id: str) -> str:
     return f"hook:{delivery_id}"
 
 
+def scale_member(release_id: str) -> str:
+    """The replicas work after a release ends (app/scaling.py `finish`)."""
+    return f"scale:{release_id}"
+
+
 def parse_due_member(member: str) -> tuple[str, str, int | None]:
     """`tick:<release>:<seq>` -> ("tick", release, seq); `hook:<delivery>` -> ("hook", delivery, None);
     anything else -> ("", member, None)."""
@@ -169,8 +181,8 @@ def parse_due_member(member: str) -> tuple[str, str, int | None]:
         release_id, _, seq = rest.rpartition(":")
         if release_id and seq.isdigit():
             return "tick", release_id, int(seq)
-    elif kind == "hook" and rest:
-        return "hook", rest, None
+    elif kind in ("hook", "scale") and rest:
+        return kind, rest, None
     return "", member, None
 
 

@@ -29,6 +29,7 @@ from app.store.jobs import JobStore
 from app.store.listing import ReleasePage
 from app.store.metrics import MetricsStore
 from app.store.retention import Retention
+from app.store.scaling import ScalingStore
 
 log = logging.getLogger("sluice.store")
 PREFIX = keys.PREFIX
@@ -137,6 +138,7 @@ class Store:
         self.jobs = JobStore(client)  # replay and backtest jobs (app/store/jobs.py)
         self.gates = GateStore(client)
         self.retention = Retention(client)
+        self.scaling = ScalingStore(client)
         self._unlock = client.register_script(_DELETE_IF_EQUAL)
         self._duplicate = client.register_script(_DUPLICATE)
         self._create = client.register_script(_CREATE)
@@ -280,9 +282,11 @@ class Store:
         previous_seq: int | None = None,
         stable_version: str | None = None,
         known_bad: KnownBad | None = None,
+        also_due: dict[str, float] | None = None,
     ) -> None:
         """Write a decision atomically (see module docstring), with the release's listing indexes;
-        `known_bad` marks a version the decision found bad (app/known_bad.py).
+        `known_bad` marks a version the decision found bad (app/known_bad.py); `also_due`: more `due`
+        members the decision starts (e.g. `keys.scale_member`), kept at their first time if already there.
 
         Fenced: when this thread holds the release's lease or lock (`release_lease`, `release_lock`),
         the write happens only if the lock still holds our token, checked atomically with the write
@@ -292,7 +296,16 @@ class Store:
         for _ in range(_COMMIT_ATTEMPTS):
             try:
                 self._commit_once(
-                    release, fence, results, events, deliveries, next_tick_at, previous_seq, stable_version, known_bad
+                    release,
+                    fence,
+                    results,
+                    events,
+                    deliveries,
+                    next_tick_at,
+                    previous_seq,
+                    stable_version,
+                    known_bad,
+                    also_due,
                 )
                 return
             except redis.WatchError:
@@ -310,6 +323,7 @@ class Store:
         previous_seq: int | None,
         stable_version: str | None,
         known_bad: KnownBad | None = None,
+        also_due: dict[str, float] | None = None,
     ) -> None:
         rid = release.id
         with self.r.pipeline(transaction=True) as pipe:
@@ -334,6 +348,8 @@ class Store:
                 pipe.zrem(keys.DUE, keys.tick_member(rid, previous_seq))
             if next_tick_at is not None:
                 pipe.zadd(keys.DUE, {keys.tick_member(rid, release.seq): next_tick_at})
+            if also_due:
+                pipe.zadd(keys.DUE, also_due, nx=True)
             if stable_version is not None:
                 pipe.set(keys.stable(release.application, release.service), stable_version)
             if known_bad is not None:

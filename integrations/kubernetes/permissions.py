@@ -18,3 +18,13 @@ COMMON_CALLS: frozenset[tuple[str, str, str]] = frozenset(
         ("", "services", "create"),
     }
 )
+
+# Scale with traffic (integrations/kubernetes/scaling.py): a version's replicas through the scale
+# subresource, or the minReplicas of the HPA named like its Deployment.
+SCALE_CALLS: frozenset[tuple[str, str, str]] = frozenset(
+    {
+        ("apps", "deployments/scale", "patch"),
+        ("autoscaling", "horizontalpodautoscalers", "get"),
+        ("autoscaling", "horizontalpodautoscalers", "patch"),
+    }
+)

@@ -20,7 +20,7 @@ from integrations.kubernetes.config import (
     GatewayAPIRouterConfig,
     IngressNginxRouterConfig,
 )
-from integrations.kubernetes.permissions import COMMON_CALLS
+from integrations.kubernetes.permissions import COMMON_CALLS, SCALE_CALLS
 from integrations.kubernetes.shapes import nginx_check_step
 from integrations.routers.interface import Placement, Router, RouterError, RouterKind
 
@@ -74,8 +74,11 @@ ROUTERS: Registry[RouterKind] = Registry(
 )
 
 
-# Every Kubernetes API call Sluice makes: the RBAC rules in deploy/ are exactly these.
-API_CALLS: frozenset[tuple[str, str, str]] = COMMON_CALLS.union(*(ROUTERS[name].permissions for name in ROUTERS))
+# Every Kubernetes API call Sluice makes: the RBAC rules in deploy/ are exactly these. SCALE_CALLS
+# serve every Kubernetes router (a service's `scale:`), so they are not any one kind's.
+API_CALLS: frozenset[tuple[str, str, str]] = (COMMON_CALLS | SCALE_CALLS).union(
+    *(ROUTERS[name].permissions for name in ROUTERS)
+)
 
 
 def router_for(application: Placement) -> Router:

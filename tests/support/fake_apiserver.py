@@ -6,7 +6,10 @@ What it does like the real one, as far as Sluice uses it:
   /apis/networking.k8s.io/v1/.../ingresses, /apis/gateway.networking.k8s.io/v1/.../httproutes,
   /apis/projectcontour.io/v1/.../httpproxies,
   /apis/networking.istio.io/v1/.../{virtualservices,destinationrules},
-  /apis/traefik.io/v1alpha1/.../traefikservices (get, list, watch, create, update, patch, delete);
+  /apis/traefik.io/v1alpha1/.../traefikservices, /apis/autoscaling/v2/.../horizontalpodautoscalers
+  (get, list, watch, create, update, patch, delete), and the Deployment's `scale` subresource (get,
+  patch, update: an autoscaling/v1 Scale whose resourceVersion is the Deployment's; writing it sets
+  the Deployment's spec.replicas, nothing else);
 - one resourceVersion counter for everything; metadata.generation bumped when spec changes;
   uid and creationTimestamp on create;
 - 201 on create, 409 AlreadyExists on create of an existing name, 409 Conflict on a PUT or a PATCH
@@ -51,8 +54,9 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("networking.istio.io", "virtualservices"): ("v1", "VirtualService"),
     ("networking.istio.io", "destinationrules"): ("v1", "DestinationRule"),
     ("traefik.io", "traefikservices"): ("v1alpha1", "TraefikService"),
+    ("autoscaling", "horizontalpodautoscalers"): ("v2", "HorizontalPodAutoscaler"),
 }
-BUILT_IN_GROUPS = {"", "apps", "networking.k8s.io"}
+BUILT_IN_GROUPS = {"", "apps", "networking.k8s.io", "autoscaling"}
 Key = tuple[str, str, str, str]  # group, plural, namespace, name
 
 
@@ -519,6 +523,8 @@ class FakeApiServer:
         if key not in self.objects:
             raise ApiError(404, "NotFound", f'{plural} "{name}" not found')
         current = self.objects[key]
+        if (group, plural, sub) == ("apps", "deployments", "scale"):
+            return self._serve_scale(verb, key, body, handler)
         if verb == "get":
             return 200, copy.deepcopy(current)
         if verb == "delete":
@@ -552,6 +558,54 @@ class FakeApiServer:
         if sent and sent != current["metadata"]["resourceVersion"]:
             raise ApiError(409, "Conflict", self._conflict(plural, name))
         return 200, self._replace(key, new, keep_status=sub != "status")
+
+    def _serve_scale(
+        self, verb: str, key: Key, body: Any, handler: BaseHTTPRequestHandler
+    ) -> tuple[int, dict[str, Any]]:
+        """deployments/{name}/scale: the Deployment seen as an autoscaling/v1 Scale."""
+        dep = self.objects[key]
+        if verb == "get":
+            return 200, self._scale(dep)
+        if verb not in ("patch", "update"):
+            raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported on deployments/scale")
+        if verb == "patch":
+            ctype = (handler.headers.get("Content-Type") or "").split(";")[0].strip()
+            if ctype == "application/json-patch+json":
+                if not isinstance(body, list):
+                    raise ApiError(400, "BadRequest", "json: cannot unmarshal object into []jsonpatch.Op")
+                new = json_patch(self._scale(dep), body)
+            elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                new = merge_patch(self._scale(dep), body)
+            else:
+                raise ApiError(
+                    415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ctype}"
+                )
+        else:
+            new = body or {}
+        sent = (body or {}).get("metadata", {}).get("resourceVersion") if isinstance(body, dict) else None
+        if sent and sent != dep["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", self._conflict("deployments.apps", key[3]))
+        replicas = (new.get("spec") or {}).get("replicas")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(422, "Invalid", f'Scale.autoscaling "{key[3]}" is invalid: spec.replicas: {replicas!r}')
+        changed = copy.deepcopy(dep)
+        changed["spec"]["replicas"] = replicas
+        return 200, self._scale(self._replace(key, changed))
+
+    @staticmethod
+    def _scale(dep: dict[str, Any]) -> dict[str, Any]:
+        meta = dep["metadata"]
+        labels = (dep.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+            "spec": {"replicas": dep.get("spec", {}).get("replicas", 1)},
+            "status": {
+                "replicas": (dep.get("status") or {}).get("replicas", 0),
+                "selector": ",".join(f"{k}={v}" for k, v in labels.items()),
+            },
+        }
 
     @staticmethod
     def _conflict(plural: str, name: str | None) -> str:

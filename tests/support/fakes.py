@@ -66,8 +66,8 @@ class FakeRouter:
             return dict(current)
 
     def health(self, service: ServiceConfig, version: str) -> Health:
-        if version in self.missing:
-            return Health(False, f"no server for {version}")
+        if version in self.missing:  # as HAProxy's router: a version without a server is an error, not "down"
+            raise RouterError(f"backend {service.name}: no server for {version}", retryable=False)
         return Health(self.healthy, "up" if self.healthy else "down")
 
     def applied_weights(self, service: str) -> list[dict[str, int]]:

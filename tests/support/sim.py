@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.context import Context
+from app.scaling import finish
 from tests.support.fake_apiserver import FakeApiServer
 from workers.tick import tick
 from workers.watcher import Watcher
@@ -211,7 +212,7 @@ class Sim:
 
 
 class Engine(threading.Thread):
-    """The scheduler and a worker in one thread: run every due tick (what RQ would do)."""
+    """The scheduler and a worker in one thread: run every due tick and replicas work (what RQ would do)."""
 
     def __init__(self, ctx: Context):
         super().__init__(daemon=True, name="engine")
@@ -227,6 +228,8 @@ class Engine(threading.Thread):
                     if kind == "tick":
                         rid, _, seq = rest.rpartition(":")
                         tick(self.ctx, rid, int(seq))
+                    elif kind == "scale":
+                        finish(self.ctx, rest, time.time())
             except BaseException as exc:  # noqa: BLE001 - surfaced by the test
                 self.errors.append(exc)
             self.stopping.wait(0.02)
