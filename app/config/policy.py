@@ -138,7 +138,7 @@ class SlowConfig(ComparisonConfig):
     under: Duration | None = Field(
         None,
         description="A response slower than this is slow (a histogram bucket bound). Default: the smallest "
-        "bucket bound that at most 10% of stable's responses exceed (relative to stable, not an SLO).",
+        "bucket bound that at most 5% of stable's responses exceed (relative to stable, not an SLO).",
     )
 
 
