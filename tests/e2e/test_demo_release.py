@@ -14,9 +14,10 @@ import time
 
 import pytest
 
-from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack
 from app.demo.stack import Process
 from integrations.haproxy.runtime import RuntimeClient
+from tests.support.demo_stack import running
 
 pytestmark = pytest.mark.e2e
 EXTRA = "1.0.373"
@@ -27,16 +28,7 @@ SURVIVOR = "1.0.374"
 def stack(tmp_path_factory: pytest.TempPathFactory):
     versions = {**DEMO_VERSIONS, EXTRA: DEMO_VERSIONS[GOOD], SURVIVOR: DEMO_VERSIONS[GOOD]}
     stack = DemoStack(tmp_path_factory.mktemp("demo"), versions=versions)
-    load = None
-    try:
-        stack.start(say=lambda _m: None)
-        load = LoadGenerator(stack.frontend_url, rate=40).start()
-        stack.wait_for_scrapes()
-        yield stack, load
-    finally:
-        if load:
-            load.stop()
-        stack.stop()
+    yield from running(stack)
 
 
 def watch(stack: DemoStack, release_id: str) -> subprocess.CompletedProcess[str]:

@@ -18,8 +18,9 @@ import time
 import pytest
 
 from app.client import ApiClientError
-from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack
 from integrations.haproxy.runtime import RuntimeClient
+from tests.support.demo_stack import running
 
 pytestmark = pytest.mark.e2e
 EXTRA = "1.0.373"
@@ -29,16 +30,7 @@ EXTRA = "1.0.373"
 def stack(tmp_path_factory: pytest.TempPathFactory):
     versions = {**DEMO_VERSIONS, EXTRA: DEMO_VERSIONS[GOOD]}
     stack = DemoStack(tmp_path_factory.mktemp("rollback"), versions=versions, interval="1s", step="4s", last_step="3s")
-    load = None
-    try:
-        stack.start(say=lambda _m: None)
-        load = LoadGenerator(stack.frontend_url, rate=40).start()
-        stack.wait_for_scrapes()
-        yield stack, load
-    finally:
-        if load:
-            load.stop()
-        stack.stop()
+    yield from running(stack)
 
 
 def sluice(stack: DemoStack, *args: str) -> subprocess.CompletedProcess[str]:

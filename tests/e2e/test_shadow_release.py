@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack
 from integrations.haproxy.runtime import RuntimeClient
+from tests.support.demo_stack import running
 
 pytestmark = pytest.mark.e2e
 # Versions of their own, so that no test here is a duplicate of another's release.
@@ -31,16 +32,7 @@ GOOD_TOO, BAD_TOO = "1.0.381", "1.0.382"
 def stack(tmp_path_factory: pytest.TempPathFactory):
     versions = {**DEMO_VERSIONS, GOOD_TOO: DEMO_VERSIONS[GOOD], BAD_TOO: DEMO_VERSIONS[BAD]}
     stack = DemoStack(tmp_path_factory.mktemp("shadow"), versions=versions)
-    load = None
-    try:
-        stack.start(say=lambda _m: None)
-        load = LoadGenerator(stack.frontend_url, rate=40).start()
-        stack.wait_for_scrapes()
-        yield stack, load
-    finally:
-        if load:
-            load.stop()
-        stack.stop()
+    yield from running(stack)
 
 
 def haproxy_weights(stack: DemoStack) -> dict[str, int]:

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from app.demo import run as demo
-from app.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from app.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack
 from integrations.haproxy.runtime import RuntimeClient
+from tests.support.demo_stack import running
 
 pytestmark = pytest.mark.e2e
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -42,16 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.M
     # Tolerate two failed health evaluations (comparisons with stable fail at once, whatever the tolerance).
     monkeypatch_module.setattr(demo, "CONFIG_TEMPLATE", demo.CONFIG_TEMPLATE.replace("tolerance: 0", "tolerance: 2"))
     stack = DemoStack(tmp_path_factory.mktemp("dash"), step="20s", last_step="10s", interval="2s")
-    load = None
-    try:
-        stack.start(say=lambda _m: None)
-        load = LoadGenerator(stack.frontend_url, rate=40).start()
-        stack.wait_for_scrapes()
-        yield stack, load
-    finally:
-        if load:
-            load.stop()
-        stack.stop()
+    yield from running(stack)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from app.demo.run import GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from app.demo.run import GOOD, SERVICE, STABLE, DemoStack
+from tests.support.demo_stack import running
 from tests.web.test_dashboard_browser import browser, haproxy_weights, open_logged_in, page
 
 pytestmark = pytest.mark.e2e
@@ -22,16 +23,7 @@ __all__ = ["browser", "page"]  # the browser fixtures, shared with test_dashboar
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     stack = DemoStack(tmp_path_factory.mktemp("dash-rollback"), interval="1s", step="4s", last_step="3s")
-    load = None
-    try:
-        stack.start(say=lambda _m: None)
-        load = LoadGenerator(stack.frontend_url, rate=40).start()
-        stack.wait_for_scrapes()
-        yield stack, load
-    finally:
-        if load:
-            load.stop()
-        stack.stop()
+    yield from running(stack)
 
 
 def test_roll_back_a_promotion_from_the_dashboard(stack, page, artifacts):
