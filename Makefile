@@ -36,9 +36,10 @@ scenarios: setup
 	$(BIN)/python -m scenarios
 
 # The chaos suite (chaos/): real releases through the real stack while workers and gunicorn are
-# SIGKILLed, Redis restarts, goes away or freezes, Prometheus stops, HAProxy reloads, notifications
-# storm in, slow clients hold connections, and 5,000 fuzzed requests; writes docs/reliability.md.
-# About 15 minutes. The HAProxy reload fault runs in `make test` (tests/e2e/test_chaos.py).
+# SIGKILLed (20 releases at once among them), Redis restarts, goes away, freezes or fails over
+# (Sentinel), Prometheus stops, HAProxy reloads, notifications storm in (through every intake path),
+# slow clients hold connections, and 5,000 fuzzed requests; writes docs/reliability.md.
+# About 18 minutes. The HAProxy reload fault runs in `make test` (tests/e2e/test_chaos.py).
 chaos: setup
 	$(BIN)/python -m chaos
 

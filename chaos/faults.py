@@ -8,18 +8,24 @@ seeded generator, so a run is repeatable in what it tries (not in where the kill
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import random
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
 
 from benchmarks.slowloris import SlowClients
 from chaos.harness import Fault, Phase, Role, announce_one
+from chaos.stack import CIRCLECI_JOB, CIRCLECI_SECRET, CIRCLECI_SLUG, ChaosStack
+from integrations.circleci.events import sign
 from scenarios.catalog import CANDIDATE_VERSION
 
 GOOD = Role("good", "promoted")
@@ -27,6 +33,9 @@ BAD = Role("bad", "rolled_back", candidate=(("SCN_ERROR_RATE", "0.1"),))
 STORM_REQUESTS = 1000
 STORM_SECONDS = 10.0
 SLOW_CONNECTIONS = 200
+FLEET = 20  # releases at once under random kills: half good, half bad
+FLEET_KILLS = 9
+MIXED_SENDERS = 30  # the mixed-intake storm: 10 each through /hooks/deploy, /hooks/circleci, /hooks/argocd
 
 
 def at_step(phase: Phase, role: str, weight: int, timeout: float = 120.0) -> bool:
@@ -88,9 +97,42 @@ def kill_worker_mid_hook(phase: Phase) -> None:
         if again:
             phase.recovered_s = round(min(again) - phase.fault_ended, 1)
             phase.notes.append(f"the interrupted delivery was sent again {phase.recovered_s:.0f}s after the restart")
+            # The delivery's lease (workers/deliver.py LEASE_TTL, 10 s) ran out and it came due again.
+            phase.checks.append(("sent again within 20 s of the restart", phase.recovered_s <= 20))
             return
         time.sleep(0.5)
     phase.notes.append("the interrupted delivery was not sent again within 90 s of the restart")
+
+
+def kill_at_random(phase: Phase) -> None:
+    """FLEET_KILLS SIGKILLs at random moments of the releases' life, each of the worker or of the web
+    process (gunicorn: master and workers) at random; the killed process is restarted ~1 s later."""
+    rng = random.Random(20)
+    kills: list[str] = []
+    phase.fault_started = time.time()
+    while len(kills) < FLEET_KILLS and not ended(phase):
+        phase.sleep(rng.uniform(2.0, 9.0))
+        if ended(phase):
+            break
+        target = rng.choice(("worker", "web"))
+        phase.stack.kill(phase.stack.worker if target == "worker" else phase.stack.web)
+        kills.append(target)
+        time.sleep(1.0)
+        if target == "worker":
+            phase.stack.restart_worker()
+        else:
+            phase.stack.start_web()  # returns once /healthz answers
+        phase.fault_ended = time.time()
+    at = {t: kills.count(t) for t in ("worker", "web")}
+    phase.notes.append(
+        f"{len(kills)} SIGKILLs ({at['worker']} of the worker, {at['web']} of gunicorn), each restarted ~1 s later"
+    )
+
+
+def announce_fleet(phase: Phase) -> None:
+    """Every release of the phase announced at once (one sender each), retried as CI would."""
+    with ThreadPoolExecutor(max_workers=len(phase.services)) as pool:
+        list(pool.map(lambda role: announce_one(phase, role), list(phase.services)))
 
 
 def kill_web(phase: Phase) -> None:
@@ -157,12 +199,43 @@ def redis_freeze(phase: Phase) -> None:
     phase.notes.append(f"/readyz during the freeze: {dict(_count(statuses))} (0: no answer within 5 s)")
 
 
+def sentinel_failover(phase: Phase) -> None:
+    """Sluice on Redis Sentinel (the phase's setup moved it there); the master SIGKILLed 12 s into
+    the release. Until the sentinels have promoted the replica and a deploy is taken, a second
+    deploy is announced every 0.3 s: 503 with Retry-After is the right answer meanwhile, never 500."""
+    sentinel = phase.stack.sentinel
+    assert sentinel is not None, "the phase's setup did not start Sentinel"
+    phase.sleep(12)
+    phase.measures_recovery = True
+    phase.fault_started = time.time()
+    old = sentinel.kill_master()
+    intake: list[int] = []
+    deadline = phase.fault_started + 60
+    while time.time() < deadline and "late" not in phase.releases:
+        resp = phase.api.deploy(phase.services["late"].name)
+        intake.append(resp.status_code if resp is not None else 0)
+        if resp is not None and resp.status_code in (200, 202):
+            phase.releases["late"] = resp.json()["release"]
+            phase.recovered_s = round(time.time() - phase.fault_started, 1)
+        time.sleep(0.3)
+    new = sentinel.wait_for_new_master(old)
+    phase.fault_ended = time.time()
+    if "late" not in phase.releases:
+        announce_one(phase, "late")
+    phase.checks.append(("intake never answered 500 during the failover", all(s in (200, 202, 503) for s in intake)))
+    phase.notes.append(
+        f"master on :{old} SIGKILLed, the replica on :{new} promoted; intake meanwhile: {dict(_count(intake))}; "
+        f"a deploy was taken again {phase.recovered_s}s after the kill"
+    )
+
+
 # --- Prometheus --------------------------------------------------------------------------------------
 
 
 def prometheus_stop(phase: Phase) -> None:
     """Prometheus stopped for 60 s from 10 s into the releases (step 1), under on_no_data hold,
-    fail and pass. No step may pass while it is down (data it no longer has)."""
+    fail and pass. Under hold no step may pass while it is down (data it no longer has); under pass
+    a step may pass only on what still had data (HAProxy's counts), never on none."""
     phase.measures_recovery = True
     phase.sleep(10)
     phase.fault_started = time.time()
@@ -201,7 +274,27 @@ def prometheus_stop(phase: Phase) -> None:
             for e in release.get("events", [])
             if e["type"] in ("step_passed", "succeeded") and phase.fault_started + 2 <= e["at"] <= phase.fault_ended
         ]
-        phase.checks.append((f"on_no_data {role}: no step passed while Prometheus was down", not during))
+        if role == "hold":
+            phase.checks.append((f"on_no_data {role}: no step passed while Prometheus was down", not during))
+        else:
+            # `pass` lets what still had data decide (HAProxy's counts of errors and 4xx), never a step
+            # on which no check had any: each step passed during the outage had a passing HAProxy count.
+            evaluations = release.get("evaluations", [])
+            on_router = [
+                e
+                for e in during
+                if any(
+                    abs(v["at"] - e["at"]) <= 1.0 and v["verdict"] == "pass" and "[HAProxy]" in (v.get("detail") or "")
+                    for v in evaluations
+                )
+            ]
+            phase.checks.append(
+                (
+                    f"on_no_data {role}: a step passed while Prometheus was down only on HAProxy's counts "
+                    f"({len(during)} passed, {len(on_router)} with them)",
+                    len(on_router) == len(during),
+                )
+            )
         after = [
             e["at"]
             for e in release.get("events", [])
@@ -297,6 +390,123 @@ def storm(phase: Phase) -> None:
     )
 
 
+def mixed_storm(phase: Phase) -> None:
+    """The same version announced at once by MIXED_SENDERS senders, a third each through
+    POST /hooks/deploy (the orb), /hooks/circleci (a signed job-completed webhook; CircleCI sends
+    one per event, so each sender is another event of the same pipeline) and /hooks/argocd (a
+    Succeeded sync): one release."""
+    service = phase.services["good"].name
+    number = int(CANDIDATE_VERSION.rsplit(".", 1)[1])  # version template 1.0.{pipeline.number}
+    workflow, pipeline = str(uuid.uuid4()), str(uuid.uuid4())
+    ids: set[str] = set()
+    statuses: dict[str, list[int]] = {"deploy": [], "circleci": [], "argocd": []}
+    lock = threading.Lock()
+    barrier = threading.Barrier(MIXED_SENDERS)
+    final: dict[int, int] = {}  # sender -> its last answer
+
+    def circleci() -> requests.Response | None:
+        body = json.dumps(_job_completed(CIRCLECI_SLUG.format(service=service), number, workflow, pipeline)).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "circleci-event-type": "job-completed",
+            "circleci-signature": f"v1={sign(CIRCLECI_SECRET, body)}",
+        }
+        return phase.api.call("POST", "/hooks/circleci", data=body, headers=headers)
+
+    def argocd(i: int) -> requests.Response | None:
+        # One sync notified several times (Argo CD retries, several triggers), some Content-Type-less.
+        note = {"app": service, "revision": CANDIDATE_VERSION, "finishedAt": f"2026-11-30T04:0{i % 3}:00Z"}
+        return phase.api.call("POST", "/hooks/argocd", json={**note, "phase": "Succeeded"})
+
+    def send(kind: str, i: int) -> requests.Response | None:
+        return phase.api.deploy(service) if kind == "deploy" else circleci() if kind == "circleci" else argocd(i)
+
+    def sender(i: int) -> None:
+        kind = ("deploy", "circleci", "argocd")[i % 3]
+        barrier.wait()
+        for _ in range(3):
+            try:
+                resp = send(kind, i)
+            except Exception:  # noqa: BLE001 - a sender that broke counts as no answer
+                resp = None
+            code = resp.status_code if resp is not None else 0
+            with lock:
+                statuses[kind].append(code)
+                if resp is not None and code in (200, 202) and resp.json().get("release"):
+                    ids.add(resp.json()["release"])
+                final[i] = code
+            # A repeat of one event while its first delivery is processed: 409 + Retry-After, and the
+            # sender (Argo CD, CircleCI) retries: then it must get 200 and the same release.
+            if code != 409 or resp is None or not resp.headers.get("Retry-After"):
+                return
+            time.sleep(min(float(resp.headers["Retry-After"]), 10.0))
+
+    phase.measures_recovery = True  # nothing to recover from
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(MIXED_SENDERS)]
+    phase.fault_started = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    phase.fault_ended = time.time()
+    if ids:
+        phase.releases["good"] = sorted(ids)[0]
+    listed = phase.api.call("GET", f"/api/v1/releases?service={service}&limit=50")
+    n_listed = len(listed.json()["releases"]) if listed is not None and listed.status_code == 200 else -1
+    answered = len(final) == MIXED_SENDERS and set(final.values()) <= {200, 202}
+    phase.checks.append(("every sender's announcement taken in the end (200/202)", answered))
+    one = len(ids) == 1 and n_listed == 1
+    phase.checks.append((f"{MIXED_SENDERS} announcements through 3 paths made one release", one))
+    phase.notes.append(
+        "answers: "
+        + "; ".join(f"{k} {dict(_count(v))}" for k, v in statuses.items())
+        + f"; release ids returned: {len(ids)}; releases listed for the service: {n_listed}"
+    )
+
+
+def _job_completed(slug: str, number: int, workflow: str, pipeline: str) -> dict[str, Any]:
+    """A successful deploy job's job-completed webhook, shaped like CircleCI's documented sample
+    (tests/support/ci.py): a new event id each time, the same pipeline and workflow."""
+    org, repo = slug.split("/", 1)[1].split("/")
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "job-completed",
+        "happened_at": "2026-11-30T04:05:16.000Z",
+        "webhook": {"id": str(uuid.uuid4()), "name": "sluice"},
+        "project": {"id": str(uuid.uuid4()), "name": repo, "slug": slug},
+        "organization": {"id": str(uuid.uuid4()), "name": org},
+        "workflow": {
+            "id": workflow,
+            "name": "release",
+            "created_at": "2026-11-30T04:01:00.000Z",
+            "stopped_at": "2026-11-30T04:05:15.000Z",
+            "url": f"https://app.circleci.com/pipelines/github/{org}/{repo}/{number}/workflows/{workflow}",
+        },
+        "pipeline": {
+            "id": pipeline,
+            "number": number,
+            "created_at": "2026-11-30T04:00:59.000Z",
+            "trigger": {"type": "webhook"},
+            "vcs": {
+                "provider_name": "github",
+                "origin_repository_url": f"https://github.com/{org}/{repo}",
+                "target_repository_url": f"https://github.com/{org}/{repo}",
+                "revision": "f9b5a4ad9c2b1e7d3c0a8e6f5d4c3b2a19081726",
+                "branch": "main",
+                "commit": {"subject": "chaos", "author": {"name": "Dev", "email": "dev@example.com"}},
+            },
+        },
+        "job": {
+            "id": str(uuid.uuid4()),
+            "name": CIRCLECI_JOB,
+            "started_at": "2026-11-30T04:04:00.000Z",
+            "stopped_at": "2026-11-30T04:05:15.000Z",
+            "status": "success",
+            "number": 1234,
+        },
+    }
+
+
 def slow_clients(phase: Phase) -> None:
     """200 slow connections (benchmarks/slowloris.py) held on the web process for the whole
     release; meanwhile /healthz and a deploy notification, each on a new connection, are timed."""
@@ -344,7 +554,38 @@ def _announce_storm(phase: Phase) -> None:
     storm(phase)
 
 
+def _announce_mixed(phase: Phase) -> None:
+    mixed_storm(phase)
+
+
+def _fleet() -> tuple[Role, ...]:
+    return tuple(
+        dataclasses.replace(
+            BAD if i % 2 else GOOD, key=f"{'bad' if i % 2 else 'good'}-{i // 2 + 1:02d}", traffic="fleet"
+        )
+        for i in range(FLEET)
+    )
+
+
+def _to_sentinel(stack: ChaosStack) -> None:
+    stack.start_sentinel()
+
+
+def _from_sentinel(stack: ChaosStack) -> None:
+    stack.leave_sentinel()
+
+
 FAULTS: list[Fault] = [
+    Fault(
+        "releases-under-kills",
+        f"{FLEET_KILLS} SIGKILLs, each of the worker or of gunicorn at random, restarted ~1 s later",
+        f"random moments over {FLEET} releases announced at once",
+        f"{FLEET // 2} good promoted, {FLEET // 2} bad rolled back; nothing lost or doubled, none stuck",
+        _fleet(),
+        kill_at_random,
+        announce=announce_fleet,
+        max_s=300.0,
+    ),
     Fault(
         "worker-kill-mid-step",
         "SIGKILL the worker (5 times, at random moments)",
@@ -357,7 +598,7 @@ FAULTS: list[Fault] = [
         "worker-kill-mid-hook",
         "SIGKILL the worker during a hook delivery",
         "while the receiver holds the first step_passed delivery",
-        "promoted; the delivery is sent again (same id) and recorded once",
+        "promoted; the delivery is sent again (same id) within about its 10 s lease, and recorded once",
         (GOOD,),
         kill_worker_mid_hook,
     ),
@@ -398,7 +639,8 @@ FAULTS: list[Fault] = [
         "prometheus-stop-60s",
         "Prometheus stopped for 60 s, under on_no_data hold / fail / pass",
         "10 s into the releases (step 1)",
-        "hold: holds, promoted after; fail: rolled back within 10 s; pass: promoted after, no step passed while down",
+        "hold: holds, promoted after; fail: rolled back within 10 s; "
+        "pass: promoted, steps passing only on HAProxy's counts",
         (
             Role("hold", "promoted", policy="chaos-hold"),
             Role("fail", "rolled_back", policy="chaos-fail"),
@@ -426,12 +668,33 @@ FAULTS: list[Fault] = [
         announce=_announce_storm,
     ),
     Fault(
+        "mixed-intake-storm",
+        f"one version announced by {MIXED_SENDERS} senders at once through /hooks/deploy, "
+        "/hooks/circleci (signed job-completed) and /hooks/argocd",
+        "the release's announcement",
+        "one release, promoted",
+        (GOOD,),
+        lambda phase: None,
+        announce=_announce_mixed,
+    ),
+    Fault(
         "slow-clients",
         f"{SLOW_CONNECTIONS} slow clients (headers trickled, benchmarks/slowloris.py) on the web process",
         "the whole release",
         "promoted; /healthz and deploy notifications answered",
         (GOOD,),
         slow_clients,
+    ),
+    Fault(
+        "sentinel-failover",
+        "Sluice on Redis Sentinel (master, replica, 3 sentinels); the master SIGKILLed, a deploy announced meanwhile",
+        "12 s into the release (step 1)",
+        "both promoted; intake 503 with Retry-After (never 500) until the replica is promoted",
+        (GOOD, Role("late", "promoted", late=True)),
+        sentinel_failover,
+        max_s=300.0,
+        setup=_to_sentinel,
+        teardown=_from_sentinel,
     ),
 ]
 

@@ -52,9 +52,8 @@ class Api:
 
     def call(self, method: str, path: str, timeout: float = 10.0, **kwargs: Any) -> requests.Response | None:
         try:
-            resp = requests.request(
-                method, self.url + path, headers={"Authorization": f"Bearer {self.token}"}, timeout=timeout, **kwargs
-            )
+            headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+            resp = requests.request(method, self.url + path, headers=headers, timeout=timeout, **kwargs)
         except requests.RequestException:
             with self.lock:
                 self.statuses["no answer"] += 1
@@ -89,6 +88,7 @@ class Role:
     policy: str = "chaos"
     candidate: tuple[tuple[str, str], ...] = (("SCN_LATENCY_MS", "12"),)
     late: bool = False  # announced by the injector during the fault, not with the others
+    traffic: str = "steady"  # scenarios.catalog.PATTERNS
 
 
 @dataclass
@@ -138,6 +138,10 @@ class Fault:
     announce: Callable[[Phase], None] | None = None  # instead of one deploy notification per role
     max_s: float = 240.0
     fast: bool = False  # in the subset `make test` runs
+    # Before the phase's releases are announced / after they are checked: e.g. move Sluice onto
+    # Redis Sentinel for the failover, and back.
+    setup: Callable[[ChaosStack], None] | None = None
+    teardown: Callable[[ChaosStack], None] | None = None
 
 
 @dataclass
@@ -188,6 +192,17 @@ def run_phase(fault: Fault, stack: ChaosStack, receiver: HookReceiver, say: Call
     services = {r.key: s for r, s in zip(fault.roles, phase_services(fault), strict=True)}
     api = Api(stack.api_url, stack.token)
     phase = Phase(fault, stack, api, receiver, services)
+    if fault.setup is not None:
+        fault.setup(stack)
+    try:
+        return _run(fault, phase, started, say)
+    finally:
+        if fault.teardown is not None:
+            fault.teardown(stack)
+
+
+def _run(fault: Fault, phase: Phase, started: float, say: Callable[[str], None]) -> FaultResult:
+    stack, api, services = phase.stack, phase.api, phase.services
     stack.start_load(list(services.values()), duration=fault.max_s + 120)
     time.sleep(WARMUP_S)
     phase.deployed_at = time.time()
@@ -223,7 +238,7 @@ def phase_services(fault: Fault) -> list[Service]:
 
     return [
         Service(
-            Scenario(f"{fault.name}-{r.key}", fault.fault, r.expected, candidate=dict(r.candidate)),
+            Scenario(f"{fault.name}-{r.key}", fault.fault, r.expected, candidate=dict(r.candidate), traffic=r.traffic),
             r.policy,
         )
         for r in fault.roles

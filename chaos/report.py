@@ -62,7 +62,8 @@ def markdown(
         "",
         "Policy: the README's, scaled like the scenario suite's (evaluated every 2 s; steps 10% for 20 s, "
         "50% for 15 s, 100% for 10 s; warm-up 15 s). A good candidate is 3 ms faster than stable; a bad "
-        "one answers 10% 5xx. Traffic: 40 requests/s per service through HAProxy.",
+        "one answers 10% 5xx. Traffic: 40 requests/s per service through HAProxy (10 for each of the 20 "
+        "releases under kills).",
         "",
         "| fault | when | expected | observed | right outcome | lost | doubled | 5xx | stuck | pass/fail "
         "| time to recover |",

@@ -41,9 +41,16 @@ from app.demo.stack import (
 from integrations.haproxy.runtime import RuntimeClient
 from scenarios.catalog import CANDIDATE_VERSION, STABLE_VERSION, Scenario
 from scenarios.harness import APPLICATION, HAPROXY_TIMEOUT_SERVER, REPO, SERVED_BY, Say, Version
+from tests.support.sentinel import SentinelStack
 
 HOOK_NAME = "chaos-receiver"
 WEB_WORKERS = "2"
+# Every service is also deployed by a CircleCI job and an Argo CD Application (the mixed-intake
+# storm announces one version through all three): project gh/chaos/<service>, job `deploy`,
+# version 1.0.<pipeline.number>; Application <service>, version from its Git revision.
+CIRCLECI_SLUG = "gh/chaos/{service}"
+CIRCLECI_JOB = "deploy"
+CIRCLECI_SECRET = "chaos-circleci-webhook-secret"  # noqa: S105 - a test stack's own, made up
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,16 @@ def sluice_config(services: list[Service], prometheus_url: str, socket: str, rec
             }
         ],
         "policies": policies(),
+        "circleci": {
+            "projects": [
+                {
+                    "slug": CIRCLECI_SLUG.format(service=s.name),
+                    "deploys": [{"job": CIRCLECI_JOB, "service": s.name, "version": "1.0.{pipeline.number}"}],
+                }
+                for s in services
+            ]
+        },
+        "argo": {"applications": [{"name": s.name, "service": s.name, "version_from": "revision"} for s in services]},
         "hooks": [
             {
                 "name": HOOK_NAME,
@@ -130,6 +147,8 @@ class ChaosStack:
         self.worker: Process | None = None
         self.loads: list[Process] = []
         self.retired: list[Process] = []  # HAProxy processes replaced by a reload
+        self.sentinel: SentinelStack | None = None  # while Sluice runs on Redis Sentinel
+        self.plain_redis_url = ""
 
     # --- start and stop ---------------------------------------------------------------------------
 
@@ -163,6 +182,7 @@ class ChaosStack:
             "REDIS_URL": redis_url,
             "PROMETHEUS_URL": prometheus_url,
             "SLUICE_API_TOKEN": self.token,
+            "CIRCLECI_WEBHOOK_SECRET": CIRCLECI_SECRET,
             "SLUICE_LOG_LEVEL": "INFO",
             "WEB_CONCURRENCY": WEB_WORKERS,
             "PYTHONPATH": str(REPO),
@@ -187,6 +207,7 @@ class ChaosStack:
             if proc is not None:
                 self.thaw(proc)
                 proc.stop()
+        self.stop_sentinel()
 
     # --- traffic ----------------------------------------------------------------------------------
 
@@ -224,6 +245,35 @@ class ChaosStack:
     def restart_worker(self) -> None:
         assert self.worker is not None
         self.worker.start()
+
+    def use_redis(self, url: str) -> None:
+        """Run Sluice's web process and worker on another Redis (stopped, then started with `url`)."""
+        assert self.web is not None and self.worker is not None
+        self.worker.stop()
+        self.web.stop()
+        self.env["REDIS_URL"] = url  # the Processes' own env: the same dict
+        self.start_web()
+        self.worker.start()
+
+    def start_sentinel(self) -> None:
+        """A master, a replica and three sentinels (tests/support/sentinel.py, Debian's
+        redis-sentinel), and Sluice moved onto them (REDIS_URL=redis+sentinel://...)."""
+        self.plain_redis_url = self.env["REDIS_URL"]
+        self.sentinel = SentinelStack(self.workdir / "sentinel").start()
+        self.use_redis(self.sentinel.url())
+
+    def leave_sentinel(self) -> None:
+        """Sluice back on the plain Redis; the Sentinel stack stopped."""
+        if self.sentinel is not None:
+            self.use_redis(self.plain_redis_url)
+            self.stop_sentinel()
+
+    def stop_sentinel(self) -> None:
+        if self.sentinel is None:
+            return
+        for proc, _ in [*self.sentinel.sentinel_procs, *self.sentinel.servers]:
+            proc.stop()
+        self.sentinel = None
 
     def stop_redis(self) -> None:
         """A clean stop (SIGTERM: Redis writes its AOF), as `systemctl stop redis` does."""

@@ -21,8 +21,11 @@ from integrations.registry.hooks import MissingSecret, send
 
 log = logging.getLogger("sluice.deliver")
 MAX_BACKOFF = 300.0
-# The RQ job timeout (workers.scheduler): a killed job's lock expires with it.
-LOCK_TTL = 60.0
+# The delivery's lock is a lease renewed by a heartbeat while the attempt runs (as a tick's is,
+# workers.tick.LEASE_TTL): a worker killed mid-call frees it within LEASE_TTL, and its attempt,
+# due again LEASE_TTL + 1 s after it started, is retried then (same delivery id) instead of
+# after the RQ job's whole 60 s timeout.
+LEASE_TTL = 10.0
 INTERRUPTED = "interrupted: the worker stopped before the answer was recorded"
 
 
@@ -47,9 +50,9 @@ def run_delivery(delivery_id: str) -> str:
 
 
 def deliver(ctx: Context, delivery_id: str) -> str:
-    with ctx.store.delivery_lock(delivery_id, ttl=LOCK_TTL) as acquired:
-        if not acquired:
-            return "busy"
+    with ctx.store.delivery_lease(delivery_id, ttl=LEASE_TTL) as lease:
+        if lease is None:
+            return _busy(ctx, delivery_id)
         delivery = ctx.store.get_delivery(delivery_id)
         if delivery is None:
             ctx.store.unschedule_delivery(delivery_id)
@@ -66,13 +69,18 @@ def deliver(ctx: Context, delivery_id: str) -> str:
         started = time.time()
         # Recorded first (as interrupted), overwritten with the answer below.
         delivery.attempts.append(DeliveryAttempt(at=started, error=INTERRUPTED))
-        ctx.store.save_delivery(delivery, started + LOCK_TTL)
+        ctx.store.save_delivery(delivery, started + LEASE_TTL + 1)
         try:
             # Senders take the delivery's JSON form (what the hook's receiver is sent from).
             outcome, secrets = send(hook, delivery.model_dump(), ctx)
         except MissingSecret as exc:
             delivery.attempts.pop()  # nothing was sent
             return _finish(ctx, delivery, "failed", str(exc))
+        if not lease.held():
+            # Our lease ran out mid-call (Redis unreachable for its whole TTL): another worker may
+            # be re-sending this delivery and recording its own answer; ours must not overwrite it.
+            log.warning("delivery %s: lease lost during the attempt; its answer is not recorded", delivery_id)
+            return "lost: the delivery's lease expired during the attempt"
         attempt = DeliveryAttempt(
             at=started,
             duration_ms=round((time.time() - started) * 1000, 1),
@@ -107,6 +115,15 @@ def deliver(ctx: Context, delivery_id: str) -> str:
             ),
         )
         return f"retry in {wait:.1f}s"
+
+
+def _busy(ctx: Context, delivery_id: str) -> str:
+    """Another worker holds the delivery. The scheduler pushed it LEASE_SECONDS ahead when it
+    claimed it; come back when the holder's lease would run out instead, so that a dead holder's
+    delivery is retried within about one lease. Only if it is still scheduled (not finished)."""
+    left = ctx.store.delivery_lease_left(delivery_id)
+    ctx.store.bring_delivery_forward(delivery_id, time.time() + left + 0.5)
+    return "busy"
 
 
 def _finish(ctx: Context, delivery: Delivery, state: DeliveryState, message: str) -> str:

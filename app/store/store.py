@@ -459,6 +459,10 @@ class Store:
     def unschedule_delivery(self, delivery_id: str) -> None:
         self.r.zrem(keys.DUE, keys.hook_member(delivery_id))
 
+    def bring_delivery_forward(self, delivery_id: str, at: float) -> None:
+        """Make a scheduled delivery due at `at` if that is sooner (a finished one stays unscheduled)."""
+        self.r.zadd(keys.DUE, {keys.hook_member(delivery_id): at}, xx=True, lt=True)
+
     def schedule(self, member: str, at: float) -> None:
         """Schedule a due member as built by `keys.tick_member` / `keys.hook_member`."""
         self.r.zadd(keys.DUE, {member: at})
@@ -505,31 +509,42 @@ class Store:
             fences = self._held.fences = {}
         return fences
 
-    @contextmanager
-    def release_lease(self, release_id: str, ttl: float = 10.0) -> Iterator[Lease | None]:
+    def release_lease(self, release_id: str, ttl: float = 10.0) -> AbstractContextManager[Lease | None]:
         """The per-release lock as a short lease, renewed every `ttl / 3` by a heartbeat thread while
         the holder runs and released at the end: a holder that dies frees the release within `ttl`.
         Yields None when another holds it. A lease whose renewal fails (taken by another, or Redis
         unreachable until the lease would have expired) reports `held() == False`: its holder must
         not act on the release any more."""
-        key = keys.release_lock(release_id)
+        return self._lease(keys.release_lock(release_id), ttl, fence_for=release_id)
+
+    def delivery_lease(self, delivery_id: str, ttl: float = 10.0) -> AbstractContextManager[Lease | None]:
+        """A hook delivery's lock as a short lease (see `release_lease`): a worker killed mid-call
+        frees the delivery within `ttl`, not after the job's whole timeout."""
+        return self._lease(keys.delivery_lock(delivery_id), ttl)
+
+    def delivery_lease_left(self, delivery_id: str) -> float:
+        """Seconds until the delivery's lease runs out unless its holder renews it (0: not held)."""
+        return max(0.0, int(self.r.pttl(keys.delivery_lock(delivery_id))) / 1000)
+
+    @contextmanager
+    def _lease(self, key: str, ttl: float, fence_for: str | None = None) -> Iterator[Lease | None]:
+        """A lock renewed by a heartbeat while held. `fence_for`: a release whose commits it fences."""
         token = uuid.uuid4().hex
         if not self.r.set(key, token, nx=True, px=int(ttl * 1000)):
             yield None
             return
         lease = Lease(self, key, token, ttl)
         lease.start()
-        self._fences()[release_id] = (key, token)
+        if fence_for is not None:
+            self._fences()[fence_for] = (key, token)
         try:
             yield lease
         finally:
-            self._fences().pop(release_id, None)
+            if fence_for is not None:
+                self._fences().pop(fence_for, None)
             lease.stop()
             if lease.held():
                 self._unlock(keys=[key], args=[token])
-
-    def delivery_lock(self, delivery_id: str, ttl: float = 30.0) -> AbstractContextManager[bool]:
-        return self._lock(keys.delivery_lock(delivery_id), ttl, 0.0)
 
     def lock(self, name: str, ttl: float = 30.0, wait: float = 0.0) -> AbstractContextManager[bool]:
         return self._lock(keys.lock(name), ttl, wait)

@@ -11,6 +11,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import redis
 
@@ -152,8 +153,8 @@ class SentinelStack:
     def _sentinels_see_replica(self, port: int, synced: float) -> bool:
         """Every sentinel read the replica's INFO after `synced` (monotonic) and saw its link up."""
         for _, sentinel in self.sentinel_procs:
-            replicas = self._ask(sentinel, "SENTINEL", "REPLICAS", MASTER_NAME)
-            entries = [r if isinstance(r, dict) else dict(zip(r[::2], r[1::2], strict=False)) for r in replicas]  # type: ignore[union-attr]
+            replicas = cast(list[Any], self._ask(sentinel, "SENTINEL", "REPLICAS", MASTER_NAME))
+            entries = [r if isinstance(r, dict) else dict(zip(r[::2], r[1::2], strict=False)) for r in replicas]
             mine = [r for r in entries if int(r.get("port", 0)) == port]
             if not mine or "down" in str(mine[0].get("flags", "")) or mine[0].get("master-link-status") != "ok":
                 return False

@@ -17,12 +17,12 @@ from rq import Queue, SimpleWorker
 from app.config import parse_config
 from app.context import Context, set_context
 from app.intake import start_release
-from app.models import Release
+from app.models import DeliveryAttempt, Release
 from app.store import PREFIX
 from integrations.notify.webhook import USER_AGENT, verify
 from tests.support.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver, config_text
 from tests.support.web import read_api
-from workers.deliver import deliver
+from workers.deliver import INTERRUPTED, deliver
 from workers.scheduler import LEASE_SECONDS, QUEUE_NAME, enqueue_due
 from workers.tick import tick
 
@@ -346,3 +346,40 @@ def test_enqueue_due_only_takes_due_items_and_leases_them(ctx: Context) -> None:
     assert float(ctx.store.r.zscore(DUE, "tick:r-a:0") or 0) == pytest.approx(now + LEASE_SECONDS)
     assert ctx.store.r.zscore(DUE, "bogus") is None
     assert enqueue_due(ctx.store, queue, now=now) == 0
+
+
+def test_a_killed_holders_delivery_is_retried_within_the_lease(
+    ctx: Context, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker SIGKILLed mid-call leaves its delivery locked and its attempt recorded as
+    interrupted. The lock is a lease its heartbeat no longer renews, so the delivery is sent again
+    (same id) once the lease runs out, not after the RQ job's 60 s timeout; and the attempt is
+    recorded once, with the interrupted one before it."""
+    import workers.deliver as deliver_module
+
+    assert deliver_module.LEASE_TTL <= 10.0
+    monkeypatch.setattr(deliver_module, "LEASE_TTL", 2.0)
+    set_context(ctx)
+    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    _, did = succeeded_release(ctx)
+    delivery = ctx.store.get_delivery(did)
+    assert delivery is not None
+    # What the dead holder left: its lease (renewed until the kill, now), its attempt recorded
+    # as interrupted, and the delivery due again (a long call: already due).
+    dead = ctx.store.lock("delivery:" + did, ttl=deliver_module.LEASE_TTL)
+    assert dead.__enter__()
+    killed = time.monotonic()
+    delivery.attempts.append(DeliveryAttempt(at=time.time() - 5, error=INTERRUPTED))
+    ctx.store.save_delivery(delivery, time.time() - 1)
+
+    while (delivery := ctx.store.get_delivery(did)) is not None and delivery.state == "pending":
+        # The scheduler claims it (pushing it LEASE_SECONDS ahead); the job finds it busy.
+        assert time.monotonic() - killed < deliver_module.LEASE_TTL + 3.0, "not retried within the lease"
+        enqueue_due(ctx.store, queue)
+        SimpleWorker([queue], connection=ctx.store.r).work(burst=True, logging_level="WARNING")
+        time.sleep(0.1)
+
+    assert delivery is not None and delivery.state == "delivered"
+    assert [(a.status, a.error) for a in delivery.attempts] == [(None, INTERRUPTED), (200, None)]
+    assert [r.headers["Sluice-Delivery"] for r in receiver.requests] == [did]
+    assert hook_score(ctx, did) is None
