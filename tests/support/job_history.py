@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.config import parse_config
+from app.context import Context, set_context
 from app.demo.stack import Process, require_binary, start_prometheus
+from tests.support.fakes import FakeRouter
 from tests.support.history import BAD_CODES, GOOD_CODES, LATENCIES, lean_openmetrics
 from tests.support.prom_data import Traffic, openmetrics
 
@@ -113,3 +118,28 @@ def serve_job_history(workdir: Path) -> tuple[Process, str]:
             timeout=120,
         )
     return start_prometheus(workdir, storage=storage, extra_flags=["--storage.tsdb.retention.time=100y"])
+
+
+@contextmanager
+def job_context(redis_url: str, prometheus_url: str) -> Iterator[Context]:
+    """Sluice's context over the job history (CONFIG against this Prometheus, a fake router for
+    the `store` application), installed as the process's context while the test runs."""
+    context = Context(config=parse_config(CONFIG.format(prom=prometheus_url)), redis_url=redis_url)
+    context._routers["store"] = FakeRouter({"shop": {"1.0.0": 100}})  # type: ignore[assignment]
+    set_context(context)
+    try:
+        yield context
+    finally:
+        set_context(None)
+        context.prometheus.close()
+        context.store.r.close()
+
+
+@contextmanager
+def job_prometheus(workdir: Path) -> Iterator[str]:
+    """Prometheus serving the job history; its URL."""
+    proc, url = serve_job_history(workdir)
+    try:
+        yield url
+    finally:
+        proc.stop()

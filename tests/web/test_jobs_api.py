@@ -16,13 +16,12 @@ from rq import Queue, SimpleWorker
 from rq.job import Job as RQJob
 
 from app.config import parse_config
-from app.context import Context, set_context
+from app.context import Context
 from app.store import keys
 from app.store.jobs import JOBS_QUEUE, LOST
 from app.web import create_app
 from tests.app.test_replay import run_live
-from tests.support.fakes import FakeRouter
-from tests.support.job_history import CONFIG, cart_day, serve_job_history
+from tests.support.job_history import CONFIG, cart_day, job_context, job_prometheus
 from tests.support.job_history import T0 as REPLAY_T0
 
 pytestmark = pytest.mark.integration
@@ -34,26 +33,16 @@ READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, url = serve_job_history(tmp_path_factory.mktemp("prom"))
-    try:
+    with job_prometheus(tmp_path_factory.mktemp("prom")) as url:
         yield url
-    finally:
-        proc.stop()
 
 
 @pytest.fixture
 def ctx(redis_url: str, prometheus: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
     monkeypatch.setenv("SLUICE_API_TOKEN", TOKEN)
     monkeypatch.setenv("SLUICE_READ_TOKEN", READ_TOKEN)
-    context = Context(config=parse_config(CONFIG.format(prom=prometheus)), redis_url=redis_url)
-    context._routers["store"] = FakeRouter({"shop": {"1.0.0": 100}})  # type: ignore[assignment]
-    set_context(context)
-    try:
+    with job_context(redis_url, prometheus) as context:
         yield context
-    finally:
-        set_context(None)
-        context.prometheus.close()
-        context.store.r.close()
 
 
 @pytest.fixture

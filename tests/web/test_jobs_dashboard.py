@@ -17,12 +17,10 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from app.config import parse_config
-from app.context import Context, set_context
+from app.context import Context
 from app.web import create_app
 from tests.app.test_replay import run_live
-from tests.support.fakes import FakeRouter
-from tests.support.job_history import CONFIG, T0, serve_job_history
+from tests.support.job_history import T0, job_context, job_prometheus
 from tests.web.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.web.test_jobs_api import run_queued_jobs
 
@@ -34,25 +32,15 @@ TOKEN = "jobs-dashboard-read-token-1f3a"
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, url = serve_job_history(tmp_path_factory.mktemp("prom"))
-    try:
+    with job_prometheus(tmp_path_factory.mktemp("prom")) as url:
         yield url
-    finally:
-        proc.stop()
 
 
 @pytest.fixture
 def ctx(redis_url: str, prometheus: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
     monkeypatch.setenv("SLUICE_READ_TOKEN", TOKEN)
-    context = Context(config=parse_config(CONFIG.format(prom=prometheus)), redis_url=redis_url)
-    context._routers["store"] = FakeRouter({"shop": {"1.0.0": 100}})  # type: ignore[assignment]
-    set_context(context)
-    try:
+    with job_context(redis_url, prometheus) as context:
         yield context
-    finally:
-        set_context(None)
-        context.prometheus.close()
-        context.store.r.close()
 
 
 @pytest.fixture
