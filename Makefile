@@ -10,10 +10,11 @@ setup: system-packages $(VENV)/.installed
 system-packages:
 	@./scripts/install-system-packages.sh
 
-# The virtualenv, from the lock file; rebuilt when the lock or the project changes.
-$(VENV)/.installed: requirements.lock pyproject.toml
+# The virtualenv, from the lock files (runtime + development, every file checked against its hash);
+# rebuilt when a lock or the project changes. The image (Dockerfile) installs requirements.lock only.
+$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock -r requirements-dev.lock
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 
@@ -47,9 +48,13 @@ bench: setup
 	./scripts/install-system-packages.sh hey nginx-light
 	$(BIN)/python -m benchmarks
 
-# Re-resolve the lock file (needs the package registry).
+# Re-resolve the lock files (needs the package registry); versions already pinned are kept unless
+# pyproject.toml excludes them. requirements.lock: [project] dependencies, what the image installs;
+# requirements-dev.lock: the dev extra too, constrained to the runtime lock's versions.
 lock:
-	$(BIN)/pip install -q uv && $(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile -q pyproject.toml --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --generate-hashes -c requirements.lock -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
