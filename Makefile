@@ -50,11 +50,12 @@ bench: setup
 
 # Re-resolve the lock files (needs the package registry); versions already pinned are kept unless
 # pyproject.toml excludes them. requirements.lock: [project] dependencies, what the image installs;
-# requirements-dev.lock: the dev extra too, constrained to the runtime lock's versions.
+# requirements-dev.lock: the dev extra too, constrained to the runtime lock's versions. --universal
+# keeps each dependency's markers (Debian bookworm's Python 3.11.2 needs async-timeout, 3.11.3+ not).
 lock:
 	$(BIN)/pip install -q uv
-	$(BIN)/uv pip compile -q pyproject.toml --generate-hashes -o requirements.lock
-	$(BIN)/uv pip compile -q pyproject.toml --extra dev --generate-hashes -c requirements.lock -o requirements-dev.lock
+	$(BIN)/uv pip compile -q pyproject.toml --universal --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --universal --generate-hashes -c requirements.lock -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -29,6 +29,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sluice", prog_name="sluice")
 def main() -> None:
     """Sluice: release a deployed version by shifting traffic in steps, judged by Prometheus."""
 
