@@ -28,7 +28,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: lint
-	@./scripts/install-system-packages.sh chromium
+	@./scripts/install-system-packages.sh chromium debootstrap buildah podman
 	$(BIN)/pytest
 
 # The release scenario suite (scenarios/): 24 scenarios through the real stack under each policy in

@@ -11,8 +11,9 @@ command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; } || need+=(haproxy)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # Extra Debian packages named on the command line: `chromium` for `make test` (the dashboard's
-# browser tests drive Debian's headless Chromium, never `playwright install`), `hey nginx-light`
-# for `make bench`.
+# browser tests drive Debian's headless Chromium, never `playwright install`), and `debootstrap
+# buildah podman` for its image test (tests/ship: a Debian base by debootstrap, imported by podman,
+# the Dockerfile built and run by buildah); `hey nginx-light` for `make bench`.
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
