@@ -90,7 +90,11 @@ def _swap_in_image(stack: DemoStack, web: img.Container, worker: img.Container) 
     healthz = f"http://127.0.0.1:{port}/healthz"
     wait_until(lambda: requests.get(healthz, timeout=1).ok, 60, "the image's web", proc.proc, proc.log)
     stack.api_url = f"http://127.0.0.1:{port}"
-    stack.processes.append(worker.start("image-worker", stack.workdir, ["sluice", "worker"], env, mounts))
+    proc = worker.start("image-worker", stack.workdir, ["sluice", "worker"], env, mounts)
+    stack.processes.append(proc)
+    pid = proc.proc.pid
+    running_worker = lambda: any("sluice worker" in img.cmdline(p) for p in img.descendants(pid))  # noqa: E731
+    wait_until(running_worker, 60, "the image's worker", proc.proc, proc.log)
 
 
 @pytest.fixture(scope="module")
