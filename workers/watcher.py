@@ -27,13 +27,14 @@ from kubernetes import watch
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from app.config import ApplicationConfig, ClusterConfig
+from app.config_file.schema import ApplicationConfig
 from app.context import Context
-from app.intake import IntakeError, start_release
-from app.models import CIContext
-from app.names import LABEL_VALUE_RE
+from app.core.models import CIContext
+from app.core.names import LABEL_VALUE_RE
+from app.release.intake import IntakeError, start_release
 from app.store import keys
 from integrations.kubernetes.cluster import Kube
+from integrations.kubernetes.config import ClusterConfig
 from integrations.kubernetes.health import parse_time
 from integrations.kubernetes.objects import rollout_state
 

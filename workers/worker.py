@@ -75,7 +75,7 @@ def run_worker(burst: bool = False, with_scheduler: bool = True, serves: str = "
     ctx = get_context()
     redis = ctx.store.r
     queue = Queue(QUEUE_NAME, connection=redis)
-    # Ticks and deliveries first; replay and backtest jobs (app/jobs.py) when none is waiting.
+    # Ticks and deliveries first; replay and backtest jobs (app/analysis/jobs.py) when none is waiting.
     queues = {"all": [queue, Queue(JOBS_QUEUE, connection=redis)], "releases": [queue]}.get(
         serves, [Queue(JOBS_QUEUE, connection=redis)]
     )

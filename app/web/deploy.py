@@ -7,10 +7,10 @@ from typing import Literal
 from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.announcements import Announcement
 from app.context import get_context
-from app.intake import Force
-from app.models import CIContext
+from app.core.announcements import Announcement
+from app.core.models import CIContext
+from app.release.intake import Force
 from app.web.auth import require_token_or_signature
 from app.web.bodies import json_body, raw_body
 from app.web.errors import ApiError

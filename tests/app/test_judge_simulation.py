@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from app.config import PolicyConfig
+from app.core.config.policy import PolicyConfig
 from tests.support.simulate import CrashLoop, Outcome, Rates, Scenario, run_release
 
 STEPS = [{"weight": 10, "duration": "2m"}, {"weight": 50, "duration": "2m"}, {"weight": 100, "duration": "1m"}]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.context import Context
-from app.scaling import finish
+from app.release.scaling import finish
 from tests.support.fake_apiserver import FakeApiServer
 from workers.tick import tick
 from workers.watcher import Watcher

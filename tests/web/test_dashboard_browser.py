@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from app.demo import run as demo
-from app.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack
+from app.cli.demo import run as demo
+from app.cli.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.demo_stack import running
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.config import ConfigError, hook_fields, parse_config
-from app.hooks import release_fields
-from app.models import Release
+from app.config_file.loader import ConfigError, parse_config
+from app.core.models import Release
+from app.release.hooks import release_fields
+from integrations.notify.interface import hook_fields
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 APPS = """

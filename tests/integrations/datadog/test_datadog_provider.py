@@ -10,13 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import CheckConfig, MetricConfig, PolicyConfig, StepConfig, parse_config
+from app.cli.demo.stack import free_port
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.demo.stack import free_port
-from app.intake import start_release
-from app.models import Release
+from app.core.config.policy import CheckConfig, PolicyConfig, StepConfig
+from app.core.models import Release
+from app.release.intake import start_release
 from integrations.datadog.config import DatadogConfig
 from integrations.datadog.provider import DatadogProvider, fraction_under
+from integrations.prometheus.config import MetricConfig
 from integrations.registry.metrics import provider_for
 from tests.support.datadog_fake import Answer, FakeDatadog, rate_limit_headers
 from tests.support.fakes import FakeRouter
@@ -332,7 +334,7 @@ def test_the_configuration_selects_datadog() -> None:
     assert isinstance(p, DatadogProvider) and p.querier.url == "http://127.0.0.1:1/api/v1/query"
     p.close()
     assert DatadogConfig(type="datadog", site="us5.datadoghq.com").api_url == "https://api.us5.datadoghq.com"
-    from app.config import ConfigError
+    from app.config_file.loader import ConfigError
 
     for bad in ("tags: ['env:prod,service:x']", "site: evil.example.com", "requests_metric: 'a{b}'"):
         with pytest.raises(ConfigError):

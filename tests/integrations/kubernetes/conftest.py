@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
 from integrations.kubernetes import health
 from integrations.kubernetes.cluster import forget_clients

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from integrations.registry.routers import API_CALLS
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"

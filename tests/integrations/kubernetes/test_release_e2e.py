@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from app.context import Context
-from app.models import Release
+from app.core.models import Release
 from tests.support.cluster import cluster_weights, setup_cluster
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.fakes import FakePrometheus

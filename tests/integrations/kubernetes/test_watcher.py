@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from app.context import Context
-from app.intake import IntakeError, start_release
+from app.release.intake import IntakeError, start_release
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.sim import Sim, running_watcher, wait_for
 from workers.watcher import Watcher, ci_from_annotations
