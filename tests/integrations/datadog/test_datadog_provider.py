@@ -368,12 +368,12 @@ def test_a_release_is_judged_on_datadog(redis_url: str, dd: FakeDatadog, candida
         ctx.store.r.close()
 
 
-def test_the_readme_snippet_is_a_valid_configuration() -> None:
+def test_the_configuration_doc_snippet_is_a_valid_configuration() -> None:
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    [snippet] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "type: datadog" in b]
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "configuration.md").read_text()
+    [snippet] = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "type: datadog" in b]
     apps = DD_CONFIG[DD_CONFIG.index("applications:") :].replace("{{", "{").replace("}}", "}")
     cfg = parse_config(snippet + apps)
     assert cfg.metrics_source.type == "datadog" and cfg.metrics_source.tags == ["env:prod"]
