@@ -5,9 +5,10 @@ Each touches a file in its loop (`beat`); the container's liveness probe checks 
     python -m workers.liveness check worker 600     # exit 0 if /tmp/sluice-alive-worker is fresh
 
 The check reads no configuration and talks to no Redis, so it answers in a fraction of a second and
-says only whether the loop still turns. A worker waiting for an unreachable Redis keeps beating:
-restarting it would not bring Redis back. The files live in SLUICE_LIVENESS_DIR, else the temporary
-directory (TMPDIR, normally /tmp: an emptyDir in deploy/sluice.yaml, whose root filesystem is read-only).
+says only whether the loop still turns. A worker whose RQ loop retries an unreachable Redis keeps
+beating (RQ heartbeats between retries): restarting it would not bring Redis back. The files live in
+SLUICE_LIVENESS_DIR, else the temporary directory (TMPDIR, normally /tmp: an emptyDir in
+deploy/sluice.yaml, whose root filesystem is read-only).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def work_until_stopped(
     a work loop that ends on a Redis error is restarted after a backoff (1 s doubling to 30 s)."""
     backoff = BACKOFF_FIRST
     while True:
-        liveness.beat("worker")  # also while Redis is down: the loop turns, restarting would not help
+        liveness.beat("worker")  # each new RQ work loop, e.g. after a Redis outage ended the last one
         worker = make_worker()
         started = time.monotonic()
         try:
