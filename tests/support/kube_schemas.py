@@ -57,7 +57,7 @@ def _schema_dir() -> str:
 @cache
 def _registry() -> Registry:
     definitions = kv.schema_contents(f"{_schema_dir()}/_definitions.json", KUBERNETES_VERSION)
-    return Resource.from_contents(definitions) @ Registry()  # type: ignore[return-value]
+    return Resource.from_contents(definitions) @ Registry()
 
 
 # --- CRD openAPIV3Schema -> JSON Schema -------------------------------------------------------------------

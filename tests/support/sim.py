@@ -57,7 +57,10 @@ class Sim:
                     "replicas": replicas,
                     "progressDeadlineSeconds": 600,
                     "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": image}]}},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "app", "image": image}]},
+                    },
                 },
             }
         )
