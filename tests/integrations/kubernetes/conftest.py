@@ -30,6 +30,9 @@ def api() -> Iterator[FakeApiServer]:
         health._kubes.clear()
     unexpected = server.calls - API_CALLS
     assert not unexpected, f"calls outside integrations.registry.routers.API_CALLS: {unexpected}"
+    # A real API server drops a field its schema does not know, with only a warning: Sluice's write
+    # would silently lose it.
+    assert not server.warnings, f"Sluice wrote fields the API server does not know: {server.warnings}"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""deploy/: the manifests load, hang together, and grant exactly the API calls Sluice makes."""
+"""deploy/: the manifests load and hang together (their RBAC is evaluated in test_rbac.py)."""
 
 from __future__ import annotations
 
