@@ -30,7 +30,7 @@ USER 10001
 WORKDIR /srv/sluice
 EXPOSE 8000
 # The web process's liveness. Worker and watcher containers serve no HTTP: docker-compose.yml
-# turns this off for them (Kubernetes ignores it; deploy/sluice.yaml has its own probes).
+# gives them their liveness check instead (Kubernetes ignores it; deploy/sluice.yaml has its own probes).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 # gunicorn with gevent workers, header deadline, JSON errors (app/web/serving.py).

@@ -6,8 +6,11 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from app.config import ApplicationConfig, ConfigError, PolicyConfig, ServiceConfig, SluiceConfig, load_config
-from app.models import Release
+from app.config_file.loader import ConfigError, load_config
+from app.config_file.schema import ApplicationConfig, SluiceConfig
+from app.core.config.policy import PolicyConfig
+from app.core.config.services import ServiceConfig
+from app.core.models import Release
 from app.store import Store, connect
 from app.store.connection import DEFAULT_REDIS_URL, RedisUrlError, redis_url_from_env
 from integrations.metrics.interface import BatchPrimer, MetricProvider

@@ -13,11 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import app.config  # noqa: F401 - import the configuration first (the integrations import it)
-from app.backtest import backtest
-from app.config import parse_config
+from app.analysis.backtest import backtest
+from app.cli.demo.stack import start_redis
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.demo.stack import start_redis
 from tests.support.history import lean_openmetrics, two_weeks
 from tests.support.prom_data import serve_history
 

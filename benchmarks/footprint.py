@@ -13,8 +13,8 @@ def redis_per_release(workdir: Path, n: int = 5000, services: int = 50) -> dict[
     retention indexes (app/store/keys.py), measured by deleting them at the end."""
     import redis
 
-    from app.demo.stack import start_redis
-    from app.models import CheckResult, Event, Release
+    from app.cli.demo.stack import start_redis
+    from app.core.models import CheckResult, Event, Release
     from app.store import Store, keys
 
     proc, url = start_redis(workdir)

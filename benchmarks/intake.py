@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from app.demo.stack import Process, require_binary, start_gunicorn, start_redis
+from app.cli.demo.stack import Process, require_binary, start_gunicorn, start_redis
 from benchmarks.common import percentile, table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ circleci:
 
 
 def bench_config() -> str:
-    from app.config import ConfigError, parse_config
+    from app.config_file.loader import ConfigError, parse_config
 
     try:
         parse_config(CONFIG + CIRCLECI_CONFIG)

@@ -10,10 +10,10 @@ import statistics
 import time
 from collections.abc import Callable
 
-from app import evidence as ev
-from app.config import PolicyConfig
-from app.decide import decide
-from app.models import EvidenceObservation, JudgeState, Observations, Release, ResponseCounts, VersionCounts
+from app.core.config.policy import PolicyConfig
+from app.core.decide import decide
+from app.core.judge import evidence as ev
+from app.core.models import EvidenceObservation, JudgeState, Observations, Release, ResponseCounts, VersionCounts
 
 TITLE = "## 7. Judge CPU"
 T0 = 1_700_000_000.0

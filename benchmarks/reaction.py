@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from app.demo.run import DEMO_VERSIONS, SERVICE, STABLE, DemoStack, LoadGenerator
+from app.cli.demo.run import DEMO_VERSIONS, SERVICE, STABLE, DemoStack, LoadGenerator
 from benchmarks.common import table
 from integrations.haproxy.runtime import RuntimeClient
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import redis
 import requests
 
-from app.config import parse_config
+from app.cli.demo.stack import Process, free_port, require_binary, start_gunicorn, start_redis, wait_until
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.demo.stack import Process, free_port, require_binary, start_gunicorn, start_redis, wait_until
-from app.intake import start_release
+from app.release.intake import start_release
 from benchmarks.common import cpu_seconds, percentile, rss_mib, table
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import time
 
 import workers.tick as tick_module
 from app.context import get_context
-from integrations.routing import Health
+from integrations.routers.interface import Health
 from workers.worker import run_worker
 
 _real_run_tick = tick_module.run_tick

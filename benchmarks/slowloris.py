@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from app.demo.stack import Process, free_port, start_redis, wait_until
+from app.cli.demo.stack import Process, free_port, start_redis, wait_until
 from benchmarks.common import machine, percentile, table
 from benchmarks.intake import CIRCLECI_SECRET, DEPLOY_SECRET, TOKEN, _circleci_body, bench_config
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.demo.stack import Process, start_redis
+from app.cli.demo.stack import Process, start_redis
 from benchmarks.common import rss_mib
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.sim import Sim
@@ -56,7 +56,7 @@ def measure(workdir: Path, n: int, settle: float = 6.0) -> float:
             "SLUICE_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(REPO),
         }
-        watcher = Process(f"watcher-{n}", [sys.executable, "-m", "app.cli", "watcher"], workdir, env=env).start()
+        watcher = Process(f"watcher-{n}", [sys.executable, "-m", "app.cli.main", "watcher"], workdir, env=env).start()
         procs.append(watcher)
         time.sleep(settle)
         if watcher.proc is None or watcher.proc.poll() is not None:

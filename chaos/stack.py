@@ -1,8 +1,8 @@
 """One real stack for the chaos suite, with a handle on every process it hurts.
 
-The pieces are the scenario suite's (scenarios/harness.py) and the demo's (app/demo/stack.py):
+The pieces are the scenario suite's (scenarios/harness.py) and the demo's (app/cli/demo/stack.py):
 Redis (with AOF, as production should run it), HAProxy with one frontend and backend per
-service, the two versions of every service under gunicorn (app.demo.scenario_service),
+service, the two versions of every service under gunicorn (app.cli.demo.scenario_service),
 Prometheus scraping them every second, Sluice's web process as the Procfile runs it (gevent,
 app/web/serving.py), and one `sluice worker`. What this module adds is the harm: SIGKILL a
 process and start it again (as a supervisor would), stop or freeze Redis, stop Prometheus,
@@ -27,7 +27,7 @@ from typing import Any
 import requests
 import yaml
 
-from app.demo.stack import (
+from app.cli.demo.stack import (
     HAProxyBackend,
     Process,
     free_port,
@@ -194,7 +194,9 @@ class ChaosStack:
         web_args += ["--bind", f"127.0.0.1:{port}", "app:create_app()"]
         self.web = Process("sluice-web", web_args, self.workdir, env=self.env)
         self.start_web()
-        self.worker = Process("sluice-worker", [sys.executable, "-m", "app.cli", "worker"], self.workdir, env=self.env)
+        self.worker = Process(
+            "sluice-worker", [sys.executable, "-m", "app.cli.main", "worker"], self.workdir, env=self.env
+        )
         self.worker.start()
 
     def stop(self) -> None:
@@ -329,7 +331,7 @@ class ChaosStack:
 
 def reload_haproxy(workdir: Path, old: Process, socket: str, name: str) -> Process:
     """What `systemctl reload haproxy` does without a master process: a new HAProxy reads the
-    configuration file (`workdir/haproxy.cfg`, as app/demo/stack.py writes it) and takes over the
+    configuration file (`workdir/haproxy.cfg`, as app/cli/demo/stack.py writes it) and takes over the
     listeners and the admin socket; the old one (`-sf`) finishes its connections and exits.
     Runtime weights set over the socket are not carried over: the file's are back."""
     assert old.proc is not None

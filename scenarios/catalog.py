@@ -1,7 +1,7 @@
 """The release scenarios: what a careful SRE would try a release agent on.
 
 Each scenario is one service (`scn-<name>`) with a stable and a candidate version, both
-app.demo.scenario_service under gunicorn, configured by SCN_* environment variables; a
+app.cli.demo.scenario_service under gunicorn, configured by SCN_* environment variables; a
 traffic pattern; events during the release; the expected outcome; and, for bad versions, a
 detection deadline in seconds from the candidate's first traffic to its rollback.
 

@@ -29,8 +29,8 @@ from typing import Any
 import requests
 import yaml
 
-from app.client import SluiceClient
-from app.demo.stack import (
+from app.cli.client import SluiceClient
+from app.cli.demo.stack import (
     HAProxyBackend,
     Process,
     free_port,
@@ -125,7 +125,7 @@ class Version:
             "--graceful-timeout",
             "2",
             "--no-control-socket",
-            "app.demo.scenario_service:create_app()",
+            "app.cli.demo.scenario_service:create_app()",
         ]
         self.proc = Process(f"{self.name}-{self.starts}", args, self.workdir, env=self.env).start()
         self.exited_at = None
@@ -346,7 +346,9 @@ class PolicyRun:
         web, web_port = start_gunicorn(self.workdir, "sluice-web", "app:create_app()", env=env, threads=4)
         self.processes.append(web)
         self.api_url = f"http://127.0.0.1:{web_port}"
-        worker = Process("sluice-worker", [sys.executable, "-m", "app.cli", "worker"], self.workdir, env=env).start()
+        worker = Process(
+            "sluice-worker", [sys.executable, "-m", "app.cli.main", "worker"], self.workdir, env=env
+        ).start()
         self.processes.append(worker)
 
     def start_load(self, duration: float) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.demo.stack import start_redis
+from app.cli.demo.stack import start_redis
 from tests.support.fakes import FakePrometheus, FakeRouter, WebhookReceiver
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

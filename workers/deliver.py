@@ -12,11 +12,11 @@ import logging
 import random
 import time
 
-from app import metrics
 from app.context import Context, get_context
-from app.logs import release_context
-from app.models import Delivery, DeliveryAttempt, DeliveryState, Event
-from app.redact import redact_clip
+from app.core.models import Delivery, DeliveryAttempt, DeliveryState, Event
+from app.core.redact import redact_clip
+from app.telemetry import metrics
+from app.telemetry.logs import release_context
 from integrations.registry.hooks import MissingSecret, send
 
 log = logging.getLogger("sluice.deliver")

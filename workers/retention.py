@@ -15,8 +15,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from app.config.base import parse_duration
 from app.context import get_context
+from app.core.config.base import parse_duration
 from app.store import Store
 
 log = logging.getLogger("sluice.retention")

@@ -1,4 +1,4 @@
-"""RQ entry point for a release's replicas work once it ended (app/scaling.py `finish`): put back
+"""RQ entry point for a release's replicas work once it ended (app/release/scaling.py `finish`): put back
 what Sluice scaled after a failure, scale the old version down after promotion. Scheduled through
 the `due` set (`scale:<release>`), so a worker that dies mid-way leaves it due again."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 from app.context import get_context
-from app.logs import release_context
-from app.scaling import finish
+from app.release.scaling import finish
+from app.telemetry.logs import release_context
 
 
 def run_scale(release_id: str) -> str:

@@ -51,7 +51,7 @@ def enqueue_due(store: Store, queue: Queue, now: float | None = None) -> int:
                 description=f"deliver {name}",
             )
         elif kind == "scale":
-            # Replicas after a release ended (app/scaling.py): rare, one per job like a delivery.
+            # Replicas after a release ended (app/release/scaling.py): rare, one per job like a delivery.
             queue.enqueue(
                 "workers.scale.run_scale",
                 name,

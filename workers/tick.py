@@ -2,7 +2,7 @@
 
 A tick carries the `seq` it was scheduled for. Under the per-release lease (renewed while the
 tick runs), a tick whose seq is no longer the release's (a duplicate, or a late one) does nothing.
-The crash order is the engine's (app/engine.py): record commits the decision and the next tick
+The crash order is the engine's (app/release/engine.py): record commits the decision and the next tick
 in one transaction, then act changes the router and confirms; a crash in between is repaired by
 the next tick's load, which finishes the act before anything is evaluated again.
 """
@@ -18,29 +18,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app import metrics, shadow
-from app.config import ApplicationConfig, PolicyConfig, ServiceConfig
 from app.context import Context, UnknownService, get_context
-from app.decide import decide, decide_rollback, fail_back
-from app.engine import apply_weights, commit_decision
-from app.gates import observe_gates
-from app.intake import claim_service
-from app.judging import evidence_since, latency_since
-from app.known_bad import ROLLBACK_TRIGGER
-from app.logs import release_context
-from app.models import (
-    Decision,
-    Event,
-    EvidenceObservation,
-    Observations,
-    Release,
-    ResponseCounts,
-    VersionCounts,
-)
-from app.router_drift import restore_drifted_weights
-from app.scaling import observe_readiness
+from app.core.decide import decide, decide_rollback, fail_back
+from app.core.known_bad import ROLLBACK_TRIGGER
+from app.core.models import Decision, Event, Observations, Release
+from app.release import shadow
+from app.release.drift import restore_drifted_weights
+from app.release.engine import apply_weights, commit_decision
+from app.release.gate_checks import observe_gates
+from app.release.intake import claim_service
+from app.release.observe import observe
 from app.store import LeaseLost
-from integrations.routing import RouterError
+from app.telemetry import metrics
+from app.telemetry.logs import release_context
 
 log = logging.getLogger("sluice.tick")
 # The per-release lease: renewed by a heartbeat while the tick runs, so a worker killed inside a
@@ -133,7 +123,7 @@ def load(ctx: Context, release_id: str, seq: int) -> Release | TickOutcome:
         return TickOutcome(TickKind.GONE, "gone")
     if release.seq != seq:
         return TickOutcome(TickKind.STALE, f"stale: release is at seq {release.seq}, this tick was for {seq}")
-    # A shadow release moves no traffic, so it owns no service and is never superseded (app/shadow.py).
+    # A shadow release moves no traffic, so it owns no service and is never superseded (app/release/shadow.py).
     owner = release.id if release.shadow else ctx.store.active_release(release.application, release.service)
     if release.state == "pending" and owner != release.id:
         owner = claim_service(ctx, release)  # the intake died before it could
@@ -166,99 +156,6 @@ def retire(ctx: Context, release: Release, owner: str | None) -> TickOutcome:
     return TickOutcome(TickKind.DECIDED, f"abort: superseded by {by}")
 
 
-# --- observe ----------------------------------------------------------------------------------------
-
-
-def observe(ctx: Context, release: Release, now: float) -> Observations:
-    """Ask Prometheus, the router and the cluster about the candidate. Errors become 'no data',
-    never exceptions."""
-    obs = Observations(at=now)
-    try:
-        app, svc, policy = ctx.locate(release)
-    except UnknownService:
-        return obs  # nothing to ask about: decide_next fails the release
-    if release.state != "running":
-        obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before `start`
-        return obs
-    started = time.monotonic()
-    try:
-        _observe_running(ctx, app, svc, policy, release, now, obs)
-    finally:
-        # The timeouts count the observing itself (app/decide.py): `now` plus how long it took, on
-        # the same clock as `now` (a replay's `now` is in the past).
-        obs.completed_at = now + (time.monotonic() - started)
-    return obs
-
-
-def _observe_running(
-    ctx: Context,
-    app: ApplicationConfig,
-    svc: ServiceConfig,
-    policy: PolicyConfig,
-    release: Release,
-    now: float,
-    obs: Observations,
-) -> None:
-    obs.checks = ctx.metrics_provider.observe_checks(policy, ctx.config.metrics, release, now)
-    obs.evidence = observe_evidence(ctx, app, svc, policy, release, now)
-    step = policy.steps[release.step]
-    if step.requests is not None and release.step_started_at is not None:
-        obs.step_requests = ctx.metrics_provider.step_requests(release, now, since=release.step_started_at)
-    try:
-        health = ctx.router(app).health(svc, release.target_version)
-        obs.candidate_healthy, obs.health_detail = health.healthy, health.detail
-    except RouterError as exc:
-        obs.candidate_healthy, obs.health_detail = None, f"router could not tell: {exc}"
-    if app.cluster is not None:  # Kubernetes: restarts and a failed rollout, whatever the router
-        from integrations.kubernetes.health import observe_cluster
-
-        observe_cluster(ctx, app, svc, release, obs)
-    obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before the next `advance`
-
-
-# Stable's counts from before the release: the reference of a release whose first step is 100%.
-BASELINE_SECONDS = 600.0
-
-
-def observe_evidence(
-    ctx: Context, app: ApplicationConfig, svc: ServiceConfig, policy: PolicyConfig, release: Release, now: float
-) -> EvidenceObservation | None:
-    """Both versions' counts over the same span, the step's evidence (app/judging.py): from the
-    metrics backend since the step began (after warmup), and from the router since the mark
-    taken when the step's weights were confirmed."""
-    since = evidence_since(release)
-    if since is None:
-        return None
-    evidence = EvidenceObservation(since=since)
-    if now <= since:
-        return evidence
-    source, target = release.source_version, release.target_version
-
-    def counts(version: str, start: float, end: float) -> ResponseCounts:
-        return ctx.metrics_provider.response_counts(release.service, version, release.namespace, start, end)
-
-    evidence.candidate.metrics = counts(target, since, now)
-    evidence.stable.metrics = counts(source, since, now)
-    warm = latency_since(release, policy)
-    if warm is not None and warm > since:
-        evidence.latency_since = warm
-        if now > warm:
-            evidence.candidate_latency, evidence.stable_latency = counts(target, warm, now), counts(source, warm, now)
-    router = ctx.router(app)
-    mark = release.judge.router_mark
-    counts_since = getattr(router, "counts_since", None)
-    if mark is not None and counts_since is not None:
-        try:
-            seen = counts_since(svc, mark)
-            evidence.candidate.router, evidence.stable.router = seen.get(target), seen.get(source)
-        except (RouterError, KeyError, TypeError) as exc:
-            log.warning("could not read the router's counts: %s", exc, extra={"release_id": release.id})
-    if release.traffic_weights().get(target, 0) >= 100 and not release.judge.baseline:
-        start = release.created_at - BASELINE_SECONDS
-        evidence.stable_before = VersionCounts(metrics=counts(source, start, release.created_at))
-    return evidence
-
-
 # --- decide, record, act, schedule --------------------------------------------------------------------
 
 
@@ -281,7 +178,7 @@ def decide_next(ctx: Context, release: Release, observations: Observations, now:
 
 def record(ctx: Context, release: Release, decision: Decision, now: float) -> Release:
     """Commit the decision atomically: state, evaluations, events, hook deliveries and the next
-    tick (app.engine.next_tick_at). The router is not touched yet."""
+    tick (app.release.engine.next_tick_at). The router is not touched yet."""
     return commit_decision(ctx, release, decision, now)
 
 
@@ -292,7 +189,7 @@ def act(ctx: Context, release: Release) -> Release:
 
 def schedule(release: Release, decision: Decision) -> TickOutcome:
     """The next tick: committed by `record` with the decision (so that a crash after the commit
-    still leaves one), at the time app.engine.next_tick_at chose; the outcome reports it."""
+    still leaves one), at the time app.release.engine.next_tick_at chose; the outcome reports it."""
     return TickOutcome(TickKind.DECIDED, f"{decision.kind}: {decision.reason}", release.next_tick_at)
 
 

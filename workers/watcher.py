@@ -27,15 +27,17 @@ from kubernetes import watch
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from app.config import ApplicationConfig, ClusterConfig
+from app.config_file.schema import ApplicationConfig
 from app.context import Context
-from app.intake import IntakeError, start_release
-from app.models import CIContext
-from app.names import LABEL_VALUE_RE
+from app.core.models import CIContext
+from app.core.names import LABEL_VALUE_RE
+from app.release.intake import IntakeError, start_release
 from app.store import keys
 from integrations.kubernetes.cluster import Kube
+from integrations.kubernetes.config import ClusterConfig
 from integrations.kubernetes.health import parse_time
 from integrations.kubernetes.objects import rollout_state
+from workers import liveness
 
 log = logging.getLogger("sluice.watcher")
 LEADER_TTL = 15.0
@@ -128,6 +130,7 @@ class Watcher:
         if not self.watches:
             log.warning("watcher: no application has a `cluster` to watch; idling")
         while not stop.is_set():
+            liveness.beat("watcher")  # leader or standby, Redis up or down: this loop turns
             asked = time.monotonic()
             try:
                 leading = self.ctx.store.try_lead("watcher", self.token, self.leader_ttl)

@@ -1,6 +1,6 @@
 """Replay and backtest jobs: their records in Redis and their place on RQ's queue.
 
-A job is asked for over the API (app/web/jobs.py), run by a worker (app/jobs.py) and read back
+A job is asked for over the API (app/web/jobs.py), run by a worker (app/analysis/jobs.py) and read back
 until its result expires. The record (`job:<id>`) holds the input, the status and the result,
 and lives for the configured result TTL. An identical request (same kind, same input) within
 the dedup window gets the job already asked for: a double click runs once.
@@ -33,7 +33,7 @@ JobKind = Literal["replay", "backtest"]
 JobStatus = Literal["queued", "running", "done", "failed"]
 # The worker stopped (killed, or past the RQ timeout) before the job recorded its end.
 LOST = "the worker stopped before the job finished (killed, or over its time limit); ask for it again"
-RUNNER = "app.jobs.run_job"  # imported by the worker by name: the web never imports the runner
+RUNNER = "app.analysis.jobs.run_job"  # imported by the worker by name: the web never imports the runner
 TIMEOUTS = {"replay": 300, "backtest": 900}  # seconds; a backtest replays every change of up to 30 days
 
 

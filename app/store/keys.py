@@ -7,7 +7,7 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   release:<id>:events              list of JSON events (append-only)
   release:<id>:evaluations         list of JSON check results (append-only)
   release:<id>:duplicates          how many times the release was announced again
-  release:<id>:gates               hash "<point>/<gate>" -> what a gate answered (app/store/gates.py)
+  release:<id>:gates               hash "<point>/<gate>" -> what a gate answered (app/store/gate_records.py)
   release:<id>:approvals           hash "<point>/<gate>" -> who approved a manual gate
   releases                         zset id -> created_at (for listing; the index of every release)
   releases:index:<app>|<svc>|<state>  zset id -> created_at, one per filter combination ('' = any);
@@ -18,7 +18,7 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   releases:index-version           which index layout the stored releases have (backfill once)
   active:<app>:<service>           id of the release now moving that service's traffic
   stable:<app>:<service>           the service's stable version
-  known-bad:<app>:<service>        hash version -> JSON of its KnownBad entry (app/known_bad.py)
+  known-bad:<app>:<service>        hash version -> JSON of its KnownBad entry (app/core/known_bad.py)
   dedup:<key>                      id of the release a deploy notification started (written with it)
   delivery:<id>                    JSON of a hook delivery and its attempts
   due                              zset of due members (`tick:<release>:<seq>`, `hook:<delivery>`,
@@ -76,7 +76,7 @@ def release_approvals(release_id: str) -> str:
 
 def release_index(application: str = "", service: str = "", state: str = "") -> str:
     """The listing index for one filter combination; '' means any. All three empty: RELEASES.
-    '|' cannot occur in an application, service or state name (app/names.py), so keys never collide."""
+    '|' cannot occur in an application, service or state name (app/core/names.py), so keys never collide."""
     if not (application or service or state):
         return RELEASES
     return f"{PREFIX}releases:index:{application}|{service}|{state}"
@@ -120,7 +120,7 @@ def deploy_dedup(application: str, service: str, version: str) -> str:
 
 
 def shadow_dedup(deploy_key: str) -> str:
-    """The dedup key of a shadow release of a version: apart from the live release's (app/shadow.py)."""
+    """The dedup key of a shadow release of a version: apart from the live release's (app/release/shadow.py)."""
     return f"{deploy_key}:shadow"
 
 
@@ -169,7 +169,7 @@ def hook_member(delivery_id: str) -> str:
 
 
 def scale_member(release_id: str) -> str:
-    """The replicas work after a release ends (app/scaling.py `finish`)."""
+    """The replicas work after a release ends (app/release/scaling.py `finish`)."""
     return f"scale:{release_id}"
 
 

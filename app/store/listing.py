@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from app.models import Release
+from app.core.models import Release
 from app.store import keys
 
 

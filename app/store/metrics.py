@@ -1,5 +1,5 @@
 """Sluice's own metrics in Redis: counters and histograms that workers write and the web process
-reads back at scrape time, and the gauges computed from the store (see app/metrics.py for why).
+reads back at scrape time, and the gauges computed from the store (see app/telemetry/metrics.py for why).
 
 Histograms are stored per bucket (not cumulative): field `b:<upper bound>`, plus `sum` and `count`.
 """

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from app.models import TERMINAL_STATES
+from app.core.models import TERMINAL_STATES
 from app.store import keys
 
 BATCH = 200  # releases per script call: a call blocks Redis briefly, never for a whole backlog

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from app.models import Event
+from app.core.models import Event
 from app.store import keys
 
 DONE = "done:"

@@ -21,10 +21,10 @@ from typing import Any
 import redis
 from redis.sentinel import SentinelConnectionPool
 
-from app.known_bad import KnownBad
-from app.models import CheckResult, Delivery, Event, Release
+from app.core.known_bad import KnownBad
+from app.core.models import CheckResult, Delivery, Event, Release
 from app.store import keys, listing
-from app.store.gates import GateStore
+from app.store.gate_records import GateStore
 from app.store.jobs import JobStore
 from app.store.listing import ReleasePage
 from app.store.metrics import MetricsStore
@@ -285,7 +285,7 @@ class Store:
         also_due: dict[str, float] | None = None,
     ) -> None:
         """Write a decision atomically (see module docstring), with the release's listing indexes;
-        `known_bad` marks a version the decision found bad (app/known_bad.py); `also_due`: more `due`
+        `known_bad` marks a version the decision found bad (app/core/known_bad.py); `also_due`: more `due`
         members the decision starts (e.g. `keys.scale_member`), kept at their first time if already there.
 
         Fenced: when this thread holds the release's lease or lock (`release_lease`, `release_lock`),
@@ -397,7 +397,7 @@ class Store:
     def set_active(self, application: str, service: str, release_id: str) -> None:
         self.r.set(keys.active(application, service), release_id)
 
-    # --- known-bad versions (app/known_bad.py) -------------------------------------------------------
+    # --- known-bad versions (app/core/known_bad.py) -------------------------------------------------------
 
     def known_bad(self, application: str, service: str) -> list[KnownBad]:
         """The service's known-bad versions, newest first."""

@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask, redirect, request
 
-from app.logs import configure_logging
+from app.telemetry.logs import configure_logging
 from app.web.bodies import MAX_BODY_BYTES
 
 log = logging.getLogger("sluice.web")
@@ -27,9 +27,9 @@ def create_app() -> Flask:
 
     app.register_blueprint(circleci.bp)
     app.register_blueprint(argo.bp)
-    from app.web import gates  # manual gates: approve (API) and Slack's buttons
+    from app.web import approvals  # manual gates: approve (API) and Slack's buttons
 
-    app.register_blueprint(gates.bp)
+    app.register_blueprint(approvals.bp)
     app.register_blueprint(api.bp)
     from app.web import services  # rollback, known-bad versions
 

@@ -8,12 +8,12 @@ from flask import Blueprint, request
 from pydantic import ValidationError
 
 from app.context import get_context
-from app.control import ACTIONS, ControlError, control
-from app.models import TERMINAL_STATES
-from app.names import LABEL_VALUE_RE
+from app.core.models import TERMINAL_STATES
+from app.core.names import LABEL_VALUE_RE
+from app.release.control import ACTIONS, ControlError, control
+from app.release.unmatched import UnmatchedDeployList, unmatched_deploys
+from app.release.views import ReleaseDetail, release_detail, release_summary
 from app.store import BadCursor
-from app.unmatched import UnmatchedDeployList, unmatched_deploys
-from app.views import ReleaseDetail, release_detail, release_summary
 from app.web.auth import require_token
 from app.web.bodies import parse_json, raw_body
 from app.web.errors import ApiError, validation_detail
@@ -205,7 +205,7 @@ def list_unmatched_deploys():
     security=["bearer"],
 )
 def doctor():
-    from app.doctor import passed, run_doctor
+    from app.doctor.checks import passed, run_doctor
 
     require_token()
     findings = run_doctor(get_context())

@@ -15,13 +15,13 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from app.announcements import Announcement, Ignored
-from app.config import ArgoConfig
 from app.context import get_context
+from app.core.announcements import Announcement, Ignored
 from app.web.auth import require_intake_token
 from app.web.bodies import any_json_body, raw_body
 from app.web.openapi import RECEIVER_ANSWERS, doc
 from app.web.receivers import ignored, process_once, start
+from integrations.argo.config import ArgoConfig
 from integrations.argo.notifications import announce_argocd, announce_rollout
 
 bp = Blueprint("argo", __name__)

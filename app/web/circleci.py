@@ -14,8 +14,8 @@ import re
 
 from flask import Blueprint, Response, request
 
-from app import metrics
 from app.context import Context, get_context
+from app.telemetry import metrics
 from app.web.bodies import any_json_body, raw_body
 from app.web.errors import ApiError
 from app.web.openapi import RECEIVER_ANSWERS, doc

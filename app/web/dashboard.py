@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, redirect, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app import metrics
 from app.context import get_context
+from app.telemetry import metrics
 from app.web import auth
 from app.web.openapi import doc, error
 

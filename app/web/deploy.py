@@ -7,10 +7,10 @@ from typing import Literal
 from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.announcements import Announcement
 from app.context import get_context
-from app.intake import Force
-from app.models import CIContext
+from app.core.announcements import Announcement
+from app.core.models import CIContext
+from app.release.intake import Force
 from app.web.auth import require_token_or_signature
 from app.web.bodies import json_body, raw_body
 from app.web.errors import ApiError
@@ -48,7 +48,7 @@ class DeployNotification(BaseModel):
 
 class DeployQuery(BaseModel):
     mode: Literal["live", "shadow"] | None = Field(
-        None, description="shadow: judge the release without moving traffic (README: Shadow mode)."
+        None, description="shadow: judge the release without moving traffic (docs/configuration.md: Shadow mode)."
     )
 
 

@@ -9,8 +9,8 @@ from flask import Flask, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from app.announcements import PayloadError
-from app.config import ConfigError
+from app.config_file.loader import ConfigError
+from app.core.announcements import PayloadError
 from app.store import UNREACHABLE
 
 log = logging.getLogger("sluice.web")

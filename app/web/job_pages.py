@@ -35,7 +35,7 @@ def backtests_page():
 
 
 def _default_policy(policy: object) -> str:
-    """The policy a backtest uses when none is named (app/backtest.py: the service's first)."""
+    """The policy a backtest uses when none is named (app/analysis/backtest.py: the service's first)."""
     if isinstance(policy, str):
         return policy
     named = [n for n in policy.model_dump().values() if n]  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 A request is validated here (each field named with how to fix it; 404 for an unknown release or
 service), then recorded and queued by the store (app/store/jobs.py) and answered 202 with the
-job's URL in `Location`. A worker runs it (app/jobs.py); `GET` on that URL says queued, running,
+job's URL in `Location`. A worker runs it (app/analysis/jobs.py); `GET` on that URL says queued, running,
 done (with the report) or failed (with why). The same request within the dedup window answers 200
 with the job already asked for.
 
@@ -18,10 +18,10 @@ from typing import Any
 from flask import Blueprint, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.config import SluiceConfig
+from app.analysis.job_reports import BacktestReport, ReplayReport
+from app.config_file.schema import SluiceConfig
 from app.context import get_context
-from app.job_reports import BacktestReport, ReplayReport
-from app.names import LABEL_VALUE_RE, NAME_RE
+from app.core.names import LABEL_VALUE_RE, NAME_RE
 from app.store.jobs import Job, JobKind
 from app.web.auth import require_read
 from app.web.bodies import json_body

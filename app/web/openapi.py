@@ -2,7 +2,7 @@
 
 Every route carries a `@doc(...)` next to its handler: a summary, and which pydantic model
 answers with which status (the same classes the handler serialises with `respond`, see
-app/web/responses.py and app/views.py). `build_spec` walks Flask's URL map, so a route cannot
+app/web/responses.py and app/release/views.py). `build_spec` walks Flask's URL map, so a route cannot
 be added without being described (it raises), and the schemas come from `models_json_schema`.
 The schemathesis test (tests/web/test_openapi_schemathesis.py) checks real answers against it.
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from flask import Response, request, url_for
 
-from app.announcements import Announcement, Ignored
 from app.context import Context
-from app.intake import Force, IntakeError, start_release
+from app.core.announcements import Announcement, Ignored
+from app.release.intake import Force, IntakeError, start_release
 from app.web.errors import RETRY_AFTER_SECONDS, ApiError
 from app.web.responses import NotStarted, Started, respond
 
@@ -64,7 +64,7 @@ def start(ctx: Context, a: Announcement, force: Force | None = None) -> tuple[Re
     """Start (or find) the announced release: 202 with its status URL, 200 for a duplicate; 409 for a
     known-bad version unless forced. Returns the answer and the release's id."""
     try:
-        # `?mode=shadow` on any receiver's URL judges the release without moving traffic (app/shadow.py).
+        # `?mode=shadow` on any receiver's URL judges the release without moving traffic (app/release/shadow.py).
         mode = a.mode or request.args.get("mode")
         intake = start_release(
             ctx, a.service, a.version, a.application, a.namespace, a.ci, trigger=a.trigger, mode=mode, force=force

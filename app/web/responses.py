@@ -1,6 +1,6 @@
 """What the HTTP API answers: pydantic models, serialised by `respond` and described by
 /openapi.json (app/web/openapi.py) from the same classes. The release documents themselves
-(ReleaseSummary, ReleaseDetail) are in app/views.py: the CLI and dashboard show them too."""
+(ReleaseSummary, ReleaseDetail) are in app/release/views.py: the CLI and dashboard show them too."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any, Literal, cast
 from flask import Response, current_app
 from pydantic import BaseModel, Field
 
-from app.config import PolicyConfig
-from app.models import ReleaseState
-from app.names import LABEL_VALUE_RE
-from app.views import ReleaseSummary
+from app.core.config.policy import PolicyConfig
+from app.core.models import ReleaseState
+from app.core.names import LABEL_VALUE_RE
+from app.release.views import ReleaseSummary
 
 
 def respond(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None, **dump: Any) -> Response:

@@ -14,11 +14,11 @@ from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.context import get_context
-from app.intake import IntakeError, resolve_service
-from app.known_bad import KnownBad
-from app.names import check_label_value
-from app.rollback import RollbackError, rollback
-from app.views import ReleaseDetail, release_detail
+from app.core.known_bad import KnownBad
+from app.core.names import check_label_value
+from app.release.intake import IntakeError, resolve_service
+from app.release.rollback import RollbackError, rollback
+from app.release.views import ReleaseDetail, release_detail
 from app.web.auth import require_token
 from app.web.bodies import parse_json, raw_body
 from app.web.errors import RETRY_AFTER_SECONDS, ApiError, validation_detail

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.config.base import LabelValue, Name, Strict
+from app.core.config.base import LabelValue, Name, Strict
 
 
 class ArgoMapping(Strict):

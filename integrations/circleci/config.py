@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from app.config.base import LabelValue, Name, Strict
+from app.core.config.base import LabelValue, Name, Strict
 from integrations.circleci.events import canonical_slug, check_version_template
 
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from app.announcements import Announcement, Ignored, PayloadError
-from app.models import CIContext
-from app.names import check_label_value
+from app.core.announcements import Announcement, Ignored, PayloadError
+from app.core.models import CIContext
+from app.core.names import check_label_value
 
 if TYPE_CHECKING:
     from integrations.circleci.config import CircleCIConfig

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from app.config.base import EnvName
+from app.core.config.base import EnvName
 from integrations.circleci.api import CircleCI
 from integrations.notify.interface import (
     HookBase,

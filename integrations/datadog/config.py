@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from app.config.base import Duration, EnvName, Strict
+from app.core.config.base import Duration, EnvName, Strict
 
 METRIC_NAME = r"^[A-Za-z][A-Za-z0-9_.]{0,199}$"
 TAG_KEY = r"^[A-Za-z][A-Za-z0-9_.\-/]{0,99}$"

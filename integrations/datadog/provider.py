@@ -31,8 +31,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.config.policy import CheckConfig, PolicyConfig
-from app.models import CheckObservation, Release, ResponseCounts
+from app.core.config.policy import CheckConfig, PolicyConfig
+from app.core.models import CheckObservation, Release, ResponseCounts
 from integrations.datadog.client import DatadogQuerier, Series
 from integrations.datadog.config import DatadogConfig
 

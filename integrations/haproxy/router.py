@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from app.config.base import Duration, Strict
-from app.models import RouterCounts
+from app.core.config.base import Duration, Strict
+from app.core.models import RouterCounts
 from integrations.haproxy.runtime import RuntimeClient, check_name, no_server
 from integrations.haproxy.segments import HAProxySegments, SegmentMap, check_step
 from integrations.haproxy.stats import BackendStats, ProcessInfo, ServerStats, backend_delta, read_backend_stats
 from integrations.routers.interface import Health, RouterError, RouterKind, check_percents, to_percents
 
 if TYPE_CHECKING:
-    from app.config.services import ServiceConfig
-    from app.config.shapes import SegmentConfig
+    from app.core.config.services import ServiceConfig
+    from app.core.config.shapes import SegmentConfig
 
 
 class HAProxyRouterConfig(Strict):
@@ -91,7 +91,7 @@ class HAProxyRouter:
         status = servers[version]["status"]
         return Health(healthy=status_health(status), detail=f"HAProxy {backend}/{version}: {status}")
 
-    # --- the router's own view of each version (app/judging.py) ---------------------------------
+    # --- the router's own view of each version (app/core/judge/judging.py) ---------------------------------
 
     def counters(self, service: ServiceConfig) -> dict[str, Any]:
         """Every server's counters now, as JSON (stored on the release when a step's weights are

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from app.config.base import Strict
+from app.core.config.base import Strict
 from integrations.haproxy.runtime import MAP_PATH_RE, RuntimeClient, check_name
 from integrations.routers.interface import RouterError
 
 if TYPE_CHECKING:
-    from app.config.services import ServiceConfig
-    from app.config.shapes import SegmentConfig
+    from app.core.config.services import ServiceConfig
+    from app.core.config.shapes import SegmentConfig
 
 
 class SegmentMap(Strict):

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.config.base import Duration, Strict
+from app.core.config.base import Duration, Strict
 
 
 class ClusterConfig(Strict):

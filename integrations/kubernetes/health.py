@@ -13,8 +13,8 @@ from integrations.kubernetes.cluster import Kube, label_selector
 from integrations.kubernetes.objects import list_deployments, rollout_state, version_labels
 
 if TYPE_CHECKING:
-    from app.config.services import ServiceConfig
-    from app.models import Observations, Release
+    from app.core.config.services import ServiceConfig
+    from app.core.models import Observations, Release
     from integrations.routers.interface import Placement as ApplicationConfig
 
 

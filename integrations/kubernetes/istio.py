@@ -44,8 +44,8 @@ from integrations.kubernetes.shapes import IstioShaper, recorded
 from integrations.routers.interface import RouterError, RouterKind, check_percents, to_percents
 
 if TYPE_CHECKING:
-    from app.config.services import ServiceConfig
-    from app.config.shapes import MirrorConfig, SegmentConfig
+    from app.core.config.services import ServiceConfig
+    from app.core.config.shapes import MirrorConfig, SegmentConfig
     from integrations.kubernetes.routers import KubernetesRouter
     from integrations.routers.interface import Placement, Router
 

@@ -16,7 +16,7 @@ from integrations.kubernetes.cluster import MANAGED_BY, SERVICE_LABEL, VERSION_L
 from integrations.routers.interface import RouterError
 
 if TYPE_CHECKING:
-    from app.config.services import ServiceConfig
+    from app.core.config.services import ServiceConfig
     from integrations.kubernetes.config import ClusterConfig
 
 

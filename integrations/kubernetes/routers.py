@@ -43,8 +43,8 @@ from integrations.kubernetes.shapes import (
 from integrations.routers.interface import Health, Placement, RouterError, check_percents, to_percents
 
 if TYPE_CHECKING:
-    from app.config.services import ServiceConfig
-    from app.config.shapes import MirrorConfig, SegmentConfig
+    from app.core.config.services import ServiceConfig
+    from app.core.config.shapes import MirrorConfig, SegmentConfig
 
 
 class KubernetesRouter:

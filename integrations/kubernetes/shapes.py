@@ -16,10 +16,10 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from app.config.shapes import anywhere
+from app.core.config.shapes import anywhere
 
 if TYPE_CHECKING:
-    from app.config.shapes import MirrorConfig, SegmentConfig
+    from app.core.config.shapes import MirrorConfig, SegmentConfig
 
 ANNOTATION = "sluice.io/route-shape"
 

@@ -29,7 +29,7 @@ from integrations.kubernetes.config import KubernetesRouterConfig
 from integrations.routers.interface import RouterError, RouterKind, check_percents, to_percents
 
 if TYPE_CHECKING:
-    from app.config.services import ServiceConfig
+    from app.core.config.services import ServiceConfig
     from integrations.kubernetes.routers import KubernetesRouter
     from integrations.routers.interface import Placement, Router
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from app.config.policy import PolicyConfig
-from app.models import CheckObservation, Release, ResponseCounts
+from app.core.config.policy import PolicyConfig
+from app.core.models import CheckObservation, Release, ResponseCounts
 
 
 class MetricProvider(Protocol):

@@ -3,7 +3,7 @@ attempt, templating, secrets from the environment) and what a kind provides.
 
 A hook kind is a module with its configuration model, `plan` (where the delivery goes and what
 it adds to the payload, decided when the event happens) and `send` (one attempt), registered in
-integrations/registry/hooks.py. Nothing here imports the application (app.context, app.hooks).
+integrations/registry/hooks.py. Nothing here imports the application (app.context, app.release.hooks).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field
 
-from app.config.base import Duration, EnvName, LabelValue, Name, Strict
-from app.models import CIContext
+from app.core.config.base import Duration, EnvName, LabelValue, Name, Strict
+from app.core.models import CIContext
 from integrations.kinds import Kind
 
 # `rollback`: a `sluice rollback` put all traffic back on the previous version (its release is the rollback).
@@ -85,7 +85,7 @@ class HookKind(Kind):
 
     plan: Callable[[Any, dict[str, Any], Any], Plan] = no_extra
     # The hook's call changes something outside (CircleCI), rather than telling someone: it does not
-    # fire for a shadow release unless the hook says `shadow: true` (app/shadow.py).
+    # fire for a shadow release unless the hook says `shadow: true` (app/release/shadow.py).
     acts: bool = False
 
     def send(self, hook: Any, delivery: dict[str, Any], env: HookEnv | None) -> tuple[Outcome, list[str]]:
@@ -99,7 +99,7 @@ _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 
 
 def hook_fields() -> list[str]:
-    """The `{field}` names a hook template may use (see app.hooks.release_fields)."""
+    """The `{field}` names a hook template may use (see app.release.hooks.release_fields)."""
     base = ["release_id", "application", "namespace", "service", "source_version", "target_version"]
     base += ["state", "policy", "step", "reason", "mode"]
     return base + [f"ci.{k}" for k in CIContext.model_fields]
@@ -158,7 +158,7 @@ def required_secret(name: str, what: str) -> str:
 
 
 def is_shadow(release: dict[str, Any]) -> bool:
-    """A delivery's release fields (app.hooks.release_fields) are of a shadow release: judged only,
+    """A delivery's release fields (app.release.hooks.release_fields) are of a shadow release: judged only,
     traffic not moved. Messages say "[shadow]" and carry `shadow: true`."""
     return release.get("mode") == "shadow"
 

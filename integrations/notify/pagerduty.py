@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from app.config.base import EnvName
+from app.core.config.base import EnvName
 from integrations.notify.http import call, failed
 from integrations.notify.interface import (
     HookBase,

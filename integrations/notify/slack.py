@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from app.config.base import EnvName
-from app.models import CheckResult
+from app.core.config.base import EnvName
+from app.core.models import CheckResult
 from integrations.notify.http import call
 from integrations.notify.interface import (
     HookBase,
@@ -66,7 +66,7 @@ def build_message(
     release_url: str | None,
     gate: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`release` is the delivery's release fields (app.hooks.release_fields); `gate` ({point, gate}) the
+    """`release` is the delivery's release fields (app.release.hooks.release_fields); `gate` ({point, gate}) the
     manual gate an `approval_requested` message asks about (it gets Approve / Abort buttons)."""
     service, target, source = release["service"], release["target_version"], release["source_version"]
     icon = ICONS.get(event, ":information_source:")

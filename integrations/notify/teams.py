@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field
 
-from app.config.base import EnvName
-from app.models import CheckResult
+from app.core.config.base import EnvName
+from app.core.models import CheckResult
 from integrations.notify.http import call
 from integrations.notify.interface import (
     HookBase,
@@ -63,7 +63,7 @@ def _value(v: float | None) -> str:
 def build_card(
     event: str, release: dict[str, Any], evaluations: list[CheckResult], release_url: str | None
 ) -> dict[str, Any]:
-    """The Adaptive Card. `release` is the delivery's release fields (app.hooks.release_fields).
+    """The Adaptive Card. `release` is the delivery's release fields (app.release.hooks.release_fields).
 
     Card text is plain (Adaptive Cards TextBlocks take a Markdown subset; values are not escaped
     into markup, only shown), so nothing here is interpreted as a link or a mention."""

@@ -17,8 +17,8 @@ from typing import Any, Literal
 import requests
 from pydantic import Field
 
-from app.config.base import Duration, EnvName
-from app.redact import safe_url, url_secrets
+from app.core.config.base import Duration, EnvName
+from app.core.redact import safe_url, url_secrets
 from integrations.notify.interface import HookBase, HookEnv, HookKind, Outcome, Plan, env_secret, render_payload
 
 USER_AGENT = "Sluice-Webhook/1"

@@ -15,9 +15,9 @@ import logging
 import re
 from typing import Any
 
-from app.config.policy import PolicyConfig
-from app.models import Release
-from app.names import check_label_value
+from app.core.config.policy import PolicyConfig
+from app.core.models import Release
+from app.core.names import check_label_value
 from integrations.prometheus import queries
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.prometheus.config import PrometheusConfig

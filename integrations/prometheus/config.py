@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from app.config.base import Duration, Strict
+from app.core.config.base import Duration, Strict
 from integrations.prometheus.promql import TEMPLATE_VARIABLES, template_placeholders
 
 

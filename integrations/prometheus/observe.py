@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from app.config.policy import CheckConfig, PolicyConfig
-from app.models import CheckObservation, Release
+from app.core.config.policy import CheckConfig, PolicyConfig
+from app.core.models import CheckObservation, Release
 from integrations.prometheus import queries
 from integrations.prometheus.config import MetricConfig, PrometheusConfig
 from integrations.prometheus.promql import render, window

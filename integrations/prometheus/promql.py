@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from app.names import check_label_value
+from app.core.names import check_label_value
 
 TEMPLATE_VARIABLES = ("service", "version", "stable_version", "namespace", "window")
 _PLACEHOLDER_RE = re.compile(r"\{([a-z_]+)\}")

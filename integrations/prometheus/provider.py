@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from app.config.policy import PolicyConfig
-from app.models import CheckObservation, Release, ResponseCounts
+from app.core.config.policy import PolicyConfig
+from app.core.models import CheckObservation, Release, ResponseCounts
 from integrations.prometheus import queries
 from integrations.prometheus.batch import NO_DATA, prime_batch
 from integrations.prometheus.client import PrometheusQuerier

@@ -16,7 +16,7 @@ round-trip decimal, which is what both clients write (0.5 -> "0.5", 0.025 -> "0.
 
 from __future__ import annotations
 
-from app.config.policy import CheckConfig
+from app.core.config.policy import CheckConfig
 from integrations.prometheus.config import MetricConfig, PrometheusConfig
 
 

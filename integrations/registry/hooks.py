@@ -1,6 +1,6 @@
 """Every hook kind: `hook.type` -> (configuration model, planner, sender). Adding one is a line here.
 
-The configuration's `hooks` union, its JSON Schema, delivery planning (app.hooks), sending
+The configuration's `hooks` union, its JSON Schema, delivery planning (app.release.hooks), sending
 (workers.deliver via `send`) and `sluice kinds` are built from HOOKS, so a
 type that is not registered cannot be configured, planned or sent.
 """

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from integrations.kinds import Kind
 
 if TYPE_CHECKING:
-    from app.config.services import ServiceConfig
-    from app.config.shapes import MirrorConfig, SegmentConfig
+    from app.core.config.services import ServiceConfig
+    from app.core.config.shapes import MirrorConfig, SegmentConfig
 
 
 class RouterError(Exception):
@@ -69,7 +69,7 @@ class MirrorRouter(Protocol):
 
 
 class Placement(Protocol):
-    """What a router's factory reads of its application (app.config.ApplicationConfig)."""
+    """What a router's factory reads of its application (app.config_file.schema.ApplicationConfig)."""
 
     @property
     def name(self) -> str: ...
@@ -91,7 +91,7 @@ class RouterKind(Kind):
 
     needs_cluster: bool = False
     permissions: frozenset[Permission] = frozenset()
-    # The release shapes it can do (app/config/shapes.py): "weights" always; "segment" needs
+    # The release shapes it can do (app/core/config/shapes.py): "weights" always; "segment" needs
     # `set_segment`, "mirror" needs `set_mirror`. `sluice validate` refuses a policy that needs
     # another; `cannot` says why for the ones left out (shown in that refusal and in the docs).
     shapes: frozenset[str] = frozenset({"weights"})

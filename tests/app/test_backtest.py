@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.backtest import backtest, render
-from app.config import parse_config
+from app.analysis.backtest import backtest, render
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.models import Event, Release
+from app.core.models import Event, Release
 from tests.support.history import STEP, lean_openmetrics, two_weeks
 from tests.support.prom_data import serve_history
 

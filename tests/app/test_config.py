@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import main
-from app.config import ConfigError, parse_config
+from app.cli.main import main
+from app.config_file.loader import ConfigError, parse_config
 from tests.support.configs import GOOD
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sluice.yaml"

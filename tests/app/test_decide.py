@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.config import CheckConfig, PolicyConfig, StepConfig
-from app.decide import decide, fail_back
-from app.models import (
+from app.core.config.policy import CheckConfig, PolicyConfig, StepConfig
+from app.core.decide import decide, fail_back
+from app.core.models import (
     CheckObservation,
     EvidenceObservation,
     JudgeState,
@@ -326,7 +326,7 @@ def test_no_data_pass_never_passes_a_step_without_counts():
 
 
 def test_warmup_keeps_the_first_seconds_out_of_the_latency_evidence():
-    from app.judging import evidence_since, latency_since
+    from app.core.judge.judging import evidence_since, latency_since
 
     p = policy(judge={"warmup": "20s"})
     assert evidence_since(release()) == T0  # errors count from the first request

@@ -3,9 +3,9 @@ release at once, past any tolerance; within the limit they are recorded and pass
 
 from __future__ import annotations
 
-from app.config import parse_config
-from app.decide import decide
-from app.models import EvidenceObservation, Observations, Release, ResponseCounts, VersionCounts
+from app.config_file.loader import parse_config
+from app.core.decide import decide
+from app.core.models import EvidenceObservation, Observations, Release, ResponseCounts, VersionCounts
 
 CONFIG = parse_config(
     """

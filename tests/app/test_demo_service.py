@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from app.demo.service import create_app
+from app.cli.demo.service import create_app
 
 
 def _client(**env: str):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.config import parse_config
+from app.cli.demo.stack import HAProxyBackend, free_port, start_haproxy, start_redis
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.demo.stack import HAProxyBackend, free_port, start_haproxy, start_redis
-from app.doctor import Finding, passed, render, run_doctor
+from app.doctor.checks import Finding, passed, render, run_doctor
 from tests.support.ci_fakes import FakeCircleCI
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.prom_data import Traffic, openmetrics, serve_history

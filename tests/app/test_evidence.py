@@ -1,4 +1,4 @@
-"""The judge's statistics (app/evidence.py): numbers checked against scipy, error rates by simulation.
+"""The judge's statistics (app/core/judge/evidence.py): numbers checked against scipy, error rates by simulation.
 
 The simulations print their figures (run with -s to see them); docs/judging.md quotes them:
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, special, stats
 
-from app.evidence import (
+from app.core.judge.evidence import (
     DEFAULT_PRIOR,
     DEFAULTS,
     BetaMixture,

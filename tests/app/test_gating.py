@@ -1,4 +1,4 @@
-"""Gates in the pure decision (app/gating.py via app/decide.py): the gates' answers are observations,
+"""Gates in the pure decision (app/core/gate_rules.py via app/core/decide.py): the gates' answers are observations,
 so every outcome here is decided without Redis or HTTP, and the same observations decide the same."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.config import PolicyConfig
-from app.decide import decide
-from app.gating import PROMOTION, check_gates, gates_at, step_point
-from app.models import GateObservation, GateObservations, Observations, Release
+from app.core.config.policy import PolicyConfig
+from app.core.decide import decide
+from app.core.gate_rules import PROMOTION, check_gates, gates_at, step_point
+from app.core.models import GateObservation, GateObservations, Observations, Release
 
 T0 = 1_700_000_000.0
 
@@ -137,7 +137,7 @@ def test_a_policy_without_gates_decides_as_before() -> None:
 def test_the_readme_example_loads_with_its_gates() -> None:
     from pathlib import Path
 
-    from app.config import load_config
+    from app.config_file.loader import load_config
 
     cfg = load_config(str(Path(__file__).resolve().parents[2] / "examples" / "gates.yaml"))
     gated = cfg.policy("gated")

@@ -3,10 +3,10 @@ ready for the step's share, holds with the reason, and fails at ready_timeout; t
 
 from __future__ import annotations
 
-from app.decide import decide
-from app.engine import decided
-from app.models import Observations, Readiness
-from app.readiness import needed_replicas, next_weight
+from app.core.decide import decide
+from app.core.models import Observations, Readiness
+from app.core.readiness import needed_replicas, next_weight
+from app.release.engine import decided
 from tests.app.test_decide import T0, good, policy, release
 
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from app.cli import main
-from app.config import ConfigError, json_schema, parse_config
-from app.hooks import plan_deliveries
-from app.models import Release
+from app.cli.main import main
+from app.config_file.loader import ConfigError, json_schema, parse_config
+from app.core.models import Release
+from app.release.hooks import plan_deliveries
 from integrations.kinds import Registry
 from integrations.registry.hooks import HOOKS, send
 from integrations.registry.metrics import PROVIDERS, provider_for

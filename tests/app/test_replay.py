@@ -14,17 +14,18 @@ from pathlib import Path
 
 import pytest
 
-import app.engine
-import app.shadow
-from app.config import parse_config
+import app.release.engine
+import app.release.shadow
+from app.analysis.replay import render, replay
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.engine import apply_weights, commit_decision
-from app.models import Event, Release, ReleaseMode
-from app.replay import render, replay
-from app.shadow import read_weights
+from app.core.models import Event, Release, ReleaseMode
+from app.release.engine import apply_weights, commit_decision
+from app.release.observe import observe
+from app.release.shadow import read_weights
 from tests.support.fakes import FakeRouter
 from tests.support.prom_data import Traffic, openmetrics, serve_history
-from workers.tick import decide_next, observe
+from workers.tick import decide_next
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +87,8 @@ def run_live(
 ) -> Release:
     """A release through the real tick path, at historical times (tick every 10 s, act 0.4 s later)."""
     clock = [start]
-    monkeypatch.setattr(app.engine, "time", types.SimpleNamespace(time=lambda: clock[0]))
-    monkeypatch.setattr(app.shadow, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr(app.release.engine, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr(app.release.shadow, "time", types.SimpleNamespace(time=lambda: clock[0]))
     release = Release(
         id=f"r-{target}",
         application="store",

@@ -1,8 +1,8 @@
-"""`sluice watch` and `sluice status` output (app/report.py) for every verdict the judge gives."""
+"""`sluice watch` and `sluice status` output (app/cli/report.py) for every verdict the judge gives."""
 
 from __future__ import annotations
 
-from app.report import checks_table, progress_line
+from app.cli.report import checks_table, progress_line
 
 
 def _release(verdict: str) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError, parse_config
+from app.config_file.loader import ConfigError, parse_config
 
 TEMPLATE = """
 applications:

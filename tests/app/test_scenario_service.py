@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 from werkzeug.test import Client
 
-from app.demo.scenario_service import ScenarioApp, ScenarioSettings, create_app
+from app.cli.demo.scenario_service import ScenarioApp, ScenarioSettings, create_app
 from scenarios.catalog import FAST, SCENARIOS, Scenario
 from scenarios.harness import client_view, judge_result
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import main
-from app.config import ConfigError, parse_config
-from app.config.support import support_matrix
+from app.cli.main import main
+from app.config_file.loader import ConfigError, parse_config
+from app.config_file.support import support_matrix
 from integrations.registry.routers import ROUTERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,7 +150,7 @@ def test_kinds_lists_each_routers_shapes():
 
 def test_the_support_matrix_in_the_docs_is_the_registrys():
     doc = (ROOT / "docs" / "shapes.md").read_text()
-    regenerate = "python -c 'from app.config.support import support_matrix; print(support_matrix())'"
+    regenerate = "python -c 'from app.config_file.support import support_matrix; print(support_matrix())'"
     assert support_matrix() in doc, f"the table in docs/shapes.md is stale: paste the output of {regenerate}"
     for name in ROUTERS:
         assert re.search(rf"^\| {re.escape(name)} \|", doc, re.M)

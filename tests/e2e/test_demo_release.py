@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack
-from app.demo.stack import Process
+from app.cli.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack
+from app.cli.demo.stack import Process
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.demo_stack import running
 
@@ -34,7 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 def watch(stack: DemoStack, release_id: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SLUICE_URL": stack.api_url, "SLUICE_API_TOKEN": stack.token}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "watch", release_id, "--interval", "0.5", "--timeout", "180"],
+        [sys.executable, "-m", "app.cli.main", "watch", release_id, "--interval", "0.5", "--timeout", "180"],
         env=env,
         capture_output=True,
         text=True,
@@ -183,7 +183,7 @@ def test_release_survives_a_worker_killed_mid_release(stack):
     time.sleep(3)  # the release is stuck while no worker runs
     assert client.release(answer["release"])["state"] == "running"
     replacement = Process(
-        "sluice-worker-2", [sys.executable, "-m", "app.cli", "worker"], worker.workdir, env=demo.sluice_env()
+        "sluice-worker-2", [sys.executable, "-m", "app.cli.main", "worker"], worker.workdir, env=demo.sluice_env()
     ).start()
     demo.processes.append(replacement)
     result = watch(demo, answer["release"])

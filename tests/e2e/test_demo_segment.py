@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator, segment_traffic
+from app.cli.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator, segment_traffic
 from integrations.haproxy.runtime import RuntimeClient
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from app.demo.run import SERVICE, STABLE, DemoStack, LoadGenerator
+from app.cli.demo.run import SERVICE, STABLE, DemoStack, LoadGenerator
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sluice.yaml"
@@ -44,7 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
 def doctor(stack: DemoStack, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **stack.sluice_env(), "SLUICE_CONFIG": str(config), "NO_COLOR": "1", "COLUMNS": "400"}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "doctor", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "app.cli.main", "doctor", *args], env=env, capture_output=True, text=True, timeout=120
     )
 
 

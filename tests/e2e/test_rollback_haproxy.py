@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from app.client import ApiClientError
-from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack
+from app.cli.client import ApiClientError
+from app.cli.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.demo_stack import running
 
@@ -36,7 +36,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 def sluice(stack: DemoStack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SLUICE_URL": stack.api_url, "SLUICE_API_TOKEN": stack.token, "COLUMNS": "250"}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=200
+        [sys.executable, "-m", "app.cli.main", *args], env=env, capture_output=True, text=True, timeout=200
     )
 
 

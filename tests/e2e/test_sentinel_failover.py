@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.client import ApiClientError
-from app.demo.run import SERVICE, DemoStack, LoadGenerator
+from app.cli.client import ApiClientError
+from app.cli.demo.run import SERVICE, DemoStack, LoadGenerator
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.failover_release import (
     BAD_CANDIDATE,

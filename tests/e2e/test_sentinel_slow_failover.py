@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.demo.run import DemoStack, LoadGenerator
+from app.cli.demo.run import DemoStack, LoadGenerator
 from tests.support.failover_release import failover_stack, good_release_across_a_failover
 from tests.support.sentinel import SentinelStack
 

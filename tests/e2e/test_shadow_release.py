@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack
+from app.cli.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.demo_stack import running
 
@@ -184,7 +184,7 @@ def test_a_real_release_runs_undisturbed_next_to_a_shadow_one(stack):
     assert modes[shadow["release"]] == "shadow" and modes[live["release"]] == "live"
     # `sluice status` (the list, and one release) marks the shadow release and only it.
     env = {**os.environ, "SLUICE_URL": demo.api_url, "SLUICE_API_TOKEN": demo.token, "NO_COLOR": "1"}
-    cli = [sys.executable, "-m", "app.cli", "status"]
+    cli = [sys.executable, "-m", "app.cli.main", "status"]
     lines = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
     marked = {line.split()[0] for line in lines if "[shadow]" in line}
     assert shadow["release"] in marked and live["release"] not in marked

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
 from tests.support.ci import API_TOKEN, CIRCLE_TOKEN, PD_KEY, PUBLIC_URL, WEBHOOK_SECRET, ci_config
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack

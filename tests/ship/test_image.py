@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.demo.run import GOOD, SERVICE, STABLE, DemoStack
-from app.demo.stack import free_port, wait_until
+from app.cli.demo.run import GOOD, SERVICE, STABLE, DemoStack
+from app.cli.demo.stack import free_port, wait_until
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support import image as img
 from tests.support.demo_stack import running

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from app.models import CheckResult, Delivery, Event, Release
+from app.core.models import CheckResult, Delivery, Event, Release
 from app.store import BadCursor, LeaseLost, Store, keys
 from workers.retention import RetentionSettingError, RetentionSettings, apply_retention
 

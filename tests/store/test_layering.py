@@ -40,7 +40,7 @@ def _sources() -> list[Path]:
 
 def test_the_grep_sees_the_source_tree() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in _sources()}
-    assert {"app/web/receivers.py", "app/metrics.py", "workers/watcher.py", "workers/tick.py"} <= names
+    assert {"app/web/receivers.py", "app/telemetry/metrics.py", "workers/watcher.py", "workers/tick.py"} <= names
     assert not any(n.startswith("app/store/") for n in names)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError
+from app.config_file.loader import ConfigError
 from app.context import redis_url
 from app.store.connection import (
     DEFAULT_REDIS_URL,

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.doctor import run_doctor
-from app.intake import start_release
+from app.doctor.checks import run_doctor
+from app.release.intake import start_release
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text
 from tests.support.sentinel import SentinelStack
 
@@ -90,7 +90,7 @@ def test_the_doctor_command_with_a_sentinel_url_never_prints_the_password(
     env.pop("REDIS_SENTINELS", None)
     for args in (["doctor"], ["doctor", "--json"]):
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "app.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
         )
         out = done.stdout + done.stderr
         assert "redis sentinel" in out and "named by 3 of 3 sentinels" in out, out[-2000:]
@@ -107,7 +107,7 @@ def test_sentinels_named_in_the_environment_find_the_master(sentinels: SentinelS
     env = {**base, "SLUICE_CONFIG": str(config), "REDIS_SENTINELS": hosts, "REDIS_SENTINEL_MASTER": "sluice"}
     env["NO_COLOR"] = "1"
     good = subprocess.run(
-        [sys.executable, "-m", "app.cli", "doctor", "--json"],
+        [sys.executable, "-m", "app.cli.main", "doctor", "--json"],
         env={**env, "REDIS_PASSWORD": PASSWORD},
         capture_output=True,
         text=True,
@@ -116,7 +116,7 @@ def test_sentinels_named_in_the_environment_find_the_master(sentinels: SentinelS
     assert '"redis"' in good.stdout and "persistent (AOF)" in good.stdout, good.stdout[-2000:] + good.stderr[-2000:]
     wrong = "not-the-" + PASSWORD
     bad = subprocess.run(
-        [sys.executable, "-m", "app.cli", "doctor"],
+        [sys.executable, "-m", "app.cli.main", "doctor"],
         env={**env, "REDIS_PASSWORD": wrong},
         capture_output=True,
         text=True,
@@ -140,7 +140,7 @@ def test_sentinels_with_a_password_of_their_own(tmp_path: Path) -> None:
 
         def doctor(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "app.cli", "doctor", "--json"],
+                [sys.executable, "-m", "app.cli.main", "doctor", "--json"],
                 env={**env, **extra},
                 capture_output=True,
                 text=True,

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from app.context import Context
-from app.models import Release
+from app.core.models import Release
 from integrations.circleci.events import sign
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty
 from tests.support.fakes import BASE_CONFIG, FakePrometheus

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from app.demo.run import DemoStack, LoadGenerator
+from app.cli.demo.run import DemoStack, LoadGenerator
 
 
 def running(stack: DemoStack, rate: float = 40) -> Iterator[tuple[DemoStack, LoadGenerator]]:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from app.client import ApiClientError, SluiceClient
-from app.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
+from app.cli.client import ApiClientError, SluiceClient
+from app.cli.demo.run import BAD, DEMO_VERSIONS, GOOD, SERVICE, STABLE, DemoStack, LoadGenerator
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.sentinel import SentinelStack
 

@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from app.config import ServiceConfig
-from integrations.routing import Health, RouterError
+from app.core.config.services import ServiceConfig
+from integrations.routers.interface import Health, RouterError
 
 # --- router ---------------------------------------------------------------------------------------
 

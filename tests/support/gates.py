@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.intake import start_release
-from app.models import Release
+from app.core.models import Release
+from app.release.intake import start_release
 from tests.support.fakes import FakePrometheus, FakeRouter
 from workers.tick import tick
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.demo.stack import Process
+from app.cli.demo.stack import Process
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.config import parse_config
+from app.cli.demo.stack import Process, require_binary, start_prometheus
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
-from app.demo.stack import Process, require_binary, start_prometheus
 from tests.support.fakes import FakeRouter
 from tests.support.history import BAD_CODES, GOOD_CODES, LATENCIES, lean_openmetrics
 from tests.support.prom_data import Traffic, openmetrics

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import redis
 
-from app.demo.stack import Process, free_port, port_open, require_binary, wait_until
+from app.cli.demo.stack import Process, free_port, port_open, require_binary, wait_until
 
 MASTER_NAME = "sluice"
 

@@ -1,4 +1,4 @@
-"""Simulated releases through the real decision core (app.decide.decide), without servers.
+"""Simulated releases through the real decision core (app.core.decide.decide), without servers.
 
 A release of a service at `RATE` requests/s: every evaluation interval, each version receives
 Poisson arrivals at its share of the traffic (the release's desired weights), and each response is
@@ -9,7 +9,7 @@ comparison sees what it sees in production: rates that move, for both versions a
 The counts are what the tick would observe: per version, cumulative since the step started (the
 metrics backend's status classes and latency histogram, and the router's per-server counts);
 latency since the candidate's warmup ended, when that is inside the step. Each decision is applied
-to the release the way app.engine.commit_decision does for the fields decide() reads.
+to the release the way app.release.engine.commit_decision does for the fields decide() reads.
 
 Used by tests/app/test_judge_simulation.py; the figures in docs/judging.md come from there.
 """
@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.config import PolicyConfig
-from app.decide import decide
-from app.judging import latency_since
-from app.models import (
+from app.core.config.policy import PolicyConfig
+from app.core.decide import decide
+from app.core.judge.judging import latency_since
+from app.core.models import (
     Decision,
     EvidenceObservation,
     Observations,
@@ -186,7 +186,7 @@ def _serve(rng: np.random.Generator, v: _Version, rates: Rates, factor: np.ndarr
 
 
 def apply(release: Release, decision: Decision, now: float) -> Release:
-    """The fields of app.engine.commit_decision that decide() reads."""
+    """The fields of app.release.engine.commit_decision that decide() reads."""
     update: dict = {
         "consecutive_failures": decision.consecutive_failures,
         "no_data_since": decision.no_data_since,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
 from tests.support.fakes import FakePrometheus, FakeRouter, WebhookReceiver, config_text
 from tests.support.web import TOKEN

@@ -12,9 +12,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app.config import parse_config
+from app.cli.demo.stack import free_port
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
-from app.demo.stack import free_port
 from app.store import PREFIX
 from app.web import MAX_BODY_BYTES, create_app
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text

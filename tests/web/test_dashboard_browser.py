@@ -5,7 +5,7 @@ worker) runs a slow policy so that the page can be watched while the release is 
 (after logging in as a person would: reads need a token):
 the step and a chart update live, and the abort button (with the token typed into the page)
 ends the release with traffic back on stable, as HAProxy and the load generator both show.
-A bad version's failed release is screenshotted for the README.
+A bad version's failed release is screenshotted for docs/api.md (docs/release-failed.png).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from app.demo import run as demo
-from app.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack
+from app.cli.demo import run as demo
+from app.cli.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.demo_stack import running
 

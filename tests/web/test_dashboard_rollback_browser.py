@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from app.demo.run import GOOD, SERVICE, STABLE, DemoStack
+from app.cli.demo.run import GOOD, SERVICE, STABLE, DemoStack
 from tests.support.demo_stack import running
 from tests.web.test_dashboard_browser import browser, haproxy_weights, open_logged_in, page
 
@@ -32,7 +32,7 @@ def test_roll_back_a_promotion_from_the_dashboard(stack, page, artifacts):
     rid = client.deploy(SERVICE, GOOD, application="bluesky")["release"]
     env = {**os.environ, "SLUICE_URL": demo_stack.api_url, "SLUICE_API_TOKEN": demo_stack.token}
     watched = subprocess.run(
-        [sys.executable, "-m", "app.cli", "watch", rid, "--interval", "0.5", "--timeout", "180"],
+        [sys.executable, "-m", "app.cli.main", "watch", rid, "--interval", "0.5", "--timeout", "180"],
         env=env,
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from rq import Queue, SimpleWorker
 from rq.job import Job as RQJob
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
 from app.store import keys
 from app.store.jobs import JOBS_QUEUE, LOST
@@ -205,7 +205,7 @@ def test_bad_input_is_refused_with_what_to_fix(
 
 
 def test_a_replay_of_an_unknown_policy_and_a_body_that_is_not_json(ctx: Context, client: FlaskClient) -> None:
-    from app.models import Event, Release
+    from app.core.models import Event, Release
 
     rel = Release(
         id="r-kept",
@@ -248,7 +248,7 @@ def test_asking_again_after_a_failure_runs_a_new_job(ctx: Context, client: Flask
 
 
 def test_a_job_that_cannot_run_any_more_fails_with_why(ctx: Context, client: FlaskClient) -> None:
-    from app.models import Event, Release
+    from app.core.models import Event, Release
 
     rel = Release(
         id="r-gone",

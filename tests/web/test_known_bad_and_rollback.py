@@ -1,5 +1,5 @@
-"""Known-bad versions and instant rollback through the web API, on a real Redis (app/known_bad.py,
-app/rollback.py, app/web/services.py). The router is the in-memory FakeRouter; the same flows on
+"""Known-bad versions and instant rollback through the web API, on a real Redis (app/core/known_bad.py,
+app/release/rollback.py, app/web/services.py). The router is the in-memory FakeRouter; the same flows on
 real HAProxy are in tests/e2e/test_rollback_haproxy.py."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
-from app.models import Release
+from app.core.models import Release
 from app.web import create_app
 from tests.support.fakes import FakePrometheus, FakeRouter, WebhookReceiver, config_text
 from tests.support.web import logged_in

@@ -10,7 +10,7 @@ import redis
 from flask.testing import FlaskClient
 
 from app.context import Context
-from app.models import Event, Release
+from app.core.models import Event, Release
 from app.store import keys
 from app.web import create_app
 from tests.support.web import logged_in

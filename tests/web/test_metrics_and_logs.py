@@ -12,7 +12,7 @@ import sys
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.logs import JsonFormatter, ReleaseFilter
+from app.telemetry.logs import JsonFormatter, ReleaseFilter
 from app.web import create_app
 from tests.support.web import AUTH, TOKEN, logged_in
 from workers.deliver import run_delivery
@@ -103,7 +103,7 @@ def test_release_work_is_logged_with_the_release_id_and_no_secret(ctx, log_lines
 @pytest.mark.parametrize(("level", "debug_shown"), [("DEBUG", True), ("warning", False)])
 def test_log_level_comes_from_the_environment(level: str, debug_shown: bool):
     code = (
-        "import logging; from app.logs import configure_logging, release_context; configure_logging(); "
+        "import logging; from app.telemetry.logs import configure_logging, release_context; configure_logging(); "
         "log = logging.getLogger('sluice.x')\n"
         "with release_context('r-1'):\n    log.debug('quiet'); log.warning('loud')"
     )

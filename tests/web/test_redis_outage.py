@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import parse_config
+from app.cli.demo.stack import Process, port_open, start_redis
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
-from app.demo.stack import Process, port_open, start_redis
 from app.web import create_app
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text
 from tests.support.web import AUTH, TOKEN

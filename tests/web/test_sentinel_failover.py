@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
 from app.web import create_app
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.demo.stack import Process, free_port, wait_until
+from app.cli.demo.stack import Process, free_port, wait_until
 from benchmarks.slowloris import SlowClients
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 from rq import Queue
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.intake import start_release
-from app.models import Release
+from app.core.models import Release
+from app.release.intake import start_release
 from app.store import PREFIX, keys
 from app.store.store import Lease
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 from rq import Queue, SimpleWorker
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
-from app.intake import start_release
-from app.models import DeliveryAttempt, Release
+from app.core.models import DeliveryAttempt, Release
+from app.release.intake import start_release
 from app.store import PREFIX
 from integrations.notify.webhook import USER_AGENT, verify
 from tests.support.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver, config_text
@@ -153,7 +153,7 @@ def test_failed_release_delivers_failed_hook(ctx: Context, prom: FakePrometheus,
 
 
 def test_started_and_step_passed_hooks_have_deterministic_ids(ctx: Context, receiver: WebhookReceiver) -> None:
-    from app.control import control
+    from app.release.control import control
 
     rid = start_release(ctx, "admin", "5.1.0").release.id
     tick(ctx, rid, 0)

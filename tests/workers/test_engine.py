@@ -13,13 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.control import ControlError, control
-from app.decide import decide
-from app.engine import ROUTER_RETRY_SECONDS, commit_decision
-from app.intake import CLAIM_BACKSTOP_SECONDS, IntakeError, start_release
-from app.models import Event, Observations, Release
+from app.core.decide import decide
+from app.core.models import Event, Observations, Release
+from app.release.control import ControlError, control
+from app.release.engine import ROUTER_RETRY_SECONDS, commit_decision
+from app.release.intake import CLAIM_BACKSTOP_SECONDS, IntakeError, start_release
 from app.store import PREFIX
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text
 from workers.tick import TickKind, tick
@@ -115,7 +115,7 @@ def test_deploy_unknown_service_and_same_as_stable(ctx: Context) -> None:
 
 
 def test_stable_version_learned_from_router_when_not_configured(ctx: Context, router: FakeRouter) -> None:
-    from integrations.routing import RouterError
+    from integrations.routers.interface import RouterError
 
     router.weights["legacy"] = {"0.9.0": 50, "0.9.1": 50}
     with pytest.raises(IntakeError) as err:
@@ -343,7 +343,7 @@ def test_crash_after_terminal_decision_restores_stable(ctx: Context, router: Fak
     rid = start_release(ctx, "api", "2.1.0").release.id
     tick(ctx, rid, 0)
     rel = get(ctx, rid)
-    from app.models import Decision
+    from app.core.models import Decision
 
     now = time.time()
     aborted = commit_decision(ctx, rel, Decision(kind="abort", weights=rel.stable_weights(), reason="test abort"), now)
@@ -625,7 +625,7 @@ def test_no_data_timeout_fails(ctx: Context, prom: FakePrometheus, router: FakeR
 def test_on_no_data_pass_never_promotes_a_step_without_counts(prom: FakePrometheus, redis_url: str) -> None:
     """`on_no_data: pass` lets a check without data through, but the judge still needs both versions'
     counts: a release whose candidate has none (or whose Prometheus is down) holds, never promotes."""
-    from app.demo.stack import free_port
+    from app.cli.demo.stack import free_port
 
     text = config_text().replace("on_no_data: hold\n    steps:", "on_no_data: pass\n    steps:", 1)
     assert "on_no_data: pass" in text

@@ -17,9 +17,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+from app.analysis.replay import render, replay
 from app.context import Context, set_context
-from app.intake import start_release
-from app.replay import render, replay
+from app.release.intake import start_release
 from app.web import create_app
 from tests.support.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver
 from tests.support.gate_server import GateServer
@@ -361,7 +361,7 @@ def web(ctx: Context) -> Iterator[str]:
 def test_cli_approve_records_the_local_user(ctx: Context, web: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from app.cli import main
+    from app.cli.main import main
 
     monkeypatch.setenv("USER", "carol")  # getpass.getuser() reads it first
     monkeypatch.setenv("LOGNAME", "carol")

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.intake import IntakeError, start_release
-from app.models import Event, Release
+from app.core.models import Event, Release
+from app.release.intake import IntakeError, start_release
 from app.store import keys
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from rq import Queue, SimpleWorker
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
-from app.models import Event, Release
+from app.core.models import Event, Release
 from app.store import keys
 from tests.support.fakes import FakePrometheus, config_text
 from workers.scheduler import QUEUE_NAME, Scheduler

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from app.config import HAProxyRouter as HAProxyRouterConfig
-from app.config import parse_config
+from app.cli.demo.stack import HAProxyBackend, Process, start_haproxy
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.demo.stack import HAProxyBackend, Process, start_haproxy
-from app.intake import start_release
-from app.router_drift import drifted
+from app.release.drift import drifted
+from app.release.intake import start_release
 from chaos.stack import reload_haproxy
-from integrations.haproxy.router import HAProxyRouter
+from integrations.haproxy.router import HAProxyRouter, HAProxyRouterConfig
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.fakes import FakePrometheus, config_text
 from workers.tick import TickKind, tick

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.control import control
-from app.intake import IntakeError, start_release
-from app.models import Release
+from app.core.models import Release
+from app.release.control import control
+from app.release.intake import IntakeError, start_release
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text
 from workers.tick import tick
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 from rq import Queue, SimpleWorker
 
-from app.demo.stack import Process, port_open, start_redis
+from app.cli.demo.stack import Process, port_open, start_redis
 from workers.worker import work_until_stopped
 
 pytestmark = pytest.mark.integration

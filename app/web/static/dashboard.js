@@ -129,7 +129,7 @@
   const page = { release: null, charts: new Map(), x0: 0, x1: 1, timer: null, folded: new Map() };
 
   /** An error_rate check with only max_over_stable is not judged on its own: it sets the margin of
-   * the errors-vs-stable comparison (app/judging.py), so its card would stay empty. */
+   * the errors-vs-stable comparison (app/core/judge/judging.py), so its card would stay empty. */
   function foldedIntoComparison(c, rel) {
     const set = (v) => v !== null && v !== undefined;
     return c.type === "error_rate" && set(c.max_over_stable) && !set(c.max) && !set(c.min)

@@ -17,7 +17,7 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from app.context import Context
-from app.models import Release
+from app.core.models import Release
 from app.web import create_app
 from tests.support.ci import CIRCLE_TOKEN, PD_KEY, SLUG, get, job_completed, signed
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault

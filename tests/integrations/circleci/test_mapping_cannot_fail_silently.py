@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.cli import main
+from app.cli.main import main
 from app.context import Context
 from app.web import create_app
 from integrations.circleci.events import canonical_slug, github_app_gaps

@@ -127,7 +127,7 @@ def test_example_config_matches_the_talks_flow() -> None:
     _check_uses_of_orb(EXAMPLE, "example-config.yml")
     assert EXAMPLE["version"] == 2.1
     params = EXAMPLE["parameters"]
-    # What the README's circleci_trigger_pipeline hooks send: cleanup + version, both declared.
+    # What docs/ci.md's circleci_trigger_pipeline hooks send: cleanup + version, both declared.
     assert params["cleanup"]["type"] == "boolean" and params["cleanup"]["default"] is False
     assert params["version"]["type"] == "string"
     text = (CIRCLECI / "example-config.yml").read_text()

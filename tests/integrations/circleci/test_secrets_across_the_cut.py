@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from app.context import Context
-from app.hooks import plan_deliveries
-from app.intake import start_release
-from app.models import CIContext
+from app.core.models import CIContext
+from app.release.hooks import plan_deliveries
+from app.release.intake import start_release
 from app.store import PREFIX
 from tests.support.ci import CIRCLE_TOKEN, PD_KEY, SLUG
 from tests.support.ci_fakes import FakeSlack, Fault
@@ -82,7 +82,7 @@ def test_a_secret_across_the_cut_is_redacted_whole(
 
 
 def test_a_webhook_url_query_is_never_stored(ctx: Context, circle, pagerduty, redis_url, monkeypatch) -> None:
-    from app.config import parse_config
+    from app.config_file.loader import parse_config
     from tests.support.ci import ci_config
     from tests.support.fakes import WebhookReceiver
 

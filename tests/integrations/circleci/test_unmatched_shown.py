@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.doctor import check_unmatched_deploys
+from app.doctor.checks import check_unmatched_deploys
 from app.web import create_app
 from tests.support.ci import API_TOKEN, ci_config, job_completed, signed
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty

@@ -10,13 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import CheckConfig, MetricConfig, PolicyConfig, StepConfig, parse_config
+from app.cli.demo.stack import free_port
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.demo.stack import free_port
-from app.intake import start_release
-from app.models import Release
+from app.core.config.policy import CheckConfig, PolicyConfig, StepConfig
+from app.core.models import Release
+from app.release.intake import start_release
 from integrations.datadog.config import DatadogConfig
 from integrations.datadog.provider import DatadogProvider, fraction_under
+from integrations.prometheus.config import MetricConfig
 from integrations.registry.metrics import provider_for
 from tests.support.datadog_fake import Answer, FakeDatadog, rate_limit_headers
 from tests.support.fakes import FakeRouter
@@ -332,7 +334,7 @@ def test_the_configuration_selects_datadog() -> None:
     assert isinstance(p, DatadogProvider) and p.querier.url == "http://127.0.0.1:1/api/v1/query"
     p.close()
     assert DatadogConfig(type="datadog", site="us5.datadoghq.com").api_url == "https://api.us5.datadoghq.com"
-    from app.config import ConfigError
+    from app.config_file.loader import ConfigError
 
     for bad in ("tags: ['env:prod,service:x']", "site: evil.example.com", "requests_metric: 'a{b}'"):
         with pytest.raises(ConfigError):
@@ -366,12 +368,12 @@ def test_a_release_is_judged_on_datadog(redis_url: str, dd: FakeDatadog, candida
         ctx.store.r.close()
 
 
-def test_the_readme_snippet_is_a_valid_configuration() -> None:
+def test_the_configuration_doc_snippet_is_a_valid_configuration() -> None:
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    [snippet] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "type: datadog" in b]
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "configuration.md").read_text()
+    [snippet] = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "type: datadog" in b]
     apps = DD_CONFIG[DD_CONFIG.index("applications:") :].replace("{{", "{").replace("}}", "}")
     cfg = parse_config(snippet + apps)
     assert cfg.metrics_source.type == "datadog" and cfg.metrics_source.tags == ["env:prod"]

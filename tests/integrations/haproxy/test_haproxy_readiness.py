@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.config import parse_config
+from app.cli.demo.stack import HAProxyBackend, Process, start_gunicorn, start_haproxy
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.demo.stack import HAProxyBackend, Process, start_gunicorn, start_haproxy
-from app.intake import start_release
+from app.release.intake import start_release
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.fakes import FakePrometheus
 from workers.tick import tick
@@ -86,7 +86,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             proc, ports[version] = start_gunicorn(
                 workdir,
                 f"demo-{version}",
-                "app.demo.service:create_app()",
+                "app.cli.demo.service:create_app()",
                 env={"DEMO_SERVICE": SERVICE, "DEMO_VERSION": version, "DEMO_LATENCY_MS": "0"},
                 threads=2,
             )

@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.config import HAProxyRouter as HAProxyRouterConfig
-from app.config import ServiceConfig
-from app.config.shapes import SegmentConfig
-from app.demo.stack import HAProxyBackend, Process, start_gunicorn, start_haproxy
-from integrations.haproxy.router import HAProxyRouter
+from app.cli.demo.stack import HAProxyBackend, Process, start_gunicorn, start_haproxy
+from app.core.config.services import ServiceConfig
+from app.core.config.shapes import SegmentConfig
+from integrations.haproxy.router import HAProxyRouter, HAProxyRouterConfig
 from integrations.haproxy.segments import SegmentMap
-from integrations.routing import RouterError
+from integrations.routers.interface import RouterError
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +65,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             proc, ports[version] = start_gunicorn(
                 workdir,
                 f"shop-{version}",
-                "app.demo.service:create_app()",
+                "app.cli.demo.service:create_app()",
                 env={"DEMO_SERVICE": SERVICE, "DEMO_VERSION": version, "DEMO_LATENCY_MS": "0"},
                 threads=2,
             )

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.demo.stack import Process, free_port, port_open, require_binary, start_gunicorn, wait_until
+from app.cli.demo.stack import Process, free_port, port_open, require_binary, start_gunicorn, wait_until
 from integrations.haproxy.runtime import RuntimeClient
 from integrations.haproxy.stats import (
     BackendStats,
@@ -34,7 +34,7 @@ from integrations.haproxy.stats import (
     read_process,
     server_delta,
 )
-from integrations.routing import RouterError
+from integrations.routers.interface import RouterError
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ports: dict[str, int] = {}
         for name, error_rate in (("stable", "0"), ("errors", "0.3"), ("crash", "0")):
             env = {"DEMO_SERVICE": BACKEND, "DEMO_VERSION": name, "DEMO_LATENCY_MS": "0", "DEMO_ERROR_RATE": error_rate}
-            proc, ports[name] = start_gunicorn(workdir, name, "app.demo.service:create_app()", env=env, threads=4)
+            proc, ports[name] = start_gunicorn(workdir, name, "app.cli.demo.service:create_app()", env=env, threads=4)
             servers[name] = proc
             started.append(proc)
         script = workdir / "sleeper.py"

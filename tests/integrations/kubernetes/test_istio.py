@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.context import Context
-from app.intake import start_release
+from app.release.intake import start_release
 from integrations.kubernetes.istio import host_service, subset_name, with_service
 from integrations.routers.interface import RouterError
 from tests.support.fake_apiserver import FakeApiServer
@@ -123,7 +123,8 @@ def test_hosts_and_subset_names() -> None:
 
 def test_loading_a_configuration_does_not_import_the_kubernetes_client() -> None:
     code = (
-        "import sys; from app.config import parse_config; from integrations.registry.routers import ROUTERS; "
+        "import sys; from app.config_file.loader import parse_config; "
+        "from integrations.registry.routers import ROUTERS; "
         "assert 'istio' in ROUTERS; print('kubernetes' in sys.modules)"
     )
     root = Path(__file__).resolve().parents[3]  # the repository, not tests/

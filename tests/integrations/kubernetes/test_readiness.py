@@ -4,7 +4,7 @@ that fails, a process that recovers without exiting) is still seen."""
 
 from __future__ import annotations
 
-from app.models import Observations, Release
+from app.core.models import Observations, Release
 from integrations.kubernetes.health import READY_GRACE, readiness_flaps
 
 T0 = 1_700_000_000.0
@@ -49,8 +49,8 @@ def test_a_new_pod_counts_once_it_stays_unready_past_the_grace():
 
 def test_flaps_reach_the_restart_check_through_observations():
     # what observe_cluster adds: restarts + flaps against max_restarts (here 2 + 1 > 2 fails)
-    from app.config.policy import PolicyConfig
-    from app.decide import decide
+    from app.core.config.policy import PolicyConfig
+    from app.core.decide import decide
 
     policy = PolicyConfig.model_validate({"name": "canary", "steps": [{"weight": 10}, {"weight": 100}]})
     running = release().model_copy(update={"state": "running", "step": 0, "step_started_at": T0})

@@ -1,4 +1,4 @@
-"""Instant rollback through a Kubernetes router (app/rollback.py) on the fake API server: after a
+"""Instant rollback through a Kubernetes router (app/release/rollback.py) on the fake API server: after a
 promotion, all traffic goes back on the previous version in the cluster's router object; with the
 previous version's Deployment gone, there is nothing to roll back to (409) and nothing changes."""
 
@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from app.context import Context
-from app.control import control
-from app.intake import start_release
-from app.rollback import RollbackError, rollback
+from app.release.control import control
+from app.release.intake import start_release
+from app.release.rollback import RollbackError, rollback
 from tests.support.cluster import cluster_weights, setup_cluster
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.sim import NS, Sim, dep_name

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from app.config import ClusterConfig, ConfigError, parse_config
+from app.config_file.loader import ConfigError, parse_config
 from app.context import Context
-from app.intake import start_release
+from app.release.intake import start_release
 from integrations.kubernetes.cluster import Kube
+from integrations.kubernetes.config import ClusterConfig
 from integrations.kubernetes.routers import CANARY_WEIGHT
-from integrations.routing import RouterError
+from integrations.routers.interface import RouterError
 from tests.support.cluster import CONFIG, cluster_weights, setup_cluster
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.fakes import FakePrometheus

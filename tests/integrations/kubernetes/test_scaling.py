@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context
-from app.intake import start_release
-from app.scaling import finish
+from app.release.intake import start_release
+from app.release.scaling import finish
 from tests.support.cluster import CONFIG, cluster_weights, setup_cluster
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.fakes import FakePrometheus
@@ -129,7 +129,7 @@ def test_replicas_are_raised_before_the_weight_moves_and_the_old_version_goes_to
     assert ctx.store.scaling.scheduled_at(rid) is None  # done: nothing left to run
     assert replicas(api, "1.1.0") == 3  # the new stable keeps what it needs
     # The warm way back is closed: an instant rollback is refused rather than routed to nothing.
-    from app.rollback import RollbackError, rollback
+    from app.release.rollback import RollbackError, rollback
 
     with pytest.raises(RollbackError) as refused:
         rollback(ctx, "web", reason="too late")
@@ -336,7 +336,7 @@ def test_a_shadow_release_scales_nothing_and_schedules_no_scale_down(
 def test_a_rollback_within_the_delay_keeps_the_old_version_from_being_scaled_down(
     api: FakeApiServer, sim: Sim, scale_ctx: Callable[..., Context]
 ) -> None:
-    from app.rollback import rollback
+    from app.release.rollback import rollback
 
     ctx = scale_ctx()
     setup_cluster(sim, "gateway-api")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.config.shapes import MirrorConfig, SegmentConfig
 from app.context import Context
+from app.core.config.shapes import MirrorConfig, SegmentConfig
 from integrations.kubernetes.shapes import ANNOTATION
 from tests.support.cluster import cluster_weights, setup_cluster
 from tests.support.fake_apiserver import FakeApiServer
@@ -291,7 +291,7 @@ SEGMENT_FIRST = "steps: [{{segment: {{header: {{name: User-Agent, regex: Chrome}
 
 @pytest.fixture
 def segment_ctx(redis_url: str, prom: Any, kubeconfig: Any) -> Any:
-    from app.config import parse_config
+    from app.config_file.loader import parse_config
     from tests.support.cluster import CONFIG
 
     text = CONFIG.replace("steps: [{{weight: 10}}, {{weight: 50}}, {{weight: 100}}]", SEGMENT_FIRST)
@@ -320,7 +320,7 @@ def _tick(ctx: Context, rid: str) -> str:
 def test_a_release_applies_the_segment_at_its_step_and_removes_it_at_the_next(
     api: FakeApiServer, sim: Sim, segment_ctx: Context
 ) -> None:
-    from app.intake import start_release
+    from app.release.intake import start_release
 
     setup_cluster(sim, "gateway-api")
     sim.deployment("web", "1.1.0")
@@ -343,8 +343,8 @@ def test_a_release_applies_the_segment_at_its_step_and_removes_it_at_the_next(
 
 
 def test_aborting_during_a_segment_step_removes_the_segment(api: FakeApiServer, sim: Sim, segment_ctx: Context) -> None:
-    from app.control import control
-    from app.intake import start_release
+    from app.release.control import control
+    from app.release.intake import start_release
 
     setup_cluster(sim, "gateway-api")
     sim.deployment("web", "1.1.0")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.context import Context
-from app.intake import start_release
+from app.release.intake import start_release
 from integrations.routers.interface import RouterError
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.sim import NS, Sim
@@ -76,7 +76,8 @@ def router_and_service(ctx: Context) -> tuple[Any, Any]:
 
 def test_loading_a_configuration_does_not_import_the_kubernetes_client() -> None:
     code = (
-        "import sys; from app.config import parse_config; from integrations.registry.routers import ROUTERS; "
+        "import sys; from app.config_file.loader import parse_config; "
+        "from integrations.registry.routers import ROUTERS; "
         "assert 'traefik' in ROUTERS; print('kubernetes' in sys.modules)"
     )
     root = Path(__file__).resolve().parents[3]  # the repository, not tests/

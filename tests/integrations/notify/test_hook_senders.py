@@ -12,10 +12,10 @@ import uuid
 
 import pytest
 
-from app.config import ConfigError, parse_config
+from app.config_file.loader import ConfigError, parse_config
 from app.context import Context
-from app.intake import start_release
-from app.models import CIContext, Delivery, Release
+from app.core.models import CIContext, Delivery, Release
+from app.release.intake import start_release
 from app.store import PREFIX
 from tests.support.ci import CIRCLE_TOKEN, PD_KEY, PUBLIC_URL, SLUG, ci_config, get
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault
@@ -216,7 +216,7 @@ def test_a_200_with_a_message_is_not_a_triggered_pipeline(
 
 
 def test_parameter_limits_are_enforced() -> None:
-    from app.config import ConfigError
+    from app.config_file.loader import ConfigError
     from integrations.circleci.api import check_parameters
 
     assert check_parameters({"a": "x" * 512}) is None

@@ -1,10 +1,10 @@
-"""The `rollback` hook event (app/rollback.py) in the people-facing hook kinds, and where it is refused."""
+"""The `rollback` hook event (app/release/rollback.py) in the people-facing hook kinds, and where it is refused."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError, parse_config
+from app.config_file.loader import ConfigError, parse_config
 from integrations.notify.slack import build_message
 from integrations.notify.teams import build_card
 from tests.support.fakes import config_text

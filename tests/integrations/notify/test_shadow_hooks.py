@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from app.context import Context
-from app.intake import start_release
-from app.models import CIContext, Release
+from app.core.models import CIContext, Release
+from app.release.intake import start_release
 from integrations.notify.teams import build_card
 from tests.support.ci import SLUG, get
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from app.config import parse_config
+from app.config_file.loader import parse_config
 from app.context import Context, set_context
-from app.intake import start_release
-from app.models import CheckResult, Release
+from app.core.models import CheckResult, Release
+from app.release.intake import start_release
 from app.store import PREFIX
 from integrations.notify.teams import CARD_CONTENT_TYPE, MESSAGE_LIMIT, REASON_LIMIT, build_card, message_size
 from tests.support.ci import PUBLIC_URL, ci_config, get

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config import PrometheusConfig
+from integrations.prometheus.config import PrometheusConfig
 from integrations.prometheus.provider import PrometheusProvider
 from tests.support.fakes import FakePrometheus, running
 

@@ -30,10 +30,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from app.config import CheckConfig, MetricConfig, PolicyConfig, PrometheusConfig, StepConfig
-from app.demo.stack import free_port
-from app.models import Release
+from app.cli.demo.stack import free_port
+from app.core.config.policy import CheckConfig, PolicyConfig, StepConfig
+from app.core.models import Release
 from integrations.prometheus.client import PrometheusQuerier
+from integrations.prometheus.config import MetricConfig, PrometheusConfig
 from integrations.prometheus.observe import observe_checks, observe_step_requests
 from tests.support.prom_data import (
     Traffic,
@@ -364,7 +365,7 @@ metrics:
 
 
 def test_one_grouped_query_per_check_gives_each_release_what_its_own_queries_give(prom_url: str) -> None:
-    from app.config import parse_config
+    from app.config_file.loader import parse_config
     from app.context import Context
 
     ctx = Context(config=parse_config(BATCH_CONFIG.format(url=prom_url)), prometheus_url=prom_url)

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.config import CheckConfig, PrometheusConfig
+from app.core.config.policy import CheckConfig
 from integrations.prometheus import queries
+from integrations.prometheus.config import PrometheusConfig
 from integrations.prometheus.promql import escape_string, render, template_placeholders, window
 
 ALL = {

@@ -1,0 +1,1 @@
+"""`sluice doctor`: checks that the configuration's outside systems answer as Sluice needs."""

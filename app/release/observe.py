@@ -1,0 +1,111 @@
+"""The tick's observe step: what Prometheus, the router and the cluster say about a release now.
+
+Everything here turns into an `Observations` for the pure `decide` (app/core/decide.py); an outside
+system that fails becomes "no data" with its reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from app.config_file.schema import ApplicationConfig
+from app.context import Context, UnknownService
+from app.core.config.policy import PolicyConfig
+from app.core.config.services import ServiceConfig
+from app.core.judge.judging import evidence_since, latency_since
+from app.core.models import EvidenceObservation, Observations, Release, ResponseCounts, VersionCounts
+from app.release.scaling import observe_readiness
+from integrations.routers.interface import RouterError
+
+log = logging.getLogger("sluice.tick")
+
+
+def observe(ctx: Context, release: Release, now: float) -> Observations:
+    """Ask Prometheus, the router and the cluster about the candidate. Errors become 'no data',
+    never exceptions."""
+    obs = Observations(at=now)
+    try:
+        app, svc, policy = ctx.locate(release)
+    except UnknownService:
+        return obs  # nothing to ask about: decide_next fails the release
+    if release.state != "running":
+        obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before `start`
+        return obs
+    started = time.monotonic()
+    try:
+        _observe_running(ctx, app, svc, policy, release, now, obs)
+    finally:
+        # The timeouts count the observing itself (app/core/decide.py): `now` plus how long it took, on
+        # the same clock as `now` (a replay's `now` is in the past).
+        obs.completed_at = now + (time.monotonic() - started)
+    return obs
+
+
+def _observe_running(
+    ctx: Context,
+    app: ApplicationConfig,
+    svc: ServiceConfig,
+    policy: PolicyConfig,
+    release: Release,
+    now: float,
+    obs: Observations,
+) -> None:
+    obs.checks = ctx.metrics_provider.observe_checks(policy, ctx.config.metrics, release, now)
+    obs.evidence = observe_evidence(ctx, app, svc, policy, release, now)
+    step = policy.steps[release.step]
+    if step.requests is not None and release.step_started_at is not None:
+        obs.step_requests = ctx.metrics_provider.step_requests(release, now, since=release.step_started_at)
+    try:
+        health = ctx.router(app).health(svc, release.target_version)
+        obs.candidate_healthy, obs.health_detail = health.healthy, health.detail
+    except RouterError as exc:
+        obs.candidate_healthy, obs.health_detail = None, f"router could not tell: {exc}"
+    if app.cluster is not None:  # Kubernetes: restarts and a failed rollout, whatever the router
+        from integrations.kubernetes.health import observe_cluster
+
+        observe_cluster(ctx, app, svc, release, obs)
+    obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before the next `advance`
+
+
+# Stable's counts from before the release: the reference of a release whose first step is 100%.
+BASELINE_SECONDS = 600.0
+
+
+def observe_evidence(
+    ctx: Context, app: ApplicationConfig, svc: ServiceConfig, policy: PolicyConfig, release: Release, now: float
+) -> EvidenceObservation | None:
+    """Both versions' counts over the same span, the step's evidence (app/core/judge/judging.py): from the
+    metrics backend since the step began (after warmup), and from the router since the mark
+    taken when the step's weights were confirmed."""
+    since = evidence_since(release)
+    if since is None:
+        return None
+    evidence = EvidenceObservation(since=since)
+    if now <= since:
+        return evidence
+    source, target = release.source_version, release.target_version
+
+    def counts(version: str, start: float, end: float) -> ResponseCounts:
+        return ctx.metrics_provider.response_counts(release.service, version, release.namespace, start, end)
+
+    evidence.candidate.metrics = counts(target, since, now)
+    evidence.stable.metrics = counts(source, since, now)
+    warm = latency_since(release, policy)
+    if warm is not None and warm > since:
+        evidence.latency_since = warm
+        if now > warm:
+            evidence.candidate_latency, evidence.stable_latency = counts(target, warm, now), counts(source, warm, now)
+    router = ctx.router(app)
+    mark = release.judge.router_mark
+    counts_since = getattr(router, "counts_since", None)
+    if mark is not None and counts_since is not None:
+        try:
+            seen = counts_since(svc, mark)
+            evidence.candidate.router, evidence.stable.router = seen.get(target), seen.get(source)
+        except (RouterError, KeyError, TypeError) as exc:
+            log.warning("could not read the router's counts: %s", exc, extra={"release_id": release.id})
+    if release.traffic_weights().get(target, 0) >= 100 and not release.judge.baseline:
+        start = release.created_at - BASELINE_SECONDS
+        evidence.stable_before = VersionCounts(metrics=counts(source, start, release.created_at))
+    return evidence

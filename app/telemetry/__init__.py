@@ -1,0 +1,1 @@
+"""Sluice's own logs and metrics."""
