@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: setup system-packages demo test lint bench scenarios chaos lock clean
+.PHONY: setup system-packages demo test lint bench scenarios chaos lock audit clean
 
 setup: system-packages $(VENV)/.installed
 
@@ -56,6 +56,13 @@ lock:
 	$(BIN)/pip install -q uv
 	$(BIN)/uv pip compile -q pyproject.toml --universal --generate-hashes -o requirements.lock
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --universal --generate-hashes -c requirements.lock -o requirements-dev.lock
+
+# Known vulnerabilities in what the image installs (requirements.lock), from PyPI's per-version JSON
+# API. --strict: a package that could not be looked up fails the audit instead of passing unchecked.
+# Not part of `make test`: it needs that API, which the machines the tests run on cannot reach.
+audit: setup
+	$(BIN)/pip install -q --disable-pip-version-check pip-audit==2.10.1
+	$(BIN)/pip-audit --strict --progress-spinner off --disable-pip --require-hashes -r requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -93,7 +93,7 @@ def _swap_in_image(stack: DemoStack, web: img.Container, worker: img.Container) 
     proc = worker.start("image-worker", stack.workdir, ["sluice", "worker"], env, mounts)
     stack.processes.append(proc)
     pid = proc.proc.pid
-    running_worker = lambda: any("sluice worker" in img.cmdline(p) for p in img.descendants(pid))  # noqa: E731
+    running_worker = lambda: any("sluice worker" in img.cmdline(p) for p in img.image_processes(pid))  # noqa: E731
     wait_until(running_worker, 60, "the image's worker", proc.proc, proc.log)
 
 
@@ -118,7 +118,7 @@ def test_release_through_the_image_is_promoted(image_stack, cli: img.Container):
     by_name = {p.name: p for p in stack.processes}
     # Every process the image started (gunicorn's master and workers, the RQ worker) is uid 10001.
     for name in ("image-web", "image-worker"):
-        pids = [p for p in img.descendants(by_name[name].proc.pid) if "sluice" in img.cmdline(p)]
+        pids = img.image_processes(by_name[name].proc.pid)
         assert pids, name
         assert all(img.uids(p) == {UID} for p in pids), [(img.cmdline(p), img.uids(p)) for p in pids]
 

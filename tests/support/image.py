@@ -176,6 +176,12 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def image_processes(pid: int) -> list[int]:
+    """The image's own processes below `pid`: what runs from its virtualenv, not buildah's chroot
+    runtime (root, which carries the command line in its arguments until it execs the command)."""
+    return [p for p in descendants(pid) if "/opt/sluice/" in (line := cmdline(p)) and not line.startswith("buildah")]
+
+
 def uids(pid: int) -> set[int]:
     """The real, effective, saved and filesystem user ids of a process."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
