@@ -153,13 +153,25 @@ def announce(swarm: Swarm) -> list[str]:
     return ids
 
 
+def leader(swarm: Swarm) -> Process | None:
+    """The worker whose scheduler took the lead last (each logs "scheduler: leading" when it does)."""
+    latest: tuple[str, Process | None] = ("", None)
+    for worker in swarm.workers:
+        lines = [x for x in worker.log.read_text(errors="replace").splitlines() if "scheduler: leading" in x]
+        if lines and lines[-1] > latest[0]:  # JSON lines starting with their ISO time: later sorts higher
+            latest = (lines[-1], worker)
+    return latest[1]
+
+
 def kill_at_random(swarm: Swarm, rng: random.Random) -> None:
-    """SIGKILL a random worker (and with it its scheduler thread, perhaps the leading one) every
-    few seconds; restart it `restart_after` later, as a supervisor would."""
+    """SIGKILL a worker every few seconds, every other time the one whose scheduler leads (the others
+    are standbys: one of them must take over), else one at random; restart it `restart_after`
+    later, as a supervisor would."""
     while not swarm.done.wait(rng.uniform(*swarm.plan.kill_every)):
-        victim = rng.choice(swarm.workers)
+        lead = leader(swarm) if len(swarm.kills) % 2 == 0 else None
+        victim = lead or rng.choice(swarm.workers)
         victim.kill()
-        swarm.kills.append((time.time(), victim.name))
+        swarm.kills.append((time.time(), victim.name + (" (leading)" if lead else "")))
         time.sleep(swarm.plan.restart_after)
         victim.start()
 

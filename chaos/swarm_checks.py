@@ -48,6 +48,7 @@ class SwarmResult:
     settled: bool
     outcomes: Counter[str] = field(default_factory=Counter)
     kills: int = 0
+    leader_kills: int = 0  # of the worker whose scheduler was leading
     leader_takeovers: int = 0
     router_writes: int = 0
     router_repeats: int = 0
@@ -62,8 +63,8 @@ class SwarmResult:
     def summary(self) -> str:
         return (
             f"{'pass' if self.passed else 'FAIL'}: {self.releases} releases, {self.workers} workers, "
-            f"{self.seconds:.0f} s; outcomes {dict(self.outcomes)}; {self.kills} SIGKILLs; "
-            f"{self.leader_takeovers} scheduler takeovers; {self.router_writes} router writes "
+            f"{self.seconds:.0f} s; outcomes {dict(self.outcomes)}; {self.kills} SIGKILLs "
+            f"({self.leader_kills} of the leading scheduler's worker); {self.leader_takeovers} scheduler takeovers; {self.router_writes} router writes "
             f"({self.router_repeats} repeated); {self.deliveries} hook deliveries ({self.resent} re-sent, same id); "
             f"{len(self.problems)} problems"
         )
@@ -89,6 +90,7 @@ def runs(values: list[int]) -> list[int]:
 
 def check_all(swarm: Swarm, ids: list[str], settled: bool, seconds: float) -> SwarmResult:
     result = SwarmResult(len(ids), swarm.plan.workers, seconds, settled, kills=len(swarm.kills))
+    result.leader_kills = sum(which.endswith("(leading)") for _, which in swarm.kills)
     if not settled:
         result.problems.append(f"not every release ended with its deliveries settled within {swarm.plan.timeout:.0f}s")
     writes = router_log(swarm)
