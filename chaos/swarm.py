@@ -34,6 +34,7 @@ from app.context import Context
 from app.release.control import ControlError, control
 from app.release.intake import start_release
 from chaos.receiver import HookReceiver
+from chaos.stack import leading_worker
 from chaos.swarm_checks import SwarmResult, check_all
 from chaos.swarm_worker import RecordingRouter
 
@@ -153,22 +154,12 @@ def announce(swarm: Swarm) -> list[str]:
     return ids
 
 
-def leader(swarm: Swarm) -> Process | None:
-    """The worker whose scheduler took the lead last (each logs "scheduler: leading" when it does)."""
-    latest: tuple[str, Process | None] = ("", None)
-    for worker in swarm.workers:
-        lines = [x for x in worker.log.read_text(errors="replace").splitlines() if "scheduler: leading" in x]
-        if lines and lines[-1] > latest[0]:  # JSON lines starting with their ISO time: later sorts higher
-            latest = (lines[-1], worker)
-    return latest[1]
-
-
 def kill_at_random(swarm: Swarm, rng: random.Random) -> None:
     """SIGKILL a worker every few seconds, every other time the one whose scheduler leads (the others
     are standbys: one of them must take over), else one at random; restart it `restart_after`
     later, as a supervisor would."""
     while not swarm.done.wait(rng.uniform(*swarm.plan.kill_every)):
-        lead = leader(swarm) if len(swarm.kills) % 2 == 0 else None
+        lead = leading_worker(swarm.workers) if len(swarm.kills) % 2 == 0 else None
         victim = lead or rng.choice(swarm.workers)
         victim.kill()
         swarm.kills.append((time.time(), victim.name + (" (leading)" if lead else "")))

@@ -64,7 +64,8 @@ class SwarmResult:
         return (
             f"{'pass' if self.passed else 'FAIL'}: {self.releases} releases, {self.workers} workers, "
             f"{self.seconds:.0f} s; outcomes {dict(self.outcomes)}; {self.kills} SIGKILLs "
-            f"({self.leader_kills} of the leading scheduler's worker); {self.leader_takeovers} scheduler takeovers; {self.router_writes} router writes "
+            f"({self.leader_kills} of the leading scheduler's worker); {self.leader_takeovers} scheduler takeovers; "
+            f"{self.router_writes} router writes "
             f"({self.router_repeats} repeated); {self.deliveries} hook deliveries ({self.resent} re-sent, same id); "
             f"{len(self.problems)} problems"
         )
