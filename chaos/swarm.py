@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,7 @@ def start(plan: Plan, workdir: Path) -> tuple[Swarm, list[Process]]:
     config_path.write_text(config_for(plan, services, prom_url, receiver.url))
     ctx = Context(config=parse_config(config_path.read_text()), redis_url=redis_url, prometheus_url=prom_url)
     # The operator's aborts (app/release/control.py) set weights too: on the same router as the workers.
-    ctx._routers[APPLICATION] = RecordingRouter(ctx.store.r)  # type: ignore[assignment]
+    ctx._routers[APPLICATION] = RecordingRouter(ctx.store.r)
     env = {
         "SLUICE_CONFIG": str(config_path),
         "REDIS_URL": redis_url,
@@ -182,7 +183,7 @@ def abort_some(swarm: Swarm, ids: list[str], rng: random.Random) -> None:
             swarm.aborted.add(rid)
 
 
-def wait_until_settled(swarm: Swarm, ids: list[str], say: callable) -> bool:  # type: ignore[valid-type]
+def wait_until_settled(swarm: Swarm, ids: list[str], say: Callable[[str], None]) -> bool:
     """Until every release has ended and none of its hook deliveries is pending."""
     deadline = time.time() + swarm.plan.timeout
     last = 0.0
@@ -200,7 +201,7 @@ def wait_until_settled(swarm: Swarm, ids: list[str], say: callable) -> bool:  # 
     return False
 
 
-def run(plan: Plan, workdir: Path, say: callable = print) -> SwarmResult:  # type: ignore[valid-type]
+def run(plan: Plan, workdir: Path, say: Callable[[str], None] = print) -> SwarmResult:
     rng = random.Random(plan.seed)
     swarm, procs = start(plan, workdir)
     started = time.time()

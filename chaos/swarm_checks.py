@@ -95,7 +95,8 @@ def check_all(swarm: Swarm, ids: list[str], settled: bool, seconds: float) -> Sw
     if not settled:
         result.problems.append(f"not every release ended with its deliveries settled within {swarm.plan.timeout:.0f}s")
     writes = router_log(swarm)
-    final = {k.decode(): json.loads(v) for k, v in swarm.ctx.store.r.hgetall(WEIGHTS).items()}
+    stored = swarm.ctx.store.r.hgetall(WEIGHTS).items()
+    final = {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in stored}
     weights = [w for w, _ in swarm.plan.steps]
     for release in swarm.ctx.store.get_many(ids):
         result.outcomes[release.state] += 1
@@ -127,7 +128,7 @@ def check_decision(swarm: Swarm, release: Release, weights: list[int]) -> list[s
     unstarted = release.state == "aborted" and types["started"] == 0 and not types["step_passed"]
     if types["started"] != 1 and not unstarted:
         problems.append(f"{types['started']} 'started' events")
-    passed = Counter(e.data.get("step") for e in events if e.type == "step_passed")
+    passed = Counter(int(e.data.get("step") or 0) for e in events if e.type == "step_passed")
     problems += [f"step {step} passed {n} times" for step, n in passed.items() if n > 1]
     if release.state == "succeeded" and sorted(passed) != list(range(2, len(weights) + 1)):
         problems.append(f"promoted, yet the steps passed were {sorted(passed)}")

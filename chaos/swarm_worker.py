@@ -50,7 +50,7 @@ def main() -> None:
     configure_logging()  # as `sluice worker` does (app/cli/main.py)
     ctx = get_context()
     for app in ctx.config.applications:
-        ctx._routers[app.name] = RecordingRouter(ctx.store.r)  # type: ignore[assignment]
+        ctx._routers[app.name] = RecordingRouter(ctx.store.r)
     run_worker()
 
 
