@@ -79,7 +79,7 @@ def run_swarm(releases: int) -> tuple[SwarmResult, str] | None:
     if releases <= 0:
         return None
     # Every 5 s rather than 2 s: 1,000 releases at 2 s would need more ticks per second than two cores give.
-    plan = Plan(releases=releases, workers=4, interval=5.0, spread=max(10.0, releases / 20))
+    plan = Plan(releases=releases, workers=4, interval=5.0, spread=max(10.0, releases / 20), timeout=1200.0)
     with tempfile.TemporaryDirectory(prefix="sluice-swarm-") as tmp:
         result = swarm_run(plan, Path(tmp), say=lambda m: print(m, flush=True))
     return result, f"python -m chaos.swarm --releases {releases} --workers 4 --interval 5 --spread {plan.spread:g}"

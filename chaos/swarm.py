@@ -235,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=Plan.workers)
     parser.add_argument("--interval", type=float, default=Plan.interval)
     parser.add_argument("--spread", type=float, default=Plan.spread)
+    parser.add_argument("--timeout", type=float, default=Plan.timeout, help="for every release to end, seconds")
     args = parser.parse_args(argv)
-    plan = Plan(releases=args.releases, workers=args.workers, interval=args.interval, spread=args.spread)
+    plan = Plan(args.releases, args.workers, args.interval, spread=args.spread, timeout=args.timeout)
     with tempfile.TemporaryDirectory(prefix="sluice-swarm-") as tmp:
         result = run(plan, Path(tmp), say=lambda m: print(m, flush=True))
     print(result.summary())
