@@ -25,6 +25,7 @@ For every release:
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -50,11 +51,18 @@ class SwarmResult:
     kills: int = 0
     leader_kills: int = 0  # of the worker whose scheduler was leading
     leader_takeovers: int = 0
+    queued_max: int = 0
     router_writes: int = 0
     router_repeats: int = 0
     deliveries: int = 0
     resent: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def problem_kinds(self) -> Counter[str]:
+        """The problems with their ids and numbers blanked: what went wrong, how often."""
+        return Counter(
+            re.sub(r"\d+", "N", re.sub(r"r-[0-9]+-[0-9a-f]+", "R", p.split(": ", 1)[-1])) for p in self.problems
+        )
 
     @property
     def passed(self) -> bool:
@@ -67,7 +75,7 @@ class SwarmResult:
             f"({self.leader_kills} of the leading scheduler's worker); {self.leader_takeovers} scheduler takeovers; "
             f"{self.router_writes} router writes "
             f"({self.router_repeats} repeated); {self.deliveries} hook deliveries ({self.resent} re-sent, same id); "
-            f"{len(self.problems)} problems"
+            f"at most {self.queued_max} RQ jobs waiting; {len(self.problems)} problems"
         )
 
 
@@ -91,6 +99,7 @@ def runs(values: list[int]) -> list[int]:
 
 def check_all(swarm: Swarm, ids: list[str], settled: bool, seconds: float) -> SwarmResult:
     result = SwarmResult(len(ids), swarm.plan.workers, seconds, settled, kills=len(swarm.kills))
+    result.queued_max = swarm.queued_max
     result.leader_kills = sum(which.endswith("(leading)") for _, which in swarm.kills)
     if not settled:
         result.problems.append(f"not every release ended with its deliveries settled within {swarm.plan.timeout:.0f}s")
