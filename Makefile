@@ -39,8 +39,11 @@ scenarios: setup
 # The chaos suite (chaos/): real releases through the real stack while workers and gunicorn are
 # SIGKILLed (20 releases at once among them), Redis restarts, goes away, freezes or fails over
 # (Sentinel), Prometheus stops, HAProxy reloads, notifications storm in (through every intake path),
-# slow clients hold connections, and 5,000 fuzzed requests; writes docs/reliability.md.
-# About 18 minutes. The HAProxy reload fault runs in `make test` (tests/e2e/test_chaos.py).
+# slow clients hold connections, four workers share releases under kills, and 5,000 fuzzed requests;
+# then 1,000 releases on four workers under kills (chaos/swarm.py); writes docs/reliability.md.
+# About 18 minutes plus the 1,000 releases (5 minutes or more). The HAProxy reload fault runs in
+# `make test` (tests/e2e/test_chaos.py), and the several-workers proof with 60 releases
+# (tests/e2e/test_several_workers.py).
 chaos: setup
 	$(BIN)/python -m chaos
 
