@@ -85,7 +85,7 @@ def compare(
     bad_s, n_s = min(reference.bad, reference.n), reference.n
     e = ev.judge(
         kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=detectable,
-        decisive_gap=defaults.decisive_gap, reference=ref_name,
+        decisive_gap=defaults.decisive_gap, reference=ref_name, times_stable=c.conf.times_stable,
     )  # fmt: skip
     detail = e.sentence() + f" [{cand.source}]"
     verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]
@@ -166,6 +166,7 @@ def _over_the_release(
     e_all = ev.judge(
         c.kind, min(whole_c.bad, whole_c.n), whole_c.n, min(whole_s.bad, whole_s.n), whole_s.n, alpha=ctx.alpha,
         margin=margin, detectable=detectable, decisive_gap=ev.DEFAULTS[c.kind].decisive_gap, reference="stable",
+        times_stable=c.conf.times_stable,
     )  # fmt: skip
     if e_all.verdict == "pass" and c.cand.n >= MIN_STEP_REQUESTS:
         return "pass", e_all.sentence() + f" over the whole release [{c.cand.source}]"
@@ -191,6 +192,7 @@ def _record(e: ev.Evidence, source: str, ref_name: str, alpha: float) -> dict[st
         "alpha": alpha,
         "decisive": e.decisive,
         "needed_requests": e.needed_n_c,
+        "times_stable": e.times_stable,
     }
 
 

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from app.core.judge.floor import floor_requests, log_e_against_floor
 from app.core.judge.mixture import (
     DEFAULT_PRIOR,
     BetaMixture,
@@ -79,13 +80,19 @@ class CheckDefaults:
     margin: float  # H0: p_c - p_s <= margin. Worse than stable by more than this is a regression.
     detectable: float  # pass only once the data exclude a regression of this size (the evidence floor)
     decisive_gap: float  # a failing check whose observed difference is at least this fails at once
+    # Promotion also rules out more than this many times stable's rate (app/core/judge/floor.py);
+    # None: the floor is `detectable` points above stable alone.
+    times_stable: float | None = None
 
 
 #: Chosen with the simulations in tests/app/test_evidence.py; the reasoning is in docs/judging.md.
 DEFAULTS: dict[str, CheckDefaults] = {
     # 5xx + proxy-side errors (connection errors, resets, timeouts at the proxy). A 1-point margin
     # detects +2 points in only 10-16% of simulated 5-minute releases; 0.25 point in 86% (docs/judging.md).
-    "errors": CheckDefaults(margin=0.0025, detectable=0.05, decisive_gap=0.20),
+    # Promotion rules out max(2 x stable, stable + 0.5 point): a +5-point floor let 1.5% through
+    # against stable's 0.3% (five times the errors); with stable at 0.05-1% this floor costs
+    # 3,600-7,200 candidate requests (docs/judging.md, "The promotion floor").
+    "errors": CheckDefaults(margin=0.0025, detectable=0.005, decisive_gap=0.20, times_stable=2.0),
     # 4xx: services answer some legitimately; a jump in the share is what matters.
     "4xx": CheckDefaults(margin=0.01, detectable=0.10, decisive_gap=0.30),
     # Slow responses: over the latency bound, over the largest bucket, or cut by a timeout.
@@ -137,6 +144,7 @@ class Evidence:
     decisive: bool
     needed_n_c: int | None  # the evidence floor's projected candidate count (None once passed/failed)
     reference: str = "stable"  # "stable" (same span) or e.g. "stable baseline"
+    times_stable: float | None = None  # the floor's relative part (None: `detectable` points alone)
 
     @property
     def e_value(self) -> float:
@@ -146,6 +154,10 @@ class Evidence:
     def p_value(self) -> float:
         """Always-valid p-value: min(1, 1/E)."""
         return math.exp(-self.log_e) if self.log_e > 0 else 1.0
+
+    def floor_words(self) -> str:
+        """The promotion floor, e.g. "max(2x stable, stable + 0.5 points)"."""
+        return f"max({self.times_stable:g}x {self.reference}, {self.reference} + {_points(self.detectable)})"
 
     def sentence(self) -> str:
         """In words, e.g. "errors 3.1% vs stable 0.4% (n=812 vs 7,310): worse by more than 0.25 points, ..."."""
@@ -162,6 +174,8 @@ class Evidence:
                 f"no evidence of being worse (difference {_signed_points(self.lower)} "
                 f"to {_signed_points(self.upper)} points)"
             )
+            if self.times_stable is not None:
+                tail += f"; rules out more than {self.floor_words()}"
         elif self.n_c == 0:
             tail = "no candidate traffic yet"
         elif self.n_s == 0:
@@ -173,6 +187,8 @@ class Evidence:
             )
         elif self.needed_n_c is not None:
             tail = f"not enough traffic yet: {_count(self.n_c)} of ~{_count(self.needed_n_c)} requests needed"
+            if self.times_stable is not None:
+                tail += f" to rule out more than {self.floor_words()}"
         else:
             tail = "not enough traffic yet"
         return f"{head}: {tail}"
@@ -191,12 +207,16 @@ def judge(
     decisive_gap: float | None = None,
     prior: BetaMixture = DEFAULT_PRIOR,
     reference: str = "stable",
+    times_stable: float | None = None,
 ) -> Evidence:
     """Judge one check at one evaluation.
 
     ``alpha`` is this check's level in this step (see :func:`check_alpha`). ``margin``,
     ``detectable`` and ``decisive_gap`` default to ``DEFAULTS[kind]``. Counts are cumulative over
     the same span for both versions (or a fixed stable baseline, with ``reference`` saying so).
+    ``times_stable`` (> 1) makes promotion's floor relative: pass once the data rule out
+    p_c > max(times_stable x p_s, p_s + detectable) (app/core/judge/floor.py); it defaults to the
+    kind's, and 1 (or None without a default) is the floor of `detectable` points alone.
     """
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
@@ -206,6 +226,8 @@ def judge(
     margin = base.margin if margin is None and base else margin
     detectable = base.detectable if detectable is None and base else detectable
     decisive_gap = base.decisive_gap if decisive_gap is None and base else decisive_gap
+    times_stable = base.times_stable if times_stable is None and base else times_stable
+    relative = times_stable if times_stable is not None and times_stable > 1 else None
     assert margin is not None and detectable is not None and decisive_gap is not None
     if not 0 <= margin < detectable < 1:
         raise ValueError("need 0 <= margin < detectable < 1")
@@ -219,11 +241,14 @@ def judge(
     if log_e >= threshold:
         verdict: Verdict = "fail"
         decisive = log_e >= threshold + math.log(DECISIVE_FACTOR) or rate_c - rate_s >= decisive_gap
-    elif upper < detectable and n_c > 0 and n_s > 0:
+    elif n_c > 0 and n_s > 0 and _floor_reached(bad_c, n_c, bad_s, n_s, detectable, relative, upper, threshold, prior):
         verdict, decisive = "pass", False
     else:
         verdict, decisive = "insufficient", False
-        needed = required_requests(bad_c, n_c, bad_s, n_s, detectable, alpha, prior)
+        if relative is None:
+            needed = required_requests(bad_c, n_c, bad_s, n_s, detectable, alpha, prior)
+        else:
+            needed = floor_requests(bad_c, n_c, bad_s, n_s, detectable, relative, alpha, prior)
     return Evidence(
         kind=kind,
         bad_c=bad_c,
@@ -243,7 +268,26 @@ def judge(
         decisive=decisive,
         needed_n_c=needed,
         reference=reference,
+        times_stable=relative,
     )
+
+
+def _floor_reached(
+    bad_c: float,
+    n_c: float,
+    bad_s: float,
+    n_s: float,
+    detectable: float,
+    relative: float | None,
+    upper: float,
+    threshold: float,
+    prior: BetaMixture,
+) -> bool:
+    """The data rule out a regression that matters: more than `detectable` points (the confidence
+    sequence's upper end is below it), or, relative to stable, the floor of app/core/judge/floor.py."""
+    if relative is None:
+        return upper < detectable
+    return log_e_against_floor(bad_c, n_c, bad_s, n_s, detectable, relative, prior) >= threshold
 
 
 # --------------------------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def _comparisons(policy: PolicyConfig, view: _Evaluation, state: JudgeState) -> 
 
     def sample(v: VersionCounts, kind: str) -> Sample | None:
         if kind == "errors":
-            return errors_sample(v, view.use_router)
+            return errors_sample(v, view.use_router, cfg.client_timeout)
         if kind == "4xx":
             return client_errors_sample(v, view.use_router, ignore)
         return slow_sample(v, state.slow_under)

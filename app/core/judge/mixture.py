@@ -279,19 +279,29 @@ def required_requests(
     candidate count (above the current one) at which the confidence sequence excludes a regression of
     ``detectable``. None if even 10^8 requests would not do (e.g. no reference at all).
     """
+    c = math.log(1.0 / alpha)
+    return project_requests(
+        bad_c, n_c, bad_s, n_s, lambda bc, nc, bs, ns: _excludes(bc, nc, bs, ns, detectable, c, prior)
+    )
+
+
+def project_requests(
+    bad_c: float, n_c: float, bad_s: float, n_s: float, ok: Callable[[float, float, float, float], bool]
+) -> int | None:
+    """The smallest candidate count (above the current one) at which ``ok`` holds of the counts
+    projected forward (see :func:`required_requests`); None if even 10^8 requests would not do."""
     _check_counts(bad_c, n_c, bad_s, n_s)
     if n_s == 0:
         return None
-    c = math.log(1.0 / alpha)
     rate_s = bad_s / n_s
     rate_c = max(bad_c / n_c if n_c else 0.0, rate_s)
     ratio = n_s / n_c if n_c else 9.0  # no candidate traffic yet: assume a 10% step
 
-    def ok(m: float) -> bool:
-        return _excludes(rate_c * m, m, rate_s * ratio * m, ratio * m, detectable, c, prior)
+    def holds(m: float) -> bool:
+        return ok(rate_c * m, m, rate_s * ratio * m, ratio * m)
 
     lo, hi = 1.0, 64.0
-    while not ok(hi):
+    while not holds(hi):
         lo, hi = hi, hi * 4
         if hi > 1e8:
             return None
@@ -299,7 +309,7 @@ def required_requests(
         if hi - lo <= 1:
             break
         mid = math.sqrt(lo * hi) if hi > 4 * lo else 0.5 * (lo + hi)
-        if ok(mid):
+        if holds(mid):
             hi = mid
         else:
             lo = mid

@@ -36,7 +36,18 @@ def _metrics_ok(v: VersionCounts) -> bool:
     return v.metrics is not None and v.metrics.requests is not None
 
 
-def errors_sample(v: VersionCounts, use_router: bool) -> Sample | None:
+def errors_sample(v: VersionCounts, use_router: bool, client_timeout: float | None = None) -> Sample | None:
+    """5xx and proxy errors, and with `client_timeout` the responses its clients gave up on."""
+    sample = _server_errors(v, use_router)
+    late = timed_out(v, client_timeout)
+    if sample is None or not late:
+        return sample
+    # Counted by the histogram, beside the status codes: a response that was also a 5xx counts
+    # twice, so the share is capped at every request (the same for both versions).
+    return Sample(min(sample.bad + late, sample.n), sample.n, sample.source)
+
+
+def _server_errors(v: VersionCounts, use_router: bool) -> Sample | None:
     if use_router and v.router is not None:
         r = v.router
         return Sample(r.by_class.get("5xx", 0.0) + r.proxy_errors, r.requests, "HAProxy")
@@ -45,6 +56,18 @@ def errors_sample(v: VersionCounts, use_router: bool) -> Sample | None:
         assert m is not None and m.requests is not None
         return Sample(min(m.by_class.get("5xx", 0.0), m.requests), m.requests, "Prometheus")
     return None
+
+
+def timed_out(v: VersionCounts, client_timeout: float | None) -> float:
+    """Responses surely slower than `client_timeout`: those above the smallest finite bucket bound
+    at or over it (none if no bound is; never an estimate that could blame a fast response)."""
+    if client_timeout is None or v.metrics is None or not v.metrics.buckets:
+        return 0.0
+    total = v.metrics.buckets[-1][1]
+    for bound, count in v.metrics.buckets:
+        if math.isfinite(bound) and bound >= client_timeout * (1 - 1e-9):
+            return max(total - count, 0.0)
+    return 0.0
 
 
 def client_errors_sample(v: VersionCounts, use_router: bool, ignore: list[int]) -> Sample | None:
