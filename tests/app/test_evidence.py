@@ -214,12 +214,12 @@ def test_sentences():
     assert ok.sentence().startswith(
         "errors 0.4% vs stable 0.4% (n=16,240 vs 146,200): no evidence of being worse (difference "
     )
-    assert ok.sentence().endswith(" points); rules out more than max(2x stable, stable + 0.5 points)")
+    assert ok.sentence().endswith(" points); rules out more than max(3x stable, stable + 0.5 points)")
     wait = judge("errors", 0, 37, 1, 310, alpha=alpha, reference="stable baseline")
     assert wait.verdict == "insufficient" and wait.needed_n_c is not None
     assert wait.sentence() == (
         f"errors 0.0% vs stable baseline 0.3% (n=37 vs 310): not enough traffic yet: 37 of ~{wait.needed_n_c:,} "
-        "requests needed to rule out more than max(2x stable baseline, stable baseline + 0.5 points)"
+        "requests needed to rule out more than max(3x stable baseline, stable baseline + 0.5 points)"
     )
     gross = judge("errors", 4, 8, 0, 72, alpha=alpha)
     assert gross.verdict == "fail" and gross.decisive and gross.sentence().endswith("(decisive)")

@@ -122,7 +122,7 @@ class ComparisonConfig(Strict):
         ge=1,
         le=1000,
         description="Promotion also needs the data to rule out more than this many times stable's rate: the floor "
-        "is max(times_stable x stable, stable + detectable). Default 2 for errors, off (1) for 4xx and slow.",
+        "is max(times_stable x stable, stable + detectable). Default 3 for errors, off (1) for 4xx and slow.",
     )
 
     @model_validator(mode="after")
