@@ -104,7 +104,7 @@ def run_worker(burst: bool = False, with_scheduler: bool = True, serves: str = "
         scheduler.start()
     try:
         work_until_stopped(
-            lambda: LiveWorker(queues, connection=redis),
+            lambda: rq_queues.worker(queues, redis, cls=LiveWorker),
             burst=burst,
             logging_level=logging.getLevelName(logging.getLogger().level),
         )
