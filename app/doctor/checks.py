@@ -21,6 +21,7 @@ from app.config_file.schema import ApplicationConfig
 from app.context import Context
 from app.core.config.policy import PolicyConfig
 from app.core.config.services import ServiceConfig
+from app.doctor.redis_auth import check_redis_auth
 from app.doctor.sentinel import check_sentinel
 from app.store.connection import is_sentinel, shown
 
@@ -102,7 +103,8 @@ def check_unmatched_deploys(ctx: Context) -> list[Finding]:
 
 def check_redis(ctx: Context) -> list[Finding]:
     sentinel = [Finding(*f) for f in check_sentinel(ctx.redis_url)] if is_sentinel(ctx.redis_url) else []
-    return sentinel + _check_redis_server(ctx)
+    auth = [Finding(*f) for f in check_redis_auth(ctx.redis_url)]  # type: ignore[arg-type]
+    return sentinel + _check_redis_server(ctx) + auth
 
 
 def _check_redis_server(ctx: Context) -> list[Finding]:
