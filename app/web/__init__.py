@@ -21,6 +21,9 @@ def create_app() -> Flask:
     from app.web import api, auth, dashboard, deploy, errors, health, openapi
 
     errors.register(app)
+    from app.web import deadline
+
+    deadline.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(deploy.bp)
     from app.web import argo, circleci  # CI / GitOps receivers (issue #4)

@@ -4,9 +4,11 @@ JSON, chunked bodies over the limit get 413, and slow clients do not starve /hea
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +37,8 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         proc.stop()
 
 
-def request(port: int, method: str, path: str, body=None, headers=None, chunked=False):  # type: ignore[no-untyped-def]
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def request(port: int, method: str, path: str, body=None, headers=None, chunked=False, timeout=10):  # type: ignore[no-untyped-def]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
         resp = conn.getresponse()
@@ -91,5 +93,93 @@ def test_slow_clients_do_not_starve_health_or_webhooks(web: int) -> None:
             status, _, _ = request(web, "POST", "/hooks/deploy", b"{}", {"Content-Type": "application/json"})
             assert status == 401  # answered (no token): the receiver is reachable
         assert max(timings) < 1.0, timings  # ~2 ms measured; loose for a shared, busy machine
+    finally:
+        slow.stop()
+
+
+class BodyTricklers:
+    """`n` clients that send a webhook's headers at once, then its body a byte at a time; each
+    reconnects when dropped. Counts how often the server cut one off, and how (408 or a bare close)."""
+
+    def __init__(self, port: int, n: int):
+        self.port, self.n = port, n
+        self.open = self.timed_out = self.closed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _one(self) -> None:
+        head = (
+            b"POST /hooks/circleci HTTP/1.1\r\nHost: sluice\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{"
+        )
+        while not self._stop.is_set():
+            writer = None
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                self.open += 1
+                writer.write(head)
+                while not self._stop.is_set() and not reader.at_eof():
+                    await asyncio.sleep(0.5)
+                    writer.write(b" ")
+                    await writer.drain()
+                    if reader._buffer.startswith(b"HTTP/1.1 408"):  # type: ignore[attr-defined]
+                        self.timed_out += 1
+                        break
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                if writer is not None:
+                    self.open -= 1
+                    self.closed += 1
+                    writer.close()
+            await asyncio.sleep(0.05)
+
+    async def _main(self) -> None:
+        tasks = [asyncio.create_task(self._one()) for _ in range(self.n)]
+        while not self._stop.is_set():
+            await asyncio.sleep(0.1)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def start(self) -> BodyTricklers:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def small_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """One worker holding at most 20 connections: 25 slow clients are more than it holds."""
+    workdir = tmp_path_factory.mktemp("serving-small")
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "app/web/serving.py"), "--bind", f"127.0.0.1:{port}"]
+    env = {"SLUICE_API_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "WEB_CONCURRENCY": "1"}
+    env |= {"SLUICE_WORKER_CONNECTIONS": "20", "CIRCLECI_WEBHOOK_SECRET": "serving-test-circleci-secret"}
+    proc = Process("web", [*args, "app:create_app()"], workdir, env=env).start()
+    try:
+        wait_until(lambda: request(port, "GET", "/healthz")[0] == 200, 30, "web", proc.proc, proc.log)
+        yield port
+    finally:
+        proc.stop()
+
+
+def test_a_body_not_in_within_the_deadline_is_dropped(small_web: int) -> None:
+    """Issue 20 item 3: 25 clients trickling a body to /hooks/circleci held every connection of the
+    worker, and /healthz waited as long as they trickled. The body has the headers' deadline (5 s)."""
+    slow = BodyTricklers(small_web, 25).start()
+    try:
+        time.sleep(2)
+        assert slow.open >= 20
+        started = time.perf_counter()
+        status, _, _ = request(small_web, "GET", "/healthz", timeout=20)
+        waited = time.perf_counter() - started
+        assert status == 200
+        assert waited < 12, waited  # one deadline (5 s) and change; without it, as long as they trickle
+        time.sleep(1)
+        assert slow.timed_out >= 1, (slow.timed_out, slow.closed)  # told why: 408
     finally:
         slow.stop()
