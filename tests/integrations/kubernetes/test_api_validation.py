@@ -20,7 +20,7 @@ from app.context import Context
 from app.core.config.shapes import SegmentConfig
 from integrations.kubernetes.cluster import Kube
 from integrations.kubernetes.config import ClusterConfig
-from integrations.kubernetes.routers import GatewayAPIRouter
+from integrations.kubernetes.gateway_api import GatewayAPIRouter
 from integrations.routers.interface import RouterError
 from tests.integrations.kubernetes.test_istio import VS, virtualservice
 from tests.support.cluster import setup_cluster

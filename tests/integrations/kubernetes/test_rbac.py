@@ -154,7 +154,9 @@ def test_a_routers_calls_pass_as_the_worker_and_are_forbidden_to_another_account
 ) -> None:
     _cluster(router, sim, api)
     worker_ns, worker = default_service_account(api.rbac)
-    web = (worker_ns, "sluice-web")  # after the split: the web process's account, granted no router writes
+    # The watcher's account reads routers (to learn a stable version) and never writes them. (The web's
+    # account still writes: promote, abort and rollback set weights in the request; docs/security.md.)
+    web = (worker_ns, "sluice-watcher")
     before = {key: obj["metadata"]["resourceVersion"] for key, obj in api.objects.items()}
 
     ctx = ctx_as(router, web)
@@ -164,7 +166,7 @@ def test_a_routers_calls_pass_as_the_worker_and_are_forbidden_to_another_account
     msg = str(err.value)
     assert not err.value.retryable
     assert "the Kubernetes API refused Sluice (403 " in msg and "check its RBAC (deploy/rbac.yaml)" in msg, msg
-    assert f'is forbidden: User "system:serviceaccount:{worker_ns}:sluice-web" cannot ' in msg, msg
+    assert f'is forbidden: User "system:serviceaccount:{worker_ns}:sluice-watcher" cannot ' in msg, msg
     assert f'in the namespace "{NS}"' in msg, msg
     assert {key: obj["metadata"]["resourceVersion"] for key, obj in api.objects.items()} == before
     assert [w.status for w in api.writes if w.status < 300] == []
@@ -187,14 +189,14 @@ def test_a_request_without_a_known_token_is_401_and_a_forbidden_one_reads_like_k
     assert resp.status_code == 401
 
     ns, _ = default_service_account(api.rbac)
-    token = api.token_for(ns, "sluice-web")
+    token = api.token_for(ns, "sluice-watcher")
     body: dict[str, Any] = {"spec": {"rules": []}}
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/merge-patch+json"}
     resp = requests.patch(url, json=body, headers=headers, timeout=5)
     status = resp.json()
     assert resp.status_code == 403 and status["kind"] == "Status" and status["reason"] == "Forbidden"
     assert status["message"] == (
-        f'httproutes.gateway.networking.k8s.io "web" is forbidden: User "system:serviceaccount:{ns}:sluice-web" '
+        f'httproutes.gateway.networking.k8s.io "web" is forbidden: User "system:serviceaccount:{ns}:sluice-watcher" '
         f'cannot patch resource "httproutes" in API group "gateway.networking.k8s.io" in the namespace "{NS}"'
     )
     assert status["details"] == {"name": "web", "group": "gateway.networking.k8s.io", "kind": "httproutes"}
