@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -20,7 +21,7 @@ from benchmarks.slowloris import SlowClients
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "serving-test-token"
+TOKEN = "serving-test-token-7f3a9c1e5b2d8f4a6c0e"  # as strong as start asks (32+ characters)
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +184,23 @@ def test_a_body_not_in_within_the_deadline_is_dropped(small_web: int) -> None:
         assert slow.timed_out >= 1, (slow.timed_out, slow.closed)  # told why: 408
     finally:
         slow.stop()
+
+
+def test_the_web_process_refuses_a_guessable_token() -> None:
+    """Issue 20 item 8: a minimum token strength, checked when the web process starts."""
+    weak = "letmein-2024"
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(REPO / "app/web/serving.py"),
+        "--bind",
+        f"127.0.0.1:{free_port()}",
+    ]
+    env = {"SLUICE_API_TOKEN": weak, "SLUICE_READ_TOKEN": "ab" * 20, "PYTHONPATH": str(REPO), "WEB_CONCURRENCY": "1"}
+    done = subprocess.run([*args, "app:create_app()"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "SLUICE_API_TOKEN is 12 characters long" in done.stderr, done.stderr[-2000:]
+    assert "SLUICE_READ_TOKEN repeats a few characters" in done.stderr
+    assert "secrets.token_urlsafe(32)" in done.stderr and weak not in done.stderr
