@@ -45,7 +45,7 @@ class SluiceJob(Job):
         super()._deserialize_data()
         name = self._func_name
         if name not in RUNNERS or self._instance is not None:
-            self._func_name = None  # never imported or called
+            self._func_name = None  # type: ignore[assignment]  # never imported or called
             raise UnknownJob(
                 f"refused job {str(name)[:100]!r}: not one of Sluice's jobs ({', '.join(sorted(RUNNERS))})"
             )

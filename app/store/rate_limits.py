@@ -33,7 +33,7 @@ class ContextRedisStorage(RedisStorage):
         self.target_server = "redis"
         self.dependency = redis
 
-    @property  # type: ignore[override]
+    @property
     def storage(self) -> redis.Redis:
         return self._client()
 

@@ -65,7 +65,7 @@ def install(app: Flask) -> Limiter:
             limited = limiter.limit(login_rate, methods=["POST"], deduct_when=lambda r: r.status_code == 401)
         else:
             limited = limiter.shared_limit(intake_rate, scope="intake")  # one budget for all the receivers
-        app.view_functions[endpoint] = limited(view)
+        app.view_functions[endpoint] = limited(view)  # type: ignore[assignment]
 
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded) -> Any:
