@@ -13,9 +13,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-import redis
-
-from app.store.connection import CONNECT_TIMEOUT, is_sentinel, shown
+from app.store.auth_probe import answers_without_auth
+from app.store.connection import is_sentinel, shown
 
 NAME = "redis auth"
 FIX = (
@@ -35,26 +34,6 @@ def is_local(url: str) -> bool:
         return ipaddress.ip_address(parts.hostname or "").is_loopback
     except ValueError:
         return False
-
-
-def answers_without_auth(url: str) -> bool | None:
-    """True: PING answered with no credentials; False: Redis asked for them; None: no answer at all."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        kwargs: dict[str, object] = {"unix_socket_path": parts.path}
-    else:
-        kwargs = {"host": parts.hostname or "127.0.0.1", "port": parts.port or 6379, "ssl": parts.scheme == "rediss"}
-    client = redis.Redis(socket_timeout=CONNECT_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT, **kwargs)  # type: ignore[arg-type]
-    try:
-        return bool(client.ping())
-    except redis.AuthenticationError:
-        return False
-    except redis.ResponseError as exc:  # NOAUTH from servers that answer before asking
-        return False if "NOAUTH" in str(exc).upper() else None
-    except redis.RedisError:
-        return None  # unreachable: check_redis already says so
-    finally:
-        client.close()
 
 
 def check_redis_auth(url: str) -> list[tuple[str, str, str, str]]:

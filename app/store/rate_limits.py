@@ -10,32 +10,35 @@ their window.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from limits.storage import RedisStorage, Storage
+
+if TYPE_CHECKING:
+    from app.store import Store
 
 SCHEME = "sluice-context"
 PREFIX = "sluice:ratelimit"
 
 
 class ContextRedisStorage(RedisStorage):
-    """RedisStorage on the client `client()` answers, asked at each call."""
+    """RedisStorage on the Redis client of the Store `store()` answers, asked at each call."""
 
     STORAGE_SCHEME = [SCHEME]
 
-    def __init__(self, uri: str, client: Callable[[], redis.Redis] | None = None, **options: Any):
+    def __init__(self, uri: str, store: Callable[[], Store] | None = None, **options: Any):
         Storage.__init__(self, uri, wrap_exceptions=False)  # not RedisStorage's: it would connect now
-        if client is None:
-            raise ValueError("ContextRedisStorage needs `client`, a function answering the Redis client")
-        self._client = client
+        if store is None:
+            raise ValueError("ContextRedisStorage needs `store`, a function answering the process's Store")
+        self._store = store
         self.key_prefix = PREFIX
         self.target_server = "redis"
         self.dependency = redis
 
     @property
     def storage(self) -> redis.Redis:
-        return self._client()
+        return self._store().r
 
     def initialize_storage(self, _uri: str) -> None:
         """Nothing to do at start: each script is bound to the client of the call (see __getattr__)."""
@@ -55,4 +58,4 @@ class ContextRedisStorage(RedisStorage):
         script = ContextRedisStorage._SCRIPTS.get(name)
         if script is None:
             raise AttributeError(name)
-        return self._client().register_script(script)
+        return self.storage.register_script(script)

@@ -42,10 +42,10 @@ def rate(name: str) -> str:
     return value
 
 
-def _client() -> Any:
+def _store() -> Any:
     from app.context import get_context
 
-    return get_context().store.r
+    return get_context().store
 
 
 def install(app: Flask) -> Limiter:
@@ -54,7 +54,7 @@ def install(app: Flask) -> Limiter:
         get_remote_address,
         app=app,
         storage_uri=f"{SCHEME}://",
-        storage_options={"client": _client},  # type: ignore[dict-item]
+        storage_options={"store": _store},  # type: ignore[dict-item]
         strategy="moving-window",
         swallow_errors=True,  # Redis down: serve (and log) rather than refuse everyone
         key_prefix="sluice",
