@@ -159,7 +159,7 @@ def small_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     port = free_port()
     args = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "app/web/serving.py"), "--bind", f"127.0.0.1:{port}"]
     env = {"SLUICE_API_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "WEB_CONCURRENCY": "1"}
-    env |= {"SLUICE_WORKER_CONNECTIONS": "20", "CIRCLECI_WEBHOOK_SECRET": "serving-test-circleci-secret"}
+    env |= {"SLUICE_WORKER_CONNECTIONS": "20", "CIRCLECI_WEBHOOK_SECRET": "serving-test-circleci-secret-5e8a1c4f"}
     proc = Process("web", [*args, "app:create_app()"], workdir, env=env).start()
     try:
         wait_until(lambda: request(port, "GET", "/healthz")[0] == 200, 30, "web", proc.proc, proc.log)
