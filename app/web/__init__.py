@@ -21,6 +21,10 @@ def create_app() -> Flask:
     from app.web import api, auth, dashboard, deploy, errors, health, openapi
 
     errors.register(app)
+    from app.web import deadline, security
+
+    deadline.install(app)
+    security.install(app)  # headers; the trusted proxy (outermost, so its client address is the one seen)
     app.register_blueprint(health.bp)
     app.register_blueprint(deploy.bp)
     from app.web import argo, circleci  # CI / GitOps receivers (issue #4)
@@ -51,6 +55,10 @@ def create_app() -> Flask:
             return redirect(dashboard.login_url(request.full_path), 303)
         auth.require_read()
         return None
+
+    from app.web import limits
+
+    limits.install(app)  # after the blueprints: it wraps their login and intake views
 
     if auth.public_reads():
         log.warning(
