@@ -17,6 +17,7 @@ def redis_per_release(workdir: Path, n: int = 5000, services: int = 50) -> dict[
     from app.core.models import CheckResult, Event, Release
     from app.store import Store, keys
 
+    workdir.mkdir(parents=True, exist_ok=True)  # start_redis runs Redis in it
     proc, url = start_redis(workdir)
     try:
         client = redis.Redis.from_url(url)

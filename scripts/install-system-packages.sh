@@ -10,6 +10,9 @@ command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need+=(prometheus)
 { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; } || need+=(haproxy)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# tests/deploy/test_compose.py checks docker-compose.yml with Compose itself (`docker-compose config`;
+# no Docker daemon needed).
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 # Extra Debian packages named on the command line: `chromium` for `make test` (the dashboard's
 # browser tests drive Debian's headless Chromium, never `playwright install`), `hey nginx-light`
 # for `make bench`.
@@ -21,7 +24,7 @@ if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "missing: ${need[*]} — install them with your package manager (Sluice needs redis-server, redis-sentinel, prometheus, haproxy)" >&2
+  echo "missing: ${need[*]} — install them with your package manager (Sluice needs redis-server, redis-sentinel, prometheus, haproxy; its tests docker-compose)" >&2
   exit 1
 fi
 sudo=""

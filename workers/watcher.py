@@ -37,6 +37,7 @@ from integrations.kubernetes.cluster import Kube
 from integrations.kubernetes.config import ClusterConfig
 from integrations.kubernetes.health import parse_time
 from integrations.kubernetes.objects import rollout_state
+from workers import liveness
 
 log = logging.getLogger("sluice.watcher")
 LEADER_TTL = 15.0
@@ -129,6 +130,7 @@ class Watcher:
         if not self.watches:
             log.warning("watcher: no application has a `cluster` to watch; idling")
         while not stop.is_set():
+            liveness.beat("watcher")  # leader or standby, Redis up or down: this loop turns
             asked = time.monotonic()
             try:
                 leading = self.ctx.store.try_lead("watcher", self.token, self.leader_ttl)

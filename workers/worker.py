@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -22,6 +23,7 @@ from rq.exceptions import StopRequested
 
 from app.context import get_context
 from app.store.jobs import JOBS_QUEUE
+from workers import liveness
 from workers.scheduler import QUEUE_NAME, Scheduler
 
 log = logging.getLogger("sluice.worker")
@@ -40,6 +42,7 @@ def work_until_stopped(
     a work loop that ends on a Redis error is restarted after a backoff (1 s doubling to 30 s)."""
     backoff = BACKOFF_FIRST
     while True:
+        liveness.beat("worker")  # each new RQ work loop, e.g. after a Redis outage ended the last one
         worker = make_worker()
         started = time.monotonic()
         try:
@@ -63,6 +66,15 @@ def work_until_stopped(
         backoff = min(backoff * 2, BACKOFF_MAX)
 
 
+class LiveWorker(SimpleWorker):
+    """RQ's SimpleWorker that also beats the liveness file (workers/liveness.py) at each RQ heartbeat:
+    before each wait for a job (RQ waits at most 405 s by default) and after each job."""
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        liveness.beat("worker")
+        super().heartbeat(timeout, pipeline)
+
+
 # What a worker serves: `all` (the default), `releases` (ticks and hook deliveries, with the
 # scheduler) or `jobs` (replays and backtests). A backtest takes seconds of CPU, and a worker runs
 # one job at a time: with live releases, give jobs their own worker so no tick waits behind one.
@@ -84,7 +96,7 @@ def run_worker(burst: bool = False, with_scheduler: bool = True, serves: str = "
         scheduler.start()
     try:
         work_until_stopped(
-            lambda: SimpleWorker(queues, connection=redis),
+            lambda: LiveWorker(queues, connection=redis),
             burst=burst,
             logging_level=logging.getLevelName(logging.getLogger().level),
         )

@@ -69,7 +69,9 @@ class Release(BaseModel):
     )
     hooks: list[str] = Field(default_factory=list, description="ids of hook deliveries")
     mode: ReleaseMode = Field(
-        "live", description="shadow: every check and verdict, but the router is never changed (README: Shadow mode)."
+        "live",
+        description="shadow: every check and verdict, but the router is never changed "
+        "(docs/configuration.md: Shadow mode).",
     )
     shadow_hooks: ShadowHooks = Field(
         "marked", description="A shadow release's hooks: sent marked `shadow: true`, or none at all."

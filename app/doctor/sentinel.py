@@ -63,7 +63,7 @@ def check_sentinel(url: str) -> list[Finding]:
                 "warn",
                 detail + ". " + "; ".join(worries) + (f" ({problems})" if problems else ""),
                 "run at least 3 sentinels (quorum 2) and one replica with `appendonly yes`; "
-                "see README, 'Redis high availability'",
+                "see docs/operations.md, 'Redis high availability'",
             )
         ]
     return [Finding(NAME, "pass", detail)]

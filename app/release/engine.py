@@ -26,7 +26,7 @@ from app.release import shadow
 from app.release.hooks import plan_deliveries
 from app.release.route_shape import apply_shape, describe_shape, route_shape
 from app.release.scaling import scale_due
-from app.telemetry import metrics
+from app.telemetry import delivery, metrics
 from integrations.routers.interface import RouterError
 
 log = logging.getLogger("sluice.engine")
@@ -259,6 +259,7 @@ def apply_weights(ctx: Context, release: Release) -> Release:
         previous_seq=release.seq if release.terminal else None,
         next_tick_at=None if release.terminal else release.next_tick_at,
     )
+    delivery.record_restored(ctx.store, done, event.at)  # if these weights undid a bad version
     return done
 
 

@@ -1,7 +1,8 @@
 """Sluice's own metrics in Redis: counters and histograms that workers write and the web process
 reads back at scrape time, and the gauges computed from the store (see app/telemetry/metrics.py for why).
 
-Histograms are stored per bucket (not cumulative): field `b:<upper bound>`, plus `sum` and `count`.
+Histograms are stored per bucket (not cumulative): field `b:<upper bound>`, plus `sum` and `count`;
+a labelled series prefixes each field with its label values (`<values>\x1fb:<bound>`).
 """
 
 from __future__ import annotations
@@ -29,17 +30,18 @@ class MetricsStore:
     def add(
         self,
         counts: Iterable[tuple[str, Sequence[str]]] = (),
-        observations: Iterable[tuple[str, str, float]] = (),
+        observations: Iterable[tuple[str, Sequence[str], str, float]] = (),
     ) -> None:
-        """In one round trip: +1 on each (counter, label values), and each (histogram, bucket, value)."""
+        """In one round trip: +1 on each (counter, label values), and each (histogram, label values,
+        bucket, value)."""
         pipe = self.r.pipeline(transaction=False)
         for name, labels in counts:
             pipe.hincrby(keys.metrics_counter(name), SEP.join(labels), 1)
-        for name, bucket, value in observations:
-            key = keys.metrics_histogram(name)
-            pipe.hincrby(key, bucket, 1)
-            pipe.hincrbyfloat(key, "sum", value)
-            pipe.hincrby(key, "count", 1)
+        for name, labels, bucket, value in observations:
+            key, prefix = keys.metrics_histogram(name), "".join(f"{v}{SEP}" for v in labels)
+            pipe.hincrby(key, prefix + bucket, 1)
+            pipe.hincrbyfloat(key, prefix + "sum", value)
+            pipe.hincrby(key, prefix + "count", 1)
         pipe.execute()
 
     def counter(self, name: str) -> dict[tuple[str, ...], float]:
@@ -48,8 +50,16 @@ class MetricsStore:
         return {tuple(_text(field).split(SEP)): float(value) for field, value in raw.items()}
 
     def histogram(self, name: str) -> dict[str, float]:
-        """`b:<bound>` | `sum` | `count` -> value."""
-        return {_text(k): float(v) for k, v in (self.r.hgetall(keys.metrics_histogram(name)) or {}).items()}
+        """`b:<bound>` | `sum` | `count` -> value (an unlabelled histogram)."""
+        return self.histogram_series(name).get((), {})
+
+    def histogram_series(self, name: str) -> dict[tuple[str, ...], dict[str, float]]:
+        """label values -> (`b:<bound>` | `sum` | `count` -> value)."""
+        series: dict[tuple[str, ...], dict[str, float]] = {}
+        for field, value in (self.r.hgetall(keys.metrics_histogram(name)) or {}).items():
+            *labels, part = _text(field).split(SEP)
+            series.setdefault(tuple(labels), {})[part] = float(value)
+        return series
 
     def releases_by_state(self, states: Sequence[str]) -> Counter[str]:
         """How many stored releases are in each state: the size of each state's listing index (one

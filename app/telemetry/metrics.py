@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from app.core.models import CheckResult, Release
 from app.store import StoreUnavailable
+from app.telemetry import delivery
 
 if TYPE_CHECKING:
     from app.store import Store
@@ -43,17 +44,21 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "CircleCI deploy jobs (or workflows) ignored because no circleci.projects slug matched, by slug.",
         ("project",),
     ),
+    delivery.COUNTER[0]: delivery.COUNTER[1:],
 }
-# name -> (help, bucket upper bounds in seconds)
-HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
+# name -> (help, bucket upper bounds in seconds, label names)
+HISTOGRAMS: dict[str, tuple[str, tuple[float, ...], tuple[str, ...]]] = {
     "tick_lag_seconds": (
         "How late a release tick started after the time it was scheduled for.",
         (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+        (),
     ),
     "tick_duration_seconds": (
         "How long a release tick took (observe, decide, record, change the router).",
         (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        (),
     ),
+    **delivery.HISTOGRAMS,
 }
 
 
@@ -64,20 +69,23 @@ def _bucket(bounds: Sequence[float], value: float) -> str:
     return "b:+Inf"
 
 
-def _observation(name: str, value: float) -> tuple[str, str, float]:
-    return name, _bucket(HISTOGRAMS[name][1], value), value
+def _observation(name: str, value: float) -> tuple[str, Sequence[str], str, float]:
+    return name, (), _bucket(HISTOGRAMS[name][1], value), value
 
 
 def record_decision(store: Store, before: Release, after: Release, kind: str, results: Iterable[CheckResult]) -> None:
     """After a decision is committed: its evaluations, its kind, and the release's end if it ended."""
     counts: list[tuple[str, Sequence[str]]] = [("evaluations", (res.name, res.verdict)) for res in results]
     counts.append(("decisions", (kind,)))
-    if after.terminal and not before.terminal:
+    ended = after.terminal and not before.terminal
+    if ended:
         counts.append(("releases_finished", (after.state,)))
     try:
         store.metrics.add(counts)
     except StoreUnavailable:
         log.warning("could not record decision metrics", exc_info=True)
+    if ended:
+        delivery.record_end(store, after)
 
 
 def record_delivery(store: Store, hook: str, outcome: str) -> None:
@@ -158,16 +166,21 @@ class StoreCollector(Collector):
             yield family
 
     def _histograms(self, store: Store) -> Iterator[Metric]:
-        for name, (doc, bounds) in HISTOGRAMS.items():
-            raw = store.metrics.histogram(name)
-            cumulative, buckets = 0.0, []
-            for b in bounds:
-                cumulative += raw.get(f"b:{b}", 0.0)
-                buckets.append((_le(b), cumulative))
-            cumulative += raw.get("b:+Inf", 0.0)
-            buckets.append(("+Inf", cumulative))
-            family = HistogramMetricFamily("sluice_" + name, doc)
-            family.add_metric([], buckets, sum_value=raw.get("sum", 0.0))
+        for name, (doc, bounds, labels) in HISTOGRAMS.items():
+            family = HistogramMetricFamily("sluice_" + name, doc, labels=list(labels))
+            series = store.metrics.histogram_series(name)
+            if not labels:
+                series = {(): series.get((), {})}  # an unlabelled histogram is always there, zero or not
+            for values, raw in sorted(series.items()):
+                if len(values) != len(labels):
+                    continue
+                cumulative, buckets = 0.0, []
+                for b in bounds:
+                    cumulative += raw.get(f"b:{b}", 0.0)
+                    buckets.append((_le(b), cumulative))
+                cumulative += raw.get("b:+Inf", 0.0)
+                buckets.append(("+Inf", cumulative))
+                family.add_metric(list(values), buckets, sum_value=raw.get("sum", 0.0))
             yield family
 
     def _gauges(self, store: Store) -> Iterator[Metric]:

@@ -14,6 +14,7 @@ from app.release.control import ACTIONS, ControlError, control
 from app.release.unmatched import UnmatchedDeployList, unmatched_deploys
 from app.release.views import ReleaseDetail, release_detail, release_summary
 from app.store import BadCursor
+from app.telemetry.delivery import DeliveryReport, summary
 from app.web.auth import require_token
 from app.web.bodies import parse_json, raw_body
 from app.web.errors import ApiError, validation_detail
@@ -185,6 +186,17 @@ def list_applications():
 def list_policies():
     """The configured release policies: steps, interval, checks and their thresholds, tolerance."""
     return respond(PolicyList(policies=get_context().config.policies))
+
+
+@bp.get("/delivery")
+@doc(
+    "Delivery outcomes per service: releases, change failure rate, time to detect and to restore",
+    "releases",
+    {200: (DeliveryReport, "One row per service that has finished a release.")},
+)
+def delivery_outcomes():
+    """The same numbers /metrics serves as sluice_delivery_*, per service, with means."""
+    return respond(DeliveryReport(services=summary(get_context().store)))
 
 
 @bp.get("/intake/unmatched")

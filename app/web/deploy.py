@@ -48,7 +48,7 @@ class DeployNotification(BaseModel):
 
 class DeployQuery(BaseModel):
     mode: Literal["live", "shadow"] | None = Field(
-        None, description="shadow: judge the release without moving traffic (README: Shadow mode)."
+        None, description="shadow: judge the release without moving traffic (docs/configuration.md: Shadow mode)."
     )
 
 

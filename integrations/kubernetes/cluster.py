@@ -1,6 +1,10 @@
 """Talking to a cluster: one API client per (in-cluster, kubeconfig, context), shared by the routers,
 the watcher and cluster health. Every call has a timeout; results are plain JSON dicts (raw bodies),
-so fields Sluice does not know about survive a read-modify-write untouched."""
+so fields Sluice does not know about survive a read-modify-write untouched.
+
+The kubernetes client is imported when a client is first built, not with this module: the router
+modules import this one, the registry imports them, and loading a configuration (every process,
+the CLI included) should not pay for the client until a router talks to a cluster."""
 
 from __future__ import annotations
 
@@ -9,14 +13,12 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
-from kubernetes import config as kube_config
-from kubernetes.client.rest import ApiException
-from kubernetes.config.config_exception import ConfigException
-
 from integrations.routers.interface import RouterError
 
 if TYPE_CHECKING:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
     from integrations.kubernetes.config import ClusterConfig
 
 log = logging.getLogger("sluice.kubernetes")
@@ -45,6 +47,10 @@ def forget_clients() -> None:
 
 
 def _build(cluster: ClusterConfig) -> client.ApiClient:
+    from kubernetes import client
+    from kubernetes import config as kube_config
+    from kubernetes.config.config_exception import ConfigException
+
     if cluster.in_cluster:
         try:
             conf = client.Configuration()
@@ -66,6 +72,8 @@ class Kube:
     """Thin helpers over the official client for one cluster, returning raw JSON dicts."""
 
     def __init__(self, cluster: ClusterConfig):
+        from kubernetes import client
+
         self.cluster = cluster
         self.timeout = cluster.timeout
         self.api = api_client(cluster)
@@ -87,8 +95,18 @@ class Kube:
         return dict(result)
 
 
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of a Kubernetes API error (0 when it had none); None for anything else, such as a
+    connection error. Lets a caller tell 404 or 409 apart without importing the client at the top."""
+    from kubernetes.client.rest import ApiException
+
+    return (exc.status or 0) if isinstance(exc, ApiException) else None
+
+
 def api_error(exc: Exception, what: str) -> RouterError:
     """A RouterError that says what failed and whether retrying can help."""
+    from kubernetes.client.rest import ApiException
+
     if isinstance(exc, ApiException):
         status = exc.status or 0
         reason = _status_message(exc)

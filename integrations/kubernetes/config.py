@@ -1,13 +1,9 @@
-"""The Kubernetes integration's configuration: the cluster, and the three Kubernetes routers.
-
-The router models live here, not in routers.py, so that loading a configuration does not
-import the kubernetes client (the registry builds a router only when one is used). Each
-router declares the API calls it makes: they are RBAC rows in deploy/ (see permissions.py).
+"""The Kubernetes integration's configuration: the cluster, and the base of every Kubernetes router's
+model. Each router's own model, and the API calls it makes (RBAC rows in deploy/, see
+permissions.py), are in its module (gateway_api.py, ingress_nginx.py, contour.py, istio.py, traefik.py).
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import Field
 
@@ -39,36 +35,3 @@ class ClusterConfig(Strict):
 class KubernetesRouterConfig(Strict):
     # Conflicts (409) are retried this many times, re-reading and re-applying each time.
     conflict_retries: int = Field(5, ge=1, le=20)
-
-
-class GatewayAPIRouterConfig(KubernetesRouterConfig):
-    """Gateway API: Sluice sets `spec.rules[].backendRefs[].weight` of each service's HTTPRoute."""
-
-    type: Literal["gateway-api"]
-
-
-class IngressNginxRouterConfig(KubernetesRouterConfig):
-    """ingress-nginx: Sluice creates a canary Ingress from the service's Ingress and sets `canary-weight`."""
-
-    type: Literal["ingress-nginx"]
-
-
-class ContourRouterConfig(KubernetesRouterConfig):
-    """Contour: Sluice sets `spec.routes[].services[].weight` of each service's HTTPProxy."""
-
-    type: Literal["contour"]
-
-
-# The API calls each router makes, besides the per-version Services every one of them manages.
-GATEWAY_API_CALLS = frozenset(
-    {("gateway.networking.k8s.io", "httproutes", "get"), ("gateway.networking.k8s.io", "httproutes", "patch")}
-)
-CONTOUR_CALLS = frozenset({("projectcontour.io", "httpproxies", "get"), ("projectcontour.io", "httpproxies", "patch")})
-# read the service's Ingress, create and steer the canary Ingress
-INGRESS_NGINX_CALLS = frozenset(
-    {
-        ("networking.k8s.io", "ingresses", "get"),
-        ("networking.k8s.io", "ingresses", "create"),
-        ("networking.k8s.io", "ingresses", "patch"),
-    }
-)

@@ -10,9 +10,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kubernetes.client.rest import ApiException
-
-from integrations.kubernetes.cluster import MANAGED_BY, SERVICE_LABEL, VERSION_LABEL, Kube, api_error, label_selector
+from integrations.kubernetes.cluster import (
+    MANAGED_BY,
+    SERVICE_LABEL,
+    VERSION_LABEL,
+    Kube,
+    api_error,
+    label_selector,
+    status_of,
+)
 from integrations.routers.interface import RouterError
 
 if TYPE_CHECKING:
@@ -43,11 +49,9 @@ def service_exists(kube: Kube, namespace: str, name: str) -> bool:
     try:
         kube.raw(kube.core.read_namespaced_service, name, namespace)
         return True
-    except ApiException as exc:
-        if exc.status == 404:
+    except Exception as exc:  # noqa: BLE001 - connection errors become retryable RouterErrors
+        if status_of(exc) == 404:
             return False
-        raise api_error(exc, f"reading Service {namespace}/{name}") from None
-    except Exception as exc:  # noqa: BLE001
         raise api_error(exc, f"reading Service {namespace}/{name}") from None
 
 
@@ -108,12 +112,10 @@ def ensure_version_service(kube: Kube, namespace: str, svc: ServiceConfig, versi
     what = f"Service {namespace}/{name}"
     try:
         existing = kube.raw(kube.core.read_namespaced_service, name, namespace)
-    except ApiException as exc:
-        if exc.status != 404:
+    except Exception as exc:  # noqa: BLE001 - connection errors become retryable RouterErrors
+        if status_of(exc) != 404:
             raise api_error(exc, what) from None
         existing = None
-    except Exception as exc:  # noqa: BLE001 - connection errors become retryable RouterErrors
-        raise api_error(exc, what) from None
     if existing is not None:
         owner = (existing.get("metadata", {}).get("labels") or {}).get(VERSION_LABEL)
         if owner not in (None, version):
@@ -155,11 +157,9 @@ def ensure_version_service(kube: Kube, namespace: str, svc: ServiceConfig, versi
     }
     try:
         kube.raw(kube.core.create_namespaced_service, namespace, body)
-    except ApiException as exc:
-        if exc.status != 409:  # 409: created meanwhile (another tick) - fine
-            raise api_error(exc, f"creating {what}") from None
     except Exception as exc:  # noqa: BLE001
-        raise api_error(exc, f"creating {what}") from None
+        if status_of(exc) != 409:  # 409: created meanwhile (another tick) - fine
+            raise api_error(exc, f"creating {what}") from None
     return name
 
 
@@ -185,10 +185,8 @@ def read_modify_write(
         try:
             write(patch)
             return True
-        except ApiException as exc:
-            if exc.status != 409:
-                raise api_error(exc, f"writing {what}") from None
         except Exception as exc:  # noqa: BLE001
-            raise api_error(exc, f"writing {what}") from None
+            if status_of(exc) != 409:
+                raise api_error(exc, f"writing {what}") from None
         time.sleep(min(1.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
     raise RouterError(f"{what} kept changing under Sluice ({attempts} conflicts in a row); will retry", retryable=True)

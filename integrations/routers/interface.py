@@ -1,7 +1,7 @@
 """The router interface: how Sluice splits a service's traffic between versions.
 
 One small protocol, its error, and the helpers every router shares. The implementations
-(integrations/haproxy/router.py, integrations/kubernetes/routers.py) import this module;
+(integrations/haproxy/router.py, integrations/kubernetes/gateway_api.py, ...) import this module;
 integrations/registry/routers.py maps each `router.type` to its model and factory.
 """
 

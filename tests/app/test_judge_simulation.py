@@ -25,7 +25,7 @@ STEPS = [{"weight": 10, "duration": "2m"}, {"weight": 50, "duration": "2m"}, {"w
 POLICIES = {
     # No checks: the comparisons with stable at their defaults (errors, 4xx, slow).
     "defaults": PolicyConfig.model_validate({"name": "defaults", "interval": "10s", "steps": STEPS}),
-    # As in the README: the error margin is 1 point, and "90% under 500 ms" is an absolute guard.
+    # As in docs/judging.md: the error margin is 1 point, and "90% under 500 ms" is an absolute guard.
     "readme": PolicyConfig.model_validate(
         {
             "name": "readme",

@@ -3,7 +3,7 @@ and the router's weights read back from the fake API server independently of Slu
 
 from __future__ import annotations
 
-from integrations.kubernetes.routers import CANARY, CANARY_WEIGHT
+from integrations.kubernetes.ingress_nginx import CANARY, CANARY_WEIGHT
 from tests.support.fake_apiserver import FakeApiServer
 from tests.support.sim import CONTOUR, GW, ING, NS, Sim
 

@@ -47,6 +47,7 @@ class Sim:
     ) -> dict[str, Any]:
         name = dep_name(service, version)
         labels = self.labels(service, version)
+        image = f"registry.example.com/{service}:{version}"
         dep = self.api.apply(
             {
                 "apiVersion": "apps/v1",
@@ -56,7 +57,10 @@ class Sim:
                     "replicas": replicas,
                     "progressDeadlineSeconds": 600,
                     "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app"}]}},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "app", "image": image}]},
+                    },
                 },
             }
         )
@@ -66,7 +70,7 @@ class Sim:
                     "apiVersion": "v1",
                     "kind": "Pod",
                     "metadata": {"name": f"{name}-{i}", "namespace": self.ns, "labels": labels},
-                    "spec": {"containers": [{"name": "app"}]},
+                    "spec": {"containers": [{"name": "app", "image": image}]},
                     "status": {"containerStatuses": [{"name": "app", "ready": True, "restartCount": 0}]},
                 }
             )

@@ -61,7 +61,7 @@ class StepConfig(Strict):
     pause: bool = Field(False, description="Pause after this step until someone resumes or promotes.")
     gates: list[Gate] = Field(
         default_factory=list,
-        description="Asked before this step's weights are applied: each must say go (docs: README, Gates).",
+        description="Asked before this step's weights are applied: each must say go (docs/configuration.md: Gates).",
     )
     segment: SegmentConfig | None = Field(
         None,

@@ -11,7 +11,7 @@ from app.core.config.scaling import ScaleConfig
 
 MODE_DESCRIPTION = (
     "shadow: judge every release (steps, checks, verdicts) but never change the router; "
-    "hooks are marked `shadow: true` (README: Shadow mode)."
+    "hooks are marked `shadow: true` (docs/configuration.md: Shadow mode)."
 )
 SHADOW_HOOKS_DESCRIPTION = (
     "A shadow release's hooks: `marked` (sent, with `shadow: true` and [shadow] in text) or `none`. "
@@ -58,5 +58,5 @@ class ServiceConfig(Strict):
     scale: ScaleConfig | None = Field(
         None,
         description="Kubernetes routers: size the candidate for its share of traffic and scale the old version "
-        "down after promotion (README: Scale with traffic). Off when absent.",
+        "down after promotion (docs/configuration.md: Scale with traffic). Off when absent.",
     )

@@ -30,6 +30,9 @@ def api() -> Iterator[FakeApiServer]:
         health._kubes.clear()
     unexpected = server.calls - API_CALLS
     assert not unexpected, f"calls outside integrations.registry.routers.API_CALLS: {unexpected}"
+    # A real API server drops a field its schema does not know, with only a warning: Sluice's write
+    # would silently lose it.
+    assert not server.warnings, f"Sluice wrote fields the API server does not know: {server.warnings}"
 
 
 @pytest.fixture
@@ -59,16 +62,36 @@ def sim(api: FakeApiServer) -> Sim:
 
 
 @pytest.fixture
-def make_ctx(redis_url: str, prom: FakePrometheus, kubeconfig: Path) -> Iterator[Callable[..., Context]]:
+def make_ctx(
+    redis_url: str, prom: FakePrometheus, api: FakeApiServer, tmp_path: Path
+) -> Iterator[Callable[..., Context]]:
+    """A Context configured for a router, calling the API server as `account` (deploy/rbac.yaml's
+    service accounts: the worker's by default, the watcher's for a watcher)."""
     made: list[Context] = []
 
-    def make(router: str = "gateway-api", web_extra: str = "", cluster_extra: str = "") -> Context:
+    def make(
+        router: str = "gateway-api", web_extra: str = "", cluster_extra: str = "", account: str = "sluice-worker"
+    ) -> Context:
+        kubeconfig = api.kubeconfig(tmp_path / f"kubeconfig-{account}", service_account=("sluice", account))
         text = CONFIG.format(kubeconfig=kubeconfig, router=router, web_extra=web_extra, cluster_extra=cluster_extra)
         ctx = Context(config=parse_config(text), redis_url=redis_url, prometheus_url=prom.url)
         made.append(ctx)
+        make.arguments[id(ctx)] = (router, web_extra, cluster_extra)  # type: ignore[attr-defined]
         return ctx
 
+    make.arguments = {}  # type: ignore[attr-defined]
     yield make
     for ctx in made:
         ctx.prometheus.close()
         ctx.store.r.close()
+
+
+@pytest.fixture
+def as_watcher(make_ctx: Callable[..., Context]) -> Callable[[Context], Context]:
+    """The same configuration as `ctx`, as the watcher's service account (it may list and watch
+    Deployments; the worker's may not)."""
+
+    def watcher_ctx(ctx: Context) -> Context:
+        return make_ctx(*make_ctx.arguments[id(ctx)], account="sluice-watcher")  # type: ignore[attr-defined]
+
+    return watcher_ctx

@@ -1,4 +1,4 @@
-"""deploy/: the manifests load, hang together, and grant exactly the API calls Sluice makes."""
+"""deploy/: the manifests load and hang together (their RBAC is evaluated in test_rbac.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import yaml
 
 from app.config_file.loader import parse_config
-from integrations.registry.routers import API_CALLS
+from integrations.kubernetes.permissions import SCALE_CALLS
+from integrations.registry.routers import API_CALLS, ROUTERS
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 
@@ -25,32 +26,48 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
-def test_rbac_is_exactly_the_calls_sluice_makes() -> None:
-    docs = load()
-    [role] = by_kind(docs, "ClusterRole").values()
-    granted = {
+Call = tuple[str, str, str]
+WATCH: Call = ("apps", "deployments", "watch")
+ROUTER_CALLS: frozenset[Call] = frozenset().union(*(ROUTERS[name].permissions for name in ROUTERS))
+# What each process calls (see deploy/rbac.yaml): the watcher watches Deployments and reads the router
+# to learn a stable version; the web steers the router itself (promote, abort, rollback) and checks
+# a rollback's target is up; the worker does everything a tick does. Only the watcher watches.
+EXPECTED: dict[str, frozenset[Call]] = {
+    "sluice-watcher": frozenset({("apps", "deployments", "list"), WATCH, ("", "services", "list")})
+    | {c for c in ROUTER_CALLS if c[2] == "get"},
+    "sluice-web": API_CALLS - SCALE_CALLS - {WATCH, ("", "pods", "list")},
+    "sluice-worker": API_CALLS - {WATCH},
+}
+
+
+def granted(rules: list[dict[str, Any]]) -> set[Call]:
+    return {
         (group, resource, verb)
-        for rule in role["rules"]
+        for rule in rules
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    assert granted == set(API_CALLS)
-    assert "*" not in str(role["rules"])
+
+
+def test_rbac_is_exactly_the_calls_each_process_makes() -> None:
+    docs = load()
+    roles, bindings, accounts = (by_kind(docs, k) for k in ("ClusterRole", "RoleBinding", "ServiceAccount"))
     assert not by_kind(docs, "ClusterRoleBinding"), "Sluice needs no cluster-wide grant"
-    [binding] = by_kind(docs, "RoleBinding").values()
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "ClusterRole",
-        "name": role["metadata"]["name"],
-    }
-    [subject] = binding["subjects"]
-    sa = by_kind(docs, "ServiceAccount")["sluice"]
-    assert (subject["kind"], subject["name"], subject["namespace"]) == (
-        "ServiceAccount",
-        "sluice",
-        sa["metadata"]["namespace"],
-    )
+    assert "*" not in str([r["rules"] for r in roles.values()])
+    assert set(accounts) == set(EXPECTED)
+    allowed: dict[str, set[Call]] = {name: set() for name in accounts}
+    for binding in bindings.values():
+        assert binding["roleRef"]["apiGroup"] == "rbac.authorization.k8s.io"
+        assert binding["roleRef"]["kind"] == "ClusterRole"
+        rules = roles[binding["roleRef"]["name"]]["rules"]
+        for subject in binding["subjects"]:
+            assert subject["kind"] == "ServiceAccount"
+            assert subject["namespace"] == accounts[subject["name"]]["metadata"]["namespace"]
+            allowed[subject["name"]] |= granted(rules)
+    assert allowed == EXPECTED
+    assert set().union(*allowed.values()) == set(API_CALLS), "every call Sluice makes is granted to someone"
+    assert not any(verb in ("create", "patch") for _, _, verb in allowed["sluice-watcher"])
 
 
 def test_processes_configuration_secrets_and_probes() -> None:
@@ -63,13 +80,16 @@ def test_processes_configuration_secrets_and_probes() -> None:
         pod = deployments[f"sluice-{name}"]["spec"]["template"]["spec"]
         [container] = pod["containers"]
         assert container["command"] == ["sluice"] and container["args"][0] == command
-        assert pod["serviceAccountName"] == "sluice"
+        assert pod["serviceAccountName"] == f"sluice-{name}"
         sources = {next(iter(s)): next(iter(s.values()))["name"] for s in container["envFrom"]}
         assert sources == {"configMapRef": "sluice-env", "secretRef": "sluice-secrets"}
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert pod["volumes"][0]["configMap"]["name"] == "sluice-config"
     web = deployments["sluice-web"]["spec"]["template"]["spec"]["containers"][0]
     assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    for name in ("worker", "watcher"):  # no HTTP: a heartbeat file's age (workers/liveness.py)
+        [container] = deployments[f"sluice-{name}"]["spec"]["template"]["spec"]["containers"]
+        assert container["livenessProbe"]["exec"]["command"][:5] == ["python", "-m", "workers.liveness", "check", name]
     assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert deployments["sluice-watcher"]["spec"]["replicas"] == 2  # a leader and a standby
     assert (
@@ -78,7 +98,10 @@ def test_processes_configuration_secrets_and_probes() -> None:
 
     configmaps = by_kind(docs, "ConfigMap")
     env = configmaps["sluice-env"]["data"]
-    assert env["SLUICE_CONFIG"] == "/etc/sluice/sluice.yaml" and env["REDIS_URL"].startswith("redis://")
+    # REDIS_URL is assembled in each container from this address and the Secret's password
+    # (tests/deploy/test_manifests.py runs it)
+    assert env["SLUICE_CONFIG"] == "/etc/sluice/sluice.yaml" and "REDIS_URL" not in env
+    assert env["REDIS_ADDRESS"] == "sluice-redis.sluice.svc:6379/0"
     assert not any(k.endswith(("TOKEN", "SECRET")) for k in env), "secrets belong in the Secret"
     config = parse_config(configmaps["sluice-config"]["data"]["sluice.yaml"], "deploy/config.yaml")
     [app] = config.applications

@@ -51,13 +51,18 @@ def weight_changes(api: FakeApiServer, router: str, since: float) -> list[float]
 
 @pytest.mark.parametrize("router", ROUTERS)
 def test_new_deployment_is_found_released_and_promoted(
-    router: str, api: FakeApiServer, sim: Sim, prom: FakePrometheus, make_ctx: Callable[..., Context]
+    router: str,
+    api: FakeApiServer,
+    sim: Sim,
+    prom: FakePrometheus,
+    make_ctx: Callable[..., Context],
+    as_watcher: Callable[[Context], Context],
 ) -> None:
     ctx = make_ctx(router)
     setup_cluster(sim, router)
     prom.serve("1.1.0", 2000, errors=20)  # 1% errors, as stable
     prom.serve("1.0.0", 18000, errors=180)
-    with running_watcher(ctx) as watcher, running_engine(ctx):
+    with running_watcher(as_watcher(ctx)) as watcher, running_engine(ctx):
         wait_for(lambda: watcher.leading and all(w.lists for w in watcher.watches), what="the watcher to lead")
         time.sleep(0.2)
         assert ctx.store.list_releases()[1] == 0  # the running version is not a new one
@@ -110,12 +115,17 @@ def test_new_deployment_is_found_released_and_promoted(
 
 @pytest.mark.parametrize("router", ROUTERS)
 def test_failing_metrics_put_all_traffic_back_on_stable(
-    router: str, api: FakeApiServer, sim: Sim, prom: FakePrometheus, make_ctx: Callable[..., Context]
+    router: str,
+    api: FakeApiServer,
+    sim: Sim,
+    prom: FakePrometheus,
+    make_ctx: Callable[..., Context],
+    as_watcher: Callable[[Context], Context],
 ) -> None:
     ctx = make_ctx(router)
     setup_cluster(sim, router)
     prom.serve("1.1.0", 2000, errors=600)  # 30% errors; stable none
-    with running_watcher(ctx) as watcher, running_engine(ctx):
+    with running_watcher(as_watcher(ctx)) as watcher, running_engine(ctx):
         wait_for(lambda: all(w.lists for w in watcher.watches), what="the watcher to list")
         sim.deployment("web", "1.1.0", replicas=2)
         rel = wait_for(release_started(ctx), what="a release")
@@ -128,12 +138,17 @@ def test_failing_metrics_put_all_traffic_back_on_stable(
 
 @pytest.mark.parametrize("router", ROUTERS)
 def test_restart_loop_fails_on_the_restart_check(
-    router: str, api: FakeApiServer, sim: Sim, prom: FakePrometheus, make_ctx: Callable[..., Context]
+    router: str,
+    api: FakeApiServer,
+    sim: Sim,
+    prom: FakePrometheus,
+    make_ctx: Callable[..., Context],
+    as_watcher: Callable[[Context], Context],
 ) -> None:
     ctx = make_ctx(router)
     setup_cluster(sim, router)
     # healthy counts for both versions (the prom fixture): only the restarts can fail the release
-    with running_watcher(ctx) as watcher, running_engine(ctx):
+    with running_watcher(as_watcher(ctx)) as watcher, running_engine(ctx):
         wait_for(lambda: all(w.lists for w in watcher.watches), what="the watcher to list")
         sim.deployment("web", "1.1.0", replicas=2)
         rel = wait_for(release_started(ctx), what="a release")

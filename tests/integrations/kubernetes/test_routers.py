@@ -13,7 +13,7 @@ from app.context import Context
 from app.release.intake import start_release
 from integrations.kubernetes.cluster import Kube
 from integrations.kubernetes.config import ClusterConfig
-from integrations.kubernetes.routers import CANARY_WEIGHT
+from integrations.kubernetes.ingress_nginx import CANARY_WEIGHT
 from integrations.routers.interface import RouterError
 from tests.support.cluster import CONFIG, cluster_weights, setup_cluster
 from tests.support.fake_apiserver import FakeApiServer

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def test_a_dropped_watch_resumes_where_it_was_and_misses_nothing(
     api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
 ) -> None:
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "2.0.0")
     with running_watcher(ctx, watch_seconds=30.0) as watcher:
         [nw] = watcher.watches
@@ -41,7 +41,7 @@ def test_a_dropped_watch_resumes_where_it_was_and_misses_nothing(
 def test_a_server_refusing_watches_is_retried_with_backoff(
     api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
 ) -> None:
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "2.0.0")
     refused_at: list[float] = []
     with running_watcher(ctx, watch_seconds=30.0) as watcher:

@@ -25,7 +25,7 @@ def releases(ctx: Context) -> list:
 def test_relists_after_410_gone_and_keeps_finding_versions(
     api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
 ) -> None:
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "2.0.0")
     with running_watcher(ctx, watch_seconds=1.0) as watcher:
         [nw] = watcher.watches
@@ -45,7 +45,7 @@ def test_relists_after_410_gone_and_keeps_finding_versions(
 def test_webhook_first_then_watcher_is_a_duplicate(
     api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
 ) -> None:
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "2.0.0")
     sim.deployment("api", "2.1.0", available=False)
     first = start_release(ctx, "api", "2.1.0", trigger="webhook").release
@@ -62,7 +62,7 @@ def test_webhook_first_then_watcher_is_a_duplicate(
 def test_watcher_first_then_webhook_is_a_duplicate(
     api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
 ) -> None:
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "2.0.0")
     with running_watcher(ctx):
         sim.deployment("api", "2.1.0")
@@ -79,7 +79,7 @@ def test_old_versions_and_the_stable_one_never_start_a_release(
 ) -> None:
     """A promoted service keeps its previous Deployment around; on a relist (watcher restart) it must
     not be mistaken for a new version."""
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "1.9.0")
     sim.deployment("api", "2.0.0")  # the configured stable version
     sim.deployment("other", "5.0.0")  # not a configured service
@@ -92,7 +92,7 @@ def test_old_versions_and_the_stable_one_never_start_a_release(
 def test_only_the_leader_acts_and_a_standby_takes_over(
     api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context]
 ) -> None:
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     ttl = 1.0
     sim.deployment("api", "2.0.0")
     leader, standby = Watcher(ctx, watch_seconds=1.0, leader_ttl=ttl), Watcher(ctx, watch_seconds=1.0, leader_ttl=ttl)
@@ -129,7 +129,7 @@ def test_an_event_whose_handling_failed_comes_again(
 ) -> None:
     """Redis blinks while the watcher handles `available`: the watch must resume from before that
     event, not after it (the Deployment may never change again)."""
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "2.0.0")
     failures = [redis.ConnectionError("Redis blinked")]
 
@@ -150,7 +150,7 @@ def test_an_event_whose_handling_failed_comes_again(
 def test_a_release_refused_for_a_passing_reason_is_tried_again_without_a_new_event(
     api: FakeApiServer, sim: Sim, make_ctx: Callable[..., Context], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "2.0.0")
     failures = [IntakeError(503, "cannot learn the stable version from the router")]
 
@@ -172,7 +172,7 @@ def test_a_leader_that_cannot_renew_its_lease_stops_acting_at_once(
 ) -> None:
     """Another watcher may lead once our renewal fails: the old leader must not start releases
     while its watch threads wind down."""
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "2.0.0")
     sim.deployment("api", "2.1.0", available=False)
     api.bookmark_interval = 1e9  # as on a real server (about one a minute): nothing else ends the stream
@@ -194,7 +194,7 @@ def test_a_stopping_leader_hands_over_its_lease_before_its_watches_wind_down(
 ) -> None:
     """SIGTERM must not wait for open watch streams (up to a minute) before giving the lease up:
     the pod is killed after its grace period and the standby would wait out the TTL."""
-    ctx = make_ctx()
+    ctx = make_ctx(account="sluice-watcher")
     sim.deployment("api", "2.0.0")
     api.bookmark_interval = 1e9  # nothing ends the open stream early
     watcher = Watcher(ctx, watch_seconds=5.0, leader_ttl=10.0)
