@@ -34,6 +34,9 @@ def create_app() -> Flask:
     from app.web import services  # rollback, known-bad versions
 
     app.register_blueprint(services.bp)
+    from app.web import audit  # who did what (GET /api/v1/audit)
+
+    app.register_blueprint(audit.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)
     from app.web import job_pages, jobs  # replay and backtest jobs (issue #11)
@@ -44,7 +47,7 @@ def create_app() -> Flask:
     @app.before_request
     def _reads_need_a_token():
         """GETs need a read token (or a dashboard session) unless they are open (health, login);
-        POSTs authenticate in their handlers (steering: API token; receivers: token or signature)."""
+        POSTs authenticate in their handlers (steering: operator role; receivers: token or signature)."""
         if request.method not in auth.READ_METHODS or request.endpoint in (None, *auth.OPEN_ENDPOINTS):
             return None
         if request.endpoint in dashboard.PAGES | job_pages.PAGES and not auth.may_read():

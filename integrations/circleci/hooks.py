@@ -34,7 +34,6 @@ from integrations.notify.interface import (
     required_secret,
 )
 
-
 _SLUG_PATTERN = r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$"
 
 
