@@ -190,7 +190,7 @@ def test_a_failed_release_says_why_at_the_top(stack, page, artifacts):
     # And the list shows it, filterable by state.
     page.goto(f"{demo_stack.api_url}/?state=failed")
     page.locator(f'tr[data-release="{rid}"]').wait_for(timeout=10_000)
-    assert page.locator("tbody tr").count() == 1
+    assert page.locator("#releases tbody tr").count() == 1
 
 
 def test_deploys_that_matched_no_project_are_shown_with_their_fix(stack, page):
@@ -214,3 +214,19 @@ def test_deploys_that_matched_no_project_are_shown_with_their_fix(stack, page):
     finally:
         client.delete(keys.metrics_counter("circleci_unmatched_deploys"))
         client.close()
+
+
+def test_delivery_outcomes_show_the_failed_and_the_aborted_release(stack, page, artifacts):
+    """After the tests above (one release aborted, one rolled back by the judge): the releases page's
+    delivery card counts them for the service, with the change failure rate and the time to detect."""
+    demo_stack, _ = stack
+    open_logged_in(page, demo_stack, "/")
+    row = page.locator(f'#delivery tr[data-service="bluesky/{SERVICE}"]')
+    row.wait_for(state="attached", timeout=10_000)
+    page.locator("#delivery summary").click()
+    cells = [c.inner_text() for c in row.locator("td").all()]
+    releases, promoted, failed, rate, detect = cells[1:6]
+    assert int(releases) >= 2 and int(failed) >= 1 and int(promoted) + int(failed) <= int(releases), cells
+    assert rate.endswith("%") and 0 < float(rate[:-1]) <= 100, cells
+    assert detect != "—", cells  # the judged failure has a time to detect
+    page.screenshot(path=str(artifacts / "delivery-outcomes.png"), full_page=True)

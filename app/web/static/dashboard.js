@@ -705,6 +705,7 @@
       const data = await getJSON(`/api/v1/releases?${q}`);
       renderList(data);
       renderUnmatched((await getJSON("/api/v1/intake/unmatched")).unmatched);
+      renderDelivery((await getJSON("/api/v1/delivery")).services);
       setLive("on", `live · updated ${clock(Date.now() / 1000)}`);
     } catch (err) {
       setLive("stale", `cannot reach Sluice (${err.message}); retrying`);
@@ -719,6 +720,24 @@
     document.getElementById("unmatched-list").replaceChildren(...unmatched.map((u) =>
       h("li", { "data-slug": u.slug }, h("b", { class: "mono", text: u.slug }),
         ` — ${u.count} deploy(s) ignored. `, h("span", { class: "fix", text: `Fix: ${u.fix}` }))));
+  }
+
+  /** Delivery outcomes per service (the sluice_delivery_* metrics): how often a change fails, how fast it is undone. */
+  function renderDelivery(services) {
+    const box = document.getElementById("delivery");
+    box.hidden = !services.length;
+    const rate = (v) => (v === null ? "—" : `${(v * 100).toFixed(v && v < 0.1 ? 1 : 0)}%`);
+    const secs = (v) => (v === null ? "—" : dur(v));
+    document.querySelector("#delivery tbody").replaceChildren(...services.map((s) =>
+      h("tr", { "data-service": `${s.application}/${s.service}` },
+        h("td", {}, h("b", { text: s.service }), h("span", { class: "muted", text: ` ${s.application}` })),
+        h("td", { class: "num", text: s.releases }),
+        h("td", { class: "num", text: s.outcomes.promoted }),
+        h("td", { class: "num", text: s.outcomes.rolled_back + s.outcomes.reverted }),
+        h("td", { class: "num", text: rate(s.change_failure_rate) }),
+        h("td", { class: "num", text: secs(s.mean_time_to_detect_seconds) }),
+        h("td", { class: "num", text: secs(s.mean_time_to_restore_seconds) }),
+        h("td", { class: "num", text: secs(s.mean_release_duration_seconds) }))));
   }
 
   function renderList(data) {
