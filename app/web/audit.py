@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
-from flask import Blueprint, request
+from flask import Blueprint, render_template, request
 from pydantic import BaseModel, Field
 
 from app.context import get_context
@@ -20,6 +21,9 @@ from app.web.responses import respond
 
 log = logging.getLogger("sluice.audit")
 bp = Blueprint("audit", __name__, url_prefix="/api/v1")
+pages = Blueprint("audit_pages", __name__, template_folder="templates")
+PAGES = frozenset({"audit_pages.audit_page"})
+PAGE_ENTRIES = 200
 
 
 class AuditEntry(BaseModel):
@@ -66,3 +70,15 @@ def audit_log():
     limit, offset = _bounded("limit", 100, 500) or 1, _bounded("offset", 0, AUDIT_MAX)
     raw = get_context().store.people.audit_log(limit, offset)
     return respond(AuditLog(entries=[AuditEntry.model_validate(e) for e in raw], limit=limit, offset=offset))
+
+
+@pages.get("/audit")
+@doc("Dashboard: the audit log", "dashboard", {200: ("text/html", "HTML."), 303: ("text/html", "Log in.")})
+def audit_page():
+    raw = get_context().store.people.audit_log(PAGE_ENTRIES, 0)
+    return render_template("audit.html", entries=[AuditEntry.model_validate(e) for e in raw])
+
+
+@pages.app_template_filter("utc")
+def _utc(at: int) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")

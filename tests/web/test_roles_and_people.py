@@ -12,7 +12,7 @@ from app.cli.main import main
 from app.context import Context
 from app.release.intake import start_release
 from app.web import create_app
-from tests.support.web import TOKEN
+from tests.support.web import TOKEN, logged_in
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +112,20 @@ def test_the_audit_log_needs_a_read_role(client: FlaskClient) -> None:
     assert client.get("/api/v1/audit").status_code == 401
     assert client.get("/api/v1/audit", headers=bearer(INTAKE)).status_code == 403
     assert client.get("/api/v1/audit?limit=x", headers=bearer(READ)).status_code == 400
+
+
+def test_the_dashboard_shows_the_audit_log(client: FlaskClient, ctx: Context, redis_url: str) -> None:
+    token = new_token(redis_url, "carol", "operator")
+    rid = start_release(ctx, "web", "1.1.0").release.id
+    client.post(f"/api/v1/releases/{rid}/abort", json={"reason": "<script>alert(1)</script>"}, headers=bearer(token))
+    assert client.get("/audit").status_code == 303  # a page: log in first
+    logged_in(client, READ)
+    page = client.get("/audit").get_data(as_text=True)
+    assert "carol" in page and f'href="/releases/{rid}"' in page
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    # A person's own token opens a dashboard session too, which revoking ends.
+    reader = new_token(redis_url, "dave", "read")
+    browser = logged_in(create_app().test_client(), reader)
+    assert browser.get("/audit").status_code == 200
+    CliRunner().invoke(main, ["token", "revoke", "--name", "dave"], env={"REDIS_URL": redis_url})
+    assert browser.get("/audit").status_code == 303
