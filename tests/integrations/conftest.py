@@ -9,7 +9,16 @@ import pytest
 
 from app.config_file.loader import parse_config
 from app.context import Context, set_context
-from tests.support.ci import API_TOKEN, CIRCLE_TOKEN, INTAKE_TOKEN, READ_TOKEN, PD_KEY, PUBLIC_URL, WEBHOOK_SECRET, ci_config
+from tests.support.ci import (
+    API_TOKEN,
+    CIRCLE_TOKEN,
+    INTAKE_TOKEN,
+    PD_KEY,
+    PUBLIC_URL,
+    READ_TOKEN,
+    WEBHOOK_SECRET,
+    ci_config,
+)
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack
 from tests.support.fakes import FakePrometheus, FakeRouter
 

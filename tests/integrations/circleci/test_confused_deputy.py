@@ -13,10 +13,10 @@ from app.config_file.loader import parse_config
 from app.context import Context
 from app.core.models import CIContext
 from app.release.intake import start_release
+from tests.integrations.notify.test_hook_senders import finish, make_ctx
 from tests.support.ci import SLUG, ci_config, get
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty
 from tests.support.fakes import FakePrometheus, FakeRouter
-from tests.integrations.notify.test_hook_senders import finish, make_ctx
 from workers.deliver import deliver
 
 pytestmark = pytest.mark.integration
