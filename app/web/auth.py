@@ -272,7 +272,7 @@ def may_read() -> bool:
 def require_read() -> None:
     if may_read():
         return
-    if bearer() is None:
+    if bearer() is None or (caller() is None and not tokens(READ_ENVS)):
         if not tokens(READ_ENVS):
             raise ApiError(
                 401,
