@@ -16,6 +16,7 @@ import pytest
 from app.config_file.loader import parse_config
 from app.context import Context, set_context
 from app.core.models import DeliveryAttempt, Release
+from app.core.webhook_signing import verify as standard_verify
 from app.release.intake import start_release
 from app.store import PREFIX
 from app.store import queues as rq_queues
@@ -122,6 +123,10 @@ def test_succeeded_release_delivers_a_signed_webhook(ctx: Context, receiver: Web
     assert verify(SECRET, req.headers["Sluice-Signature"], req.body)
     assert not verify("another-secret", req.headers["Sluice-Signature"], req.body)
     assert not verify(SECRET, req.headers["Sluice-Signature"], req.body + b" ")
+    # Standard Webhooks: what an off-the-shelf verifier checks; the id is the delivery's, stable across retries.
+    h = {k.lower(): v for k, v in req.headers.items()}
+    assert h["webhook-id"] == did
+    standard_verify(SECRET, h["webhook-id"], h["webhook-timestamp"], h["webhook-signature"], req.body, time.time())
     body = json.loads(req.body)
     assert body["event"] == "succeeded"
     assert body["release"]["release_id"] == rel.id and body["release"]["state"] == "succeeded"
