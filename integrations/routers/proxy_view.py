@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 # What the matchers' values may be: Kubernetes names, versions, `@provider` suffixes and `|` between
-# alternatives of a regex. Every value is escaped again when the query is written; this refuses
+# alternatives of a regex, its groups and `.+`. Every value is escaped again when the query is written; this refuses
 # anything that could only come from a mistake.
-VALUE_RE = re.compile(r"^[A-Za-z0-9_.:@|\-\\]{1,1000}$")
+VALUE_RE = re.compile(r"^[A-Za-z0-9_.:@|()+\-\\]{1,1000}$")
 
 
 def regex_of(names: list[str]) -> str:
