@@ -56,7 +56,10 @@ class ProxyMetricsConfig(Strict):
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
         bad = [name for pair in labels.items() for name in pair if not LABEL_NAME_RE.match(name)]
         if bad:
-            raise ValueError(f"{', '.join(map(repr, bad))}: not Prometheus label names (letters, digits, '_')")
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: not a Prometheus label name (letters, digits and '_', "
+                "not starting with a digit), e.g. {service: exported_service}"
+            )
         return labels
 
 

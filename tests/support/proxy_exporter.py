@@ -26,7 +26,7 @@ class ProxyExporter:
         self._lock = threading.Lock()
         self._values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self)  # type: ignore[arg-type]  # a collector is anything with collect()
+        self.registry.register(self)  # a collector is anything with collect()
         self.port = free_port()
         self.server: Any = None
 

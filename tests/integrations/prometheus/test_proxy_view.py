@@ -18,11 +18,14 @@ import pytest
 import requests
 
 from app.cli.demo.stack import start_prometheus
-from app.config_file.loader import parse_config
+from app.config_file.loader import ConfigError, parse_config
 from app.context import Context
 from app.core.judge.judging import judge_step
 from app.core.models import EvidenceObservation, Release, VersionCounts
 from app.release.observe import observe_evidence
+from integrations.kubernetes.proxy_series import SERIES, ServiceRoute, made_up_by_envoy
+from integrations.prometheus.proxy_counts import proxy_template
+from integrations.routers.proxy_view import ProxyQuery
 from tests.support.proxy_exporter import ProxyExporter
 
 pytestmark = pytest.mark.integration
@@ -228,3 +231,36 @@ def test_without_the_proxys_series_the_app_metrics_judge(stack: tuple[ProxyExpor
     evidence = observed(ctx, release_of(case, started), time.time())
     assert evidence.candidate.metrics is not None and evidence.candidate.metrics.requests == OK_CANDIDATE
     assert evidence.candidate.router is None and evidence.stable.router is None
+
+
+# --- what reaches PromQL, and the configuration's refusals ------------------------------------------
+
+
+def test_names_reach_promql_escaped_and_odd_ones_are_refused() -> None:
+    route = ServiceRoute("prod", "web", 8080, "web", ("1.0.0", "1.1.0"), {})
+    promql = proxy_template(SERIES["traefik"](route))
+    assert 'service=~"(prod\\\\-web\\\\-1\\\\-0\\\\-0\\\\-8080|prod\\\\-web\\\\-1\\\\-1\\\\-0\\\\-8080)@.+"' in promql
+    with pytest.raises(ValueError, match="refusing the matcher"):
+        ProxyQuery("x", "m", "code", (("service", "=", 'a"} or vector(1) #'),), ("code",), lambda labels: None)
+    with pytest.raises(ValueError, match="not a label name"):
+        ProxyQuery("x", "m", "code", (), ("code", "a-b"), lambda labels: None)
+
+
+def test_a_bad_label_rename_is_refused_saying_what_a_label_name_is() -> None:
+    with pytest.raises(ConfigError, match=r"labels: 'exported-service': not a Prometheus label name"):
+        parse_config(
+            CONFIG.format(
+                prom="http://127.0.0.1:1",
+                router="{type: ingress-nginx, proxy_metrics: {labels: {service: exported-service}}}",
+                service="web",
+                stable=STABLE,
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("code", "flags", "made_up"),
+    [("503", "UF", True), ("0", "UC", True), ("504", "UT,URX", True), ("503", "-", False), ("0", "DC", False)],
+)
+def test_what_envoy_made_up(code: str, flags: str, made_up: bool) -> None:
+    assert made_up_by_envoy({"response_code": code, "response_flags": flags}) is made_up
