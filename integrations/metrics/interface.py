@@ -7,11 +7,13 @@ integrations/prometheus/provider.py; the registry is integrations/registry/metri
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from app.core.config.policy import PolicyConfig
 from app.core.models import CheckObservation, Release, ResponseCounts, RouterCounts
-from integrations.routers.proxy_view import ProxyQuery
+
+if TYPE_CHECKING:  # the routers' side of the query; the metrics and routers layers do not import each other
+    from integrations.routers.proxy_view import ProxyQuery
 
 
 class MetricProvider(Protocol):
