@@ -23,6 +23,7 @@ from typing import Any
 import requests
 
 from benchmarks.slowloris import SlowClients
+from chaos.fault_workers import SEVERAL_WORKERS
 from chaos.harness import Fault, Phase, Role, announce_one
 from chaos.stack import CIRCLECI_JOB, CIRCLECI_SECRET, CIRCLECI_SLUG, ChaosStack
 from integrations.circleci.events import sign
@@ -586,6 +587,7 @@ FAULTS: list[Fault] = [
         announce=announce_fleet,
         max_s=300.0,
     ),
+    SEVERAL_WORKERS,
     Fault(
         "worker-kill-mid-step",
         "SIGKILL the worker (5 times, at random moments)",

@@ -4,9 +4,10 @@ The pieces are the scenario suite's (scenarios/harness.py) and the demo's (app/c
 Redis (with AOF, as production should run it), HAProxy with one frontend and backend per
 service, the two versions of every service under gunicorn (app.cli.demo.scenario_service),
 Prometheus scraping them every second, Sluice's web process as the Procfile runs it (gevent,
-app/web/serving.py), and one `sluice worker`. What this module adds is the harm: SIGKILL a
-process and start it again (as a supervisor would), stop or freeze Redis, stop Prometheus,
-reload HAProxy the way an operator does (a new process taking over with `-sf`).
+app/web/serving.py), and one `sluice worker` (several while a fault asks: `add_workers`). What
+this module adds is the harm: SIGKILL a process and start it again (as a supervisor would), stop
+or freeze Redis, stop Prometheus, reload HAProxy the way an operator does (a new process taking
+over with `-sf`).
 
 Processes restarted here keep their port (the same command line again), so Sluice's
 configuration stays true.
@@ -145,6 +146,7 @@ class ChaosStack:
         self.prometheus: Process | None = None
         self.web: Process | None = None
         self.worker: Process | None = None
+        self.more_workers: list[Process] = []  # beside `worker`, while a fault runs several (add_workers)
         self.loads: list[Process] = []
         self.retired: list[Process] = []  # HAProxy processes replaced by a reload
         self.sentinel: SentinelStack | None = None  # while Sluice runs on Redis Sentinel
@@ -205,6 +207,7 @@ class ChaosStack:
         for v in self.versions:
             if v.proc:
                 v.proc.stop(timeout=5)
+        self.remove_workers()
         for proc in (self.worker, self.web, self.prometheus, self.haproxy, *self.retired, self.redis):
             if proc is not None:
                 self.thaw(proc)
@@ -247,6 +250,25 @@ class ChaosStack:
     def restart_worker(self) -> None:
         assert self.worker is not None
         self.worker.start()
+
+    @property
+    def workers(self) -> list[Process]:
+        return [w for w in (self.worker, *self.more_workers) if w is not None]
+
+    def add_workers(self, n: int) -> None:
+        """`n` more `sluice worker` processes on the same Redis and configuration: each runs its own
+        standby scheduler (workers/worker.py), one of which leads at a time."""
+        for _ in range(n):
+            name = f"sluice-worker-{len(self.workers) + 1}"
+            args = [sys.executable, "-m", "app.cli.main", "worker"]
+            self.more_workers.append(Process(name, args, self.workdir, env=self.env).start())
+
+    def remove_workers(self) -> None:
+        """Back to the one worker: the others stopped (SIGTERM: RQ finishes the job it runs)."""
+        for proc in self.more_workers:
+            self.thaw(proc)
+            proc.stop()
+        self.more_workers = []
 
     def use_redis(self, url: str) -> None:
         """Run Sluice's web process and worker on another Redis (stopped, then started with `url`)."""
@@ -327,6 +349,19 @@ class ChaosStack:
         if proc is None or not proc.log.exists():
             return ""
         return proc.log.read_text(errors="replace")
+
+
+def leading_worker(workers: list[Process]) -> Process | None:
+    """The worker whose scheduler took the lead last: each logs "scheduler: leading" (INFO) when it
+    does, in JSON lines that start with their ISO time, so the latest line sorts highest."""
+    latest: tuple[str, Process | None] = ("", None)
+    for worker in workers:
+        if not worker.log.exists():
+            continue
+        lines = [x for x in worker.log.read_text(errors="replace").splitlines() if "scheduler: leading" in x]
+        if lines and lines[-1] > latest[0]:
+            latest = (lines[-1], worker)
+    return latest[1]
 
 
 def reload_haproxy(workdir: Path, old: Process, socket: str, name: str) -> Process:

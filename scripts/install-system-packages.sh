@@ -14,8 +14,9 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # no Docker daemon needed).
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 # Extra Debian packages named on the command line: `chromium` for `make test` (the dashboard's
-# browser tests drive Debian's headless Chromium, never `playwright install`), `hey nginx-light`
-# for `make bench`.
+# browser tests drive Debian's headless Chromium, never `playwright install`), and `debootstrap
+# buildah podman` for its image test (tests/ship: a Debian base by debootstrap, imported by podman,
+# the Dockerfile built and run by buildah); `hey nginx-light` for `make bench`.
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -29,6 +29,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sluice", prog_name="sluice")
 def main() -> None:
     """Sluice: release a deployed version by shifting traffic in steps, judged by Prometheus."""
 
@@ -85,7 +86,8 @@ def kinds() -> None:
 def serve(bind: str, workers: int) -> None:
     """Run the web process (gunicorn serving app:create_app(), configured by app/web/serving.py)."""
     load_config(os.environ.get("SLUICE_CONFIG", "sluice.yaml"))  # fail fast, with the file's errors
-    serving = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "serving.py")
+    app_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this file is app/cli/main.py
+    serving = os.path.join(app_dir, "web", "serving.py")
     args = [sys.executable, "-m", "gunicorn", "-c", serving, "--bind", bind, "--workers", str(workers)]
     args.append("app:create_app()")
     os.execv(sys.executable, args)
