@@ -13,6 +13,7 @@ from collections.abc import Callable
 from app.core.config.policy import PolicyConfig
 from app.core.decide import decide
 from app.core.judge import evidence as ev
+from app.core.judge import mixture
 from app.core.models import EvidenceObservation, JudgeState, Observations, Release, ResponseCounts, VersionCounts
 
 TITLE = "## 7. Judge CPU"
@@ -53,11 +54,11 @@ def _bisection(bad_c: float, n_c: float, bad_s: float, n_s: float, alpha: float)
     c, diff = math.log(1 / alpha), bad_c / n_c - bad_s / n_s
 
     def edge(inside: float, outside: float) -> float:
-        if ev._profile(bad_c, fc, bad_s, fs, outside, log_mix) < c:
+        if mixture._profile(bad_c, fc, bad_s, fs, outside, log_mix) < c:
             return outside
         for _ in range(22):
             mid = 0.5 * (inside + outside)
-            if ev._profile(bad_c, fc, bad_s, fs, mid, log_mix) < c:
+            if mixture._profile(bad_c, fc, bad_s, fs, mid, log_mix) < c:
                 inside = mid
             else:
                 outside = mid

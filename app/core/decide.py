@@ -13,50 +13,17 @@ tested without Redis or HTTP (tests/app/test_decide.py):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
-from app.core.config.policy import CheckConfig, PolicyConfig
-from app.core.describe import describe_threshold, format_value
+from app.core.config.policy import PolicyConfig, StepConfig
+from app.core.describe import format_value
 from app.core.gate_rules import PROMOTION, check_gates, step_point
-from app.core.judge.judging import judge_step
-from app.core.models import CheckObservation, CheckResult, Decision, Observations, Release
+from app.core.judge.judging import Judgement, judge_step
+from app.core.models import CheckResult, Decision, Observations, Release
 from app.core.readiness import hold_until_ready
-
-
-def judge(check: CheckConfig, obs: CheckObservation | None, step: int, now: float) -> CheckResult:
-    """Judge one check's observation against its threshold."""
-    threshold = describe_threshold(check)
-    base = {"name": check.name, "step": step, "at": now, "threshold": threshold}
-    if obs is None:
-        return CheckResult(**base, value=None, verdict="no_data", detail="the check was not measured")
-    base.update(query=obs.query, stable_query=obs.stable_query, stable_value=obs.stable_value)
-    value = obs.value
-    if value is None or not math.isfinite(value):
-        return CheckResult(**base, value=None, verdict="no_data", detail=obs.error or "no data")
-    problems = []
-    if check.min is not None and value < check.min:
-        problems.append(f"{format_value(value)} is below the minimum {format_value(check.min)}")
-    if check.max is not None and value > check.max:
-        problems.append(f"{format_value(value)} is above the maximum {format_value(check.max)}")
-    detail = ""
-    if check.max_over_stable is not None:
-        stable = obs.stable_value
-        if stable is None or not math.isfinite(stable):
-            # Stable had no traffic in the window (e.g. at 100% candidate): compare with 0,
-            # the strict reading, rather than waving the check through.
-            detail = "stable had no data in the window; compared with 0"
-            stable = 0.0
-        limit = stable + check.max_over_stable
-        if value > limit:
-            problems.append(
-                f"{format_value(value)} exceeds stable's {format_value(stable)}"
-                f" + {format_value(check.max_over_stable)} = {format_value(limit)}"
-            )
-    if problems:
-        return CheckResult(**base, value=value, verdict="fail", detail="; ".join(problems))
-    return CheckResult(**base, value=value, verdict="pass", detail=detail)
+from app.core.step_checks import cluster_results, health_results, judge_query
 
 
 def fail_back(
@@ -90,87 +57,6 @@ def decide_rollback(release: Release) -> Decision:
     )
 
 
-# Taken out of service by its health checks this many times in one step: a crash loop.
-MAX_DOWN_TRANSITIONS = 2
-# Failed health checks in one step (HAProxy's default `fall` is 3) while stable failed none.
-FAILED_CHECKS_LIMIT = 3
-
-
-def _health_results(obs: Observations, step: int) -> list[CheckResult]:
-    """The router's health of the candidate now, and how often it went down since the step began."""
-    out = []
-    if obs.candidate_healthy is not None:
-        out.append(
-            CheckResult(
-                name="health",
-                step=step,
-                at=obs.at,
-                value=1.0 if obs.candidate_healthy else 0.0,
-                threshold="candidate up",
-                verdict="pass" if obs.candidate_healthy else "fail",
-                detail=obs.health_detail,
-            )
-        )
-    router = obs.evidence.candidate.router if obs.evidence is not None else None
-    stable = obs.evidence.stable.router if obs.evidence is not None else None
-    if router is not None and (router.down_transitions or router.failed_checks):
-        # A healthy version does not fail its health checks. Taken down twice, down again now, or
-        # failing checks that stable passes over the same span: the candidate is crashing.
-        stable_fails = stable.failed_checks if stable is not None else 0
-        crashing = (
-            router.down_transitions >= MAX_DOWN_TRANSITIONS
-            or (router.down_transitions >= 1 and router.currently_down)
-            or (router.failed_checks >= FAILED_CHECKS_LIMIT and stable_fails == 0)
-        )
-        out.append(
-            CheckResult(
-                name="health-flaps",
-                step=step,
-                at=obs.at,
-                value=float(router.down_transitions),
-                threshold=f"< {MAX_DOWN_TRANSITIONS} times down, < {FAILED_CHECKS_LIMIT} failed checks",
-                verdict="fail" if crashing else "pass",
-                decisive=crashing,
-                detail=f"since the step began the router's health checks failed {router.failed_checks} time(s) "
-                f"(stable: {stable_fails}) and took the candidate out of service {router.down_transitions} "
-                f"time(s)" + ("; it is crashing" if crashing else ""),
-            )
-        )
-    return out
-
-
-def _cluster_results(obs: Observations, step: int) -> list[CheckResult]:
-    """Restarts (never decrease, so over the limit is final) and a failed rollout, from the cluster."""
-    out = []
-    if obs.restarts is not None and obs.max_restarts is not None:
-        over = obs.restarts > obs.max_restarts
-        out.append(
-            CheckResult(
-                name="restarts",
-                step=step,
-                at=obs.at,
-                value=float(obs.restarts),
-                threshold=f"<= {obs.max_restarts}",
-                verdict="fail" if over else "pass",
-                detail=(f"{obs.restarts} restarts is over the limit of {obs.max_restarts}; " if over else "")
-                + obs.restarts_detail,
-            )
-        )
-    if obs.fatal:
-        out.append(
-            CheckResult(
-                name="rollout",
-                step=step,
-                at=obs.at,
-                value=0.0,
-                threshold="progressing",
-                verdict="fail",
-                detail=obs.fatal,
-            )
-        )
-    return out
-
-
 def _share(release: Release, weight: int) -> str:
     """The candidate's share of traffic, for reasons: the step's weight, or for a shadow release
     (which sets no weights) the share the router really gave it."""
@@ -198,8 +84,49 @@ def _failure_reason(failed: list[CheckResult], release: Release, weight: int) ->
     return f"{what} {where}{more}"
 
 
+@dataclass(frozen=True)
+class _Evaluated:
+    """One evaluation of the current step: what was observed, and every check's result."""
+
+    release: Release
+    policy: PolicyConfig
+    obs: Observations
+    now: float
+    judgement: Judgement
+    queries: list[CheckResult]
+    health: list[CheckResult]
+    cluster: list[CheckResult]
+
+    @property
+    def step_index(self) -> int:
+        return self.release.step
+
+    @property
+    def step(self) -> StepConfig:
+        return self.policy.steps[self.release.step]
+
+    @property
+    def results(self) -> list[CheckResult]:
+        return self.cluster + self.health + self.judgement.results + self.queries
+
+    @property
+    def budget(self) -> int:
+        return self.release.consecutive_failures
+
+    @property
+    def clock(self) -> float:
+        # Timeouts run on the wall clock to the end of the observing: queries that took long (a
+        # frozen backend) count as time waited.
+        return max(self.now, self.obs.completed_at or self.now)
+
+    def reason(self, failed: list[CheckResult]) -> str:
+        return _failure_reason(failed, self.release, self.step.weight)
+
+
 def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float) -> Decision:
-    """What to do next with a release, given what was just observed."""
+    """What to do next with a release, given what was just observed: the first rule that has
+    something to say, in order (fail at once, fail or count a failure, hold without data, hold for
+    evidence, hold for the step's time and volume, then pause, advance or promote)."""
     if release.terminal or release.state == "paused":
         return Decision(
             kind="hold",
@@ -207,128 +134,177 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
             consecutive_failures=release.consecutive_failures,
         )
     if release.state == "pending":
-        gated = check_gates(release, policy, step_point(0), obs, now)
-        if gated is not None:
-            return gated
-        not_ready = hold_until_ready(release, policy, obs, now)
-        if not_ready is not None:  # never shift to a candidate that cannot take it
-            return not_ready
-        first = policy.steps[0].weight
-        return Decision(
-            kind="start",
-            step=0,
-            weights=release.weights_for(first),
-            judge=release.judge.model_copy(update={"first_traffic_at": now}),
-            reason="start: " + _would(release, f"{first}% of traffic to {release.target_version}"),
-        )
+        return _start(release, policy, obs, now)
+    seen = _evaluate(release, policy, obs, now)
+    for rule in (_fail_at_once, _fail_or_count, _hold_without_data, _hold_for_evidence, _hold_for_the_step):
+        decision = rule(seen)
+        if decision is not None:
+            return decision
+    return _step_passed(seen)
 
+
+def _start(release: Release, policy: PolicyConfig, obs: Observations, now: float) -> Decision:
+    """A pending release: its gates, then the candidate's readiness, then the first step's weights."""
+    gated = check_gates(release, policy, step_point(0), obs, now)
+    if gated is not None:
+        return gated
+    not_ready = hold_until_ready(release, policy, obs, now)
+    if not_ready is not None:  # never shift to a candidate that cannot take it
+        return not_ready
+    first = policy.steps[0].weight
+    return Decision(
+        kind="start",
+        step=0,
+        weights=release.weights_for(first),
+        judge=release.judge.model_copy(update={"first_traffic_at": now}),
+        reason="start: " + _would(release, f"{first}% of traffic to {release.target_version}"),
+    )
+
+
+def _evaluate(release: Release, policy: PolicyConfig, obs: Observations, now: float) -> _Evaluated:
+    """Every check of the current step: the user's queries, the judge, health and the cluster."""
     step_index = release.step
-    step = policy.steps[step_index]
     by_name = {o.name: o for o in obs.checks}
     # `query` checks are the user's own PromQL: judged on their value against their threshold.
-    queries = [judge(c, by_name.get(c.name), step_index, now) for c in policy.checks if c.type == "query"]
+    queries = [judge_query(c, by_name.get(c.name), step_index, now) for c in policy.checks if c.type == "query"]
     judgement = judge_step(policy, release, obs.evidence, step_index, now)
     # A guard the counts cannot measure (no latency histogram): judged on the provider's own value.
     fallback = {r.name for r in judgement.results if (r.evidence or {}).get("fallback")}
-    queries += [judge(c, by_name.get(c.name), step_index, now) for c in policy.checks if c.name in fallback]
+    queries += [judge_query(c, by_name.get(c.name), step_index, now) for c in policy.checks if c.name in fallback]
     judgement.results[:] = [r for r in judgement.results if r.name not in fallback]
-    health = _health_results(obs, step_index)
-    cluster = _cluster_results(obs, step_index)
-    results = cluster + health + judgement.results + queries
-    budget = release.consecutive_failures
+    return _Evaluated(
+        release,
+        policy,
+        obs,
+        now,
+        judgement,
+        queries,
+        health_results(obs, step_index),
+        cluster_results(obs, step_index),
+    )
+
+
+def _fail_at_once(seen: _Evaluated) -> Decision | None:
     # At once: restarts only grow and a failed rollout does not recover by itself; a comparison or
     # guard fails only on anytime-valid evidence (no tolerance needed: its counts accumulate over
     # the step, so one short blip counts once); a candidate taken out of service again and again
     # by its health checks is crash-looping.
-    final = [r for r in cluster + judgement.results + health if r.verdict == "fail" and (r.decisive or r not in health)]
-    if final:
-        return fail_back(
-            release, _failure_reason(final, release, step.weight), results=results, consecutive_failures=budget + 1
-        )
+    health = seen.health
+    final = [
+        r
+        for r in seen.cluster + seen.judgement.results + health
+        if r.verdict == "fail" and (r.decisive or r not in health)
+    ]
+    if not final:
+        return None
+    return fail_back(seen.release, seen.reason(final), results=seen.results, consecutive_failures=seen.budget + 1)
 
-    failed = [r for r in health + queries if r.verdict == "fail"]
-    no_data = [r for r in results if r.verdict == "no_data" and not (r.evidence or {}).get("unavailable")]
-    if policy.on_no_data == "fail":
-        failed += no_data
 
-    if failed:
-        # A failure budget over the step: a pass does not reset it, so a check that fails every
-        # other evaluation (a crash loop seen between restarts) still uses it up.
-        count = budget + 1
-        if count > policy.tolerance:
-            return fail_back(
-                release, _failure_reason(failed, release, step.weight), results=results, consecutive_failures=count
-            )
-        return Decision(
-            kind="hold",
-            results=results,
-            consecutive_failures=count,
-            reason=f"failed evaluation {count} of {policy.tolerance} tolerated in this step: "
-            + _failure_reason(failed, release, step.weight),
-        )
+def _no_data(seen: _Evaluated) -> list[CheckResult]:
+    return [r for r in seen.results if r.verdict == "no_data" and not (r.evidence or {}).get("unavailable")]
 
+
+def _fail_or_count(seen: _Evaluated) -> Decision | None:
+    """Failed health checks and queries (and no data under `on_no_data: fail`) use up the tolerance."""
+    failed = [r for r in seen.health + seen.queries if r.verdict == "fail"]
+    if seen.policy.on_no_data == "fail":
+        failed += _no_data(seen)
+    if not failed:
+        return None
+    # A failure budget over the step: a pass does not reset it, so a check that fails every
+    # other evaluation (a crash loop seen between restarts) still uses it up.
+    count = seen.budget + 1
+    if count > seen.policy.tolerance:
+        return fail_back(seen.release, seen.reason(failed), results=seen.results, consecutive_failures=count)
+    return Decision(
+        kind="hold",
+        results=seen.results,
+        consecutive_failures=count,
+        reason=f"failed evaluation {count} of {seen.policy.tolerance} tolerated in this step: " + seen.reason(failed),
+    )
+
+
+def _hold_without_data(seen: _Evaluated) -> Decision | None:
+    """No data under `on_no_data: hold`, or no data at all: hold, until `no_data_timeout`."""
+    no_data = _no_data(seen)
     # `pass` passes a check without data, never a step on which no check had any (Prometheus down
     # and no router counts): that step holds as under `hold`.
-    nothing_seen = not any(r.verdict in ("pass", "fail", "insufficient") for r in judgement.results + queries)
-    # Timeouts run on the wall clock to the end of the observing: queries that took long (a frozen
-    # backend) count as time waited. The no-data clock starts when the first observation without
-    # data began; a gap with no tick at all before it (Sluice down) is not counted against the
-    # candidate.
-    clock = max(now, obs.completed_at or now)
-    if no_data and (policy.on_no_data == "hold" or nothing_seen):
-        since = release.no_data_since if release.no_data_since is not None else obs.at
-        if policy.no_data_timeout is not None and clock - since >= policy.no_data_timeout:
-            return fail_back(
-                release,
-                _failure_reason(no_data, release, step.weight)
-                + f"; no data for {clock - since:.0f}s (no_data_timeout)",
-                results=results,
-            )
-        return Decision(
-            kind="hold",
-            results=results,
-            no_data_since=since,
-            consecutive_failures=budget,
-            reason="holding: " + ", ".join(f"'{r.name}' has no data" for r in no_data),
+    nothing_seen = not any(r.verdict in ("pass", "fail", "insufficient") for r in seen.judgement.results + seen.queries)
+    if not no_data or not (seen.policy.on_no_data == "hold" or nothing_seen):
+        return None
+    # The no-data clock starts when the first observation without data began; a gap with no tick
+    # at all before it (Sluice down) is not counted against the candidate.
+    release, clock = seen.release, seen.clock
+    since = release.no_data_since if release.no_data_since is not None else seen.obs.at
+    if seen.policy.no_data_timeout is not None and clock - since >= seen.policy.no_data_timeout:
+        return fail_back(
+            release,
+            seen.reason(no_data) + f"; no data for {clock - since:.0f}s (no_data_timeout)",
+            results=seen.results,
         )
+    return Decision(
+        kind="hold",
+        results=seen.results,
+        no_data_since=since,
+        consecutive_failures=seen.budget,
+        reason="holding: " + ", ".join(f"'{r.name}' has no data" for r in no_data),
+    )
 
-    if judgement.waiting:
-        waited = clock - judgement.since
-        if waited >= policy.evidence_timeout(step):
-            return fail_back(
-                release,
-                f"not enough evidence to judge {release.target_version} after {waited:.0f}s at step "
-                f"{step_index + 1} ({_share(release, step.weight)}; judge.evidence_timeout): "
-                + "; ".join(judgement.waiting),
-                results=results,
-            )
-        return Decision(
-            kind="hold",
-            results=results,
-            consecutive_failures=budget,
-            reason="waiting for evidence: " + "; ".join(judgement.waiting),
+
+def _hold_for_evidence(seen: _Evaluated) -> Decision | None:
+    """Too little evidence yet: hold, until `judge.evidence_timeout`."""
+    judgement, release = seen.judgement, seen.release
+    if not judgement.waiting:
+        return None
+    waited = seen.clock - judgement.since
+    if waited >= seen.policy.evidence_timeout(seen.step):
+        return fail_back(
+            release,
+            f"not enough evidence to judge {release.target_version} after {waited:.0f}s at step "
+            f"{seen.step_index + 1} ({_share(release, seen.step.weight)}; judge.evidence_timeout): "
+            + "; ".join(judgement.waiting),
+            results=seen.results,
         )
+    return Decision(
+        kind="hold",
+        results=seen.results,
+        consecutive_failures=seen.budget,
+        reason="waiting for evidence: " + "; ".join(judgement.waiting),
+    )
 
-    started = release.step_started_at if release.step_started_at is not None else now
+
+def _hold_for_the_step(seen: _Evaluated) -> Decision | None:
+    """The step's duration and request volume are both owed before it ends."""
+    step, obs, now = seen.step, seen.obs, seen.now
+    started = seen.release.step_started_at if seen.release.step_started_at is not None else now
     waiting = []
     if step.duration is not None and now - started < step.duration:
         waiting.append(f"{step.duration - (now - started):.0f}s left")
     if step.requests is not None and (obs.step_requests is None or obs.step_requests < step.requests):
-        seen = 0 if obs.step_requests is None else int(obs.step_requests)
-        waiting.append(f"{seen} of {step.requests} requests")
-    if waiting:
-        return Decision(
-            kind="hold", results=results, consecutive_failures=budget, reason="step in progress: " + ", ".join(waiting)
-        )
+        seen_requests = 0 if obs.step_requests is None else int(obs.step_requests)
+        waiting.append(f"{seen_requests} of {step.requests} requests")
+    if not waiting:
+        return None
+    return Decision(
+        kind="hold",
+        results=seen.results,
+        consecutive_failures=seen.budget,
+        reason="step in progress: " + ", ".join(waiting),
+    )
 
-    if step.pause and release.resumed_step != step_index:
+
+def _step_passed(seen: _Evaluated) -> Decision:
+    """The step passed: pause if asked, then the next point's gates, then advance or promote."""
+    release, policy, obs, now, results = seen.release, seen.policy, seen.obs, seen.now, seen.results
+    step_index = seen.step_index
+    if seen.step.pause and release.resumed_step != step_index:
         return Decision(
             kind="pause",
             results=results,
-            consecutive_failures=budget,
+            consecutive_failures=seen.budget,
             reason=f"step {step_index + 1} passed; paused until resumed or promoted",
         )
-    passed_state = judgement.state.model_copy(update={"router_mark": None})
+    passed_state = seen.judgement.state.model_copy(update={"router_mark": None})
     last = step_index == len(policy.steps) - 1
     gated = check_gates(release, policy, PROMOTION if last else step_point(step_index + 1), obs, now, results)
     if gated is not None:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.context import Context
 from app.core.config.policy import CheckConfig, StepConfig
-from app.core.decide import describe_threshold
+from app.core.describe import describe_threshold
 from app.core.known_bad import ROLLBACK_TRIGGER
 from app.core.models import CheckResult, Delivery, Event, Release
 from app.core.redact import safe_url

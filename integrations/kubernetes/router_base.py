@@ -21,7 +21,7 @@ from integrations.kubernetes.objects import (
     version_labels,
 )
 from integrations.kubernetes.proxy_series import SERIES, ServiceRoute
-from integrations.routers.interface import Health, Placement, RouterError
+from integrations.routers.interface import Placement, RouterError, VersionHealth
 from integrations.routers.proxy_view import ProxyQuery
 
 if TYPE_CHECKING:
@@ -64,14 +64,14 @@ class KubernetesRouter:
         """Per-version Services for every version that gets traffic; returns version -> Service name."""
         return {v: ensure_version_service(self.kube, self.namespace, svc, v) for v, w in weights.items() if w > 0}
 
-    def health(self, svc: ServiceConfig, version: str) -> Health:
+    def health(self, svc: ServiceConfig, version: str) -> VersionHealth:
         """Ready/available replicas of the version's Deployment against the desired count."""
         try:
             deps = list_deployments(self.kube, self.namespace, version_labels(self.cluster, svc.name, version))
         except Exception as exc:  # noqa: BLE001
             raise api_error(exc, f"Deployments of {svc.name} {version}") from None
         if not deps:
-            return Health(False, f"no Deployment of {svc.name} {version} in namespace {self.namespace}")
+            return VersionHealth(False, f"no Deployment of {svc.name} {version} in namespace {self.namespace}")
         return deployment_health(deps)
 
     def verify(self, svc: ServiceConfig, wanted: dict[str, int]) -> dict[str, int]:
@@ -112,12 +112,12 @@ class KubernetesRouter:
         raise NotImplementedError
 
 
-def deployment_health(deps: list[dict[str, Any]]) -> Health:
+def deployment_health(deps: list[dict[str, Any]]) -> VersionHealth:
     desired = sum(d.get("spec", {}).get("replicas", 1) for d in deps)
     ready = sum((d.get("status") or {}).get("readyReplicas", 0) for d in deps)
     available = sum((d.get("status") or {}).get("availableReplicas", 0) for d in deps)
     states = [rollout_state(d) for d in deps]
     detail = f"{ready}/{desired} ready, {available} available; " + "; ".join(s[1] for s in states)
     if any(s[0] == "failed" for s in states):
-        return Health(False, detail)
-    return Health(desired > 0 and ready >= desired and available >= desired, detail)
+        return VersionHealth(False, detail)
+    return VersionHealth(desired > 0 and ready >= desired and available >= desired, detail)

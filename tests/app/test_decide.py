@@ -104,7 +104,7 @@ def test_last_step_compares_with_stable_from_earlier_steps():
         first_traffic_at=T0, slow_under=0.5, baseline={"errors": (10.0, 20000.0), "4xx": (0, 20000.0), "slow": (0, 2e4)}
     )
     at_100 = dict(step=2, desired_weights={"1.0.370": 0, "1.0.371": 100}, judge=judge)
-    obs = Observations(at=T0 + 1, candidate_healthy=True, evidence=evidence(counts(2000, errors=1), counts(0)))
+    obs = Observations(at=T0 + 1, candidate_healthy=True, evidence=evidence(counts(12000, errors=6), counts(0)))
     d = decide(release(**at_100), policy(), obs, T0 + 1)
     assert d.kind == "promote" and d.weights == {"1.0.370": 0, "1.0.371": 100}
     errors = next(r for r in d.results if r.name == "errors-vs-stable")
@@ -117,8 +117,10 @@ def test_last_step_compares_with_stable_from_earlier_steps():
 def test_promotion_counts_what_the_candidate_served_at_every_step_on_a_low_traffic_service():
     # 2 req/s in all: the 100% step alone has 120 requests, too few to rule out a 5-point
     # regression; with the 130 it served at 10% and 50% (against stable's 1,300 over the same
-    # spans) it has enough, so the release is promoted instead of waiting for a timeout.
-    p = policy(checks=[], judge={"slow": {"enabled": False}})
+    # spans) it has enough, so the release is promoted instead of waiting for a timeout. (A
+    # service this small states an absolute floor: the default, relative to stable's rate, needs
+    # thousands of requests.)
+    p = policy(checks=[], judge={"slow": {"enabled": False}, "errors": {"detectable": 0.05, "times_stable": 1}})
     at_100 = dict(step=2, desired_weights={"1.0.370": 0, "1.0.371": 100})
     alone = JudgeState(first_traffic_at=T0, baseline={"errors": (0.0, 1300.0), "4xx": (0.0, 1300.0)})
     obs = Observations(at=T0 + 60, candidate_healthy=True, evidence=evidence(counts(120), counts(0)))

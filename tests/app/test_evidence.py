@@ -23,6 +23,7 @@ from app.core.judge.evidence import (
     log_e_value,
     required_requests,
 )
+from app.core.judge.floor import floor_requests
 
 # ---------------------------------------------------------------------------------------------
 # An independent implementation with scipy
@@ -208,17 +209,17 @@ def test_sentences():
         "errors 2.5% vs stable 0.4% (n=812 vs 7,310): looks worse by 2.07 points, not conclusive yet "
         "(evidence 1/136, fails at 1/900)"
     )
-    ok = judge("errors", 4, 812, 29, 7310, alpha=alpha)
+    ok = judge("errors", 64, 16240, 580, 146200, alpha=alpha)
     assert ok.verdict == "pass"
     assert ok.sentence().startswith(
-        "errors 0.5% vs stable 0.4% (n=812 vs 7,310): no evidence of being worse (difference "
+        "errors 0.4% vs stable 0.4% (n=16,240 vs 146,200): no evidence of being worse (difference "
     )
-    assert ok.sentence().endswith(" points)")
+    assert ok.sentence().endswith(" points); rules out more than max(3x stable, stable + 0.5 points)")
     wait = judge("errors", 0, 37, 1, 310, alpha=alpha, reference="stable baseline")
     assert wait.verdict == "insufficient" and wait.needed_n_c is not None
     assert wait.sentence() == (
         f"errors 0.0% vs stable baseline 0.3% (n=37 vs 310): not enough traffic yet: 37 of ~{wait.needed_n_c:,} "
-        "requests needed"
+        "requests needed to rule out more than max(3x stable baseline, stable baseline + 0.5 points)"
     )
     gross = judge("errors", 4, 8, 0, 72, alpha=alpha)
     assert gross.verdict == "fail" and gross.decisive and gross.sentence().endswith("(decisive)")
@@ -228,11 +229,22 @@ def test_sentences():
 
 def test_required_requests_is_where_the_floor_is_met():
     alpha = check_alpha(0.01, 3, 3)
-    need = required_requests(1, 100, 9, 900, DEFAULTS["errors"].detectable, alpha)
+    # An absolute floor (`times_stable: 1`): rule out +5 points.
+    need = required_requests(1, 100, 9, 900, 0.05, alpha)
     assert need is not None and 100 < need < 1000
+    absolute = dict(alpha=alpha, detectable=0.05, times_stable=1)
+    at = judge("errors", 0.01 * need, need, 0.01 * 9 * need, 9 * need, **absolute)
+    before = judge("errors", 0.01 * (need - 2), need - 2, 0.01 * 9 * (need - 2), 9 * (need - 2), **absolute)
+    assert at.verdict == "pass" and before.verdict == "insufficient"
+    # The default errors floor, relative to stable: max(2x stable, stable + 0.5 point).
+    d = DEFAULTS["errors"]
+    assert d.times_stable is not None
+    need = floor_requests(1, 100, 9, 900, d.detectable, d.times_stable, alpha)
+    assert need is not None and 1000 < need < 20_000
     at = judge("errors", 0.01 * need, need, 0.01 * 9 * need, 9 * need, alpha=alpha)
     before = judge("errors", 0.01 * (need - 2), need - 2, 0.01 * 9 * (need - 2), 9 * (need - 2), alpha=alpha)
     assert at.verdict == "pass" and before.verdict == "insufficient"
+    assert before.needed_n_c is not None and abs(before.needed_n_c - need) <= 3
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from app.context import Context
 from app.core.models import Release
 from app.release.intake import start_release
 from app.store import PREFIX, keys
-from app.store.store import Lease
+from app.store.locks import Lease
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text
 from workers import tick as tick_module
 from workers.scheduler import LEASE_SECONDS, QUEUE_NAME, enqueue_due

@@ -383,3 +383,23 @@ def test_a_killed_holders_delivery_is_retried_within_the_lease(
     assert [(a.status, a.error) for a in delivery.attempts] == [(None, INTERRUPTED), (200, None)]
     assert [r.headers["Sluice-Delivery"] for r in receiver.requests] == [did]
     assert hook_score(ctx, did) is None
+
+
+def test_a_backed_up_queue_takes_no_more_until_it_drains(ctx: Context) -> None:
+    """Backpressure: while the queue holds MAX_QUEUED_JOBS jobs, nothing more is claimed, so an item
+    never waits in the queue past its claim and gets enqueued a second time (under a backlog, those
+    duplicates grew the queue further: 267 waiting jobs in a 200-release run of chaos.swarm)."""
+    from workers.scheduler import MAX_QUEUED_JOBS
+
+    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    now = time.time()
+    for i in range(MAX_QUEUED_JOBS):
+        ctx.store.schedule(f"hook:r-{i}:succeeded:ci", now - 1)
+    assert enqueue_due(ctx.store, queue, now=now) == MAX_QUEUED_JOBS
+    ctx.store.schedule("tick:r-late:0", now - 1)
+    later = now + LEASE_SECONDS + 1  # every claim above has run out; the jobs still wait
+    assert enqueue_due(ctx.store, queue, now=later) == 0
+    assert queue.count == MAX_QUEUED_JOBS  # nothing enqueued twice, nothing new
+    assert float(ctx.store.r.zscore(DUE, "tick:r-late:0") or 0) == pytest.approx(now - 1)  # still due, unclaimed
+    queue.empty()
+    assert enqueue_due(ctx.store, queue, now=later) == MAX_QUEUED_JOBS + 1  # drained: all of it, once more

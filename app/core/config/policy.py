@@ -117,6 +117,13 @@ class ComparisonConfig(Strict):
     detectable: float | None = Field(
         None, gt=0, lt=1, description="A step passes only once the data rule out a regression this large."
     )
+    times_stable: float | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Promotion also needs the data to rule out more than this many times stable's rate: the floor "
+        "is max(times_stable x stable, stable + detectable). Default 3 for errors, off (1) for 4xx and slow.",
+    )
 
     @model_validator(mode="after")
     def _floor_above_margin(self) -> ComparisonConfig:
@@ -157,6 +164,11 @@ class JudgeConfig(Strict):
         None,
         description="A step that still lacks the evidence to pass after this long fails (not enough traffic). "
         "Default: five times the step's duration, at least 3 minutes.",
+    )
+    client_timeout: Duration | None = Field(
+        None,
+        description="Your clients give up after this long: a response slower than it (counted from the latency "
+        "histogram, above the smallest bucket bound at or over it) is an error, not only a slow response.",
     )
     errors: ComparisonConfig = Field(default_factory=ComparisonConfig, description="5xx and proxy errors.")
     client_errors: ClientErrorsConfig = Field(default_factory=ClientErrorsConfig, description="4xx responses.")

@@ -14,49 +14,8 @@ independent Bernoulli trials with rate ``p_c`` (candidate) or ``p_s`` (stable). 
 and it is consulted every interval on counts that keep growing, so the test must be *anytime-valid*:
 the probability that it EVER rejects a true H0, however often it is looked at, is at most alpha.
 
-The construction: a two-sample mixture e-process (universal inference)
-----------------------------------------------------------------------
-For a fixed pair (p_c, p_s) the likelihood ratio of a Beta mixture against that pair,
-
-    M_t(p_c, p_s) = m(S_c, F_c) * m(S_s, F_s) / (p_c^S_c (1-p_c)^F_c  p_s^S_s (1-p_s)^F_s),
-    m(S, F) = integral of p^S (1-p)^F  prior(dp)  (closed form with Beta functions),
-
-is a nonnegative martingale with mean 1 under (p_c, p_s) (Robbins' method of mixtures; for one
-sample this is the Beta-binomial martingale of Howard et al. 2021). H0 is composite, so we take the
-worst case over it:
-
-    E_t = inf over {p_c - p_s <= margin} of M_t(p_c, p_s)
-        = m(S_c, F_c) m(S_s, F_s) / sup_{H0} likelihood.
-
-E_t <= M_t(true p_c, true p_s) whenever H0 is true, so by Ville's inequality
-P(exists t: E_t >= 1/alpha) <= alpha: E_t is an e-process and ``min(1, 1/E_t)`` an always-valid
-p-value (Wasserman, Ramdas & Balakrishnan 2020, "universal inference"; for multinomial counts the same
-mixture idea is Lindon & Malek 2022). Checking only at evaluation times, on batched counts, is a
-subsequence of the per-request process, so it stays valid; so does stopping at any time.
-
-Compared with the "two confidence sequences" construction (fail when LCB(p_c) - UCB(p_s) > margin,
-each at alpha/2), the joint e-process pools the evidence of both samples in one likelihood ratio and
-needs 1/alpha rather than 2/alpha from each side: it fails earlier for the same guarantee.
-
-The sup of the likelihood over H0 is explicit: if the observed difference is within the margin, the
-unconstrained maximum (the observed rates) is in H0 and E_t <= 1 (no evidence); otherwise the maximum
-lies on the boundary p_c = p_s + margin, where the log-likelihood is concave in p_s, so it is found by
-a safeguarded Newton iteration.
-
-Inverting the same martingale gives a (1 - alpha) confidence sequence for the difference
-d = p_c - p_s: {d : g(d) < log(1/alpha)} with g(d) = log m_c + log m_s - max over p_c - p_s = d of
-the log-likelihood. g is convex (partial minimisation of a jointly convex function over a line), so
-the set is an interval, found by bisection; the test fails exactly when its lower end exceeds the
-margin.
-
-The prior (why a mixture)
--------------------------
-Error rates sit near 0-5%, but a broken candidate answers 50-100% errors. One Beta prior cannot be
-good at both: the mixture pays -log(prior density) near the true rate. ``DEFAULT_PRIOR`` is an equal
-mix of a rare-event component Beta(0.5, 24.5) (mean 2%, mass down to 0) and the uniform Beta(1, 1).
-Mixing costs at most log 2 against either component alone, and the detection-time simulation in
-tests/app/test_evidence.py shows that it detects +2 points of errors faster than the uniform prior
-alone while failing a 50%-errors candidate on the first few requests (numbers in docs/judging.md).
+The construction (a two-sample mixture e-process, universal inference) and its prior are in
+app/core/judge/mixture.py.
 
 Verdicts
 --------
@@ -73,9 +32,18 @@ Verdicts
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from app.core.judge.floor import floor_requests, log_e_against_floor
+from app.core.judge.mixture import (
+    DEFAULT_PRIOR,
+    BetaMixture,
+    difference_interval,
+    log_e_over_limit,
+    log_e_value,
+    required_requests,
+)
 
 Verdict = Literal["fail", "pass", "insufficient"]
 
@@ -90,38 +58,16 @@ __all__ = [
     "check_alpha",
     "difference_interval",
     "judge",
+    "log_e_over_limit",
     "log_e_value",
     "required_requests",
 ]
 
 
 # --------------------------------------------------------------------------------------------
-# Prior and defaults
+# Defaults
 # --------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class BetaMixture:
-    """A finite mixture of Beta(a, b) priors: ``components`` is ((weight, a, b), ...); weights sum to 1."""
-
-    components: tuple[tuple[float, float, float], ...]
-
-    def __post_init__(self) -> None:
-        if not self.components:
-            raise ValueError("a prior needs at least one component")
-        if any(w <= 0 or a <= 0 or b <= 0 for w, a, b in self.components):
-            raise ValueError("weights and Beta parameters must be positive")
-        if abs(sum(w for w, _, _ in self.components) - 1.0) > 1e-9:
-            raise ValueError("mixture weights must sum to 1")
-
-    def log_marginal(self, bad: float, good: float) -> float:
-        """log of the integral of p^bad (1-p)^good over the prior (Beta-binomial, without the binomial coefficient)."""
-        terms = [math.log(w) + _lbeta(a + bad, b + good) - _lbeta(a, b) for w, a, b in self.components]
-        return _logsumexp(terms)
-
-
-#: Half rare-event Beta(0.5, 24.5) (mean 2%), half uniform Beta(1, 1). See the module docstring.
-DEFAULT_PRIOR = BetaMixture(((0.5, 0.5, 24.5), (0.5, 1.0, 1.0)))
 
 #: Probability that a release of identical versions is rolled back, at most (split by check_alpha).
 DEFAULT_RELEASE_ALPHA = 0.01
@@ -134,13 +80,20 @@ class CheckDefaults:
     margin: float  # H0: p_c - p_s <= margin. Worse than stable by more than this is a regression.
     detectable: float  # pass only once the data exclude a regression of this size (the evidence floor)
     decisive_gap: float  # a failing check whose observed difference is at least this fails at once
+    # Promotion also rules out more than this many times stable's rate (app/core/judge/floor.py);
+    # None: the floor is `detectable` points above stable alone.
+    times_stable: float | None = None
 
 
 #: Chosen with the simulations in tests/app/test_evidence.py; the reasoning is in docs/judging.md.
 DEFAULTS: dict[str, CheckDefaults] = {
     # 5xx + proxy-side errors (connection errors, resets, timeouts at the proxy). A 1-point margin
     # detects +2 points in only 10-16% of simulated 5-minute releases; 0.25 point in 86% (docs/judging.md).
-    "errors": CheckDefaults(margin=0.0025, detectable=0.05, decisive_gap=0.20),
+    # Promotion rules out max(3 x stable, stable + 0.5 point): a +5-point floor let 1.5% through
+    # against stable's 0.3% (five times the errors); with stable at 0.05-1% this floor costs
+    # 1,800-6,500 candidate requests (docs/judging.md, "The promotion floor"). Twice stable cost
+    # up to 10,000: a 10 req/s service at 1% could not be promoted within the evidence timeout.
+    "errors": CheckDefaults(margin=0.0025, detectable=0.005, decisive_gap=0.20, times_stable=3.0),
     # 4xx: services answer some legitimately; a jump in the share is what matters.
     "4xx": CheckDefaults(margin=0.01, detectable=0.10, decisive_gap=0.30),
     # Slow responses: over the latency bound, over the largest bucket, or cut by a timeout.
@@ -163,229 +116,6 @@ def check_alpha(release_alpha: float = DEFAULT_RELEASE_ALPHA, n_checks: int = 1,
     if n_checks < 1 or n_steps < 1:
         raise ValueError("n_checks and n_steps must be >= 1")
     return release_alpha / (n_checks * n_steps)
-
-
-# --------------------------------------------------------------------------------------------
-# Numerics
-# --------------------------------------------------------------------------------------------
-
-
-def _lbeta(a: float, b: float) -> float:
-    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-
-
-def _logsumexp(xs: list[float]) -> float:
-    m = max(xs)
-    if m == -math.inf:
-        return -math.inf
-    return m + math.log(sum(math.exp(x - m) for x in xs))
-
-
-def _xlog(k: float, x: float) -> float:
-    """k * log(x) with 0 * log(0) = 0."""
-    if k == 0:
-        return 0.0
-    if x <= 0:
-        return -math.inf
-    return k * math.log(x)
-
-
-def _max_loglik_on_line(sc: float, fc: float, ss: float, fs: float, d: float) -> float:
-    """max over p_c - p_s = d (both in [0, 1]) of the two-sample Bernoulli log-likelihood.
-
-    With p = p_s the log-likelihood h(p) = sc log(p+d) + fc log(1-p-d) + ss log p + fs log(1-p) is
-    concave on [max(0, -d), min(1, 1-d)]; its maximiser is an end point or the root of h'.
-    """
-    lo, hi = max(0.0, -d), min(1.0, 1.0 - d)
-
-    def h(p: float) -> float:
-        return _xlog(sc, p + d) + _xlog(fc, 1.0 - p - d) + _xlog(ss, p) + _xlog(fs, 1.0 - p)
-
-    if hi - lo <= 1e-15:
-        return h(lo)
-
-    def dh(p: float) -> float:
-        # Terms with a zero count vanish; a positive count over a zero distance is infinite.
-        total = 0.0
-        for k, x, sign in ((sc, p + d, 1.0), (fc, 1.0 - p - d, -1.0), (ss, p, 1.0), (fs, 1.0 - p, -1.0)):
-            if k:
-                total += sign * k / x if x > 0 else sign * math.inf
-        return total
-
-    if dh(lo) <= 0:
-        return h(lo)
-    if dh(hi) >= 0:
-        return h(hi)
-
-    def d2h(p: float) -> float:
-        return -(
-            (sc / (p + d) ** 2 if sc else 0.0)
-            + (fc / (1.0 - p - d) ** 2 if fc else 0.0)
-            + (ss / p**2 if ss else 0.0)
-            + (fs / (1.0 - p) ** 2 if fs else 0.0)
-        )
-
-    # Start from the pooled estimate of p_s under the shift, kept inside the bracket.
-    n = sc + fc + ss + fs
-    p = (sc + ss - d * (sc + fc)) / n if n else 0.5 * (lo + hi)
-    if not lo < p < hi:
-        p = 0.5 * (lo + hi)
-    for _ in range(100):
-        g = dh(p)
-        if g > 0:
-            lo = p
-        else:
-            hi = p
-        if g == 0 or hi - lo < 1e-14:
-            break
-        step = g / d2h(p)
-        nxt = p - step
-        if not lo < nxt < hi:  # Newton left the bracket: bisect instead.
-            nxt = 0.5 * (lo + hi)
-        if abs(nxt - p) < 1e-15 * max(1.0, abs(p)):
-            p = nxt
-            break
-        p = nxt
-    return h(p)
-
-
-def _profile(sc: float, fc: float, ss: float, fs: float, d: float, log_mix: float) -> float:
-    """g(d) = log m_c + log m_s - max over p_c - p_s = d of the log-likelihood (convex in d)."""
-    return log_mix - _max_loglik_on_line(sc, fc, ss, fs, d)
-
-
-def _check_counts(bad_c: float, n_c: float, bad_s: float, n_s: float) -> None:
-    if not (0 <= bad_c <= n_c and 0 <= bad_s <= n_s):
-        raise ValueError(f"counts must satisfy 0 <= bad <= n (got {bad_c}/{n_c} and {bad_s}/{n_s})")
-
-
-def log_e_value(
-    bad_c: float, n_c: float, bad_s: float, n_s: float, margin: float, prior: BetaMixture = DEFAULT_PRIOR
-) -> float:
-    """log E_t, the evidence against H0: p_c - p_s <= margin. Fail at level alpha when it is >= log(1/alpha).
-
-    Counts may be non-integer (the caller's increase() over a window is); they enter the likelihood
-    as they are.
-    """
-    _check_counts(bad_c, n_c, bad_s, n_s)
-    if not -1 < margin < 1:
-        raise ValueError("margin must be in (-1, 1)")
-    fc, fs = n_c - bad_c, n_s - bad_s
-    log_mix = prior.log_marginal(bad_c, fc) + prior.log_marginal(bad_s, fs)
-    diff = (bad_c / n_c if n_c else 0.0) - (bad_s / n_s if n_s else 0.0)
-    if n_c == 0 or n_s == 0 or diff <= margin:
-        # The unconstrained maximum (the observed rates) is in H0 -- with no data on one side, H0 can
-        # always explain the other -- so E <= 1: no evidence.
-        rc, rs = (bad_c / n_c if n_c else 0.0), (bad_s / n_s if n_s else 0.0)
-        return log_mix - (_xlog(bad_c, rc) + _xlog(fc, 1.0 - rc) + _xlog(bad_s, rs) + _xlog(fs, 1.0 - rs))
-    return _profile(bad_c, fc, bad_s, fs, margin, log_mix)
-
-
-def difference_interval(
-    bad_c: float, n_c: float, bad_s: float, n_s: float, alpha: float, prior: BetaMixture = DEFAULT_PRIOR
-) -> tuple[float, float]:
-    """A (1 - alpha) confidence sequence for p_c - p_s at this time: valid simultaneously over all times."""
-    _check_counts(bad_c, n_c, bad_s, n_s)
-    if n_c == 0 or n_s == 0:
-        return (-1.0, 1.0)
-    fc, fs = n_c - bad_c, n_s - bad_s
-    log_mix = prior.log_marginal(bad_c, fc) + prior.log_marginal(bad_s, fs)
-    c = math.log(1.0 / alpha)
-    diff = bad_c / n_c - bad_s / n_s
-
-    def g(d: float) -> float:
-        return _profile(bad_c, fc, bad_s, fs, d, log_mix)
-
-    def edge(inside: float, outside: float) -> float:
-        g_out = g(outside)
-        if g_out < c:
-            return outside
-        return _crossing(g, c, inside, g(inside), outside, g_out)
-
-    return edge(diff, -1.0), edge(diff, 1.0)
-
-
-def _crossing(f: Callable[[float], float], c: float, a: float, fa: float, b: float, fb: float) -> float:
-    """Where the convex f crosses c between a (f(a) < c) and b (f(b) >= c), to 1e-10, on the `a`
-    side. The Illinois variant of false position: superlinear on a smooth convex f (about 8 to 12
-    evaluations of the profile likelihood, where bisection to the same precision takes 33), and it
-    keeps the bracket, so it cannot leave [a, b]. Each evaluation is a Newton solve: this is most of
-    a tick's CPU (benchmarks/, tick CPU)."""
-    fa, fb = fa - c, fb - c
-    side = 0
-    for _ in range(100):
-        if abs(b - a) < 1e-10:
-            break
-        x = b - fb * (b - a) / (fb - fa) if fb != fa else 0.5 * (a + b)
-        if not min(a, b) < x < max(a, b):
-            x = 0.5 * (a + b)
-        fx = f(x) - c
-        if fx < 0:  # x is inside the set: the new inside end
-            a, fa = x, fx
-            if side == -1:
-                fb *= 0.5  # the outside end was kept twice: halve its weight (Illinois)
-            side = -1
-        else:
-            b, fb = x, fx
-            if side == 1:
-                fa *= 0.5
-            side = 1
-    return a
-
-
-def _excludes(bad_c: float, n_c: float, bad_s: float, n_s: float, d: float, c: float, prior: BetaMixture) -> bool:
-    """True when the confidence sequence's upper end is below d (g(d) >= c and the estimate below d)."""
-    if n_c == 0 or n_s == 0:
-        return False
-    if bad_c / n_c - bad_s / n_s >= d:
-        return False
-    fc, fs = n_c - bad_c, n_s - bad_s
-    log_mix = prior.log_marginal(bad_c, fc) + prior.log_marginal(bad_s, fs)
-    return _profile(bad_c, fc, bad_s, fs, d, log_mix) >= c
-
-
-def required_requests(
-    bad_c: float,
-    n_c: float,
-    bad_s: float,
-    n_s: float,
-    detectable: float,
-    alpha: float,
-    prior: BetaMixture = DEFAULT_PRIOR,
-) -> int | None:
-    """About how many candidate requests the evidence floor needs, if the rates stay as observed.
-
-    Projects both samples forward at their current ratio (stable growing with the candidate, as under
-    a fixed traffic split) at the observed rates -- the candidate's taken as at least stable's, so a
-    candidate without errors yet is not projected to be better than stable -- and returns the smallest
-    candidate count (above the current one) at which the confidence sequence excludes a regression of
-    ``detectable``. None if even 10^8 requests would not do (e.g. no reference at all).
-    """
-    _check_counts(bad_c, n_c, bad_s, n_s)
-    if n_s == 0:
-        return None
-    c = math.log(1.0 / alpha)
-    rate_s = bad_s / n_s
-    rate_c = max(bad_c / n_c if n_c else 0.0, rate_s)
-    ratio = n_s / n_c if n_c else 9.0  # no candidate traffic yet: assume a 10% step
-
-    def ok(m: float) -> bool:
-        return _excludes(rate_c * m, m, rate_s * ratio * m, ratio * m, detectable, c, prior)
-
-    lo, hi = 1.0, 64.0
-    while not ok(hi):
-        lo, hi = hi, hi * 4
-        if hi > 1e8:
-            return None
-    for _ in range(40):
-        if hi - lo <= 1:
-            break
-        mid = math.sqrt(lo * hi) if hi > 4 * lo else 0.5 * (lo + hi)
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return max(math.ceil(hi), math.floor(n_c) + 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,6 +145,7 @@ class Evidence:
     decisive: bool
     needed_n_c: int | None  # the evidence floor's projected candidate count (None once passed/failed)
     reference: str = "stable"  # "stable" (same span) or e.g. "stable baseline"
+    times_stable: float | None = None  # the floor's relative part (None: `detectable` points alone)
 
     @property
     def e_value(self) -> float:
@@ -424,6 +155,10 @@ class Evidence:
     def p_value(self) -> float:
         """Always-valid p-value: min(1, 1/E)."""
         return math.exp(-self.log_e) if self.log_e > 0 else 1.0
+
+    def floor_words(self) -> str:
+        """The promotion floor, e.g. "max(2x stable, stable + 0.5 points)"."""
+        return f"max({self.times_stable:g}x {self.reference}, {self.reference} + {_points(self.detectable)})"
 
     def sentence(self) -> str:
         """In words, e.g. "errors 3.1% vs stable 0.4% (n=812 vs 7,310): worse by more than 0.25 points, ..."."""
@@ -440,6 +175,8 @@ class Evidence:
                 f"no evidence of being worse (difference {_signed_points(self.lower)} "
                 f"to {_signed_points(self.upper)} points)"
             )
+            if self.times_stable is not None:
+                tail += f"; rules out more than {self.floor_words()}"
         elif self.n_c == 0:
             tail = "no candidate traffic yet"
         elif self.n_s == 0:
@@ -451,6 +188,8 @@ class Evidence:
             )
         elif self.needed_n_c is not None:
             tail = f"not enough traffic yet: {_count(self.n_c)} of ~{_count(self.needed_n_c)} requests needed"
+            if self.times_stable is not None:
+                tail += f" to rule out more than {self.floor_words()}"
         else:
             tail = "not enough traffic yet"
         return f"{head}: {tail}"
@@ -469,12 +208,16 @@ def judge(
     decisive_gap: float | None = None,
     prior: BetaMixture = DEFAULT_PRIOR,
     reference: str = "stable",
+    times_stable: float | None = None,
 ) -> Evidence:
     """Judge one check at one evaluation.
 
     ``alpha`` is this check's level in this step (see :func:`check_alpha`). ``margin``,
     ``detectable`` and ``decisive_gap`` default to ``DEFAULTS[kind]``. Counts are cumulative over
     the same span for both versions (or a fixed stable baseline, with ``reference`` saying so).
+    ``times_stable`` (> 1) makes promotion's floor relative: pass once the data rule out
+    p_c > max(times_stable x p_s, p_s + detectable) (app/core/judge/floor.py); it defaults to the
+    kind's, and 1 (or None without a default) is the floor of `detectable` points alone.
     """
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
@@ -484,6 +227,8 @@ def judge(
     margin = base.margin if margin is None and base else margin
     detectable = base.detectable if detectable is None and base else detectable
     decisive_gap = base.decisive_gap if decisive_gap is None and base else decisive_gap
+    times_stable = base.times_stable if times_stable is None and base else times_stable
+    relative = times_stable if times_stable is not None and times_stable > 1 else None
     assert margin is not None and detectable is not None and decisive_gap is not None
     if not 0 <= margin < detectable < 1:
         raise ValueError("need 0 <= margin < detectable < 1")
@@ -497,11 +242,14 @@ def judge(
     if log_e >= threshold:
         verdict: Verdict = "fail"
         decisive = log_e >= threshold + math.log(DECISIVE_FACTOR) or rate_c - rate_s >= decisive_gap
-    elif upper < detectable and n_c > 0 and n_s > 0:
+    elif n_c > 0 and n_s > 0 and _floor_reached(bad_c, n_c, bad_s, n_s, detectable, relative, upper, threshold, prior):
         verdict, decisive = "pass", False
     else:
         verdict, decisive = "insufficient", False
-        needed = required_requests(bad_c, n_c, bad_s, n_s, detectable, alpha, prior)
+        if relative is None:
+            needed = required_requests(bad_c, n_c, bad_s, n_s, detectable, alpha, prior)
+        else:
+            needed = floor_requests(bad_c, n_c, bad_s, n_s, detectable, relative, alpha, prior)
     return Evidence(
         kind=kind,
         bad_c=bad_c,
@@ -521,23 +269,26 @@ def judge(
         decisive=decisive,
         needed_n_c=needed,
         reference=reference,
+        times_stable=relative,
     )
 
 
-def log_e_over_limit(bad: float, n: float, limit: float, prior: BetaMixture = DEFAULT_PRIOR) -> float:
-    """log E against H0: p <= limit, for one version alone (an absolute SLO such as "at most 5% errors").
-
-    The same construction with one sample: the Beta-mixture marginal over the best likelihood under
-    H0, which is the observed rate when it is within the limit (E <= 1) and the limit otherwise.
-    """
-    _check_counts(bad, n, 0, 0)
-    if not 0 < limit < 1:
-        raise ValueError("limit must be in (0, 1)")
-    good = n - bad
-    log_mix = prior.log_marginal(bad, good)
-    rate = bad / n if n else 0.0
-    p = rate if rate <= limit else limit
-    return log_mix - (_xlog(bad, p) + _xlog(good, 1.0 - p))
+def _floor_reached(
+    bad_c: float,
+    n_c: float,
+    bad_s: float,
+    n_s: float,
+    detectable: float,
+    relative: float | None,
+    upper: float,
+    threshold: float,
+    prior: BetaMixture,
+) -> bool:
+    """The data rule out a regression that matters: more than `detectable` points (the confidence
+    sequence's upper end is below it), or, relative to stable, the floor of app/core/judge/floor.py."""
+    if relative is None:
+        return upper < detectable
+    return log_e_against_floor(bad_c, n_c, bad_s, n_s, detectable, relative, prior) >= threshold
 
 
 # --------------------------------------------------------------------------------------------

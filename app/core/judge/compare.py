@@ -1,0 +1,245 @@
+"""One comparison of the candidate with stable (errors, 4xx or slow) at one evaluation.
+
+Pure (no I/O). The samples come from app/core/judge/samples.py, the statistics from
+app/core/judge/evidence.py; app/core/judge/judging.py runs every comparison of a step. See
+docs/judging.md ("Verdicts", "Steps before the last, and the last").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.config.policy import ComparisonConfig
+from app.core.judge import evidence as ev
+from app.core.judge.samples import MIN_LIVE_REFERENCE, Sample
+from app.core.models import CheckResult, JudgeState
+
+# Comparison kinds (app.core.judge.evidence's names) and the names their results carry.
+RESULT_NAMES = {"errors": "errors-vs-stable", "4xx": "4xx-vs-stable", "slow": "slow-vs-stable"}
+# A step before the last passes a comparison once the candidate served this many requests in it
+# and does not look worse than stable by more than the margin; the last step (promotion) needs
+# the evidence floor: data that rule out a regression of `detectable`. Early steps limit how many
+# users a bad version reaches; the proof that it is good is owed before it takes all of them.
+MIN_STEP_REQUESTS = 10
+# No latency counts over a span shorter than this (the first seconds after warmup) is "too early",
+# not missing data: scrapes are 1-30 s apart.
+SHORT_SPAN = 30.0
+# A margin is a share of responses: "worse by more than 100 points" cannot happen, so a larger
+# one (e.g. `max_over_stable: 1` on an error_rate check, meaning "never mind stable") is this.
+MAX_MARGIN = 0.95
+
+
+@dataclass(frozen=True)
+class ComparisonInput:
+    """What one comparison judges: its kind and settings, and the samples of this step."""
+
+    kind: str
+    conf: ComparisonConfig
+    margin: float | None  # the configured margin (None: the kind's default)
+    cand: Sample | None
+    live: Sample | None  # stable over the same span
+    before: Sample | None  # stable before the release (the reference of a release that starts at 100%)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What every comparison of one evaluation shares."""
+
+    stable_live: bool  # stable still serves traffic in this step (not the 100% step)
+    state: JudgeState
+    alpha: float
+    step: int
+    now: float
+    final: bool  # the last step: promotion needs the evidence floor
+
+
+def compare(
+    c: ComparisonInput,
+    ctx: StepContext,
+    *,
+    unavailable: bool = False,
+    why: str = "",
+    span: float = math.inf,
+    failed: str | None = None,
+) -> tuple[CheckResult, tuple[float, Sample | None] | None]:
+    """One comparison. Returns its result and, for the state if the step ends now, the total log
+    e-value and the live stable sample to add to the baseline."""
+    kind, cand = c.kind, c.cand
+    defaults = ev.DEFAULTS[kind]
+    margin, detectable = margin_and_floor(defaults, c.margin, c.conf.detectable)
+    base: dict[str, Any] = dict(
+        name=RESULT_NAMES[kind], step=ctx.step, at=ctx.now, threshold=f"<= stable + {_points(margin)}"
+    )
+    early = _unjudged(kind, cand, base, unavailable, why, span, failed)
+    if early is not None:
+        return early, None
+    assert cand is not None
+    reference, ref_name = _reference(c, ctx)
+    if reference is None or reference.n < (MIN_LIVE_REFERENCE if not ctx.stable_live else 1):
+        return CheckResult(
+            **base, value=None, verdict="insufficient", detail=f"{kind}: no stable traffic to compare with yet"
+        ), None
+    bad_c, n_c = min(cand.bad, cand.n), cand.n
+    bad_s, n_s = min(reference.bad, reference.n), reference.n
+    e = ev.judge(
+        kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=detectable,
+        decisive_gap=defaults.decisive_gap, reference=ref_name, times_stable=c.conf.times_stable,
+    )  # fmt: skip
+    detail = e.sentence() + f" [{cand.source}]"
+    verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]
+    if verdict == "insufficient" and not ctx.final and n_c >= MIN_STEP_REQUESTS and e.estimate <= margin:
+        verdict = "pass"
+        detail = (
+            f"{kind} {100 * e.rate_c:.1f}% vs {ref_name} {100 * e.rate_s:.1f}% (n={n_c:,.0f} vs {n_s:,.0f}): "
+            f"not worse so far; promotion waits for ~{e.needed_n_c or 0:,} requests [{cand.source}]"
+        )
+    if verdict == "insufficient" and ctx.final:
+        verdict, detail = _over_the_release(c, ctx, reference, e, margin, detectable, verdict, detail)
+    result = CheckResult(
+        **base,
+        value=e.rate_c,
+        stable_value=e.rate_s,
+        verdict=verdict,
+        detail=detail,
+        decisive=e.decisive,
+        evidence=_record(e, cand.source, ref_name, ctx.alpha),
+    )
+    live_for_baseline = c.live if (ctx.stable_live and c.live is not None and ref_name == "stable") else None
+    return result, (e.log_e, live_for_baseline)
+
+
+def _unjudged(
+    kind: str, cand: Sample | None, base: dict[str, Any], unavailable: bool, why: str, span: float, failed: str | None
+) -> CheckResult | None:
+    """The result when there is nothing to judge: no histogram at all, or no candidate counts."""
+    if kind == "slow" and unavailable:
+        # Both versions answer and neither exports a latency histogram: nothing to compare, and
+        # nothing against the candidate (`sluice doctor` warns about it).
+        return CheckResult(
+            **base, value=None, verdict="no_data", detail="slow: no latency histogram for either version",
+            evidence={"unavailable": True},
+        )  # fmt: skip
+    if cand is None:
+        if kind == "slow" and span < SHORT_SPAN and not failed:
+            # The latency span begins when warmup ends: its first seconds may hold no scrape yet.
+            return CheckResult(
+                **base, value=None, verdict="insufficient", detail=f"{kind}: too early to count ({span:.0f}s)"
+            )
+        return CheckResult(**base, value=None, verdict="no_data", detail=f"{kind}: {why}")
+    return None
+
+
+def _reference(c: ComparisonInput, ctx: StepContext) -> tuple[Sample | None, str]:
+    """Stable's sample to compare with: live over the same span, or at the 100% step (stable serves
+    nobody now) its counts from the steps passed, or from before the release."""
+    if ctx.stable_live:
+        return c.live, "stable"
+    saved = ctx.state.baseline.get(c.kind)
+    if saved is not None and saved[1] >= MIN_LIVE_REFERENCE:
+        return Sample(saved[0], saved[1], "earlier steps"), "stable (earlier steps)"
+    if c.before is not None and c.before.n >= MIN_LIVE_REFERENCE:
+        return c.before, "stable (before the release)"
+    return c.live, "stable"
+
+
+def _over_the_release(
+    c: ComparisonInput,
+    ctx: StepContext,
+    reference: Sample,
+    e: ev.Evidence,
+    margin: float,
+    detectable: float,
+    verdict: str,
+    detail: str,
+) -> tuple[str, str]:
+    """Promotion asks "is it good?" of everything the candidate served, each step's counts against
+    stable's over the same span. A failure stays per step: pooling adds no way to fail, so the
+    false-alarm bound is unchanged; it only lets evidence gathered at 10% and 50% count towards the
+    floor, which a low-traffic service needs."""
+    assert c.cand is not None
+    pooled = _pooled(c.cand, reference, ctx.stable_live, ctx.state, c.kind)
+    if pooled is None:
+        return verdict, detail
+    whole_c, whole_s = pooled
+    e_all = ev.judge(
+        c.kind, min(whole_c.bad, whole_c.n), whole_c.n, min(whole_s.bad, whole_s.n), whole_s.n, alpha=ctx.alpha,
+        margin=margin, detectable=detectable, decisive_gap=ev.DEFAULTS[c.kind].decisive_gap, reference="stable",
+        times_stable=c.conf.times_stable,
+    )  # fmt: skip
+    if e_all.verdict == "pass" and c.cand.n >= MIN_STEP_REQUESTS:
+        return "pass", e_all.sentence() + f" over the whole release [{c.cand.source}]"
+    if e_all.verdict != "fail":
+        return verdict, e.sentence() + f"; over the whole release: {e_all.sentence()} [{c.cand.source}]"
+    return verdict, detail
+
+
+def _record(e: ev.Evidence, source: str, ref_name: str, alpha: float) -> dict[str, Any]:
+    """What an evaluation records of a comparison (the dashboard, `sluice status`, hooks)."""
+    return {
+        "kind": e.kind,
+        "source": source,
+        "reference": ref_name,
+        "bad": [round(e.bad_c, 3), round(e.bad_s, 3)],
+        "requests": [round(e.n_c, 3), round(e.n_s, 3)],
+        "estimate": e.estimate,
+        "interval": [e.lower, e.upper],
+        "margin": e.margin,
+        "detectable": e.detectable,
+        "e_value": e.e_value if math.isfinite(e.e_value) else None,
+        "log_e": e.log_e,
+        "alpha": alpha,
+        "decisive": e.decisive,
+        "needed_requests": e.needed_n_c,
+        "times_stable": e.times_stable,
+    }
+
+
+def margin_and_floor(defaults: ev.CheckDefaults, margin: float | None, detectable: float | None) -> tuple[float, float]:
+    """The comparison's margin and evidence floor, always with 0 <= margin < detectable < 1: the
+    floor defaults to twice the margin (at least the kind's default), and stays under 100%."""
+    margin = min(defaults.margin if margin is None else max(margin, 0.0), MAX_MARGIN)
+    if detectable is None or not margin < detectable < 1:
+        detectable = max(defaults.detectable, 2 * margin)
+        if detectable >= 1:
+            detectable = (margin + 1) / 2
+    return margin, detectable
+
+
+def plus(total: tuple[float, float] | None, sample: Sample) -> tuple[float, float]:
+    bad, n = total if total is not None else (0.0, 0.0)
+    return (bad + sample.bad, n + sample.n)
+
+
+def _pooled(
+    cand: Sample, reference: Sample, stable_live: bool, state: JudgeState, kind: str
+) -> tuple[Sample, Sample] | None:
+    """The candidate's counts over the whole release (the steps passed and this one) and stable's
+    over the same spans; None when no step has been passed yet (nothing to pool)."""
+    carried = state.candidate.get(kind)
+    if carried is None or carried[1] <= 0:
+        return None
+    whole_c = Sample(carried[0] + cand.bad, carried[1] + cand.n, cand.source)
+    if stable_live:  # `reference` is stable's live sample over this step's span
+        bad, n = plus(state.baseline.get(kind), reference)
+        return whole_c, Sample(bad, n, reference.source)
+    return whole_c, reference  # at 100%: stable's counts from the steps passed (the baseline)
+
+
+def looks_broken(results: list[CheckResult]) -> bool:
+    """A comparison still short of evidence whose candidate already looks worse by its decisive gap
+    (e.g. half its answers errors, on a few requests): worth looking at again before the interval
+    is up. The test is anytime-valid, so looking sooner costs no false alarms."""
+    for r in results:
+        e = r.evidence or {}
+        defaults, estimate = ev.DEFAULTS.get(str(e.get("kind"))), e.get("estimate")
+        if r.verdict != "insufficient" or defaults is None or not isinstance(estimate, int | float):
+            continue
+        if estimate >= defaults.decisive_gap:
+            return True
+    return False
+
+
+def _points(rate: float) -> str:
+    return f"{100 * rate:.3g} points"
