@@ -371,5 +371,13 @@ def demo(keep: bool) -> None:
     sys.exit(run_demo(keep=keep))
 
 
+def _add_token_commands() -> None:
+    from app.cli.tokens import token
+
+    main.add_command(token)
+
+
+_add_token_commands()
+
 if __name__ == "__main__":
     main()

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from app.context import Context
 from app.doctor.findings import Finding
+from app.doctor.redis_auth import check_redis_auth
 from app.doctor.sentinel import check_sentinel
 from app.store.connection import is_sentinel, shown
 
 
 def check_redis(ctx: Context) -> list[Finding]:
     sentinel = check_sentinel(ctx.redis_url) if is_sentinel(ctx.redis_url) else []
-    return sentinel + _check_redis_server(ctx)
+    auth = [Finding(*f) for f in check_redis_auth(ctx.redis_url)]  # type: ignore[arg-type]
+    return sentinel + _check_redis_server(ctx) + auth
 
 
 def _check_redis_server(ctx: Context) -> list[Finding]:

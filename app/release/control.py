@@ -43,7 +43,7 @@ def control(ctx: Context, release_id: str, action: str, actor: str = "api", reas
             # Superseded but not yet retired (see workers/tick.py): it must not take traffic back.
             by = f"release {owner}" if owner else "a newer release"
             raise ControlError(409, f"cannot {action}: {by} has replaced this release; abort it instead")
-        why = reason or f"{action} by {actor}"
+        why = f"{action} by {actor}" + (f": {reason}" if reason else "")  # who, always: the audit trail
         if action == "abort":
             decision = fail_back(release, why, kind="abort")
         else:

@@ -20,6 +20,7 @@ from app.store.gate_records import GateStore
 from app.store.jobs import JobStore
 from app.store.locks import DELETE_IF_EQUAL
 from app.store.metrics import MetricsStore
+from app.store.people import PeopleStore
 from app.store.release_records import Releases
 from app.store.retention import Retention
 from app.store.scaling import ScalingStore
@@ -36,6 +37,7 @@ class Store(Releases, Commits, DueSchedule):
         self.metrics = MetricsStore(client)
         self.jobs = JobStore(client)  # replay and backtest jobs (app/store/jobs.py)
         self.gates = GateStore(client)
+        self.people = PeopleStore(client)  # people's API tokens and the audit log (app/store/people.py)
         self.retention = Retention(client)
         self.scaling = ScalingStore(client)
         self._init_locks()

@@ -15,7 +15,8 @@ from app.release.unmatched import UnmatchedDeployList, unmatched_deploys
 from app.release.views import ReleaseDetail, release_detail, release_summary
 from app.store import BadCursor
 from app.telemetry.delivery import DeliveryReport, summary
-from app.web.auth import require_token
+from app.web.audit import record
+from app.web.auth import require_admin, require_token
 from app.web.bodies import parse_json, raw_body
 from app.web.errors import ApiError, validation_detail
 from app.web.openapi import doc, error
@@ -115,6 +116,7 @@ def get_release(release_id: str):
     {
         200: (ReleaseDetail, "The release after the action."),
         401: error("Missing or wrong bearer token."),
+        403: error("The token's role does not steer (operator or admin needed)."),
         404: error("No such release or action."),
         409: error("The action does not apply to the release's state, or a tick is running."),
     },
@@ -126,7 +128,7 @@ def get_release(release_id: str):
 def steer(release_id: str, action: str):
     if action not in ACTIONS:
         raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
-    require_token()
+    who = require_token()
     reason = ""
     raw = raw_body()
     # A body that is not JSON is no error for a control action (there is just no reason); a JSON one
@@ -141,9 +143,10 @@ def steer(release_id: str, action: str):
             raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None
     ctx = get_context()
     try:
-        release = control(ctx, release_id, action, actor="api", reason=reason)
+        release = control(ctx, release_id, action, actor=who.actor(), reason=reason)
     except ControlError as exc:
         raise ApiError(exc.status, str(exc)) from None
+    record(who, action, release_id, reason)
     return respond(release_detail(ctx, release))
 
 
@@ -213,12 +216,16 @@ def list_unmatched_deploys():
 @doc(
     "`sluice doctor`: the configuration checked against Redis, Prometheus, routers and hooks, with fixes",
     "configuration",
-    {200: (DoctorReport, "Every check; `ok` is false when one failed."), 401: error("Missing or wrong bearer token.")},
+    {
+        200: (DoctorReport, "Every check; `ok` is false when one failed."),
+        401: error("Missing or wrong bearer token."),
+        403: error("The token's role is not admin."),
+    },
     security=["bearer"],
 )
 def doctor():
     from app.doctor.checks import passed, run_doctor
 
-    require_token()
+    require_admin()
     findings = run_doctor(get_context())
     return respond(DoctorReport(ok=passed(findings), findings=[f.as_dict() for f in findings]))

@@ -19,7 +19,8 @@ from app.core.names import check_label_value
 from app.release.intake import IntakeError, resolve_service
 from app.release.rollback import RollbackError, rollback
 from app.release.views import ReleaseDetail, release_detail
-from app.web.auth import require_token
+from app.web.audit import record
+from app.web.auth import require_admin, require_token
 from app.web.bodies import parse_json, raw_body
 from app.web.errors import RETRY_AFTER_SECONDS, ApiError, validation_detail
 from app.web.openapi import doc, error
@@ -103,15 +104,16 @@ def _rollback_body() -> RollbackRequest:
     security=["bearer"],
 )
 def post_rollback(service: str):
-    require_token()
+    who = require_token()
     body = _rollback_body()
     ctx = get_context()
     app, svc = _service(service, body.application)
     try:
-        release = rollback(ctx, svc, app, actor=body.by or "api", reason=body.reason or "", force=body.force)
+        release = rollback(ctx, svc, app, actor=who.actor(body.by), reason=body.reason or "", force=body.force)
     except RollbackError as exc:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
         raise ApiError(exc.status, str(exc), exc.detail, headers) from None
+    record(who, "rollback", release.id, f"{app}/{svc}" + (f": {body.reason}" if body.reason else ""), body.by)
     url = f"/api/v1/releases/{release.id}"
     return respond(release_detail(ctx, release), 201, {"Location": url})
 
@@ -139,7 +141,7 @@ def list_known_bad(service: str):
     security=["bearer"],
 )
 def clear_known_bad(service: str, version: str):
-    require_token()
+    who = require_admin()
     app, svc = _service(service, request.args.get("application"))
     try:
         check_label_value(version, "version")
@@ -150,4 +152,5 @@ def clear_known_bad(service: str, version: str):
         raise ApiError(
             404, f"{version} is not a known-bad version of {svc!r}; list them with GET /api/v1/services/{svc}/known-bad"
         )
+    record(who, "known-bad-clear", f"{app}/{svc}", version)
     return respond(KnownBadCleared(application=app, service=svc, cleared=cleared))

@@ -16,6 +16,8 @@
       if (k === "class") el.className = v;
       else if (k === "text") el.textContent = v;
       else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      // Through the CSSOM: the CSP (app/web/security.py) refuses inline style attributes.
+      else if (k === "style") el.style.cssText = v;
       else el.setAttribute(k, v === true ? "" : v);
     }
     for (const c of children.flat()) {
@@ -767,6 +769,8 @@
 
   async function initList() {
     const params = new URLSearchParams(location.search);
+    // The filters apply as they change; never submitted (an inline onsubmit would break the CSP).
+    document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
     const appSel = document.getElementById("f-application");
     const stateSel = document.getElementById("f-state");
     try {
