@@ -128,6 +128,7 @@ class HAProxyRouter:
                 failed_checks=delta.failed_checks,
                 currently_down=delta.currently_down,
                 reset=delta.reset,
+                source="HAProxy",
             )
             for name, delta in backend_delta(before, now).items()
         }

@@ -20,7 +20,9 @@ from integrations.kubernetes.objects import (
     rollout_state,
     version_labels,
 )
+from integrations.kubernetes.proxy_series import SERIES, ServiceRoute
 from integrations.routers.interface import Placement, RouterError, VersionHealth
+from integrations.routers.proxy_view import ProxyQuery
 
 if TYPE_CHECKING:
     from app.core.config.services import ServiceConfig
@@ -31,6 +33,9 @@ class KubernetesRouter:
     and set_weights (and set_segment / set_mirror for the shapes its registry entry declares)."""
 
     kind = "object"
+    # Whose series count this router's proxy's answers (proxy_series.py); None: name it in the
+    # configuration (`proxy_metrics.series`).
+    proxy_series: str | None = None
 
     def __init__(self, application: Placement):
         assert application.cluster is not None  # the configuration requires it for these routers
@@ -79,6 +84,26 @@ class KubernetesRouter:
                 retryable=True,
             )
         return {v: actual.get(v, 0) for v in set(actual) | set(wanted)}
+
+    def proxy_query(self, svc: ServiceConfig, versions: list[str]) -> ProxyQuery | None:
+        """The proxy's counts of these versions in the metrics backend (no cluster call: a replay
+        asks too), or None when the configuration turns them off or names no proxy."""
+        settings = getattr(self.application.router, "proxy_metrics", None)
+        if settings is None or not settings.enabled:
+            return None
+        series = settings.series or self.proxy_series
+        if series is None:
+            return None
+        route = ServiceRoute(
+            namespace=self.namespace,
+            service=svc.name,
+            port=svc.port,
+            route=self.object_name(svc),
+            versions=tuple(versions),
+            renamed=dict(settings.labels),
+            by_subset=getattr(self.application.router, "destinations", "hosts") == "subsets",
+        )
+        return SERIES[series](route)
 
     def get_weights(self, svc: ServiceConfig) -> dict[str, int]:
         raise NotImplementedError
