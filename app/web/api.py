@@ -12,7 +12,7 @@ from app.core.models import TERMINAL_STATES
 from app.core.names import LABEL_VALUE_RE
 from app.release.control import ACTIONS, ControlError, control
 from app.release.unmatched import UnmatchedDeployList, unmatched_deploys
-from app.release.views import ReleaseDetail, release_detail, release_summary
+from app.release.views import ReleaseDetail, policy_steps, release_detail, release_summary
 from app.store import BadCursor
 from app.telemetry.delivery import DeliveryReport, summary
 from app.web.audit import record
@@ -75,9 +75,10 @@ def list_releases():
         )
     except BadCursor as exc:
         raise ApiError(400, str(exc)) from None
+    ctx = get_context()
     return respond(
         ReleaseList(
-            releases=[release_summary(r) for r in page.releases],
+            releases=[release_summary(r, policy_steps(ctx, r)) for r in page.releases],
             total=page.total,
             limit=limit,
             offset=offset,
