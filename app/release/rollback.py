@@ -109,7 +109,8 @@ def rollback(
     force: bool = False,
 ) -> Release:
     """Roll `service` back to its previous stable version; returns the rollback release (succeeded,
-    or failed with traffic left where it was if the router refused)."""
+    or failed with traffic left where it was if the router refused, or still running when a worker
+    has yet to finish it: app/release/handoff.py)."""
     try:
         app, svc = resolve_service(ctx, service, application)
     except IntakeError as exc:
@@ -121,9 +122,10 @@ def rollback(
         plan = plan_rollback(ctx, app, svc, force)
         release = _create(ctx, app, svc, plan, actor, reason)
         claim_service(ctx, release)  # aborts the release in flight (only when forced, see plan_rollback)
+        steers = handoff.steers_in_request()
         with release_context(release.id):
-            release = _run(ctx, release, steers=handoff.steers_in_request())
-    if release.state == "running" and not release.weights_applied:  # recorded, for a worker to finish
+            release = _run(ctx, release, steers)
+    if not steers and release.state == "running" and not release.weights_applied:  # for a worker to finish
         handoff.hand_over(ctx, release)
         release = handoff.wait_for(ctx, release, _finished)
     return release
