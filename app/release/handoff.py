@@ -44,9 +44,7 @@ def hand_over(ctx: Context, release: Release) -> None:
     ctx.store.hand_over_tick(release.id, release.seq, time.time())
 
 
-def wait_for(
-    ctx: Context, release: Release, done: Callable[[Release], bool], seconds: float | None = None
-) -> Release:
+def wait_for(ctx: Context, release: Release, done: Callable[[Release], bool], seconds: float | None = None) -> Release:
     """The release once `done` holds, or as it is after `seconds` (WAIT_SECONDS)."""
     deadline = time.monotonic() + (WAIT_SECONDS if seconds is None else seconds)
     current = release
