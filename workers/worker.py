@@ -97,8 +97,11 @@ def run_worker(burst: bool = False, with_scheduler: bool = True, serves: str = "
     # JSON, and only Sluice's own jobs (app/store/queues.py): nothing from Redis is unpickled.
     queue = rq_queues.queue(QUEUE_NAME, redis)
     jobs = rq_queues.queue(JOBS_QUEUE, redis)
-    # Ticks and deliveries first; replay and backtest jobs (app/analysis/jobs.py) when none is waiting.
-    queues = {"all": [queue, jobs], "releases": [queue]}.get(serves, [jobs])
+    # A promote, abort or rollback the web recorded and handed over (app/release/handoff.py) before
+    # anything else; then ticks and deliveries; replay and backtest jobs (app/analysis/jobs.py) when
+    # none is waiting. A jobs-only worker takes handed-over acts too: they take milliseconds.
+    urgent = rq_queues.queue(rq_queues.URGENT_QUEUE, redis)
+    queues = {"all": [urgent, queue, jobs], "releases": [urgent, queue]}.get(serves, [urgent, jobs])
     scheduler = Scheduler(ctx.store, queue) if with_scheduler and serves != "jobs" else None
     if scheduler:
         scheduler.start()

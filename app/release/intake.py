@@ -279,6 +279,7 @@ def claim_service(ctx: Context, release: Release) -> str | None:
                 "abort",
                 actor="sluice",
                 reason=f"superseded by release {release.id} ({release.target_version})",
+                wait=0,  # the new release sets the service's weights itself
             )
     ctx.store.set_active(release.application, release.service, release.id)
     return release.id

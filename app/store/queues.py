@@ -22,10 +22,14 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 SERIALIZER = JSONSerializer
+# Acts a web process that does not steer hands over (app/release/handoff.py): a promote, abort or
+# rollback recorded but not yet on the router. Every worker takes this queue before any other.
+URGENT_QUEUE = "sluice-urgent"
+TICK_RUNNER = "workers.tick.run_ticks"
 # Everything Sluice enqueues (workers/scheduler.py, app/store/jobs.py): nothing else is run.
 RUNNERS = frozenset(
     {
-        "workers.tick.run_ticks",
+        TICK_RUNNER,
         "workers.deliver.run_delivery",
         "workers.scale.run_scale",
         "workers.retention.run_retention",

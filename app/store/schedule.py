@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from app.core.models import Delivery, Event
-from app.store import keys
+from app.store import keys, queues
 
 
 def _text(value: Any) -> str:
@@ -86,6 +86,23 @@ class DueSchedule:
         """Push claimed ticks that are still scheduled to `until` (a running batch's claim renewal)."""
         if ticks:
             self.r.zadd(keys.DUE, {keys.tick_member(rid, seq): until for rid, seq in ticks}, xx=True)
+
+    def hand_over_tick(self, release_id: str, seq: int, at: float) -> None:
+        """Make the release's tick due at `at` and put it on the urgent queue, in one transaction:
+        a worker that is free takes it at once, and if none is, the scheduler finds it due."""
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.multi()  # RQ joins an open MULTI rather than starting its own
+            pipe.zadd(keys.DUE, {keys.tick_member(release_id, seq): at})
+            queues.queue(queues.URGENT_QUEUE, self.r).enqueue_call(
+                queues.TICK_RUNNER,
+                args=([(release_id, seq)],),
+                timeout=65,
+                result_ttl=0,
+                failure_ttl=24 * 3600,
+                description=f"handed over by the web: {release_id}#{seq}",
+                pipeline=pipe,
+            )
+            pipe.execute()
 
     def due_count(self) -> int:
         return int(self.r.zcard(keys.DUE))

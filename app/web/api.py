@@ -115,7 +115,12 @@ def get_release(release_id: str):
     "Steer a release: pause, resume, promote (all traffic to the candidate) or abort (all to stable)",
     "releases",
     {
-        200: (ReleaseDetail, "The release after the action."),
+        200: (ReleaseDetail, "The release after the action, on the router."),
+        202: (
+            ReleaseDetail,
+            "The action is recorded and the worker applies it (`weights_applied` false, where the web does "
+            "not steer the router itself); follow the release at `Location`.",
+        ),
         401: error("Missing or wrong bearer token."),
         403: error("The token's role does not steer (operator or admin needed)."),
         404: error("No such release or action."),
@@ -148,6 +153,8 @@ def steer(release_id: str, action: str):
     except ControlError as exc:
         raise ApiError(exc.status, str(exc)) from None
     record(who, action, release_id, reason)
+    if not release.weights_applied:  # recorded; a worker puts it on the router (app/release/handoff.py)
+        return respond(release_detail(ctx, release), 202, {"Location": f"/api/v1/releases/{release.id}"})
     return respond(release_detail(ctx, release))
 
 

@@ -173,9 +173,11 @@ def slack_interactive():
             text = f"Not approved: {exc}"
     elif click.action == ABORT_ACTION:
         try:
-            release = control(ctx, release_id, "abort", actor=click.who)
+            # Slack wants its answer within 3 s: wait a second at most for a worker (app/release/handoff.py).
+            release = control(ctx, release_id, "abort", actor=click.who, wait=1.0)
             record(clicker, "abort", release_id, "slack")
-            text = f"Aborted {release_id} ({release.service} {release.target_version}): traffic is back on stable."
+            where = "traffic is back on stable" if release.weights_applied else "a worker puts traffic back on stable"
+            text = f"Aborted {release_id} ({release.service} {release.target_version}): {where}."
         except ControlError as exc:
             text = f"Not aborted: {exc}"
     else:

@@ -90,6 +90,11 @@ def _rollback_body() -> RollbackRequest:
     "services",
     {
         201: (ReleaseDetail, "The rollback release: succeeded, or failed with traffic left where it was."),
+        202: (
+            ReleaseDetail,
+            "The rollback is recorded and the worker applies it (where the web does not steer the router "
+            "itself); follow the release at `Location`.",
+        ),
         400: error("The body has invalid fields."),
         401: error("Missing or wrong bearer token."),
         404: error("No such service."),
@@ -115,7 +120,8 @@ def post_rollback(service: str):
         raise ApiError(exc.status, str(exc), exc.detail, headers) from None
     record(who, "rollback", release.id, f"{app}/{svc}" + (f": {body.reason}" if body.reason else ""), body.by)
     url = f"/api/v1/releases/{release.id}"
-    return respond(release_detail(ctx, release), 201, {"Location": url})
+    done = release.terminal and release.weights_applied  # else a worker finishes it (app/release/handoff.py)
+    return respond(release_detail(ctx, release), 201 if done else 202, {"Location": url})
 
 
 @bp.get("/<service>/known-bad")
