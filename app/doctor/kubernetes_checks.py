@@ -40,10 +40,21 @@ def check_router(ctx: Context, app: ApplicationConfig, svc: ServiceConfig) -> li
     return [Finding(name, "pass", f"{kind} reads {shown}")]
 
 
+WRITE_VERBS = ("create", "patch", "update", "delete")
+
+
+def _workers_only(call: str) -> bool:
+    """A call only the workers make once the web hands its acts over (SLUICE_WEB_STEERS=false): every
+    write, the candidate's pods (restarts) and the HPAs (scaling). The web keeps its reads."""
+    verb, _, resource = call.partition(" ")
+    return verb in WRITE_VERBS or resource.startswith(("pods", "horizontalpodautoscalers"))
+
+
 def check_permissions(app: ApplicationConfig) -> list[Finding]:
     """Ask the API server whether this process's identity may make each call Sluice's router and
     ticks make (a failure), and the watcher's watch (a warning: in deploy/ only the watcher's
     service account may watch, so doctor run as the web or the worker is refused it by design)."""
+    from app.release.handoff import steers_in_request
     from integrations.kubernetes.permissions import COMMON_CALLS, SCALE_CALLS, WATCH_CALLS
     from integrations.registry.routers import ROUTERS
 
@@ -55,6 +66,8 @@ def check_permissions(app: ApplicationConfig) -> list[Finding]:
         watch_denied = _denied(app, sorted(WATCH_CALLS))
     except Exception as exc:  # noqa: BLE001 - any failure is the finding
         return [Finding(name, "fail", f"cannot ask the API server: {type(exc).__name__}: {exc}", "check `cluster`")]
+    handed_over = [d for d in denied if _workers_only(d)] if not steers_in_request() else []
+    denied = [d for d in denied if d not in handed_over]
     if denied:
         found = Finding(
             name,
@@ -74,7 +87,18 @@ def check_permissions(app: ApplicationConfig) -> list[Finding]:
             "only `sluice watcher` watches: run doctor with the watcher's credentials (deploy/rbac.yaml's "
             "sluice-watcher) to check it",
         )
-    return [found, watch]
+    findings = [found, watch]
+    if handed_over:
+        findings.append(
+            Finding(
+                f"{app.name} kubernetes writes",
+                "warn",
+                f"this process may not {', '.join(handed_over)}: right for the web with SLUICE_WEB_STEERS=false "
+                "(the worker applies every change)",
+                "run doctor with the worker's credentials (deploy/rbac.yaml's sluice-worker) to check its writes",
+            )
+        )
+    return findings
 
 
 def _denied(app: ApplicationConfig, calls: list[tuple[str, str, str]]) -> list[str]:

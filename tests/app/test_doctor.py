@@ -4,6 +4,7 @@ failure, each checking the finding names the problem and gives a fix."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -292,6 +293,19 @@ def test_kubernetes_route_and_permissions(persistent_redis: str, prometheus: str
         findings = run_doctor(ctx, now=NOW)
         assert find(findings, "store kubernetes watch").status == "pass"
         assert find(findings, "store kubernetes permissions").status == "fail"
+
+        # Run as the web's account with steering handed to the workers (as deploy/ runs it): its
+        # refused writes are a warning that names the worker's account, not a failure.
+        as_web = api.kubeconfig(tmp_path / "kubeconfig-web", service_account=("sluice", "sluice-web"))
+        os.environ["SLUICE_WEB_STEERS"] = "false"
+        try:
+            text = K8S_CONFIG.format(prom=prometheus, kubeconfig=as_web)
+            findings = run_doctor(Context(config=parse_config(text), redis_url=persistent_redis), now=NOW)
+        finally:
+            del os.environ["SLUICE_WEB_STEERS"]
+        assert find(findings, "store kubernetes permissions").status == "pass"
+        writes = find(findings, "store kubernetes writes")
+        assert writes.status == "warn" and "patch httproutes" in writes.detail and "sluice-worker" in writes.fix
     finally:
         api.stop()
         forget_clients()
