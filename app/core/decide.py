@@ -159,8 +159,15 @@ def _start(release: Release, policy: PolicyConfig, obs: Observations, now: float
         step=0,
         weights=release.weights_for(first),
         judge=release.judge.model_copy(update={"first_traffic_at": now}),
-        reason="start: " + _would(release, f"{first}% of traffic to {release.target_version}"),
+        reason="start: " + _would(release, _sends(policy.steps[0], release)),
     )
+
+
+def _sends(step: StepConfig, release: Release) -> str:
+    """ "10% of traffic to v2", or a segment or mirror step by its shape (its weight is often 0%)."""
+    if step.segment is None and step.mirror is None:
+        return f"{step.weight}% of traffic to {release.target_version}"
+    return f"{step_share(step)} to {release.target_version}"
 
 
 def _evaluate(release: Release, policy: PolicyConfig, obs: Observations, now: float) -> _Evaluated:
@@ -330,5 +337,5 @@ def _step_passed(seen: _Evaluated) -> Decision:
         weights=release.weights_for(nxt),
         results=results,
         judge=passed_state,
-        reason=f"step {step_index + 1} passed; " + _would(release, f"{nxt}% of traffic to {release.target_version}"),
+        reason=f"step {step_index + 1} passed; " + _would(release, _sends(policy.steps[step_index + 1], release)),
     )

@@ -591,3 +591,10 @@ def test_a_weighted_steps_failure_still_says_its_share():
     obs = Observations(at=T0 + 2, candidate_healthy=True, evidence=evidence(counts(8, errors=5), counts(72)))
     d = decide(release(), policy(), obs, T0 + 2)
     assert "at step 1 (10% of traffic on 1.0.371)" in d.reason
+
+
+def test_a_segment_steps_start_names_its_segment_not_a_zero_share():
+    segment_policy = policy(steps=[SEGMENT_STEP, {"weight": 100}])
+    d = decide(release(state="pending", step=-1), segment_policy, Observations(at=T0), T0)
+    assert d.kind == "start"
+    assert d.reason == "start: segment header User-Agent ~ /Chrome/ to 1.0.371", d.reason
