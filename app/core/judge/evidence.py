@@ -83,6 +83,9 @@ class CheckDefaults:
     # Promotion also rules out more than this many times stable's rate (app/core/judge/floor.py);
     # None: the floor is `detectable` points above stable alone.
     times_stable: float | None = None
+    # A step before the last passes once the data rule out this many points (absolute; None:
+    # `detectable`): the relative floor is owed before promotion, not at every step.
+    step_floor: float | None = None
 
 
 #: Chosen with the simulations in tests/app/test_evidence.py; the reasoning is in docs/judging.md.
@@ -95,7 +98,7 @@ DEFAULTS: dict[str, CheckDefaults] = {
     # up to 10,000 (a 10 req/s service at 1% could not be promoted within the evidence timeout),
     # and stable + 0.5 point failed 9% of simulated A/A releases on the timeout: stable's own
     # counts (6,700 over a 5-minute release at 40 req/s) could not pin it that closely.
-    "errors": CheckDefaults(margin=0.0025, detectable=0.01, decisive_gap=0.20, times_stable=3.0),
+    "errors": CheckDefaults(margin=0.0025, detectable=0.01, decisive_gap=0.20, times_stable=3.0, step_floor=0.05),
     # 4xx: services answer some legitimately; a jump in the share is what matters.
     "4xx": CheckDefaults(margin=0.01, detectable=0.10, decisive_gap=0.30),
     # Slow responses: over the latency bound, over the largest bucket, or cut by a timeout.
