@@ -29,7 +29,7 @@ lint: setup
 
 test: lint
 	@./scripts/install-system-packages.sh chromium debootstrap buildah podman
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 # The release scenario suite (scenarios/): 24 scenarios through the real stack under each policy in
 # scenarios/policies; writes docs/scenarios.md. About 13 minutes. The fast subset runs in `make test`.

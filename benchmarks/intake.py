@@ -25,9 +25,9 @@ from app.cli.demo.stack import Process, require_binary, start_gunicorn, start_re
 from benchmarks.common import percentile, table
 
 REPO = Path(__file__).resolve().parents[1]
-DEPLOY_SECRET = "bench-deploy-secret"
-CIRCLECI_SECRET = "bench-circleci-secret"
-TOKEN = "bench-token"
+DEPLOY_SECRET = "bench-deploy-secret-4b7e1d9a0c3f6e2b"  # 32+ characters: the web refuses weaker
+CIRCLECI_SECRET = "bench-circleci-secret-8d2f5a7c1e9b3d6f"
+TOKEN = "bench-token-0e6c9a2f4d8b1e7c3a5f9d2b"
 GUNICORN_WORKERS, GUNICORN_THREADS = 2, 4
 CONFIG = """
 applications:
@@ -175,6 +175,7 @@ def run(workdir: Path, seconds: float = 6.0, rounds: int = 3) -> str:
             "SLUICE_DEPLOY_SECRET": DEPLOY_SECRET,
             "CIRCLECI_WEBHOOK_SECRET": CIRCLECI_SECRET,
             "SLUICE_LOG_LEVEL": "WARNING",
+            "SLUICE_INTAKE_RATE": "1000000 per minute",  # throughput from one address, not the rate limit
             "PYTHONPATH": str(REPO),
         }
         sluice, sluice_port = start_gunicorn(

@@ -13,7 +13,7 @@ import time
 
 import workers.tick as tick_module
 from app.context import get_context
-from integrations.routers.interface import Health
+from integrations.routers.interface import VersionHealth
 from workers.worker import run_worker
 
 _real_run_tick = tick_module.run_tick
@@ -29,7 +29,7 @@ class InstantRouter:
         return dict(weights)
 
     def health(self, service, version, *args, **kwargs):
-        return Health(True, "UP")
+        return VersionHealth(True, "UP")
 
 
 def timed_run_tick(release_id: str, seq: int) -> str:

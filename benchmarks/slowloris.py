@@ -194,6 +194,7 @@ def run(workdir: Path, connections: int = 200, seconds: float = 20.0) -> str:
         "SLUICE_DEPLOY_SECRET": DEPLOY_SECRET,
         "CIRCLECI_WEBHOOK_SECRET": CIRCLECI_SECRET,
         "SLUICE_LOG_LEVEL": "WARNING",
+        "SLUICE_INTAKE_RATE": "1000000 per minute",  # throughput from one address, not the rate limit
         "PYTHONPATH": str(REPO),
     }
     rows: list[list[str]] = []

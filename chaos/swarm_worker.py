@@ -17,7 +17,7 @@ import redis
 
 from app.context import get_context
 from app.telemetry.logs import configure_logging
-from integrations.routers.interface import Health
+from integrations.routers.interface import VersionHealth
 from workers.worker import run_worker
 
 WEIGHTS = "swarm:weights"  # service -> the weights last set, JSON
@@ -42,8 +42,8 @@ class RecordingRouter:
         pipe.execute()
         return dict(weights)
 
-    def health(self, service: Any, version: str, *args: Any, **kwargs: Any) -> Health:
-        return Health(True, "UP")
+    def health(self, service: Any, version: str, *args: Any, **kwargs: Any) -> VersionHealth:
+        return VersionHealth(True, "UP")
 
 
 def main() -> None:

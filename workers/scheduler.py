@@ -30,10 +30,16 @@ POLL_SECONDS = 0.1
 # Ticks due together go in one RQ job (see workers.tick.run_ticks); small enough that several
 # workers share a burst, large enough that RQ's per-job cost is spread.
 TICK_BATCH = 16
+# Backpressure: while this many jobs wait in the queue, claim nothing more. An item that waited in
+# the queue past its claim (LEASE_SECONDS) would come due and be enqueued a second time, and under a
+# backlog those duplicates grew the queue further; left in `due`, work waits there just the same.
+MAX_QUEUED_JOBS = 64
 
 
 def enqueue_due(store: Store, queue: Queue, now: float | None = None) -> int:
     """Enqueue everything due now, ticks in batches; returns how many items were enqueued."""
+    if queue.count >= MAX_QUEUED_JOBS:
+        return 0
     members = store.claim_due(now if now is not None else time.time(), LEASE_SECONDS)
     ticks: list[tuple[str, int]] = []
     for member in members:

@@ -75,7 +75,7 @@ def ci_from_annotations(annotations: dict[str, str]) -> CIContext:
 
 
 @dataclass
-class Started:
+class WatcherStart:
     """A release the watcher started (or found already started): for logs and tests."""
 
     at: float
@@ -109,7 +109,7 @@ class Watcher:
         self.token = uuid.uuid4().hex
         self.leading = False
         self._lease_until = 0.0  # monotonic time our lease runs out unless renewed
-        self.started: deque[Started] = deque(maxlen=1000)  # the latest only: a watcher runs for months
+        self.started: deque[WatcherStart] = deque(maxlen=1000)  # the latest only: a watcher runs for months
         self.watches = self._plan()
         self._announced: set[tuple[str, str, str]] = set()
         self._threads: list[threading.Thread] = []
@@ -267,7 +267,7 @@ class Watcher:
 
     # --- a Deployment seen ----------------------------------------------------------------------------
 
-    def handle(self, nw: NamespaceWatch, dep: dict[str, Any]) -> Started | None:
+    def handle(self, nw: NamespaceWatch, dep: dict[str, Any]) -> WatcherStart | None:
         """Start a release if `dep` is a new, available version of a known service."""
         meta = dep.get("metadata", {})
         labels = meta.get("labels") or {}
@@ -287,7 +287,7 @@ class Watcher:
 
     def _announce(
         self, nw: NamespaceWatch, app: ApplicationConfig, dep: dict[str, Any], service: str, version: str
-    ) -> Started | None:
+    ) -> WatcherStart | None:
         key = (app.name, service, version)
         svc = app.service(service)
         assert svc is not None
@@ -334,7 +334,7 @@ class Watcher:
                 self._announced.add(key)
             return None
         self._announced.add(key)
-        started = Started(time.time(), app.name, service, version, intake.release.id, intake.created)
+        started = WatcherStart(time.time(), app.name, service, version, intake.release.id, intake.created)
         self.started.append(started)
         log.info(
             "watcher: %s/%s %s is available: release %s (%s)",

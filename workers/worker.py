@@ -18,10 +18,11 @@ from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
 from app.context import get_context
+from app.store import queues as rq_queues
 from app.store.jobs import JOBS_QUEUE
 from workers import liveness
 from workers.scheduler import QUEUE_NAME, Scheduler
@@ -43,15 +44,18 @@ def work_until_stopped(
     backoff = BACKOFF_FIRST
     while True:
         liveness.beat("worker")  # each new RQ work loop, e.g. after a Redis outage ended the last one
-        worker = make_worker()
+        worker: SimpleWorker | None = None
         started = time.monotonic()
         try:
+            # Inside the try: building an RQ worker asks Redis at once, and Redis may still be down
+            # when a backoff ends; that is one more backoff, not the end of the process.
+            worker = make_worker()
             worker.work(burst=burst, logging_level=logging_level)
             if burst or worker._shutdown_requested_date is not None:
                 return
             problem = "RQ's work loop ended (Redis unreachable?)"
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            if worker._shutdown_requested_date is not None:
+            if _stopping(worker):
                 return  # asked to stop, and Redis is gone too: nothing left to clean up
             problem = f"Redis unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         if time.monotonic() - started > HEALTHY_RUN:
@@ -61,9 +65,13 @@ def work_until_stopped(
             sleep(backoff)
         except StopRequested:  # a signal during the backoff, through RQ's handler
             return
-        if worker._shutdown_requested_date is not None:
+        if _stopping(worker):
             return
         backoff = min(backoff * 2, BACKOFF_MAX)
+
+
+def _stopping(worker: SimpleWorker | None) -> bool:
+    return worker is not None and worker._shutdown_requested_date is not None
 
 
 class LiveWorker(SimpleWorker):
@@ -86,17 +94,20 @@ def run_worker(burst: bool = False, with_scheduler: bool = True, serves: str = "
         raise ValueError(f"serves must be one of {SERVES}, not {serves!r}")
     ctx = get_context()
     redis = ctx.store.r
-    queue = Queue(QUEUE_NAME, connection=redis)
-    # Ticks and deliveries first; replay and backtest jobs (app/analysis/jobs.py) when none is waiting.
-    queues = {"all": [queue, Queue(JOBS_QUEUE, connection=redis)], "releases": [queue]}.get(
-        serves, [Queue(JOBS_QUEUE, connection=redis)]
-    )
+    # JSON, and only Sluice's own jobs (app/store/queues.py): nothing from Redis is unpickled.
+    queue = rq_queues.queue(QUEUE_NAME, redis)
+    jobs = rq_queues.queue(JOBS_QUEUE, redis)
+    # A promote, abort or rollback the web recorded and handed over (app/release/handoff.py) before
+    # anything else; then ticks and deliveries; replay and backtest jobs (app/analysis/jobs.py) when
+    # none is waiting. A jobs-only worker takes handed-over acts too: they take milliseconds.
+    urgent = rq_queues.queue(rq_queues.URGENT_QUEUE, redis)
+    queues = {"all": [urgent, queue, jobs], "releases": [urgent, queue]}.get(serves, [urgent, jobs])
     scheduler = Scheduler(ctx.store, queue) if with_scheduler and serves != "jobs" else None
     if scheduler:
         scheduler.start()
     try:
         work_until_stopped(
-            lambda: LiveWorker(queues, connection=redis),
+            lambda: rq_queues.worker(queues, redis, cls=LiveWorker),
             burst=burst,
             logging_level=logging.getLevelName(logging.getLogger().level),
         )

@@ -52,7 +52,7 @@ class ReplayError(LookupError):
 
 
 @dataclass
-class ReplayStep:
+class ReplayedDecision:
     at: float
     step: int  # the replayed release's step (0-based) when it decided
     recorded: str | None  # what happened at this time (a decision kind), None if nothing
@@ -71,12 +71,12 @@ class ReplayStep:
 class ReplayResult:
     release: Release
     policy: str
-    steps: list[ReplayStep]
+    steps: list[ReplayedDecision]
     final: Release
     notes: list[str]
 
     @property
-    def differences(self) -> list[ReplayStep]:
+    def differences(self) -> list[ReplayedDecision]:
         return [s for s in self.steps if s.differs]
 
 
@@ -192,11 +192,13 @@ def replay(
 
     current = _initial(original, policy)
     hctx.locate(current)  # raises UnknownService if the service left the configuration
-    steps: list[ReplayStep] = []
+    steps: list[ReplayedDecision] = []
     for t, recorded, reason, external in timeline(events, evaluations):
         if current.terminal:
             steps.append(
-                ReplayStep(t, current.step, recorded, reason, Decision(kind="hold", reason="(ended)"), current.state)
+                ReplayedDecision(
+                    t, current.step, recorded, reason, Decision(kind="hold", reason="(ended)"), current.state
+                )
             )
             continue
         if current.shadow:  # the router's weights as last read by then (app/release/shadow.py)
@@ -216,7 +218,7 @@ def replay(
         step_before = current.step
         current = carry(current, decision, t, confirmed)
         verdicts = _verdict_diffs(by_time.get(t, []), decision.results)
-        steps.append(ReplayStep(t, step_before, recorded, reason, decision, current.state, external, verdicts))
+        steps.append(ReplayedDecision(t, step_before, recorded, reason, decision, current.state, external, verdicts))
     notes = [ROUTER_NOTE]
     if policy.name != original.policy:
         notes.append(

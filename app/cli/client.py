@@ -22,9 +22,13 @@ class SluiceClient:
         env = os.environ.get
         # Steering needs the API token; reads take a read token or the API token; deploy
         # notifications an intake token or the API token. An explicit `token` is used for all.
-        self.token = token if token is not None else env("SLUICE_API_TOKEN")
-        self.read_token = token if token is not None else env("SLUICE_READ_TOKEN") or env("SLUICE_API_TOKEN")
-        self.intake_token = token if token is not None else env("SLUICE_API_TOKEN") or env("SLUICE_INTAKE_TOKEN")
+        # SLUICE_TOKEN: your own token (`sluice token create`), which names you on what you do.
+        mine = env("SLUICE_TOKEN")
+        self.token = token if token is not None else mine or env("SLUICE_API_TOKEN")
+        self.read_token = token if token is not None else mine or env("SLUICE_READ_TOKEN") or env("SLUICE_API_TOKEN")
+        self.intake_token = (
+            token if token is not None else mine or env("SLUICE_API_TOKEN") or env("SLUICE_INTAKE_TOKEN")
+        )
         self.timeout = timeout
         self.session = requests.Session()
         # Retries on connection errors and 502/503/504 for idempotent reads only.

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from app.context import Context
 
 __all__ = ["EXIT_FOR_STATE", "WIDTH", "follow", "main"]
+# A rollback the web handed to the workers: how long `sluice rollback` waits for one to finish it.
+ROLLBACK_FOLLOW_SECONDS = 60.0
 
 
 def _client(url: str | None) -> SluiceClient:
@@ -176,6 +178,8 @@ def _steer_command(action: str, doc: str) -> None:
             _fail(str(exc))
             return
         console.print(progress_line(data))
+        if not data.get("weights_applied", True):  # the web hands the act over (SLUICE_WEB_STEERS=false)
+            console.print(f"recorded: the worker applies it to the router; follow it with `sluice watch {release}`")
 
 
 _steer_command("pause", "Hold a release at its current step.")
@@ -201,6 +205,9 @@ def rollback(service: str, reason: str, by: str | None, force: bool, application
         _fail(str(exc))
         return
     console.print(progress_line(data))
+    if data.get("state") == "running":  # recorded; the worker applies it (SLUICE_WEB_STEERS=false)
+        console.print("recorded: the worker applies it to the router; waiting for it")
+        sys.exit(0 if follow(_client(url), data["id"], 1.0, ROLLBACK_FOLLOW_SECONDS) == 0 else 1)
     if data.get("state") != "succeeded":
         _fail(f"the rollback did not complete: {data.get('reason')}")
 
@@ -370,6 +377,14 @@ def demo(keep: bool) -> None:
 
     sys.exit(run_demo(keep=keep))
 
+
+def _add_token_commands() -> None:
+    from app.cli.tokens import token
+
+    main.add_command(token)
+
+
+_add_token_commands()
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ import shutil
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -55,9 +56,13 @@ def progress_line(release: dict[str, Any]) -> str:
     if shadow:  # judged only: the weights shown are the router's, which Sluice did not change
         parts[0] += " [magenta]\\[shadow][/]"
         weights = release.get("observed_weights") or {}
+    label = release.get("step_label")
     if step:
         parts.append(f"step {step}/{len(steps)}")
-    parts.append(f"{weights.get(target, 0)}% -> {target}" + (" (traffic not moved by Sluice)" if shadow else ""))
+    if label and label.startswith(("segment", "mirror")) and not shadow:
+        parts.append(f"{label} -> {target}")  # "0% -> v2" would hide the segment it does send
+    else:
+        parts.append(f"{weights.get(target, 0)}% -> {target}" + (" (traffic not moved by Sluice)" if shadow else ""))
     latest: dict[str, dict[str, Any]] = {}
     for ev in release.get("evaluations", []):
         latest[ev["name"]] = ev
@@ -69,34 +74,42 @@ def progress_line(release: dict[str, Any]) -> str:
 
 
 def checks_table(release: dict[str, Any]) -> Table:
-    """One row per (step, check): evaluations, last value, range, threshold, worst verdict."""
+    """One row per (step, check): evaluations, last value, threshold, worst verdict, the evidence in
+    words. Fits 120 columns with each check on a line or two: the short columns never wrap (a cut
+    check name or a step over three lines is unreadable), only the evidence does; a segment or
+    mirror step is named in full under the table."""
     steps = release.get("steps") or []
+    labels = release.get("step_labels") or [f"{s['weight']}%" for s in steps]
     table = Table(
         title=f"{release['service']} {release['source_version']} -> {release['target_version']}: {release['state']}",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for col in ("step", "weight", "check", "evals", "last", "min..max", "threshold", "verdict", "last word"):
-        table.add_column(col, justify="right" if col in ("evals", "last", "weight") else "left")
+    for col in ("step", "check", "evals", "last", "threshold", "verdict"):
+        table.add_column(col, justify="right" if col in ("evals", "last") else "left", no_wrap=True)
+    table.add_column("last word", overflow="fold")
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for ev in release.get("evaluations", []):
         groups.setdefault((ev["step"], ev["name"]), []).append(ev)
     for (step, name), evs in sorted(groups.items()):
-        values = [e["value"] for e in evs if e["value"] is not None]
         verdicts = {e["verdict"] for e in evs}
         worst = "fail" if "fail" in verdicts else evs[-1]["verdict"]
-        weight = steps[step]["weight"] if step < len(steps) else "?"
+        label = labels[step] if step < len(labels) else "?"
         table.add_row(
-            str(step + 1),
-            f"{weight}%",
+            f"{step + 1} {label.split(' ', 1)[0]}",  # "1 segment", "2 10%": a segment in full under the table
             name,
             str(len(evs)),
             _value(evs[-1]["value"]),
-            f"{_value(min(values))}..{_value(max(values))}" if values else "—",
             evs[-1]["threshold"],
             _MARK.get(worst, worst),
             # The evidence in words: "errors 3.1% vs stable 0.4% (n=812 vs 7,310): worse by ..."
             next((e["detail"] for e in reversed(evs) if e["verdict"] == worst and e.get("detail")), ""),
         )
+    shaped = [f"step {i + 1}: {label}" for i, label in enumerate(labels) if not label.endswith("%")]
+    if shaped:
+        table.caption, table.caption_justify = "; ".join(shaped), "left"
     return table
 
 

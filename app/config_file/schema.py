@@ -21,6 +21,7 @@ from integrations.argo.config import ArgoConfig, ArgoMapping
 from integrations.circleci.config import CircleCIConfig, CircleCIDeploy
 from integrations.kubernetes.config import ClusterConfig
 from integrations.notify.interface import HookBase
+from integrations.notify.slack_interactive import SlackConfig
 from integrations.prometheus.config import MetricConfig, PrometheusConfig
 from integrations.registry.hooks import HOOKS
 from integrations.registry.metrics import PROVIDERS
@@ -83,6 +84,7 @@ class SluiceConfig(Strict):
     hooks: list[HookConfig] = Field(default_factory=list)
     circleci: CircleCIConfig = CircleCIConfig()
     argo: ArgoConfig = ArgoConfig()
+    slack: SlackConfig = Field(SlackConfig(), description="Slack interactivity: who may approve or abort from Slack.")
     jobs: JobsConfig = Field(JobsConfig(), description="Replay and backtest jobs on the API: result TTL, dedup window.")
 
     @property

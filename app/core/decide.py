@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.core.config.policy import PolicyConfig, StepConfig
-from app.core.describe import format_value
+from app.core.describe import format_value, step_share
 from app.core.gate_rules import PROMOTION, check_gates, step_point
 from app.core.judge.judging import Judgement, judge_step
 from app.core.models import CheckResult, Decision, Observations, Release
@@ -57,13 +57,15 @@ def decide_rollback(release: Release) -> Decision:
     )
 
 
-def _share(release: Release, weight: int) -> str:
-    """The candidate's share of traffic, for reasons: the step's weight, or for a shadow release
-    (which sets no weights) the share the router really gave it."""
+def _share(release: Release, step: StepConfig) -> str:
+    """The candidate's share of traffic, for reasons: the step's weight, a segment or mirror step's
+    shape, or for a shadow release (which sets no weights) the share the router really gave it."""
     if release.shadow:
         real = release.traffic_weights().get(release.target_version, 0)
         return f"{real}% of traffic on {release.target_version}, as the router has it; shadow"
-    return f"{weight}% of traffic on {release.target_version}"
+    if step.segment is not None or step.mirror is not None:
+        return f"{step_share(step)} on {release.target_version}"
+    return f"{step.weight}% of traffic on {release.target_version}"
 
 
 def _would(release: Release, text: str) -> str:
@@ -71,9 +73,9 @@ def _would(release: Release, text: str) -> str:
     return f"shadow: would send {text} (traffic not moved)" if release.shadow else text
 
 
-def _failure_reason(failed: list[CheckResult], release: Release, weight: int) -> str:
+def _failure_reason(failed: list[CheckResult], release: Release, step: StepConfig) -> str:
     first = failed[0]
-    where = f"at step {release.step + 1} ({_share(release, weight)})"
+    where = f"at step {release.step + 1} ({_share(release, step)})"
     if first.verdict == "no_data":
         what = f"check '{first.name}' had no data ({first.detail})"
     else:
@@ -120,7 +122,7 @@ class _Evaluated:
         return max(self.now, self.obs.completed_at or self.now)
 
     def reason(self, failed: list[CheckResult]) -> str:
-        return _failure_reason(failed, self.release, self.step.weight)
+        return _failure_reason(failed, self.release, self.step)
 
 
 def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float) -> Decision:
@@ -261,7 +263,7 @@ def _hold_for_evidence(seen: _Evaluated) -> Decision | None:
         return fail_back(
             release,
             f"not enough evidence to judge {release.target_version} after {waited:.0f}s at step "
-            f"{seen.step_index + 1} ({_share(release, seen.step.weight)}; judge.evidence_timeout): "
+            f"{seen.step_index + 1} ({_share(release, seen.step)}; judge.evidence_timeout): "
             + "; ".join(judgement.waiting),
             results=seen.results,
         )

@@ -126,7 +126,8 @@ class JudgeState(BaseModel):
 
 class RouterCounts(BaseModel):
     """What the router saw of one version since a mark: the user's view, which the app's own
-    metrics can miss (timeouts, refused connections, a crashed process's lost counters)."""
+    metrics can miss (timeouts, refused connections, a crashed process's lost counters). From
+    HAProxy's own counters, or from a Kubernetes router's proxy's series in the metrics backend."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -137,6 +138,8 @@ class RouterCounts(BaseModel):
     failed_checks: int = 0
     currently_down: bool = False
     reset: bool = False
+    # Who counted, named in the judge's reasons. Counts stored before there was a choice were HAProxy's.
+    source: str = "HAProxy"
 
 
 class ResponseCounts(BaseModel):

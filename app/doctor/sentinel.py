@@ -9,20 +9,11 @@ could take over and whether they persist. Only for a `redis+sentinel://` REDIS_U
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
-
+from app.doctor.findings import Finding
 from app.store.connection import RedisUrlError
 from app.store.sentinel_view import sentinel_view
 
 NAME = "redis sentinel"
-
-
-# What `app/doctor/checks.py` makes a `Finding` of (this module does not import it: doctor imports this one).
-class Finding(NamedTuple):
-    name: str
-    status: Literal["pass", "warn", "fail"]
-    detail: str
-    fix: str = ""
 
 
 def check_sentinel(url: str) -> list[Finding]:

@@ -7,6 +7,7 @@ import time
 from app.context import Context
 from app.core.decide import fail_back
 from app.core.models import Decision, Release
+from app.release import handoff
 from app.release.engine import apply_weights, commit_decision
 from app.store import LeaseLost
 from app.telemetry.logs import release_context
@@ -26,7 +27,13 @@ class ControlError(Exception):
         self.status = status
 
 
-def control(ctx: Context, release_id: str, action: str, actor: str = "api", reason: str = "") -> Release:
+def control(
+    ctx: Context, release_id: str, action: str, actor: str = "api", reason: str = "", wait: float | None = None
+) -> Release:
+    """Record the action and make the router show it: in the request, or (SLUICE_WEB_STEERS=false)
+    by a worker, waited for up to `wait` seconds (app/release/handoff.py). The release returned has
+    `weights_applied` false when the worker has not confirmed it yet."""
+    steers = handoff.steers_in_request()
     if action not in ACTIONS:
         raise ControlError(404, f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
     # Wait briefly for a running tick to finish rather than racing it.
@@ -43,7 +50,7 @@ def control(ctx: Context, release_id: str, action: str, actor: str = "api", reas
             # Superseded but not yet retired (see workers/tick.py): it must not take traffic back.
             by = f"release {owner}" if owner else "a newer release"
             raise ControlError(409, f"cannot {action}: {by} has replaced this release; abort it instead")
-        why = reason or f"{action} by {actor}"
+        why = f"{action} by {actor}" + (f": {reason}" if reason else "")  # who, always: the audit trail
         if action == "abort":
             decision = fail_back(release, why, kind="abort")
         else:
@@ -53,6 +60,12 @@ def control(ctx: Context, release_id: str, action: str, actor: str = "api", reas
             )
         try:
             release = commit_decision(ctx, release, decision, time.time())
-            return apply_weights(ctx, release)
+            if steers:
+                return apply_weights(ctx, release)
         except LeaseLost:  # the lock ran out while we worked, and a tick may have moved on
             raise ControlError(409, "the release changed while this action ran; try again") from None
+    # Out of the lock: the worker's tick takes it.
+    if release.weights_applied:  # pause and resume change no weights
+        return release
+    handoff.hand_over(ctx, release)
+    return handoff.wait_for(ctx, release, handoff.applied, wait)

@@ -119,7 +119,9 @@ def decided(release: Release, decision: Decision, now: float) -> Release:
         new.resumed_step = new.step
     if new.terminal:
         new.finished_at = now
-    if kind == "hold" and _topic(decision.reason) != _topic(release.reason):
+    if kind == "hold":
+        # The latest words, countdown included: only the hold *event* is once per topic
+        # (commit_decision), or "13s left" stands for the whole wait.
         new.reason = decision.reason
     if decision.weights is not None and decision.weights != release.desired_weights:
         new.desired_weights = dict(decision.weights)

@@ -142,21 +142,8 @@ def start_release(
     router can tell (the watcher passes the service's one other running version). `mode`: "shadow"
     to judge without moving traffic (app/release/shadow.py); None: as the service and policy say. A known-bad
     version (app/core/known_bad.py) is refused with 409 unless `force` says who releases it again, and why."""
-    try:
-        check_label_value(service, "service")
-        check_label_value(version, "version")
-        if namespace is not None:
-            check_label_value(namespace, "namespace")
-    except ValueError as exc:
-        raise IntakeError(400, str(exc)) from None
-    app, svc = resolve_service(ctx, service, application)
-    if namespace is not None and namespace != app.namespace:
-        raise IntakeError(400, f"application {app.name!r} is in namespace {app.namespace!r}, not {namespace!r}")
-    policies = [ctx.config.policy(name) for name in policy_names(svc)]
-    try:
-        early = shadow.mode_before_source(svc, policies, mode)
-    except shadow.ModeConflict as exc:
-        raise IntakeError(409 if mode == "live" else 400, str(exc)) from None
+    app, svc = _checked_service(ctx, service, version, application, namespace)
+    early = _early_mode(ctx, svc, mode)
     live_key = keys.deploy_dedup(app.name, svc.name, version)
     shadow_key = keys.shadow_dedup(live_key)  # a live release of the same version is another release
     now = time.time()
@@ -172,13 +159,72 @@ def start_release(
     source = _stable_version(ctx, app, svc, fallback_source, shadow_of=version if early == "shadow" else None)
     if source == version:
         raise IntakeError(409, f"{version} is already the stable version of {svc.name!r}; nothing to release")
+    release = _new_release(ctx, app, svc, source, version, mode, now, ci, trigger, force)
+    dedup_key = shadow_key if release.shadow else live_key
+    try:
+        release, created = ctx.store.create(
+            release,
+            dedup_key,
+            _created_event(release, trigger, force, known, now),
+            first_tick_at=now + CLAIM_BACKSTOP_SECONDS,
+            duplicate=again,  # a concurrent announcement won the claim: this one is its duplicate
+            force=force is not None,
+        )
+    except DedupBusy:
+        raise IntakeError(503, f"{version} of {svc.name!r} is being stored by another request; retry") from None
+    if not created:
+        return Intake(release, created=False)
+    if not release.shadow:  # a shadow release owns no traffic: it supersedes nothing (app/release/shadow.py)
+        claim_service(ctx, release)
+    ctx.store.schedule_tick(release.id, release.seq, now)
+    return Intake(release, created=True)
+
+
+def _checked_service(
+    ctx: Context, service: str, version: str, application: str | None, namespace: str | None
+) -> tuple[ApplicationConfig, ServiceConfig]:
+    """The announced service, once its names are valid labels and its namespace is its application's."""
+    try:
+        check_label_value(service, "service")
+        check_label_value(version, "version")
+        if namespace is not None:
+            check_label_value(namespace, "namespace")
+    except ValueError as exc:
+        raise IntakeError(400, str(exc)) from None
+    app, svc = resolve_service(ctx, service, application)
+    if namespace is not None and namespace != app.namespace:
+        raise IntakeError(400, f"application {app.name!r} is in namespace {app.namespace!r}, not {namespace!r}")
+    return app, svc
+
+
+def _early_mode(ctx: Context, svc: ServiceConfig, mode: str | None) -> str | None:
+    """The release's mode as far as it is known before its source version (which dedup keys to try)."""
+    policies = [ctx.config.policy(name) for name in policy_names(svc)]
+    try:
+        return shadow.mode_before_source(svc, policies, mode)
+    except shadow.ModeConflict as exc:
+        raise IntakeError(409 if mode == "live" else 400, str(exc)) from None
+
+
+def _new_release(
+    ctx: Context,
+    app: ApplicationConfig,
+    svc: ServiceConfig,
+    source: str,
+    version: str,
+    mode: str | None,
+    now: float,
+    ci: CIContext | None,
+    trigger: str,
+    force: Force | None,
+) -> Release:
+    """The release to store: its policy (by the version bump) and its mode (live or shadow)."""
     policy = choose_policy(svc, source, version)
     try:
         release_mode, shadow_hooks = shadow.resolve_mode(svc, ctx.config.policy(policy), mode)
     except shadow.ModeConflict as exc:
         raise IntakeError(409, str(exc)) from None
-    dedup_key = shadow_key if release_mode == "shadow" else live_key
-    release = Release(
+    return Release(
         id=new_release_id(),
         application=app.name,
         namespace=app.namespace,
@@ -195,6 +241,11 @@ def start_release(
         mode=release_mode,
         shadow_hooks=shadow_hooks,
     )
+
+
+def _created_event(release: Release, trigger: str, force: Force | None, known: KnownBad | None, now: float) -> Event:
+    """The release's first event: what started it, and who forced it past a known-bad version."""
+    source, version = release.source_version, release.target_version
     note = f"{trigger}: {'shadow ' if release.shadow else ''}release {source} -> {version} with policy {release.policy}"
     if release.shadow:
         note += " (judged only: traffic is not moved)"
@@ -204,23 +255,7 @@ def start_release(
         if known is not None:
             note += f", although {known.version} {known.reason}"
         data["forced"] = {"by": force.by, "reason": force.reason, "known_bad": known.model_dump() if known else None}
-    try:
-        release, created = ctx.store.create(
-            release,
-            dedup_key,
-            Event(at=now, type="created", message=note, data=data),
-            first_tick_at=now + CLAIM_BACKSTOP_SECONDS,
-            duplicate=again,  # a concurrent announcement won the claim: this one is its duplicate
-            force=force is not None,
-        )
-    except DedupBusy:
-        raise IntakeError(503, f"{version} of {svc.name!r} is being stored by another request; retry") from None
-    if not created:
-        return Intake(release, created=False)
-    if not release.shadow:  # a shadow release owns no traffic: it supersedes nothing (app/release/shadow.py)
-        claim_service(ctx, release)
-    ctx.store.schedule_tick(release.id, release.seq, now)
-    return Intake(release, created=True)
+    return Event(at=now, type="created", message=note, data=data)
 
 
 def claim_service(ctx: Context, release: Release) -> str | None:
@@ -244,6 +279,7 @@ def claim_service(ctx: Context, release: Release) -> str | None:
                 "abort",
                 actor="sluice",
                 reason=f"superseded by release {release.id} ({release.target_version})",
+                wait=0,  # the new release sets the service's weights itself
             )
     ctx.store.set_active(release.application, release.service, release.id)
     return release.id

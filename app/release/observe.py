@@ -15,6 +15,7 @@ from app.core.config.policy import PolicyConfig
 from app.core.config.services import ServiceConfig
 from app.core.judge.judging import evidence_since, latency_since
 from app.core.models import EvidenceObservation, Observations, Release, ResponseCounts, VersionCounts
+from app.release.proxy_view import observe_proxy
 from app.release.scaling import observe_readiness
 from integrations.routers.interface import RouterError
 
@@ -105,6 +106,8 @@ def observe_evidence(
             evidence.candidate.router, evidence.stable.router = seen.get(target), seen.get(source)
         except (RouterError, KeyError, TypeError) as exc:
             log.warning("could not read the router's counts: %s", exc, extra={"release_id": release.id})
+    if evidence.candidate.router is None:  # Kubernetes: the proxy's own series, if it exports them
+        observe_proxy(ctx, app, svc, release, now, evidence)
     if release.traffic_weights().get(target, 0) >= 100 and not release.judge.baseline:
         start = release.created_at - BASELINE_SECONDS
         evidence.stable_before = VersionCounts(metrics=counts(source, start, release.created_at))

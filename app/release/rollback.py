@@ -7,10 +7,12 @@ previous one, one step at 100% on the target with no judging wait (that version 
 the promotion), and one `rollback` hook event when it is done. The version taken out becomes
 known-bad (app/core/known_bad.py), so that a CI retry cannot release it again by accident.
 
-The request does the work itself (record the step, set the router's weights, read them back,
-record the end) rather than waiting for a worker: a rollback is what you reach for when things
-are on fire. A crash half-way leaves a running rollback release whose backstop tick finishes it
-(workers/tick.py `decide_next`).
+Where the web steers (SLUICE_WEB_STEERS unset: the demo, one process) the request does the work
+itself: record the step, set the router's weights, read them back, record the end. In deploy/ the
+web may not write the router: it records the step and hands the rest to the workers' urgent queue,
+which every worker takes first (app/release/handoff.py), and answers once a worker has finished it
+or after a few seconds, whichever comes first. Either way, a crash half-way leaves a running
+rollback release whose backstop tick finishes it (workers/tick.py `decide_next`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from app.core.config.services import ServiceConfig
 from app.core.decide import decide_rollback
 from app.core.known_bad import ROLLBACK_TRIGGER
 from app.core.models import Decision, Event, Release
+from app.release import handoff
 from app.release.engine import apply_weights, commit_decision
 from app.release.intake import CLAIM_BACKSTOP_SECONDS, IntakeError, claim_service, resolve_service
 from app.store import new_release_id
@@ -106,7 +109,8 @@ def rollback(
     force: bool = False,
 ) -> Release:
     """Roll `service` back to its previous stable version; returns the rollback release (succeeded,
-    or failed with traffic left where it was if the router refused)."""
+    or failed with traffic left where it was if the router refused, or still running when a worker
+    has yet to finish it: app/release/handoff.py)."""
     try:
         app, svc = resolve_service(ctx, service, application)
     except IntakeError as exc:
@@ -118,8 +122,17 @@ def rollback(
         plan = plan_rollback(ctx, app, svc, force)
         release = _create(ctx, app, svc, plan, actor, reason)
         claim_service(ctx, release)  # aborts the release in flight (only when forced, see plan_rollback)
+        steers = handoff.steers_in_request()
         with release_context(release.id):
-            return _run(ctx, release)
+            release = _run(ctx, release, steers)
+    if not steers and release.state == "running" and not release.weights_applied:  # for a worker to finish
+        handoff.hand_over(ctx, release)
+        release = handoff.wait_for(ctx, release, _finished)
+    return release
+
+
+def _finished(release: Release) -> bool:
+    return release.terminal and release.weights_applied
 
 
 def _create(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, plan: Plan, actor: str, reason: str) -> Release:
@@ -159,9 +172,10 @@ def _create(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, plan: Plan
     return created
 
 
-def _run(ctx: Context, release: Release) -> Release:
+def _run(ctx: Context, release: Release, steers: bool = True) -> Release:
     """Record the one step, make the router show it, record the end: the tick's record → act →
-    record, under the release's lock (a backstop tick that fires meanwhile waits, then finds it done)."""
+    record, under the release's lock (a backstop tick that fires meanwhile waits, then finds it done).
+    Without `steers`, only the step is recorded: a worker's tick acts and records the end."""
     with ctx.store.release_lock(release.id, ttl=30, wait=10) as acquired:
         current = ctx.store.get(release.id) or release
         if not acquired or current.state != "pending":
@@ -172,7 +186,10 @@ def _run(ctx: Context, release: Release) -> Release:
             weights=current.weights_for(100),
             reason=f"{current.reason}: all traffic back on {current.target_version}",
         )
-        running = apply_weights(ctx, commit_decision(ctx, current, start, time.time()))
+        running = commit_decision(ctx, current, start, time.time())
+        if not steers:
+            return running
+        running = apply_weights(ctx, running)
         if running.state != "running" or not running.weights_applied:
             # The router refused (the release failed with traffic left on its source) or is retrying
             # (the backstop tick finishes the rollback when it answers).

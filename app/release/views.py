@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.context import Context
 from app.core.config.policy import CheckConfig, StepConfig
-from app.core.describe import describe_threshold
+from app.core.describe import describe_threshold, step_share
 from app.core.known_bad import ROLLBACK_TRIGGER
 from app.core.models import CheckResult, Delivery, Event, Release
 from app.core.redact import safe_url
@@ -20,6 +20,11 @@ class ReleaseSummary(Release):
 
     hooks: list[str] = Field(default_factory=list, exclude=True)
     current_step: int | None = Field(description="1-based current step, null before the first.")
+    step_label: str | None = Field(
+        None,
+        description="What the current step sends to the candidate, in words: '10%', or a segment or mirror "
+        "step by its shape ('segment header User-Agent ~ /Chrome/'). Null before the first step.",
+    )
     weights: dict[str, int] = Field(description="Percent of traffic per version, as the release wants it.")
     duration_seconds: float
 
@@ -41,6 +46,7 @@ class ReleaseDetail(ReleaseSummary):
     """The whole story: the policy's steps and checks, every evaluation, events, hook deliveries."""
 
     steps: list[StepConfig]
+    step_labels: list[str] = Field(description="Each step's `step_label`, in order.")
     interval_seconds: float | None
     tolerance: int | None
     checks: list[CheckThreshold]
@@ -50,10 +56,21 @@ class ReleaseDetail(ReleaseSummary):
     hook_deliveries: list[Delivery]
 
 
-def release_summary(release: Release) -> ReleaseSummary:
+def policy_steps(ctx: Context, release: Release) -> list[StepConfig]:
+    """The release's steps: its policy's, one step of 100% for a rollback, none if the policy left."""
+    try:
+        return ctx.locate(release)[2].steps
+    except LookupError:
+        # A rollback has no policy: one step, all traffic on the previous version.
+        return [StepConfig(weight=100)] if release.trigger == ROLLBACK_TRIGGER else []
+
+
+def release_summary(release: Release, steps: list[StepConfig] | None = None) -> ReleaseSummary:
+    current = steps[release.step] if steps and 0 <= release.step < len(steps) else None
     return ReleaseSummary(
         **release.model_dump(),
         current_step=release.step + 1 if release.step >= 0 else None,
+        step_label=step_share(current) if current is not None else None,
         weights=release.desired_weights,
         duration_seconds=round((release.finished_at or release.updated_at) - release.created_at, 1),
     )
@@ -72,17 +89,17 @@ def check_thresholds(check: CheckConfig) -> CheckThreshold:
 
 
 def release_detail(ctx: Context, release: Release) -> ReleaseDetail:
+    steps = policy_steps(ctx, release)
     try:
         _, _, policy = ctx.locate(release)
-        steps, interval, tolerance = policy.steps, policy.interval, policy.tolerance
+        interval, tolerance = policy.interval, policy.tolerance
         checks = [check_thresholds(c) for c in policy.checks]
     except LookupError:
-        steps, interval, tolerance, checks = [], None, None, []
-        if release.trigger == ROLLBACK_TRIGGER:  # no policy: one step, all traffic on the previous version
-            steps = [StepConfig(weight=100)]
+        interval, tolerance, checks = None, None, []
     return ReleaseDetail(
-        **release_summary(release).model_dump(),
+        **release_summary(release, steps).model_dump(),
         steps=steps,
+        step_labels=[step_share(s) for s in steps],
         interval_seconds=interval,
         tolerance=tolerance,
         checks=checks,

@@ -21,12 +21,10 @@ from typing import Any, Literal
 
 import redis
 from pydantic import BaseModel, Field
-from rq import Queue
 from rq.exceptions import NoSuchJobError
-from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 
-from app.store import keys
+from app.store import keys, queues
 
 JOBS_QUEUE = "sluice-jobs"  # served by workers/worker.py after the tick queue
 JobKind = Literal["replay", "backtest"]
@@ -72,7 +70,7 @@ class JobStore:
 
     def waiting(self) -> int:
         """Jobs queued and not yet started."""
-        return int(Queue(JOBS_QUEUE, connection=self.r).count)
+        return int(queues.queue(JOBS_QUEUE, self.r).count)
 
     def submit(self, kind: JobKind, data: dict[str, Any], ttl: float, window: float) -> tuple[Job, bool]:
         """The job for this request: a new one, queued (True), or the one an identical request asked
@@ -98,7 +96,7 @@ class JobStore:
             with self.r.pipeline(transaction=True) as pipe:
                 pipe.multi()  # RQ joins an open MULTI rather than starting its own
                 pipe.set(keys.job(job.id), job.model_dump_json(), px=int(ttl * 1000))
-                Queue(JOBS_QUEUE, connection=self.r).enqueue_call(
+                queues.queue(JOBS_QUEUE, self.r).enqueue_call(
                     RUNNER,
                     args=(job.id,),
                     job_id=job.id,
@@ -149,7 +147,7 @@ class JobStore:
 
     def _lost(self, job: Job) -> bool:
         try:
-            status = RQJob.fetch(job.id, connection=self.r).get_status(refresh=False)
+            status = queues.fetch(job.id, self.r).get_status(refresh=False)
         except NoSuchJobError:
             return True
         return status in (RQStatus.FAILED, RQStatus.STOPPED, RQStatus.CANCELED)

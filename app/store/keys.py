@@ -32,6 +32,9 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   metrics:hist:<name>              hash "b:<upper bound>" | "sum" | "count" -> value
   job:<id>                         JSON of a replay / backtest job: input, status, result (with a TTL)
   job-request:<kind>:<hash>        id of the job an identical request started (dedup window)
+  token:<sha256 of a token>        JSON {name, role, created_at} of a person's API token (never the token)
+  tokens:by-name                   hash name -> sha256 of that person's token
+  audit                            list of JSON audit entries (who did what), newest first, bounded
 """
 
 from __future__ import annotations
@@ -194,3 +197,12 @@ def job(job_id: str) -> str:
 def job_request(kind: str, digest: str) -> str:
     """Id of the job a request (its kind and a hash of its input) started, for the dedup window."""
     return f"{PREFIX}job-request:{kind}:{digest}"
+
+
+def person_token(digest: str) -> str:
+    """JSON {name, role, created_at} of a person's API token, by the SHA-256 hex of the token (app/store/people.py)."""
+    return f"{PREFIX}token:{digest}"
+
+
+PEOPLE = PREFIX + "tokens:by-name"  # hash name -> digest of that person's token (one token a name)
+AUDIT = PREFIX + "audit"  # list of JSON audit entries, newest first, trimmed to a bound

@@ -18,9 +18,13 @@ def create_app() -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from app.web import api, auth, dashboard, deploy, errors, health, openapi
+    from app.web import api, audit, auth, dashboard, deploy, errors, health, openapi
 
     errors.register(app)
+    from app.web import deadline, security
+
+    deadline.install(app)
+    security.install(app)  # headers; the trusted proxy (outermost, so its client address is the one seen)
     app.register_blueprint(health.bp)
     app.register_blueprint(deploy.bp)
     from app.web import argo, circleci  # CI / GitOps receivers (issue #4)
@@ -34,6 +38,8 @@ def create_app() -> Flask:
     from app.web import services  # rollback, known-bad versions
 
     app.register_blueprint(services.bp)
+    app.register_blueprint(audit.bp)
+    app.register_blueprint(audit.pages)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)
     from app.web import job_pages, jobs  # replay and backtest jobs (issue #11)
@@ -44,13 +50,17 @@ def create_app() -> Flask:
     @app.before_request
     def _reads_need_a_token():
         """GETs need a read token (or a dashboard session) unless they are open (health, login);
-        POSTs authenticate in their handlers (steering: API token; receivers: token or signature)."""
+        POSTs authenticate in their handlers (steering: operator role; receivers: token or signature)."""
         if request.method not in auth.READ_METHODS or request.endpoint in (None, *auth.OPEN_ENDPOINTS):
             return None
-        if request.endpoint in dashboard.PAGES | job_pages.PAGES and not auth.may_read():
+        if request.endpoint in dashboard.PAGES | job_pages.PAGES | audit.PAGES and not auth.may_read():
             return redirect(dashboard.login_url(request.full_path), 303)
         auth.require_read()
         return None
+
+    from app.web import limits
+
+    limits.install(app)  # after the blueprints: it wraps their login and intake views
 
     if auth.public_reads():
         log.warning(

@@ -12,10 +12,11 @@ from app.core.models import TERMINAL_STATES
 from app.core.names import LABEL_VALUE_RE
 from app.release.control import ACTIONS, ControlError, control
 from app.release.unmatched import UnmatchedDeployList, unmatched_deploys
-from app.release.views import ReleaseDetail, release_detail, release_summary
+from app.release.views import ReleaseDetail, policy_steps, release_detail, release_summary
 from app.store import BadCursor
 from app.telemetry.delivery import DeliveryReport, summary
-from app.web.auth import require_token
+from app.web.audit import record
+from app.web.auth import require_admin, require_token
 from app.web.bodies import parse_json, raw_body
 from app.web.errors import ApiError, validation_detail
 from app.web.openapi import doc, error
@@ -74,9 +75,10 @@ def list_releases():
         )
     except BadCursor as exc:
         raise ApiError(400, str(exc)) from None
+    ctx = get_context()
     return respond(
         ReleaseList(
-            releases=[release_summary(r) for r in page.releases],
+            releases=[release_summary(r, policy_steps(ctx, r)) for r in page.releases],
             total=page.total,
             limit=limit,
             offset=offset,
@@ -113,8 +115,14 @@ def get_release(release_id: str):
     "Steer a release: pause, resume, promote (all traffic to the candidate) or abort (all to stable)",
     "releases",
     {
-        200: (ReleaseDetail, "The release after the action."),
+        200: (ReleaseDetail, "The release after the action, on the router."),
+        202: (
+            ReleaseDetail,
+            "The action is recorded and the worker applies it (`weights_applied` false, where the web does "
+            "not steer the router itself); follow the release at `Location`.",
+        ),
         401: error("Missing or wrong bearer token."),
+        403: error("The token's role does not steer (operator or admin needed)."),
         404: error("No such release or action."),
         409: error("The action does not apply to the release's state, or a tick is running."),
     },
@@ -126,7 +134,7 @@ def get_release(release_id: str):
 def steer(release_id: str, action: str):
     if action not in ACTIONS:
         raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
-    require_token()
+    who = require_token()
     reason = ""
     raw = raw_body()
     # A body that is not JSON is no error for a control action (there is just no reason); a JSON one
@@ -141,9 +149,12 @@ def steer(release_id: str, action: str):
             raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None
     ctx = get_context()
     try:
-        release = control(ctx, release_id, action, actor="api", reason=reason)
+        release = control(ctx, release_id, action, actor=who.actor(), reason=reason)
     except ControlError as exc:
         raise ApiError(exc.status, str(exc)) from None
+    record(who, action, release_id, reason)
+    if not release.weights_applied:  # recorded; a worker puts it on the router (app/release/handoff.py)
+        return respond(release_detail(ctx, release), 202, {"Location": f"/api/v1/releases/{release.id}"})
     return respond(release_detail(ctx, release))
 
 
@@ -213,12 +224,16 @@ def list_unmatched_deploys():
 @doc(
     "`sluice doctor`: the configuration checked against Redis, Prometheus, routers and hooks, with fixes",
     "configuration",
-    {200: (DoctorReport, "Every check; `ok` is false when one failed."), 401: error("Missing or wrong bearer token.")},
+    {
+        200: (DoctorReport, "Every check; `ok` is false when one failed."),
+        401: error("Missing or wrong bearer token."),
+        403: error("The token's role is not admin."),
+    },
     security=["bearer"],
 )
 def doctor():
     from app.doctor.checks import passed, run_doctor
 
-    require_token()
+    require_admin()
     findings = run_doctor(get_context())
     return respond(DoctorReport(ok=passed(findings), findings=[f.as_dict() for f in findings]))

@@ -17,7 +17,8 @@ from app.core.names import NAME_RE
 from app.release.control import ControlError, control
 from app.release.gate_checks import ApprovalError, approve
 from app.release.views import ReleaseDetail, release_detail
-from app.web.auth import require_token
+from app.web.audit import record
+from app.web.auth import Caller, require_token
 from app.web.bodies import parse_json, raw_body
 from app.web.errors import ApiError, validation_detail
 from app.web.openapi import doc, error
@@ -39,7 +40,8 @@ class ApproveRequest(BaseModel):
     by: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_.@+ -]{1,64}$",
-        description="Who approves (the CLI sends the local user name); recorded as `api:<by>`.",
+        description="Who approves, for a shared token (the CLI sends the local user name): recorded as "
+        "`api:<by>`; a person's token records the person's name and ignores this.",
     )
 
 
@@ -60,6 +62,7 @@ class ApprovalAnswer(BaseModel):
         200: (ApprovalAnswer, "Approved now, or already approved (`status` says which, and by whom)."),
         400: error("The body has invalid fields."),
         401: error("Missing or wrong bearer token."),
+        403: error("The token's role does not steer (operator or admin needed)."),
         404: error("No such release, or no such manual gate."),
         409: error("The release is not waiting for an approval (or has ended)."),
     },
@@ -68,7 +71,7 @@ class ApprovalAnswer(BaseModel):
     security=["bearer"],
 )
 def approve_release(release_id: str):
-    require_token()
+    who = require_token()
     body = ApproveRequest()
     raw = raw_body()
     if raw.strip() and request.mimetype == "application/json":
@@ -80,11 +83,12 @@ def approve_release(release_id: str):
         except ValidationError as exc:
             raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None
     ctx = get_context()
-    by = f"api:{body.by}" if body.by else "api"
     try:
-        done = approve(ctx, release_id, by=by, via="api", gate=body.gate)
+        done = approve(ctx, release_id, by=who.actor(body.by), via="api", gate=body.gate)
     except ApprovalError as exc:
         raise ApiError(exc.status, str(exc)) from None
+    if not done.already:
+        record(who, "approve", release_id, f"gate {done.gate}", body.by)
     release = ctx.store.get(release_id) or done.release
     message = (
         f"gate '{done.gate}' was already approved by {done.by}"
@@ -144,6 +148,15 @@ def slack_interactive():
     if not (isinstance(release_id, str) and _RELEASE_ID.match(release_id)):
         raise ApiError(400, "the button does not name a release")
     ctx = get_context()
+    if not ctx.config.slack.allows(click.user_id):
+        log.warning("slack click by %s refused: not in slack.approvers", click.who)
+        record(Caller(click.who, "none"), "denied", release_id, f"slack {click.action[:40]}: not in slack.approvers")
+        text = (
+            f"Not done: {click.user_id} is not in Sluice's `slack.approvers`; ask an admin to add your Slack "
+            "user id, or use `sluice approve` / the API"
+        )
+        return respond(SlackAnswer(text=text))
+    clicker = Caller(click.who, "operator")
     if click.action == APPROVE_ACTION:
         if not (isinstance(gate, str) and isinstance(point, str) and len(gate) <= 63 and len(point) <= 32):
             raise ApiError(400, "the Approve button does not name a gate")
@@ -154,12 +167,17 @@ def slack_interactive():
                 if done.already
                 else f"Approved: gate {done.gate} of {release_id}, by {done.by}."
             )
+            if not done.already:
+                record(clicker, "approve", release_id, f"gate {done.gate} (slack)")
         except ApprovalError as exc:
             text = f"Not approved: {exc}"
     elif click.action == ABORT_ACTION:
         try:
-            release = control(ctx, release_id, "abort", actor=click.who)
-            text = f"Aborted {release_id} ({release.service} {release.target_version}): traffic is back on stable."
+            # Slack wants its answer within 3 s: wait a second at most for a worker (app/release/handoff.py).
+            release = control(ctx, release_id, "abort", actor=click.who, wait=1.0)
+            record(clicker, "abort", release_id, "slack")
+            where = "traffic is back on stable" if release.weights_applied else "a worker puts traffic back on stable"
+            text = f"Aborted {release_id} ({release.service} {release.target_version}): {where}."
         except ControlError as exc:
             text = f"Not aborted: {exc}"
     else:

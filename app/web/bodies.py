@@ -22,8 +22,11 @@ M = TypeVar("M", bound=BaseModel)
 MAX_BODY_BYTES = 256 * 1024
 MAX_DEPTH = 32
 _READ_CHUNK = 64 * 1024
-# A JSON string (its escapes skipped whole) or one bracket: brackets inside strings do not count.
-_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+# One token at a time: an escape pair (so an escaped quote is never taken for the end of a string),
+# a quote or a bracket. Each byte is looked at once: linear. (A regex matching a whole string was
+# tried at every quote and scanned to the end each time when the string never ends: quadratic.)
+_TOKEN = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)
+_QUOTE, _BACKSLASH = 0x22, 0x5C
 _OPENING = frozenset(b"[{")
 
 
@@ -66,15 +69,24 @@ def nesting_depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return 0  # cannot be deeper than the limit: no scan needed
     depth = deepest = 0
-    for m in _STRING_OR_BRACKET.finditer(raw):
-        c = m.group()[0]
-        if c in _OPENING:
+    in_string = False
+    # A backslash outside a string is not JSON: json.loads stops there, so what is counted after it
+    # (perhaps wrongly) is never parsed.
+    for m in _TOKEN.finditer(raw):
+        c = raw[m.start()]
+        if c == _BACKSLASH:
+            continue
+        if c == _QUOTE:
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif c in _OPENING:
             depth += 1
             if depth > deepest:
                 deepest = depth
                 if deepest > limit:
                     break
-        elif c != 0x22:  # a closing bracket (0x22: a string)
+        else:
             depth -= 1
     return deepest
 

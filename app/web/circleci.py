@@ -39,7 +39,7 @@ def _check_signature(body: bytes) -> None:
         raise ApiError(401, "circleci-signature does not match the body (HMAC-SHA256 with CIRCLECI_WEBHOOK_SECRET)")
 
 
-def _unmatched(ctx: Context, result: events.UnmatchedDeploy) -> None:
+def _unmatched(ctx: Context, result: events.IgnoredUnmatchedDeploy) -> None:
     """Count every deploy that no project matched; log each slug once per process (not per retry)."""
     metrics.count_unmatched_deploy(ctx.store, result.slug)
     if result.slug not in _LOGGED_SLUGS and len(_LOGGED_SLUGS) < 1000:
@@ -75,7 +75,7 @@ def circleci():
 
     def handle() -> tuple[Response, str]:
         result = events.announce(ctx.config.circleci, str(event_type), data)
-        if isinstance(result, events.UnmatchedDeploy):
+        if isinstance(result, events.IgnoredUnmatchedDeploy):
             _unmatched(ctx, result)
         return answer(ctx, result)
 

@@ -11,7 +11,8 @@ from app.context import get_context
 from app.core.announcements import Announcement
 from app.core.models import CIContext
 from app.release.intake import Force
-from app.web.auth import require_token_or_signature
+from app.web.audit import record
+from app.web.auth import require_token_or_signature, roles_for
 from app.web.bodies import json_body, raw_body
 from app.web.errors import ApiError
 from app.web.openapi import doc, error
@@ -39,7 +40,10 @@ class DeployNotification(BaseModel):
         description="Release the version although it is known-bad (its last release failed or was rolled back).",
     )
     by: str | None = Field(
-        None, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$", description="Who forces it (recorded on the release)."
+        None,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Who forces it, with a shared token (recorded as `api:<by>`); a person's token records their name.",
     )
     reason: str | None = Field(
         None, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$", description="Why (recorded on the release)."
@@ -60,7 +64,8 @@ class DeployQuery(BaseModel):
         202: (Started, "A release was started; `status_url` follows it."),
         200: (Started, "A duplicate notification: the release it already started."),
         400: error("The body has invalid fields (each named in `detail`), or asks a mode the URL contradicts."),
-        401: error("Missing or wrong bearer token or signature."),
+        401: error("Missing or wrong bearer token or signature, or a replayed or stale signed notification."),
+        403: error("`force` was sent with a token (or signature) that does not steer: operator needed."),
         404: error("No such service in the configuration."),
         409: error(
             "The version is already stable; or it is known-bad (the error says why and links its release; "
@@ -74,8 +79,14 @@ class DeployQuery(BaseModel):
     security=["bearer", "deploySignature"],
 )
 def deploy():
-    require_token_or_signature(raw_body())
+    who = require_token_or_signature(raw_body())
     note = json_body(DeployNotification, strict=True)
+    if note.force and not who.may("steer"):
+        raise ApiError(
+            403,
+            f"`force` (releasing a known-bad version again) needs the {roles_for('steer')} role; this sender "
+            f"({who.name}) has the {who.role} role: send it with an operator's token",
+        )
     mode = note.mode or request.args.get("mode")
     if note.mode and request.args.get("mode") not in (None, note.mode):
         raise ApiError(400, f"the body says mode {note.mode!r} and the URL mode {request.args['mode']!r}; give one")
@@ -88,5 +99,14 @@ def deploy():
         trigger=note.ci.provider if note.ci and note.ci.provider else "webhook",
         mode=mode,
     )
-    force = Force(by=note.by or "an unnamed sender", reason=note.reason or "") if note.force else None
-    return start(get_context(), announcement, force)[0]
+    force = Force(by=who.actor(note.by), reason=note.reason or "") if note.force else None
+    resp, release_id = start(get_context(), announcement, force)
+    if force is not None:
+        record(
+            who,
+            "force",
+            release_id,
+            f"{note.service} {note.version}" + (f": {note.reason}" if note.reason else ""),
+            note.by,
+        )
+    return resp

@@ -19,7 +19,8 @@ from app.core.names import check_label_value
 from app.release.intake import IntakeError, resolve_service
 from app.release.rollback import RollbackError, rollback
 from app.release.views import ReleaseDetail, release_detail
-from app.web.auth import require_token
+from app.web.audit import record
+from app.web.auth import require_admin, require_token
 from app.web.bodies import parse_json, raw_body
 from app.web.errors import RETRY_AFTER_SECONDS, ApiError, validation_detail
 from app.web.openapi import doc, error
@@ -89,6 +90,11 @@ def _rollback_body() -> RollbackRequest:
     "services",
     {
         201: (ReleaseDetail, "The rollback release: succeeded, or failed with traffic left where it was."),
+        202: (
+            ReleaseDetail,
+            "The rollback is recorded and the worker applies it (where the web does not steer the router "
+            "itself); follow the release at `Location`.",
+        ),
         400: error("The body has invalid fields."),
         401: error("Missing or wrong bearer token."),
         404: error("No such service."),
@@ -103,17 +109,19 @@ def _rollback_body() -> RollbackRequest:
     security=["bearer"],
 )
 def post_rollback(service: str):
-    require_token()
+    who = require_token()
     body = _rollback_body()
     ctx = get_context()
     app, svc = _service(service, body.application)
     try:
-        release = rollback(ctx, svc, app, actor=body.by or "api", reason=body.reason or "", force=body.force)
+        release = rollback(ctx, svc, app, actor=who.actor(body.by), reason=body.reason or "", force=body.force)
     except RollbackError as exc:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
         raise ApiError(exc.status, str(exc), exc.detail, headers) from None
+    record(who, "rollback", release.id, f"{app}/{svc}" + (f": {body.reason}" if body.reason else ""), body.by)
     url = f"/api/v1/releases/{release.id}"
-    return respond(release_detail(ctx, release), 201, {"Location": url})
+    done = release.terminal and release.weights_applied  # else a worker finishes it (app/release/handoff.py)
+    return respond(release_detail(ctx, release), 201 if done else 202, {"Location": url})
 
 
 @bp.get("/<service>/known-bad")
@@ -139,7 +147,7 @@ def list_known_bad(service: str):
     security=["bearer"],
 )
 def clear_known_bad(service: str, version: str):
-    require_token()
+    who = require_admin()
     app, svc = _service(service, request.args.get("application"))
     try:
         check_label_value(version, "version")
@@ -150,4 +158,5 @@ def clear_known_bad(service: str, version: str):
         raise ApiError(
             404, f"{version} is not a known-bad version of {svc!r}; list them with GET /api/v1/services/{svc}/known-bad"
         )
+    record(who, "known-bad-clear", f"{app}/{svc}", version)
     return respond(KnownBadCleared(application=app, service=svc, cleared=cleared))

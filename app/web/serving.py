@@ -55,3 +55,14 @@ def _json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
 
 
 util.write_error = _json_error
+
+
+def on_starting(server: Any) -> None:
+    """Before any worker: refuse to serve with a guessable token (app/core/token_strength.py)."""
+    from app.core.token_strength import weak_tokens  # pure: loads neither Flask nor urllib3 in the master
+
+    problems = weak_tokens(os.environ)
+    if problems:
+        for problem in problems:
+            server.log.error("refusing to start: %s", problem)
+        raise SystemExit(2)

@@ -40,6 +40,21 @@ class CircleCI:
             session=self.session,
         )
 
+    # --- whose workflow --------------------------------------------------------------------------
+
+    def workflow_project(self, workflow_id: str) -> tuple[Outcome, str | None]:
+        """GET /workflow/{id}: the slug of the project the workflow belongs to, as CircleCI says."""
+        outcome, resp = self._call("GET", f"/workflow/{quote(workflow_id, safe='')}")
+        if not outcome.ok or resp is None:
+            return outcome, None
+        try:
+            slug = resp.json().get("project_slug")
+        except (ValueError, AttributeError):
+            slug = None
+        if not isinstance(slug, str) or not slug:
+            return failed("CircleCI's answer about the workflow names no project_slug", resp.status_code), None
+        return outcome, slug
+
     # --- approve ---------------------------------------------------------------------------------
 
     def workflow_jobs(self, workflow_id: str) -> tuple[Outcome, list[dict[str, Any]]]:

@@ -61,7 +61,7 @@ def github_app_gaps(template: str) -> list[str]:
     return [p for p in template_placeholders(template) if p in GITHUB_APP_MISSING]
 
 
-class UnmatchedDeploy(Ignored):
+class IgnoredUnmatchedDeploy(Ignored):
     """A successful-or-not deploy job (or workflow) whose name is configured, from a project slug that
     no `circleci.projects` entry matches: most likely a slug spelt differently. Counted and logged."""
 
@@ -173,7 +173,9 @@ def announce(circleci: CircleCIConfig, event_type: str, data: dict[str, Any]) ->
         reason = f"project {slug!r} is not in circleci.projects"
         if circleci.names_a_deploy(job_name, workflow_name if event_type != "job-completed" else None):
             configured = ", ".join(sorted(p.slug for p in circleci.projects))
-            return UnmatchedDeploy(reason=f"{reason} (configured: {configured}); {what} looks like a deploy", slug=slug)
+            return IgnoredUnmatchedDeploy(
+                reason=f"{reason} (configured: {configured}); {what} looks like a deploy", slug=slug
+            )
         return Ignored(reason=reason)
     if status != "success":
         return Ignored(reason=f"{what} finished with status {status!r}; only a successful deploy starts a release")

@@ -2,6 +2,13 @@
 
 Each plans its call when the event happens (the workflow id, the rendered parameters) and sends
 it with the CircleCI API client (integrations/circleci/api.py).
+
+Sluice's CircleCI token can act on every project its owner can see, but a release's CI context
+(workflow id, project slug) comes from whoever announced the deploy. So Sluice acts only in the
+project the *configuration* ties to the service (the hook's `project_slug`, else the
+`circleci.projects` entries that deploy the service): before approving or cancelling a workflow
+it asks CircleCI which project the workflow belongs to (GET /workflow/{id}), and a pipeline is
+triggered in the configured project, never in one an announcement names.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from pydantic import Field, model_validator
 
 from app.core.config.base import EnvName
 from integrations.circleci.api import CircleCI
+from integrations.circleci.events import canonical_slug
+from integrations.notify.http import failed
 from integrations.notify.interface import (
     HookBase,
     HookEnv,
@@ -25,9 +34,17 @@ from integrations.notify.interface import (
     required_secret,
 )
 
+_SLUG_PATTERN = r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$"
+
 
 class _CircleCIHook(HookBase):
     token_env: EnvName = Field("CIRCLECI_TOKEN", description="Environment variable holding a CircleCI API token.")
+    project_slug: str | None = Field(
+        None,
+        pattern=_SLUG_PATTERN,
+        description="The project this hook acts in, e.g. gh/acme/shop (default: the `circleci.projects` entry "
+        "that deploys the release's service). A workflow of any other project is left alone.",
+    )
 
 
 class CircleCIApproveHook(_CircleCIHook):
@@ -56,11 +73,6 @@ class CircleCITriggerPipelineHook(_CircleCIHook):
     """Trigger a CircleCI pipeline with parameters, e.g. {cleanup: true, version: "{source_version}"}."""
 
     type: Literal["circleci_trigger_pipeline"]
-    project_slug: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$",
-        description="e.g. gh/acme/shop (default: the project that deployed the release, release.ci.project_slug).",
-    )
     branch: str | None = Field(None, max_length=256, description="Branch to run (may use {fields}).")
     tag: str | None = Field(None, max_length=256, description="Tag to run instead of a branch.")
     definition_id: str | None = Field(
@@ -97,17 +109,44 @@ def circleci_api_url(config: Any) -> str:
     return str(os.environ.get("CIRCLECI_API_URL") or config.circleci.api_url).rstrip("/")
 
 
+NO_PROJECT = (
+    "no CircleCI project is configured for service {service!r}: set `project_slug` on the hook, or list the "
+    "project in `circleci.projects` with a deploy of the service; Sluice acts only in configured projects"
+)
+
+
+def allowed_projects(hook: _CircleCIHook, config: Any, release: dict[str, Any]) -> list[str]:
+    """The project slugs this hook may act in for the release: the hook's own, else every
+    `circleci.projects` entry with a deploy of the release's service (and application)."""
+    if hook.project_slug:
+        return [hook.project_slug]
+    service, application = release.get("service"), release.get("application")
+    return [
+        p.slug
+        for p in config.circleci.projects
+        if any(d.service == service and d.application in (None, application) for d in p.deploys)
+    ]
+
+
 def _workflow_plan(action: str) -> Any:
     def plan(hook: _CircleCIHook, fields: dict[str, Any], config: Any) -> Plan:
         workflow = fields.get("ci.workflow_id") or "<no workflow id>"
         target = f"{circleci_api_url(config)}/workflow/{workflow}/{action}"
-        return target, {"circleci": {"workflow_id": fields.get("ci.workflow_id")}}
+        projects = allowed_projects(hook, config, fields)
+        return target, {"circleci": {"workflow_id": fields.get("ci.workflow_id"), "projects": projects}}
 
     return plan
 
 
+def _trigger_slug(projects: list[str], announced: str) -> str:
+    """The configured project to trigger: the one the announcement names if it is configured
+    (several projects deploy the service), else the first configured; never an unconfigured one."""
+    wanted = canonical_slug(announced) if announced else None
+    return next((p for p in projects if canonical_slug(p) == wanted), projects[0] if projects else "")
+
+
 def plan_trigger(hook: CircleCITriggerPipelineHook, fields: dict[str, Any], config: Any) -> Plan:
-    slug = hook.project_slug or fields.get("ci.project_slug") or ""
+    slug = _trigger_slug(allowed_projects(hook, config, fields), str(fields.get("ci.project_slug") or ""))
     call: dict[str, Any] = {
         "project_slug": slug,
         "parameters": render_payload(hook.parameters, fields),
@@ -117,7 +156,7 @@ def plan_trigger(hook: CircleCITriggerPipelineHook, fields: dict[str, Any], conf
         call["branch"] = render_payload(hook.branch, fields)
     if hook.tag:
         call["tag"] = render_payload(hook.tag, fields)
-    path = f"/project/{slug or '<no project slug>'}/pipeline" + ("/run" if hook.definition_id else "")
+    path = f"/project/{slug or '<no configured project>'}/pipeline" + ("/run" if hook.definition_id else "")
     return circleci_api_url(config) + path, {"circleci": call}
 
 
@@ -131,18 +170,49 @@ def _workflow_id(delivery: dict[str, Any]) -> str:
     return str((delivery["payload"].get("circleci") or {}).get("workflow_id") or "")
 
 
+def _projects(hook: _CircleCIHook, delivery: dict[str, Any], env: HookEnv | None) -> list[str]:
+    """The configuration in force when sending decides (else what was planned with the delivery)."""
+    if env is not None:
+        return allowed_projects(hook, env.config, delivery["payload"].get("release") or {})
+    return list((delivery["payload"].get("circleci") or {}).get("projects") or [])
+
+
+def _owned(client: CircleCI, workflow_id: str, projects: list[str], service: str) -> Outcome | None:
+    """None when CircleCI says the workflow belongs to a configured project; else the failure."""
+    if not workflow_id:
+        return failed("the release has no CircleCI workflow id (announce deploys with ci.workflow_id)")
+    if not projects:
+        return failed(NO_PROJECT.format(service=service))
+    outcome, slug = client.workflow_project(workflow_id)
+    if not outcome.ok or slug is None:
+        return outcome
+    if canonical_slug(slug) not in {canonical_slug(p) for p in projects}:
+        return failed(
+            f"workflow {workflow_id} belongs to project {slug}, not to {', '.join(projects)} (configured for "
+            f"service {service!r}); the announcement named someone else's workflow: left alone",
+            outcome.status,
+        )
+    return None
+
+
 def send_approve(
     hook: CircleCIApproveHook, delivery: dict[str, Any], env: HookEnv | None = None
 ) -> tuple[Outcome, list[str]]:
     client, token = _client(hook, env)
-    return client.approve(_workflow_id(delivery), hook.job_name), [token]
+    workflow = _workflow_id(delivery)
+    service = str((delivery["payload"].get("release") or {}).get("service") or "")
+    refused = _owned(client, workflow, _projects(hook, delivery, env), service)
+    return refused or client.approve(workflow, hook.job_name), [token]
 
 
 def send_cancel(
     hook: CircleCICancelWorkflowHook, delivery: dict[str, Any], env: HookEnv | None = None
 ) -> tuple[Outcome, list[str]]:
     client, token = _client(hook, env)
-    return client.cancel_workflow(_workflow_id(delivery)), [token]
+    workflow = _workflow_id(delivery)
+    service = str((delivery["payload"].get("release") or {}).get("service") or "")
+    refused = _owned(client, workflow, _projects(hook, delivery, env), service)
+    return refused or client.cancel_workflow(workflow), [token]
 
 
 def send_trigger(
@@ -150,8 +220,15 @@ def send_trigger(
 ) -> tuple[Outcome, list[str]]:
     client, token = _client(hook, env)
     spec = delivery["payload"].get("circleci") or {}
+    projects = _projects(hook, delivery, env)
+    slug = str(spec.get("project_slug") or "")
+    if not projects:
+        service = str((delivery["payload"].get("release") or {}).get("service") or "")
+        return failed(NO_PROJECT.format(service=service)), [token]
+    if canonical_slug(slug) not in {canonical_slug(p) for p in projects}:
+        slug = _trigger_slug(projects, slug)  # planned under an older configuration: the current one decides
     outcome = client.trigger_pipeline(
-        spec.get("project_slug") or "",
+        slug,
         spec.get("parameters") or {},
         branch=spec.get("branch"),
         tag=spec.get("tag"),

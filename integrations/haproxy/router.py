@@ -17,7 +17,7 @@ from app.core.models import RouterCounts
 from integrations.haproxy.runtime import RuntimeClient, check_name, no_server
 from integrations.haproxy.segments import HAProxySegments, SegmentMap, check_step
 from integrations.haproxy.stats import BackendStats, ProcessInfo, ServerStats, backend_delta, read_backend_stats
-from integrations.routers.interface import Health, RouterError, RouterKind, check_percents, to_percents
+from integrations.routers.interface import RouterError, RouterKind, VersionHealth, check_percents, to_percents
 
 if TYPE_CHECKING:
     from app.core.config.services import ServiceConfig
@@ -82,14 +82,14 @@ class HAProxyRouter:
     def set_segment(self, service: ServiceConfig, version: str, segment: SegmentConfig | None) -> None:
         self.segments.set_segment(service, version, segment)
 
-    def health(self, service: ServiceConfig, version: str) -> Health:
+    def health(self, service: ServiceConfig, version: str) -> VersionHealth:
         backend = self.backend(service)
         check_name(version, "server")
         servers = self.runtime.servers(backend)
         if version not in servers:
             raise no_server(backend, version)
         status = servers[version]["status"]
-        return Health(healthy=status_health(status), detail=f"HAProxy {backend}/{version}: {status}")
+        return VersionHealth(healthy=status_health(status), detail=f"HAProxy {backend}/{version}: {status}")
 
     # --- the router's own view of each version (app/core/judge/judging.py) ---------------------------------
 
@@ -128,6 +128,7 @@ class HAProxyRouter:
                 failed_checks=delta.failed_checks,
                 currently_down=delta.currently_down,
                 reset=delta.reset,
+                source="HAProxy",
             )
             for name, delta in backend_delta(before, now).items()
         }

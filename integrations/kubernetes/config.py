@@ -5,9 +5,12 @@ permissions.py), are in its module (gateway_api.py, ingress_nginx.py, contour.py
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from app.core.config.base import Duration, Strict
+from integrations.routers.proxy_view import LABEL_NAME_RE
 
 
 class ClusterConfig(Strict):
@@ -32,6 +35,35 @@ class ClusterConfig(Strict):
     timeout: Duration = 5.0
 
 
+class ProxyMetricsConfig(Strict):
+    """Where the router's proxy counts its answers in Prometheus (docs/kubernetes.md, "The proxy's view")."""
+
+    enabled: bool = Field(True, description="Count the proxy's answers when Prometheus has them.")
+    series: Literal["ingress-nginx", "istio", "traefik", "contour"] | None = Field(
+        None,
+        description="Whose series to read: default the router's own proxy (a gateway-api router has none: "
+        "name its implementation, `contour` or `istio`).",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="Labels Prometheus stores under another name, e.g. {service: exported_service, "
+        "namespace: exported_namespace} when the scrape target carries labels of the same names.",
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        bad = [name for pair in labels.items() for name in pair if not LABEL_NAME_RE.match(name)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: not a Prometheus label name (letters, digits and '_', "
+                "not starting with a digit), e.g. {service: exported_service}"
+            )
+        return labels
+
+
 class KubernetesRouterConfig(Strict):
     # Conflicts (409) are retried this many times, re-reading and re-applying each time.
     conflict_retries: int = Field(5, ge=1, le=20)
+    proxy_metrics: ProxyMetricsConfig = Field(default_factory=ProxyMetricsConfig)

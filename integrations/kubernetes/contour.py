@@ -30,6 +30,7 @@ CONTOUR_CALLS = frozenset({(GROUP, PLURAL, "get"), (GROUP, PLURAL, "patch")})
 
 class ContourRouter(WeightedListRouter):
     kind = "HTTPProxy"
+    proxy_series = "contour"
     group, version, plural = GROUP, VERSION, PLURAL
     rules_key, refs_key = "routes", "services"
 

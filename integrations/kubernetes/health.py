@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from integrations.routers.interface import Placement as ApplicationConfig
 
 
-class Context(Protocol):
+class KubeHealthContext(Protocol):
     """What this module uses of app.context.Context (integrations do not import the application)."""
 
     @property
@@ -54,7 +54,7 @@ def pod_restarts(pod: dict[str, Any]) -> int:
 
 
 def observe_cluster(
-    ctx: Context, app: ApplicationConfig, svc: ServiceConfig, release: Release, obs: Observations
+    ctx: KubeHealthContext, app: ApplicationConfig, svc: ServiceConfig, release: Release, obs: Observations
 ) -> None:
     """Fill obs.restarts / obs.max_restarts / obs.fatal for the release's candidate."""
     try:
@@ -109,7 +109,7 @@ def readiness_flaps(release: Release, pods: list[dict[str, Any]], now: float) ->
     return flapped
 
 
-def restarts_since(ctx: Context, release: Release, pods: list[dict[str, Any]]) -> int:
+def restarts_since(ctx: KubeHealthContext, release: Release, pods: list[dict[str, Any]]) -> int:
     """Restarts since the release started: a pod created before it counts from the count first seen
     (kept in Redis per release, so every worker agrees); a pod created after it counts from 0."""
     counts: dict[str, int] = {}

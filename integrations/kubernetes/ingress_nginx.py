@@ -50,6 +50,7 @@ class IngressNginxRouter(KubernetesRouter):
     (the other version, `canary-weight` percent). Only two versions can share traffic."""
 
     kind = "Ingress"
+    proxy_series = "ingress-nginx"
 
     def canary_name(self, svc: ServiceConfig) -> str:
         return self.object_name(svc) + "-sluice-canary"

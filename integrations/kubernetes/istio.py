@@ -88,6 +88,7 @@ Matcher = Callable[[list[dict[str, Any]]], tuple[VersionOf, set[str]]]
 
 class IstioRouter(KubernetesRouter):
     kind = "VirtualService"
+    proxy_series = "istio"
 
     def __init__(self, application: Placement):
         super().__init__(application)

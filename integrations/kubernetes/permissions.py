@@ -19,6 +19,9 @@ COMMON_CALLS: frozenset[tuple[str, str, str]] = frozenset(
     }
 )
 
+# Only the watcher (workers/watcher.py) watches; in deploy/ its service account alone may.
+WATCH_CALLS: frozenset[tuple[str, str, str]] = frozenset({("apps", "deployments", "watch")})
+
 # Scale with traffic (integrations/kubernetes/scaling.py): a version's replicas through the scale
 # subresource, or the minReplicas of the HPA named like its Deployment.
 SCALE_CALLS: frozenset[tuple[str, str, str]] = frozenset(

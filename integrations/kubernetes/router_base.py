@@ -20,7 +20,9 @@ from integrations.kubernetes.objects import (
     rollout_state,
     version_labels,
 )
-from integrations.routers.interface import Health, Placement, RouterError
+from integrations.kubernetes.proxy_series import SERIES, ServiceRoute
+from integrations.routers.interface import Placement, RouterError, VersionHealth
+from integrations.routers.proxy_view import ProxyQuery
 
 if TYPE_CHECKING:
     from app.core.config.services import ServiceConfig
@@ -31,6 +33,9 @@ class KubernetesRouter:
     and set_weights (and set_segment / set_mirror for the shapes its registry entry declares)."""
 
     kind = "object"
+    # Whose series count this router's proxy's answers (proxy_series.py); None: name it in the
+    # configuration (`proxy_metrics.series`).
+    proxy_series: str | None = None
 
     def __init__(self, application: Placement):
         assert application.cluster is not None  # the configuration requires it for these routers
@@ -59,14 +64,14 @@ class KubernetesRouter:
         """Per-version Services for every version that gets traffic; returns version -> Service name."""
         return {v: ensure_version_service(self.kube, self.namespace, svc, v) for v, w in weights.items() if w > 0}
 
-    def health(self, svc: ServiceConfig, version: str) -> Health:
+    def health(self, svc: ServiceConfig, version: str) -> VersionHealth:
         """Ready/available replicas of the version's Deployment against the desired count."""
         try:
             deps = list_deployments(self.kube, self.namespace, version_labels(self.cluster, svc.name, version))
         except Exception as exc:  # noqa: BLE001
             raise api_error(exc, f"Deployments of {svc.name} {version}") from None
         if not deps:
-            return Health(False, f"no Deployment of {svc.name} {version} in namespace {self.namespace}")
+            return VersionHealth(False, f"no Deployment of {svc.name} {version} in namespace {self.namespace}")
         return deployment_health(deps)
 
     def verify(self, svc: ServiceConfig, wanted: dict[str, int]) -> dict[str, int]:
@@ -80,6 +85,26 @@ class KubernetesRouter:
             )
         return {v: actual.get(v, 0) for v in set(actual) | set(wanted)}
 
+    def proxy_query(self, svc: ServiceConfig, versions: list[str]) -> ProxyQuery | None:
+        """The proxy's counts of these versions in the metrics backend (no cluster call: a replay
+        asks too), or None when the configuration turns them off or names no proxy."""
+        settings = getattr(self.application.router, "proxy_metrics", None)
+        if settings is None or not settings.enabled:
+            return None
+        series = settings.series or self.proxy_series
+        if series is None:
+            return None
+        route = ServiceRoute(
+            namespace=self.namespace,
+            service=svc.name,
+            port=svc.port,
+            route=self.object_name(svc),
+            versions=tuple(versions),
+            renamed=dict(settings.labels),
+            by_subset=getattr(self.application.router, "destinations", "hosts") == "subsets",
+        )
+        return SERIES[series](route)
+
     def get_weights(self, svc: ServiceConfig) -> dict[str, int]:
         raise NotImplementedError
 
@@ -87,12 +112,12 @@ class KubernetesRouter:
         raise NotImplementedError
 
 
-def deployment_health(deps: list[dict[str, Any]]) -> Health:
+def deployment_health(deps: list[dict[str, Any]]) -> VersionHealth:
     desired = sum(d.get("spec", {}).get("replicas", 1) for d in deps)
     ready = sum((d.get("status") or {}).get("readyReplicas", 0) for d in deps)
     available = sum((d.get("status") or {}).get("availableReplicas", 0) for d in deps)
     states = [rollout_state(d) for d in deps]
     detail = f"{ready}/{desired} ready, {available} available; " + "; ".join(s[1] for s in states)
     if any(s[0] == "failed" for s in states):
-        return Health(False, detail)
-    return Health(desired > 0 and ready >= desired and available >= desired, detail)
+        return VersionHealth(False, detail)
+    return VersionHealth(desired > 0 and ready >= desired and available >= desired, detail)

@@ -88,6 +88,7 @@ def rewrite_entries(
 
 class TraefikRouter(KubernetesRouter):
     kind = "TraefikService"
+    proxy_series = "traefik"
 
     def _get(self, svc: ServiceConfig) -> dict[str, Any]:
         return self.kube.custom_call(

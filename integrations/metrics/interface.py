@@ -7,10 +7,13 @@ integrations/prometheus/provider.py; the registry is integrations/registry/metri
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from app.core.config.policy import PolicyConfig
-from app.core.models import CheckObservation, Release, ResponseCounts
+from app.core.models import CheckObservation, Release, ResponseCounts, RouterCounts
+
+if TYPE_CHECKING:  # the routers' side of the query; the metrics and routers layers do not import each other
+    from integrations.routers.proxy_view import ProxyQuery
 
 
 class MetricProvider(Protocol):
@@ -38,3 +41,13 @@ class BatchPrimer(Protocol):
     query per check instead of one per release). `prime([], metrics, 0)` forgets the answers."""
 
     def prime(self, work: list[tuple[Release, PolicyConfig]], metrics: dict[str, Any], at: float) -> int: ...
+
+
+@runtime_checkable
+class ProxyCounter(Protocol):
+    """Optional: count a router's proxy's answers to each version over [start, end] from the proxy's
+    own series (integrations/routers/proxy_view.py). (counts per version, None) or (None, why not)."""
+
+    def proxy_counts(
+        self, query: ProxyQuery, versions: list[str], start: float, end: float
+    ) -> tuple[dict[str, RouterCounts] | None, str | None]: ...

@@ -1,14 +1,15 @@
 """Asking a webhook gate: one signed POST, its answer classified as go / no-go / unreachable.
 
-Signed as Sluice's other webhooks (integrations/notify/webhook.py): `Sluice-Signature: t=,v1=`,
-`Sluice-Event: gate`, and `Sluice-Delivery: <release>:<point>:<gate>` (the same on every retry, so
-the receiver can de-duplicate). The caller (app/release/gate_checks.py) records the answer and schedules retries.
+Signed as Sluice's other webhooks (integrations/notify/webhook.py): Standard Webhooks headers
+(`webhook-id: <release>:<point>:<gate>`, the same on every retry so the receiver can de-duplicate;
+`webhook-timestamp`; `webhook-signature`), `Sluice-Event: gate`, `Sluice-Delivery` (= webhook-id) and
+the deprecated `Sluice-Signature: t=,v1=`. The caller (app/release/gate_checks.py) records the answer
+and schedules retries.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ import requests
 from app.core.config.gates import WebhookGate
 from app.core.redact import redact_clip, url_secrets
 from integrations.notify.interface import env_secret
-from integrations.notify.webhook import USER_AGENT, parse_retry_after, sign
+from integrations.notify.webhook import USER_AGENT, parse_retry_after, signed
 
 # Answers that mean "try again later", not "no": the receiver is overloaded or down.
 RETRY_STATUSES = frozenset({408, 425, 429})
@@ -44,7 +45,7 @@ def ask(gate: WebhookGate, payload: dict[str, Any], delivery_id: str, session: A
         "Sluice-Event": "gate",
     }
     if secret:
-        headers["Sluice-Signature"] = sign(secret, int(time.time()), body)
+        headers.update(signed(secret, delivery_id, body))
     try:
         resp = (session or requests).post(
             gate.url, data=body, headers=headers, timeout=gate.timeout, allow_redirects=False

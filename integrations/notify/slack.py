@@ -8,6 +8,7 @@ redacted from everything recorded. Slack answers 200 `ok`; 400 `invalid_payload`
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -44,6 +45,18 @@ TEXT_LIMIT = 2900  # a section's text is at most 3000 characters
 def escape(text: str) -> str:
     """Slack mrkdwn treats &, < and > as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# A URL Slack can carry in `<url|label>`: http(s), nothing that ends the link or starts a label.
+_LINKABLE = re.compile(r"^https?://[^\s<>|]+$")
+
+
+def link(url: str, label: str) -> str:
+    """`<url|label>` when the URL cannot break out of the link (a `|`, `>` or space in it would let an
+    announcer choose the label or add a mention); otherwise the URL as escaped text, not a link."""
+    if _LINKABLE.fullmatch(url):
+        return f"<{escape(url)}|{escape(label)}>"
+    return f"{escape(label)}: {escape(url)}"
 
 
 def deciding_checks(evaluations: list[CheckResult]) -> list[CheckResult]:
@@ -120,16 +133,17 @@ def build_message(
         )
     links = []
     if release_url:
-        links.append(f"<{release_url}|release {release['release_id']}>")
+        links.append(link(release_url, f"release {release['release_id']}"))
     if release.get("ci.build_url"):
-        links.append(f"<{release['ci.build_url']}|CI job>")
+        links.append(link(str(release["ci.build_url"]), "CI job"))
     if links:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
     if event == "approval_requested" and gate is not None:
         text = f":raised_hand: {service} {target} is waiting for approval: {gate['gate']}"
         blocks[0]["text"]["text"] = f"{service} {target}: approve {gate['gate']}?"[:150]
         blocks.append(approval_buttons(release["release_id"], gate))
-    message: dict[str, Any] = {"text": text, "blocks": blocks}
+    # The top-level text (notifications, fallback) is mrkdwn too.
+    message: dict[str, Any] = {"text": escape(text), "blocks": blocks}
     if shadow:
         message["shadow"] = True
     return message

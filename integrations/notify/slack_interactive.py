@@ -19,12 +19,29 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from pydantic import Field
+
+from app.core.config.base import Strict
 
 log = logging.getLogger("sluice.slack")
 
 REPLAY_WINDOW = 300.0
 SIGNING_SECRET_ENV = "SLACK_SIGNING_SECRET"  # noqa: S105 - the variable's name, not a secret
 _ID_RE = re.compile(r"^[A-Z0-9]{1,32}$")  # Slack user ids: U024BE7LH, W012A3CDE
+
+
+class SlackConfig(Strict):
+    """Who may click Approve / Abort in Slack: anyone in the workspace can see the message, so only
+    the listed user ids are obeyed (none listed: every click is refused)."""
+
+    approvers: list[str] = Field(
+        default_factory=list,
+        max_length=500,
+        description="Slack user ids (e.g. U024BE7LH) whose Approve and Abort clicks Sluice obeys.",
+    )
+
+    def allows(self, user_id: str) -> bool:
+        return user_id in self.approvers
 
 
 class SlackRequestError(Exception):

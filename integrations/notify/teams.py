@@ -16,6 +16,7 @@ and check names are truncated and at most MAX_CHECKS checks are listed.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -52,8 +53,21 @@ VERBS = {
 }
 
 
+# What starts markup in Adaptive Cards' Markdown subset (CommonMark): links (`[`), emphasis, code,
+# headings, quotes, HTML and entities. `(`, `-`, `!` only mean something after or before these.
+_MARKDOWN = re.compile(r"([\\`*_~\[\]#<>|&])")
+
+
+def plain(text: str) -> str:
+    """Text shown as written: each Markdown character backslash-escaped (CommonMark), so a reason
+    like `[fix](https://evil.example)` is not a disguised link and `**x**` not bold."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Cut, then escape (escaping first could cut an escape in half)."""
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return plain(text)
 
 
 def _value(v: float | None) -> str:
@@ -65,8 +79,8 @@ def build_card(
 ) -> dict[str, Any]:
     """The Adaptive Card. `release` is the delivery's release fields (app.release.hooks.release_fields).
 
-    Card text is plain (Adaptive Cards TextBlocks take a Markdown subset; values are not escaped
-    into markup, only shown), so nothing here is interpreted as a link or a mention."""
+    TextBlocks and facts take a Markdown subset, so every value is escaped (`plain`): nothing a release
+    carries is read as a link, emphasis or list."""
     service, target, source = release["service"], release["target_version"], release["source_version"]
     verb = VERBS.get(event, event.replace("_", " "))
     shadow = is_shadow(release)
@@ -79,7 +93,7 @@ def build_card(
         {"title": "Policy", "value": _clip(f"{release.get('policy', '')} (step {release.get('step')})", 200)},
     ]
     if shadow:
-        facts.append({"title": "Mode", "value": "shadow: judged only, traffic was not moved"})
+        facts.append({"title": "Mode", "value": plain("shadow: judged only, traffic was not moved")})
     if release.get("reason"):
         facts.append({"title": "Reason", "value": _clip(str(release["reason"]), REASON_LIMIT)})
     body: list[dict[str, Any]] = [
@@ -89,7 +103,7 @@ def build_card(
             "weight": "Bolder",
             "wrap": True,
             "color": COLORS.get(event, "Default"),
-            "text": _clip(f"{'[shadow] ' if shadow else ''}{service} {target} {verb}", 200),
+            "text": ("[shadow] " if shadow else "") + _clip(f"{service} {target} {verb}", 191),
         },
         {"type": "FactSet", "facts": facts},
     ]

@@ -1,9 +1,12 @@
 """Signed generic webhooks.
 
-Headers: `Sluice-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
-`Sluice-Delivery: <delivery id>` (stable across retries, for de-duplication) and
-`Sluice-Event: <event>`. Receivers verify with `verify()`; the timestamp is signed so a
-captured request cannot be replayed later than the receiver's tolerance.
+Signed as Standard Webhooks (app/core/webhook_signing.py), so receivers can verify with an
+off-the-shelf library: `webhook-id: <delivery id>` (stable across retries, for de-duplication),
+`webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<t>.<body>">`.
+Also `Sluice-Event: <event>`, `Sluice-Delivery` (= webhook-id), and, deprecated (to be removed in
+the next release), `Sluice-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, which
+`verify()` checks. Either way the timestamp is signed, so a captured request cannot be replayed
+later than the receiver's tolerance.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pydantic import Field
 
 from app.core.config.base import Duration, EnvName
 from app.core.redact import safe_url, url_secrets
+from app.core.webhook_signing import headers as standard_headers
 from integrations.notify.interface import HookBase, HookEnv, HookKind, Outcome, Plan, env_secret, render_payload
 
 USER_AGENT = "Sluice-Webhook/1"
@@ -27,6 +31,12 @@ USER_AGENT = "Sluice-Webhook/1"
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
+
+
+def signed(secret: str, delivery_id: str, body: bytes) -> dict[str, str]:
+    """The signature headers: Standard Webhooks', and the deprecated `Sluice-Signature`."""
+    now = int(time.time())
+    return {**standard_headers(secret, delivery_id, now, body), "Sluice-Signature": sign(secret, now, body)}
 
 
 def verify(secret: str, header: str, body: bytes, tolerance: float = 300.0, now: float | None = None) -> bool:
@@ -58,7 +68,7 @@ def post(
         "Sluice-Event": event,
     }
     if secret:
-        headers["Sluice-Signature"] = sign(secret, int(time.time()), body)
+        headers.update(signed(secret, delivery_id, body))
     try:
         resp = (session or requests).post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
@@ -86,7 +96,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class WebhookHook(HookBase):
-    """A signed JSON POST: `Sluice-Signature: t=<unix>,v1=<hex HMAC-SHA256 of '<t>.<body>'>`."""
+    """A JSON POST, signed as Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)."""
 
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://")

@@ -15,13 +15,15 @@ import math
 from typing import Any
 
 from app.core.config.policy import PolicyConfig
-from app.core.models import CheckObservation, Release, ResponseCounts
+from app.core.models import CheckObservation, Release, ResponseCounts, RouterCounts
 from integrations.prometheus import queries
 from integrations.prometheus.batch import NO_DATA, prime_batch
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.prometheus.config import PrometheusConfig
 from integrations.prometheus.observe import observe_checks, observe_step_requests
 from integrations.prometheus.promql import escape_string, render, window
+from integrations.prometheus.proxy_counts import proxy_counts
+from integrations.routers.proxy_view import ProxyQuery
 
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 MAX_LISTED = 8  # targets or versions named in a reason
@@ -45,6 +47,11 @@ class PrometheusProvider:
 
     def close(self) -> None:
         self.querier.close()
+
+    def proxy_counts(
+        self, query: ProxyQuery, versions: list[str], start: float, end: float
+    ) -> tuple[dict[str, RouterCounts] | None, str | None]:
+        return proxy_counts(self.querier, query, versions, start, end)
 
     def response_counts(self, service: str, version: str, namespace: str, start: float, end: float) -> ResponseCounts:
         if end <= start:

@@ -28,7 +28,7 @@ class RouterError(Exception):
 
 
 @dataclass(frozen=True)
-class Health:
+class VersionHealth:
     """Is the candidate able to take traffic? `healthy` None means the router cannot tell."""
 
     healthy: bool | None
@@ -45,7 +45,7 @@ class Router(Protocol):
         then read the weights back and raise RouterError unless they match. Idempotent."""
         ...
 
-    def health(self, service: ServiceConfig, version: str) -> Health:
+    def health(self, service: ServiceConfig, version: str) -> VersionHealth:
         """Whether the version's instances are up, as the router sees them."""
         ...
 

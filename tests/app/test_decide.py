@@ -571,3 +571,23 @@ def test_a_latency_span_too_short_to_count_holds_rather_than_failing_on_no_data(
     p = policy(checks=[], on_no_data="fail", judge={"warmup": "15.5s"})
     d = decide(release(), p, obs, T0 + 16)
     assert d.kind == "hold", d.reason
+
+
+SEGMENT_STEP = {"segment": {"header": {"name": "User-Agent", "regex": "Chrome"}}, "duration": "30s"}
+
+
+def test_a_segment_steps_failure_names_its_segment_not_a_zero_share():
+    # Issue 23: "at step 1 (0% of traffic on 1.0.372)" told the on-call nothing: the step sent
+    # Chrome's requests, not 0% of them.
+    obs = Observations(at=T0 + 2, candidate_healthy=True, evidence=evidence(counts(8, errors=5), counts(72)))
+    segment_policy = policy(steps=[SEGMENT_STEP, {"weight": 100}])
+    d = decide(release(desired_weights={"1.0.370": 100}), segment_policy, obs, T0 + 2)
+    assert d.kind == "fail"
+    assert "at step 1 (segment header User-Agent ~ /Chrome/ on 1.0.371)" in d.reason
+    assert "0% of traffic" not in d.reason
+
+
+def test_a_weighted_steps_failure_still_says_its_share():
+    obs = Observations(at=T0 + 2, candidate_healthy=True, evidence=evidence(counts(8, errors=5), counts(72)))
+    d = decide(release(), policy(), obs, T0 + 2)
+    assert "at step 1 (10% of traffic on 1.0.371)" in d.reason

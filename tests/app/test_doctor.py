@@ -269,6 +269,9 @@ def test_kubernetes_route_and_permissions(persistent_redis: str, prometheus: str
         route = find(findings, "store/shop router")
         assert route.status == "fail" and "shop" in route.detail and "route object" in route.fix
         assert find(findings, "store kubernetes permissions").status == "pass"
+        # The default identity is the worker's: it may not watch (only the watcher's account may).
+        watch = find(findings, "store kubernetes watch")
+        assert watch.status == "warn" and "watch deployments.apps" in watch.detail and "sluice-watcher" in watch.fix
 
         Sim(api, ns="prod").httproute("shop", "shop")
         api.denied = {("gateway.networking.k8s.io", "httproutes", "patch"), ("", "services", "create")}
@@ -279,6 +282,16 @@ def test_kubernetes_route_and_permissions(persistent_redis: str, prometheus: str
         assert perms.status == "fail"
         assert "patch httproutes.gateway.networking.k8s.io" in perms.detail and "create services" in perms.detail
         assert "rbac.yaml" in perms.fix
+
+        # Run as the watcher's account: it may watch, and may not write routes.
+        api.denied = set()
+        as_watcher = api.kubeconfig(tmp_path / "kubeconfig-watcher", service_account=("sluice", "sluice-watcher"))
+        ctx = Context(
+            config=parse_config(K8S_CONFIG.format(prom=prometheus, kubeconfig=as_watcher)), redis_url=persistent_redis
+        )
+        findings = run_doctor(ctx, now=NOW)
+        assert find(findings, "store kubernetes watch").status == "pass"
+        assert find(findings, "store kubernetes permissions").status == "fail"
     finally:
         api.stop()
         forget_clients()

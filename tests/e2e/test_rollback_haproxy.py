@@ -87,7 +87,11 @@ def test_rollback_after_a_promotion_puts_all_traffic_back_on_the_previous_versio
 
     # The record: a release of its own, one step at 100% on the previous version.
     rollback = client.releases(service=SERVICE)["releases"][0]
-    assert (rollback["trigger"], rollback["state"], rollback["actor"]) == ("rollback", "succeeded", "alice")
+    assert (rollback["trigger"], rollback["state"], rollback["actor"]) == (
+        "rollback",
+        "succeeded",
+        "api:alice",
+    )  # the shared token: the typed name after its label
     assert (rollback["source_version"], rollback["target_version"]) == (GOOD, STABLE)
     detail = client.release(rollback["id"])
     assert "checkout is broken" in detail["reason"]
@@ -101,10 +105,10 @@ def test_rollback_after_a_promotion_puts_all_traffic_back_on_the_previous_versio
 
     # The version taken out is known-bad: listed, and a CI retry of it is refused.
     listing = sluice(demo, "known-bad", SERVICE)
-    assert listing.returncode == 0 and GOOD in listing.stdout and "rolled back by alice" in listing.stdout
+    assert listing.returncode == 0 and GOOD in listing.stdout and "rolled back by api:alice" in listing.stdout
     with pytest.raises(ApiClientError) as refused:
         client.deploy(SERVICE, GOOD, application="bluesky")
-    assert refused.value.status == 409 and "1.0.371 rolled back by alice" in str(refused.value)
+    assert refused.value.status == 409 and "1.0.371 rolled back by api:alice" in str(refused.value)
 
     # Nothing left to roll back to: the previous version would be the known-bad one.
     again = sluice(demo, "rollback", SERVICE)
@@ -129,7 +133,7 @@ def test_a_ci_retry_of_a_failed_version_is_refused_then_forced(stack):
     forced = client.deploy(SERVICE, BAD, application="bluesky", force=True, by="bob", reason="retry after fix")
     assert forced["status"] == "started" and forced["release"] != failed["id"]
     record = client.release(forced["release"])
-    assert "forced by bob (retry after fix)" in record["events"][0]["message"]
+    assert "forced by api:bob (retry after fix)" in record["events"][0]["message"]
     client.steer(forced["release"], "abort", reason="test over")  # do not let it run into the next test
     assert haproxy_weights(demo)[BAD] == 0
 

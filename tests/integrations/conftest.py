@@ -9,7 +9,16 @@ import pytest
 
 from app.config_file.loader import parse_config
 from app.context import Context, set_context
-from tests.support.ci import API_TOKEN, CIRCLE_TOKEN, PD_KEY, PUBLIC_URL, WEBHOOK_SECRET, ci_config
+from tests.support.ci import (
+    API_TOKEN,
+    CIRCLE_TOKEN,
+    INTAKE_TOKEN,
+    PD_KEY,
+    PUBLIC_URL,
+    READ_TOKEN,
+    WEBHOOK_SECRET,
+    ci_config,
+)
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack
 from tests.support.fakes import FakePrometheus, FakeRouter
 
@@ -46,6 +55,8 @@ def env(monkeypatch: pytest.MonkeyPatch, slack: FakeSlack) -> pytest.MonkeyPatch
     monkeypatch.setenv("CIRCLECI_TOKEN", CIRCLE_TOKEN)
     monkeypatch.setenv("CIRCLECI_WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("SLUICE_API_TOKEN", API_TOKEN)
+    monkeypatch.setenv("SLUICE_INTAKE_TOKEN", INTAKE_TOKEN)
+    monkeypatch.setenv("SLUICE_READ_TOKEN", READ_TOKEN)
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
     monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", PD_KEY)
     monkeypatch.setenv("SLUICE_PUBLIC_URL", PUBLIC_URL)

@@ -17,6 +17,8 @@ from tests.support.fakes import BASE_CONFIG, FakePrometheus
 CIRCLE_TOKEN = "circle-api-token-0123456789abcdef"
 WEBHOOK_SECRET = "circleci-webhook-secret-for-tests"
 API_TOKEN = "sluice-api-token-for-tests"
+INTAKE_TOKEN = "sluice-intake-token-for-tests"  # the orb announces with it (announce only)
+READ_TOKEN = "sluice-read-token-for-tests"  # the orb waits with it (reads only)
 PD_KEY = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY12"
 SLUG = "gh/acme/shop"
 PUBLIC_URL = "https://sluice.example.com"

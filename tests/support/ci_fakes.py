@@ -84,14 +84,19 @@ class FakeCircleCI(_Fake):
         self.token = token
         self.base = self.url + "/api/v2"
         self.workflows: dict[str, list[dict[str, Any]]] = {}
+        self.workflow_projects: dict[str, str] = {}  # workflow id -> its project's slug
         self.declared = declared if declared is not None else {"cleanup", "version"}
         self.pipelines: list[dict[str, Any]] = []  # what was triggered: {slug, body}
         self.approved: list[tuple[str, str]] = []
         self.cancelled: list[str] = []
         self.run_answers_message: str | None = None  # pipeline/run answers 200 {"message"}
 
-    def add_workflow(self, workflow_id: str, jobs: list[tuple[str, str, str]]) -> None:
-        """jobs: (name, type, status), e.g. ("released-by-sluice", "approval", "on_hold")."""
+    def add_workflow(
+        self, workflow_id: str, jobs: list[tuple[str, str, str]], project_slug: str = "gh/acme/shop"
+    ) -> None:
+        """jobs: (name, type, status), e.g. ("released-by-sluice", "approval", "on_hold"); the workflow
+        belongs to `project_slug` (GET /workflow/{id} says so, as CircleCI does)."""
+        self.workflow_projects[workflow_id] = project_slug
         self.workflows[workflow_id] = [
             {
                 "id": str(uuid.uuid4()),
@@ -101,7 +106,7 @@ class FakeCircleCI(_Fake):
                 "job_number": None if kind == "approval" else n + 1,
                 "approval_request_id": str(uuid.uuid4()) if kind == "approval" else None,
                 "dependencies": [],
-                "project_slug": "gh/acme/shop",
+                "project_slug": project_slug,
             }
             for n, (name, kind, status) in enumerate(jobs)
         ]
@@ -115,6 +120,8 @@ class FakeCircleCI(_Fake):
         path = path.removeprefix("/api/v2")
         if path == "/me":
             return _reply(200, {"id": str(uuid.uuid4()), "login": "sluice-bot", "name": "Sluice"})
+        if m := re.fullmatch(r"/workflow/([^/]+)", path):
+            return self._workflow(m.group(1), rec.method)
         if m := re.fullmatch(r"/workflow/([^/]+)/job", path):
             if rec.method != "GET":
                 return _reply(405, {"message": "Method not allowed"})
@@ -131,6 +138,27 @@ class FakeCircleCI(_Fake):
         if m := re.fullmatch(r"/project/([^/]+/[^/]+/[^/]+)/pipeline/run", path):
             return self._trigger(m.group(1), rec.body, run=True)
         return _reply(404, {"message": "Not found"})
+
+    def _workflow(self, workflow_id: str, method: str) -> tuple[int, dict[str, str], bytes]:
+        """GET /workflow/{id}: the workflow's summary, with the slug of the project it belongs to."""
+        if method != "GET":
+            return _reply(405, {"message": "Method not allowed"})
+        if workflow_id not in self.workflows:
+            return _reply(404, {"message": "Workflow not found"})
+        return _reply(
+            200,
+            {
+                "id": workflow_id,
+                "name": "release",
+                "project_slug": self.workflow_projects[workflow_id],
+                "pipeline_id": str(uuid.uuid5(uuid.NAMESPACE_URL, workflow_id)),
+                "pipeline_number": 371,
+                "status": "on_hold" if workflow_id not in self.cancelled else "canceled",
+                "started_by": str(uuid.uuid4()),
+                "created_at": "2026-11-26T08:01:00Z",
+                "stopped_at": None,
+            },
+        )
 
     def _jobs(self, workflow_id: str, query: str) -> tuple[int, dict[str, str], bytes]:
         jobs = self.workflows.get(workflow_id)

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from app.core.config.services import ServiceConfig
-from integrations.routers.interface import Health, RouterError
+from integrations.routers.interface import RouterError, VersionHealth
 
 # --- router ---------------------------------------------------------------------------------------
 
@@ -65,10 +65,10 @@ class FakeRouter:
             self.applied.append((service.name, dict(weights)))
             return dict(current)
 
-    def health(self, service: ServiceConfig, version: str) -> Health:
+    def health(self, service: ServiceConfig, version: str) -> VersionHealth:
         if version in self.missing:  # as HAProxy's router: a version without a server is an error, not "down"
             raise RouterError(f"backend {service.name}: no server for {version}", retryable=False)
-        return Health(self.healthy, "up" if self.healthy else "down")
+        return VersionHealth(self.healthy, "up" if self.healthy else "down")
 
     def applied_weights(self, service: str) -> list[dict[str, int]]:
         return [w for s, w in self.applied if s == service]

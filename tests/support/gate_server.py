@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-from integrations.notify.webhook import verify
+from app.core.webhook_signing import SignatureError, verify
 from tests.support.fakes import Recorded, Reply, _Server
 
 
 class GateServer:
-    """Checks `Sluice-Signature` with `secret` (a wrong or missing one gets 401, as a real receiver
+    """Checks the Standard Webhooks signature (webhook-id, -timestamp, -signature) with `secret` (a
+    wrong or missing one gets 401, as a real receiver
     would answer), then answers with the queued replies in order, then `default`."""
 
     def __init__(self, secret: str):
@@ -29,7 +31,19 @@ class GateServer:
         return [json.loads(r.body) for r in self.requests]
 
     def _answer(self, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
-        ok = verify(self.secret, rec.headers.get("Sluice-Signature", ""), rec.body)
+        h = {k.lower(): v for k, v in rec.headers.items()}
+        try:
+            verify(
+                self.secret,
+                h.get("webhook-id"),
+                h.get("webhook-timestamp"),
+                h.get("webhook-signature"),
+                rec.body,
+                time.time(),
+            )
+            ok = True
+        except SignatureError:
+            ok = False
         self.verified.append(ok)
         if not ok:
             return 401, {"Content-Type": "application/json"}, b'{"reason": "bad signature"}'

@@ -49,6 +49,7 @@ policies:
     judge: {{warmup: 0s}}
     steps: [{{weight: 20}}, {{weight: 100}}]
     gates_before_promotion: [{{name: qa, type: manual}}]
+slack: {{approvers: [U024BE7LH]}}
 hooks:
   - {{name: chat, type: slack, on: [approval_requested, succeeded], url_env: SLACK_WEBHOOK_URL}}
 """

@@ -48,9 +48,12 @@ policies:
       - {{name: errors, type: error_rate, max: 0.05}}
       - {{name: fast-responses, type: latency, under: 500ms, min: 0.9}}
 hooks:
-  - {{name: approve, type: circleci_approve, job_name: {approval}, timeout: 2s, max_attempts: 3}}
+  # Sluice acts only in the CircleCI project its configuration names (docs/security.md).
+  - {{name: approve, type: circleci_approve, project_slug: gh/acme/shop, job_name: {approval}, timeout: 2s,
+      max_attempts: 3}}
   - name: cleanup-old
     type: circleci_trigger_pipeline
+    project_slug: gh/acme/shop
     on: [succeeded]
     branch: main
     parameters: {{cleanup: true, version: "{{source_version}}"}}
@@ -58,6 +61,7 @@ hooks:
     max_attempts: 3
   - name: cleanup-failed
     type: circleci_trigger_pipeline
+    project_slug: gh/acme/shop
     on: [failed]
     branch: main
     parameters: {{cleanup: true, version: "{{target_version}}"}}

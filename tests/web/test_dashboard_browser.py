@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli.demo import run as demo
+from app.cli.demo import sandbox as demo
 from app.cli.demo.run import BAD, GOOD, SERVICE, STABLE, DemoStack
 from integrations.haproxy.runtime import RuntimeClient
 from tests.support.demo_stack import running

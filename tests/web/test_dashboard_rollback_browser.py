@@ -65,7 +65,7 @@ def test_roll_back_a_promotion_from_the_dashboard(stack, page, artifacts):
     assert weights[STABLE] == 100 and weights[GOOD] == 0, weights
     page.wait_for_selector("#known-bad:not([hidden])", timeout=10_000)
     line = page.locator("#known-bad").inner_text()
-    assert f"{GOOD} rolled back by the dashboard" in line, line
+    assert f"{GOOD} rolled back by api:the dashboard" in line, line
     page.screenshot(path=str(artifacts / "release-rolled-back.png"), full_page=True)
 
     time.sleep(2.0)
@@ -77,5 +77,9 @@ def test_roll_back_a_promotion_from_the_dashboard(stack, page, artifacts):
     page.wait_for_selector('body[data-state="succeeded"]', timeout=15_000)
     rollback = client.releases(service=SERVICE)["releases"][0]
     assert page.url.endswith(f"/releases/{rollback['id']}")
-    assert (rollback["trigger"], rollback["actor"], rollback["target_version"]) == ("rollback", "the dashboard", STABLE)
+    assert (rollback["trigger"], rollback["actor"], rollback["target_version"]) == (
+        "rollback",
+        "api:the dashboard",
+        STABLE,
+    )
     assert page.locator('button[data-action="rollback"]').is_disabled()  # a rollback is not undone from here

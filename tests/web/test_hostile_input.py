@@ -180,3 +180,45 @@ def test_fuzz_every_endpoint_with_and_without_tokens_never_5xx(
     assert resp.status_code < 500, (method, path, query, body[:100], who, resp.get_data(as_text=True)[:300])
     if resp.status_code >= 400 and method != "HEAD" and path not in HTML and not path.startswith("/releases/"):
         assert resp.mimetype == "application/json", (method, path, resp.status_code)
+
+
+# One quote, then escaped quotes, then enough brackets to be scanned: a regex for "a string, escapes
+# skipped" tried at every quote scanned to the end each time (quadratic: 120 KB took 30 s).
+ADVERSARIAL = b'"' + b'\\"' * ((256 * 1024 - 64) // 2) + b"[" * 40
+CHECK = """
+import sys, time
+from app.web.bodies import MAX_BODY_BYTES, parse_json
+from app.web.errors import ApiError
+raw = sys.stdin.buffer.read()
+assert len(raw) <= MAX_BODY_BYTES, len(raw)
+started = time.monotonic()
+try:
+    parse_json(raw)
+except ApiError as exc:
+    print(exc.status, round(time.monotonic() - started, 2))
+"""
+
+
+def test_an_adversarial_256_kib_body_is_answered_in_linear_time() -> None:
+    """Run apart, so that a quadratic scan fails the test at the deadline instead of running for minutes.
+    The bound is gunicorn's worker timeout (30 s); a linear scan takes well under a second."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CHECK], input=ADVERSARIAL, env=env, capture_output=True, timeout=30, cwd=root
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a 256 KiB body took the JSON check over 30 s (gunicorn's worker timeout)")
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.split()[0] == b"400"  # not JSON: an unterminated string
+
+
+def test_depth_is_counted_with_escapes_and_strings_in_one_pass() -> None:
+    assert nesting_depth(b'["\\\\", ' + b"[" * (MAX_DEPTH + 1)) == MAX_DEPTH + 1  # an escaped backslash ends
+    assert nesting_depth(b'"\\"' + b"[" * (MAX_DEPTH + 1) + b'"') == 0  # all inside one string
+    assert nesting_depth(b'[{"a": "]}]}"}' + b"]" * 40) <= 2

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from rq import Queue, SimpleWorker
-from rq.job import Job as RQJob
 
 from app.config_file.loader import parse_config
 from app.context import Context
 from app.store import keys
+from app.store import queues as rq_queues
 from app.store.jobs import JOBS_QUEUE, LOST
 from app.web import create_app
 from tests.app.test_replay import run_live
@@ -52,8 +51,8 @@ def client(ctx: Context) -> FlaskClient:
 
 def run_queued_jobs(ctx: Context) -> None:
     """What `sluice worker` does with the jobs queue: RQ's SimpleWorker, until the queue is empty."""
-    queue = Queue(JOBS_QUEUE, connection=ctx.store.r)
-    SimpleWorker([queue], connection=ctx.store.r).work(burst=True)
+    queue = rq_queues.queue(JOBS_QUEUE, ctx.store.r)
+    rq_queues.worker([queue], ctx.store.r).work(burst=True)
 
 
 def error_of(resp: Any, status: int) -> str:
@@ -82,7 +81,7 @@ def test_a_replay_job_from_asked_to_done(ctx: Context, client: FlaskClient, monk
     # A double click: the same job, not a second run.
     again = client.post("/api/v1/replays", json={"release": live.id}, headers=READ)
     assert again.status_code == 200 and again.get_json()["id"] == job["id"] and again.get_json()["duplicate"]
-    assert len(Queue(JOBS_QUEUE, connection=ctx.store.r)) == 1
+    assert len(rq_queues.queue(JOBS_QUEUE, ctx.store.r)) == 1
 
     waiting = client.get(job["status_url"], headers=READ).get_json()
     assert waiting["status"] == "queued" and waiting["result"] is None
@@ -167,7 +166,7 @@ def test_asking_needs_a_read_token(ctx: Context, client: FlaskClient) -> None:
     wrong = {"Authorization": "Bearer nope"}
     assert "wrong bearer token" in error_of(client.post("/api/v1/replays", json={"release": "r-1"}, headers=wrong), 401)
     assert error_of(client.get("/api/v1/replays/replay-x"), 401)
-    assert len(Queue(JOBS_QUEUE, connection=ctx.store.r)) == 0
+    assert len(rq_queues.queue(JOBS_QUEUE, ctx.store.r)) == 0
 
 
 @pytest.mark.parametrize(
@@ -201,7 +200,7 @@ def test_bad_input_is_refused_with_what_to_fix(
     ctx: Context, client: FlaskClient, path: str, body: Any, status: int, says: str
 ) -> None:
     assert says in error_of(client.post(path, json=body, headers=READ), status)
-    assert len(Queue(JOBS_QUEUE, connection=ctx.store.r)) == 0  # nothing half-done
+    assert len(rq_queues.queue(JOBS_QUEUE, ctx.store.r)) == 0  # nothing half-done
 
 
 def test_a_replay_of_an_unknown_policy_and_a_body_that_is_not_json(ctx: Context, client: FlaskClient) -> None:
@@ -233,7 +232,7 @@ def test_unknown_and_mismatched_job_ids_are_404(ctx: Context, client: FlaskClien
 
 def test_a_job_whose_worker_is_gone_says_so(ctx: Context, client: FlaskClient) -> None:
     asked = client.post("/api/v1/backtests", json={"service": "cart", "since": "1d"}, headers=READ).get_json()
-    RQJob.fetch(asked["id"], connection=ctx.store.r).cancel()  # as RQ marks a job it gave up on
+    rq_queues.fetch(asked["id"], ctx.store.r).cancel()  # as RQ marks a job it gave up on
     job = client.get(asked["status_url"], headers=READ).get_json()
     assert job["status"] == "failed" and job["error"] == LOST
 
@@ -241,7 +240,7 @@ def test_a_job_whose_worker_is_gone_says_so(ctx: Context, client: FlaskClient) -
 def test_asking_again_after_a_failure_runs_a_new_job(ctx: Context, client: FlaskClient) -> None:
     body = {"service": "cart", "since": "1d"}
     first = client.post("/api/v1/backtests", json=body, headers=READ).get_json()
-    RQJob.fetch(first["id"], connection=ctx.store.r).cancel()
+    rq_queues.fetch(first["id"], ctx.store.r).cancel()
     assert client.get(first["status_url"], headers=READ).get_json()["status"] == "failed"
     again = client.post("/api/v1/backtests", json=body, headers=READ)
     assert again.status_code == 202 and again.get_json()["id"] != first["id"]
@@ -302,7 +301,7 @@ def test_a_full_queue_turns_new_jobs_away_with_retry_after(ctx: Context, client:
     refused = client.post("/api/v1/backtests", json={"service": "cart", "since": "2d"}, headers=READ)
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
     assert "already waiting" in error_of(refused, 429) and "--serves jobs" in error_of(refused, 429)
-    assert Queue(JOBS_QUEUE, connection=ctx.store.r).count == MAX_WAITING_JOBS  # nothing queued
+    assert rq_queues.queue(JOBS_QUEUE, ctx.store.r).count == MAX_WAITING_JOBS  # nothing queued
 
 
 def test_a_worker_that_serves_releases_only_leaves_jobs_queued(ctx: Context, client: FlaskClient) -> None:

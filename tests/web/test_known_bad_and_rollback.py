@@ -123,9 +123,9 @@ def test_a_failed_version_is_refused_then_released_when_forced(
     new = forced.get_json()["release"]
     assert new != rid
     created = ctx.store.events(new)[0]
-    assert "forced by alice (the errors were a flaky dependency)" in created.message
+    assert "forced by api:alice (the errors were a flaky dependency)" in created.message
     assert created.data["forced"]["known_bad"]["release_id"] == rid
-    assert ctx.store.get(new).actor == "alice"  # type: ignore[union-attr]
+    assert ctx.store.get(new).actor == "api:alice"  # type: ignore[union-attr]
     assert known_bad(client) == []  # forcing it clears the entry...
     again = deploy(client)  # ...so the next retry is a duplicate of the forced release, not refused
     assert again.status_code == 200 and again.get_json()["release"] == new
@@ -185,7 +185,11 @@ def test_rollback_after_promotion_puts_all_traffic_back_and_is_recorded(
     assert resp.status_code == 201, resp.get_json()
     rel = resp.get_json()
     assert resp.headers["Location"] == f"/api/v1/releases/{rel['id']}"
-    assert (rel["state"], rel["trigger"], rel["actor"]) == ("succeeded", "rollback", "bob")
+    assert (rel["state"], rel["trigger"], rel["actor"]) == (
+        "succeeded",
+        "rollback",
+        "api:bob",
+    )  # a shared token: the typed name after its label
     assert (rel["source_version"], rel["target_version"]) == ("1.1.0", "1.0.0")
     [step] = rel["steps"]
     assert (step["weight"], step["duration"], step["requests"], step["pause"]) == (100, None, None, False)
@@ -206,14 +210,16 @@ def test_rollback_after_promotion_puts_all_traffic_back_and_is_recorded(
 
     # The version taken out is known-bad: a CI retry of it is refused.
     assert [(k["version"], k["reason"], k["release_id"]) for k in known_bad(client)] == [
-        ("1.1.0", "rolled back by bob", rel["id"])
+        ("1.1.0", "rolled back by api:bob", rel["id"])
     ]
     refused = error(deploy(client), 409)["error"]
-    assert refused.startswith("1.1.0 rolled back by bob, ") and refused.endswith("send force: true to release it again")
+    assert refused.startswith("1.1.0 rolled back by api:bob, ") and refused.endswith(
+        "send force: true to release it again"
+    )
 
     # Rolling back again would put the known-bad version back: refused, saying so.
     again = error(client.post("/api/v1/services/web/rollback", headers=AUTH), 409)["error"]
-    assert "previous version 1.1.0 rolled back by bob" in again
+    assert "previous version 1.1.0 rolled back by api:bob" in again
 
 
 def test_rollback_refusals(client: FlaskClient, ctx: Context, router: FakeRouter) -> None:
@@ -255,7 +261,8 @@ def test_a_rollback_the_router_could_not_apply_is_finished_by_its_tick(
     promoted(client, ctx)
     router.fail_next(1, retryable=True)
     resp = client.post("/api/v1/services/web/rollback", headers=AUTH)
-    assert resp.status_code == 201
+    assert resp.status_code == 202  # recorded, not done: the release at Location tells how it ends
+    assert resp.headers["Location"] == f"/api/v1/releases/{resp.get_json()['id']}"
     rel = resp.get_json()
     assert rel["state"] == "running" and rel["weights_applied"] is False
     assert known_bad(client) == []  # not rolled back yet

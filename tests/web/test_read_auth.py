@@ -31,11 +31,15 @@ def tokens(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("path", READS)
 def test_reads_need_the_read_or_api_token(path: str) -> None:
     client = create_app().test_client()
-    for headers in ({}, bearer("wrong"), bearer(INTAKE), {"Authorization": f"Basic {READ}"}):
+    for headers in ({}, bearer("wrong"), {"Authorization": f"Basic {READ}"}):
         resp = client.get(path, headers=headers)
         assert resp.status_code == 401, (path, headers, resp.status_code)
         assert resp.mimetype == "application/json" and resp.headers["WWW-Authenticate"] == "Bearer"
         assert READ not in resp.get_data(as_text=True) and TOKEN not in resp.get_data(as_text=True)
+    # A known token whose role does not read (intake): 403, naming the roles that do.
+    refused = client.get(path, headers=bearer(INTAKE))
+    assert refused.status_code == 403 and "read or operator or admin role" in refused.get_json()["error"]
+    assert INTAKE not in refused.get_data(as_text=True)
     assert client.get(path, headers=bearer(READ)).status_code == 200
     assert client.get(path, headers=AUTH).status_code == 200
 
@@ -56,16 +60,16 @@ def test_intake_token_announces_only() -> None:
     started = client.post("/hooks/deploy", json=note, headers=bearer(INTAKE))
     assert started.status_code == 202, started.get_json()
     rid = started.get_json()["release"]
-    assert client.post("/hooks/deploy", json=note, headers=bearer(READ)).status_code == 401
+    assert client.post("/hooks/deploy", json=note, headers=bearer(READ)).status_code == 403
     assert client.post("/hooks/deploy", json=note, headers=AUTH).status_code == 200  # the API token still works
     # Neither steering nor reading.
-    assert client.post(f"/api/v1/releases/{rid}/pause", headers=bearer(INTAKE)).status_code == 401
-    assert client.post(f"/api/v1/releases/{rid}/pause", headers=bearer(READ)).status_code == 401
-    assert client.get(f"/api/v1/releases/{rid}", headers=bearer(INTAKE)).status_code == 401
+    assert client.post(f"/api/v1/releases/{rid}/pause", headers=bearer(INTAKE)).status_code == 403
+    assert client.post(f"/api/v1/releases/{rid}/pause", headers=bearer(READ)).status_code == 403
+    assert client.get(f"/api/v1/releases/{rid}", headers=bearer(INTAKE)).status_code == 403
     # Argo's receivers take it too (a notifier does not hold the admin token).
     argo = client.post("/hooks/argocd", json={"app": {}}, headers=bearer(INTAKE))
     assert argo.status_code != 401, argo.get_json()
-    assert client.post("/hooks/argocd", json={"app": {}}, headers=bearer(READ)).status_code == 401
+    assert client.post("/hooks/argocd", json={"app": {}}, headers=bearer(READ)).status_code == 403
 
 
 @pytest.mark.usefixtures("tokens")

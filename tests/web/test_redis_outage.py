@@ -78,7 +78,7 @@ def test_intake_answers_503_with_retry_after_while_redis_is_down(ctx: Context, o
 
 
 def test_a_version_being_stored_elsewhere_gets_503_with_retry_after(ctx: Context) -> None:
-    """A dedup key without its release, too young to be dangling (app/store/store.py DANGLING_GRACE):
+    """A dedup key without its release, too young to be dangling (app/store/release_records.py DANGLING_GRACE):
     another writer may be storing it, so the sender is asked to retry, not given a second release."""
     from app.store import DEDUP_TTL, keys
 

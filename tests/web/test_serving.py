@@ -4,9 +4,12 @@ JSON, chunked bodies over the limit get 413, and slow clients do not starve /hea
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ from benchmarks.slowloris import SlowClients
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "serving-test-token"
+TOKEN = "serving-test-token-7f3a9c1e5b2d8f4a6c0e"  # as strong as start asks (32+ characters)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +38,8 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         proc.stop()
 
 
-def request(port: int, method: str, path: str, body=None, headers=None, chunked=False):  # type: ignore[no-untyped-def]
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def request(port: int, method: str, path: str, body=None, headers=None, chunked=False, timeout=10):  # type: ignore[no-untyped-def]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
         resp = conn.getresponse()
@@ -93,3 +96,111 @@ def test_slow_clients_do_not_starve_health_or_webhooks(web: int) -> None:
         assert max(timings) < 1.0, timings  # ~2 ms measured; loose for a shared, busy machine
     finally:
         slow.stop()
+
+
+class BodyTricklers:
+    """`n` clients that send a webhook's headers at once, then its body a byte at a time; each
+    reconnects when dropped. Counts how often the server cut one off, and how (408 or a bare close)."""
+
+    def __init__(self, port: int, n: int):
+        self.port, self.n = port, n
+        self.open = self.timed_out = self.closed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _one(self) -> None:
+        head = (
+            b"POST /hooks/circleci HTTP/1.1\r\nHost: sluice\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{"
+        )
+        while not self._stop.is_set():
+            writer = None
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                self.open += 1
+                writer.write(head)
+                while not self._stop.is_set() and not reader.at_eof():
+                    await asyncio.sleep(0.5)
+                    writer.write(b" ")
+                    await writer.drain()
+                    if reader._buffer.startswith(b"HTTP/1.1 408"):  # type: ignore[attr-defined]
+                        self.timed_out += 1
+                        break
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                if writer is not None:
+                    self.open -= 1
+                    self.closed += 1
+                    writer.close()
+            await asyncio.sleep(0.05)
+
+    async def _main(self) -> None:
+        tasks = [asyncio.create_task(self._one()) for _ in range(self.n)]
+        while not self._stop.is_set():
+            await asyncio.sleep(0.1)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def start(self) -> BodyTricklers:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def small_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """One worker holding at most 20 connections: 25 slow clients are more than it holds."""
+    workdir = tmp_path_factory.mktemp("serving-small")
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "app/web/serving.py"), "--bind", f"127.0.0.1:{port}"]
+    env = {"SLUICE_API_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "WEB_CONCURRENCY": "1"}
+    env |= {"SLUICE_WORKER_CONNECTIONS": "20", "CIRCLECI_WEBHOOK_SECRET": "serving-test-circleci-secret-5e8a1c4f"}
+    proc = Process("web", [*args, "app:create_app()"], workdir, env=env).start()
+    try:
+        wait_until(lambda: request(port, "GET", "/healthz")[0] == 200, 30, "web", proc.proc, proc.log)
+        yield port
+    finally:
+        proc.stop()
+
+
+def test_a_body_not_in_within_the_deadline_is_dropped(small_web: int) -> None:
+    """Issue 20 item 3: 25 clients trickling a body to /hooks/circleci held every connection of the
+    worker, and /healthz waited as long as they trickled. The body has the headers' deadline (5 s)."""
+    slow = BodyTricklers(small_web, 25).start()
+    try:
+        time.sleep(2)
+        assert slow.open >= 20
+        started = time.perf_counter()
+        status, _, _ = request(small_web, "GET", "/healthz", timeout=20)
+        waited = time.perf_counter() - started
+        assert status == 200
+        assert waited < 12, waited  # one deadline (5 s) and change; without it, as long as they trickle
+        time.sleep(1)
+        assert slow.timed_out >= 1, (slow.timed_out, slow.closed)  # told why: 408
+    finally:
+        slow.stop()
+
+
+def test_the_web_process_refuses_a_guessable_token() -> None:
+    """Issue 20 item 8: a minimum token strength, checked when the web process starts."""
+    weak = "letmein-2024"
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(REPO / "app/web/serving.py"),
+        "--bind",
+        f"127.0.0.1:{free_port()}",
+    ]
+    env = {"SLUICE_API_TOKEN": weak, "SLUICE_READ_TOKEN": "ab" * 20, "PYTHONPATH": str(REPO), "WEB_CONCURRENCY": "1"}
+    done = subprocess.run([*args, "app:create_app()"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "SLUICE_API_TOKEN is 12 characters long" in done.stderr, done.stderr[-2000:]
+    assert "SLUICE_READ_TOKEN repeats a few characters" in done.stderr
+    assert "secrets.token_urlsafe(32)" in done.stderr and weak not in done.stderr

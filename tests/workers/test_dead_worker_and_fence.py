@@ -12,14 +12,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from rq import Queue
 
 from app.config_file.loader import parse_config
 from app.context import Context
 from app.core.models import Release
 from app.release.intake import start_release
 from app.store import PREFIX, keys
-from app.store.store import Lease
+from app.store import queues as rq_queues
+from app.store.locks import Lease
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text
 from workers import tick as tick_module
 from workers.scheduler import LEASE_SECONDS, QUEUE_NAME, enqueue_due
@@ -51,7 +51,7 @@ def test_a_dead_workers_release_comes_back_after_one_release_lease(ctx: Context)
     member = keys.tick_member(rel.id, rel.seq)
     now = time.time()
     ctx.store.schedule(member, now - 1)
-    assert enqueue_due(ctx.store, Queue(QUEUE_NAME, connection=ctx.store.r), now=now) == 1
+    assert enqueue_due(ctx.store, rq_queues.queue(QUEUE_NAME, ctx.store.r), now=now) == 1
     # The worker that took the job dies at once, inside the tick, holding the release's lease.
     ctx.store.r.set(keys.release_lock(rel.id), "dead-workers-token", px=int(LEASE_TTL * 1000))
     assert float(ctx.store.r.zscore(DUE, member) or 0) == pytest.approx(now + LEASE_SECONDS)

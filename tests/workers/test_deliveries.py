@@ -12,13 +12,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from rq import Queue, SimpleWorker
 
 from app.config_file.loader import parse_config
 from app.context import Context, set_context
 from app.core.models import DeliveryAttempt, Release
+from app.core.webhook_signing import verify as standard_verify
 from app.release.intake import start_release
 from app.store import PREFIX
+from app.store import queues as rq_queues
 from integrations.notify.webhook import USER_AGENT, verify
 from tests.support.fakes import FakePrometheus, FakeRouter, Reply, WebhookReceiver, config_text
 from tests.support.web import read_api
@@ -122,6 +123,10 @@ def test_succeeded_release_delivers_a_signed_webhook(ctx: Context, receiver: Web
     assert verify(SECRET, req.headers["Sluice-Signature"], req.body)
     assert not verify("another-secret", req.headers["Sluice-Signature"], req.body)
     assert not verify(SECRET, req.headers["Sluice-Signature"], req.body + b" ")
+    # Standard Webhooks: what an off-the-shelf verifier checks; the id is the delivery's, stable across retries.
+    h = {k.lower(): v for k, v in req.headers.items()}
+    assert h["webhook-id"] == did
+    standard_verify(SECRET, h["webhook-id"], h["webhook-timestamp"], h["webhook-signature"], req.body, time.time())
     body = json.loads(req.body)
     assert body["event"] == "succeeded"
     assert body["release"]["release_id"] == rel.id and body["release"]["state"] == "succeeded"
@@ -301,7 +306,7 @@ def test_secret_never_recorded_or_shown(ctx: Context, receiver: WebhookReceiver)
 def test_scheduler_runs_ticks_and_deliveries_end_to_end(ctx: Context, receiver: WebhookReceiver) -> None:
     set_context(ctx)  # what the RQ jobs (workers.tick.run_tick, workers.deliver.run_delivery) use
     receiver.reply(Reply(500, body=b"once"))
-    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    queue = rq_queues.queue(QUEUE_NAME, ctx.store.r)
     rid = start_release(ctx, "api", "2.1.0").release.id
     did = f"{rid}:succeeded:ci"
 
@@ -309,7 +314,7 @@ def test_scheduler_runs_ticks_and_deliveries_end_to_end(ctx: Context, receiver: 
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         enqueued += enqueue_due(ctx.store, queue)
-        SimpleWorker([queue], connection=ctx.store.r).work(burst=True, logging_level="WARNING")
+        rq_queues.worker([queue], ctx.store.r).work(burst=True, logging_level="WARNING")
         delivery = ctx.store.get_delivery(did)
         if delivery is not None and delivery.state != "pending":
             break
@@ -330,7 +335,7 @@ def test_scheduler_runs_ticks_and_deliveries_end_to_end(ctx: Context, receiver: 
 
 
 def test_enqueue_due_only_takes_due_items_and_leases_them(ctx: Context) -> None:
-    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    queue = rq_queues.queue(QUEUE_NAME, ctx.store.r)
     now = time.time()
     ctx.store.schedule("tick:r-a:0", now - 1)
     ctx.store.schedule("hook:r-a:succeeded:ci", now - 1)
@@ -338,9 +343,9 @@ def test_enqueue_due_only_takes_due_items_and_leases_them(ctx: Context) -> None:
     ctx.store.schedule("bogus", now - 1)
     assert enqueue_due(ctx.store, queue, now=now) == 3
     jobs = {(j.func_name, repr(j.args)) for j in queue.get_jobs()}
-    assert jobs == {
-        ("workers.tick.run_ticks", repr(([("r-a", 0)],))),
-        ("workers.deliver.run_delivery", repr(("r-a:succeeded:ci",))),
+    assert jobs == {  # JSON on the wire (app/store/queues.py): tuples come back as lists
+        ("workers.tick.run_ticks", repr([[["r-a", 0]]])),
+        ("workers.deliver.run_delivery", repr(["r-a:succeeded:ci"])),
     }
     # Leased, not removed: a worker that dies mid-job leaves the item to come due again.
     assert float(ctx.store.r.zscore(DUE, "tick:r-a:0") or 0) == pytest.approx(now + LEASE_SECONDS)
@@ -360,7 +365,7 @@ def test_a_killed_holders_delivery_is_retried_within_the_lease(
     assert deliver_module.LEASE_TTL <= 10.0
     monkeypatch.setattr(deliver_module, "LEASE_TTL", 2.0)
     set_context(ctx)
-    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    queue = rq_queues.queue(QUEUE_NAME, ctx.store.r)
     _, did = succeeded_release(ctx)
     delivery = ctx.store.get_delivery(did)
     assert delivery is not None
@@ -376,10 +381,30 @@ def test_a_killed_holders_delivery_is_retried_within_the_lease(
         # The scheduler claims it (pushing it LEASE_SECONDS ahead); the job finds it busy.
         assert time.monotonic() - killed < deliver_module.LEASE_TTL + 3.0, "not retried within the lease"
         enqueue_due(ctx.store, queue)
-        SimpleWorker([queue], connection=ctx.store.r).work(burst=True, logging_level="WARNING")
+        rq_queues.worker([queue], ctx.store.r).work(burst=True, logging_level="WARNING")
         time.sleep(0.1)
 
     assert delivery is not None and delivery.state == "delivered"
     assert [(a.status, a.error) for a in delivery.attempts] == [(None, INTERRUPTED), (200, None)]
     assert [r.headers["Sluice-Delivery"] for r in receiver.requests] == [did]
     assert hook_score(ctx, did) is None
+
+
+def test_a_backed_up_queue_takes_no_more_until_it_drains(ctx: Context) -> None:
+    """Backpressure: while the queue holds MAX_QUEUED_JOBS jobs, nothing more is claimed, so an item
+    never waits in the queue past its claim and gets enqueued a second time (under a backlog, those
+    duplicates grew the queue further: 267 waiting jobs in a 200-release run of chaos.swarm)."""
+    from workers.scheduler import MAX_QUEUED_JOBS
+
+    queue = rq_queues.queue(QUEUE_NAME, ctx.store.r)
+    now = time.time()
+    for i in range(MAX_QUEUED_JOBS):
+        ctx.store.schedule(f"hook:r-{i}:succeeded:ci", now - 1)
+    assert enqueue_due(ctx.store, queue, now=now) == MAX_QUEUED_JOBS
+    ctx.store.schedule("tick:r-late:0", now - 1)
+    later = now + LEASE_SECONDS + 1  # every claim above has run out; the jobs still wait
+    assert enqueue_due(ctx.store, queue, now=later) == 0
+    assert queue.count == MAX_QUEUED_JOBS  # nothing enqueued twice, nothing new
+    assert float(ctx.store.r.zscore(DUE, "tick:r-late:0") or 0) == pytest.approx(now - 1)  # still due, unclaimed
+    queue.empty()
+    assert enqueue_due(ctx.store, queue, now=later) == MAX_QUEUED_JOBS + 1  # drained: all of it, once more

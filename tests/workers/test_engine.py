@@ -458,7 +458,7 @@ def test_abort_sets_stable_immediately(ctx: Context, router: FakeRouter) -> None
     rid = start_release(ctx, "web", "1.1.0").release.id
     tick(ctx, rid, 0)
     rel = control(ctx, rid, "abort", actor="test", reason="bad smell")
-    assert rel.state == "aborted" and rel.reason == "bad smell" and rel.weights_applied
+    assert rel.state == "aborted" and rel.reason == "abort by test: bad smell" and rel.weights_applied
     assert router.applied_weights("web")[-1] == {"1.0.0": 100}
     assert router.weights["web"] == {"1.0.0": 100, "1.1.0": 0}
     assert ctx.store.active_release("shop", "web") is None

@@ -248,10 +248,12 @@ def slack_request(body: bytes, timestamp: int, secret: str = SLACK_SECRET) -> di
     }
 
 
-def click(value: str, action: str = "sluice_approve", response_url: str | None = None) -> bytes:
+def click(
+    value: str, action: str = "sluice_approve", response_url: str | None = None, user: str = "U024BE7LH"
+) -> bytes:
     payload: dict[str, Any] = {
         "type": "block_actions",
-        "user": {"id": "U024BE7LH", "username": "alice", "name": "alice", "team_id": "T000"},
+        "user": {"id": user, "username": "alice", "name": "alice", "team_id": "T000"},
         "actions": [{"action_id": action, "block_id": "sluice_gate", "value": value, "type": "button"}],
     }
     if response_url:
@@ -326,6 +328,19 @@ def test_slack_abort_button_aborts_and_names_who(ctx: Context, receiver: Webhook
     late = click(value)
     again = client.post("/hooks/slack/interactive", data=late, headers=slack_request(late, int(time.time())))
     assert again.status_code == 200 and "is aborted: there is nothing to approve" in again.get_json()["text"]
+
+
+def test_slack_clicks_count_only_from_the_approvers_list(ctx: Context, receiver: WebhookReceiver) -> None:
+    """Anyone in the workspace sees the message; only `slack.approvers` may approve or abort from it."""
+    rid = wait_for_approval(ctx)
+    buttons = next(b for b in delivered_slack_message(ctx, rid, receiver)["blocks"] if b["type"] == "actions")
+    client = create_app().test_client()
+    for action, element in (("sluice_approve", 0), ("sluice_abort", 1)):
+        body = click(buttons["elements"][element]["value"], action=action, user="U0STRANGER")
+        resp = client.post("/hooks/slack/interactive", data=body, headers=slack_request(body, int(time.time())))
+        assert resp.status_code == 200 and "not in Sluice's `slack.approvers`" in resp.get_json()["text"]
+    assert events(ctx, rid, "approved") == [] and get(ctx, rid).state == "running"
+    assert ctx.store.people.audit_log()[0]["action"] == "denied"
 
 
 def test_slack_interactivity_is_off_without_a_signing_secret(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -114,6 +114,6 @@ def test_dedup_key_is_overwritten_only_when_its_release_is_long_gone(ctx: Contex
 
 
 def store_ttl() -> int:
-    from app.store.store import DEDUP_TTL
+    from app.store.release_records import DEDUP_TTL
 
     return DEDUP_TTL

@@ -7,12 +7,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from rq import Queue, SimpleWorker
 
 from app.config_file.loader import parse_config
 from app.context import Context, set_context
 from app.core.models import Event, Release
 from app.store import keys
+from app.store import queues as rq_queues
 from tests.support.fakes import FakePrometheus, config_text
 from workers.scheduler import QUEUE_NAME, Scheduler
 
@@ -53,13 +53,13 @@ def test_the_leader_enqueues_retention_and_a_worker_applies_the_environments_set
 ) -> None:
     monkeypatch.setenv("SLUICE_RETENTION", "2h")
     old, recent = finished(ctx, 1, hours_ago=3), finished(ctx, 2, hours_ago=1)
-    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    queue = rq_queues.queue(QUEUE_NAME, ctx.store.r)
     scheduler = Scheduler(ctx.store, queue)
 
     last = scheduler._maybe_enqueue_retention(0.0)
     assert scheduler._maybe_enqueue_retention(last) == last  # not again within RETENTION_EVERY
     assert [j.func_name for j in queue.get_jobs()] == ["workers.retention.run_retention"]
 
-    SimpleWorker([queue], connection=ctx.store.r).work(burst=True)
+    rq_queues.worker([queue], ctx.store.r).work(burst=True)
     assert ctx.store.get(old.id) is None and ctx.store.get(recent.id) == recent
     assert [r.id for r in ctx.store.list_releases()[0]] == [recent.id]

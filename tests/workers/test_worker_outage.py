@@ -82,3 +82,37 @@ def test_worker_starts_again_after_redis_comes_back(own_redis: tuple[Process, st
     assert STATE.get("outage") and STATE.get("after"), STATE
     assert len(started) >= 2 and naps and naps[0] == 1.0
     assert naps == sorted(naps)  # backing off
+
+
+def test_worker_waits_out_redis_still_down_when_its_loop_restarts(own_redis: tuple[Process, str]) -> None:
+    """Redis is still down when the backoff ends: building the next RQ worker fails too (it asks Redis
+    at once), and the process must back off again rather than exit."""
+    proc, url = own_redis
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    STATE.clear()
+    STATE["redis"] = proc
+    conn = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+    queue = Queue("outage-test-2", connection=conn)
+    queue.enqueue(outage_job)
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 2:  # down through the first backoff and the restart after it
+            proc.start()
+            while not port_open(port):
+                threading.Event().wait(0.05)
+            queue.enqueue(after_outage_job)
+
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    failsafe = threading.Timer(60, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    failsafe.start()
+    try:
+        work_until_stopped(lambda: SimpleWorker([queue], connection=conn), sleep=nap)
+    finally:
+        failsafe.cancel()
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+        conn.close()
+    assert STATE.get("outage") and STATE.get("after"), STATE
+    assert naps[:2] == [1.0, 2.0]  # the failed restart backed off again, longer

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_serializer, field_validator
 
 from app.core.config.base import Duration, EnvName, Name, Strict, no_duplicates
+from app.core.redact import safe_url
 
 MAX_CALL_SECONDS = 30.0
 
 
 class WebhookGate(Strict):
-    """A signed JSON POST (`Sluice-Signature: t=,v1=`, as Sluice's webhooks) describing the release and
+    """A signed JSON POST (Standard Webhooks headers, as Sluice's webhooks) describing the release and
     the step: 2xx is go (unless the answer is `{"go": false}`), another 4xx is no-go (the release fails
     with the answer's reason), no answer / 408 / 429 / 5xx is "unreachable", retried with backoff."""
 
@@ -34,6 +35,12 @@ class WebhookGate(Strict):
     unreachable_timeout: Duration = Field(
         600.0, description="With on_unreachable: hold, fail the release after the gate was unreachable this long."
     )
+
+    @field_serializer("url", when_used="json")
+    def _shown(self, url: str) -> str:
+        """Whoever reads the configuration (GET /api/v1/policies, a release's steps) sees which gate,
+        never its credentials: no user:password@, query or fragment. The model keeps the whole URL."""
+        return safe_url(url)
 
     @field_validator("timeout")
     @classmethod

@@ -50,7 +50,7 @@ def errors_sample(v: VersionCounts, use_router: bool, client_timeout: float | No
 def _server_errors(v: VersionCounts, use_router: bool) -> Sample | None:
     if use_router and v.router is not None:
         r = v.router
-        return Sample(r.by_class.get("5xx", 0.0) + r.proxy_errors, r.requests, "HAProxy")
+        return Sample(r.by_class.get("5xx", 0.0) + r.proxy_errors, r.requests, r.source)
     if _metrics_ok(v):
         m = v.metrics
         assert m is not None and m.requests is not None
@@ -77,7 +77,7 @@ def client_errors_sample(v: VersionCounts, use_router: bool, ignore: list[int]) 
         return Sample(min(bad, m.requests), m.requests, "Prometheus")
     if use_router and v.router is not None:
         r = v.router
-        return Sample(r.by_class.get("4xx", 0.0), r.requests, "HAProxy")
+        return Sample(r.by_class.get("4xx", 0.0), r.requests, r.source)
     if m is not None and m.requests is not None:
         return Sample(min(m.by_class.get("4xx", 0.0), m.requests), m.requests, "Prometheus")
     return None

@@ -16,6 +16,8 @@
       if (k === "class") el.className = v;
       else if (k === "text") el.textContent = v;
       else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      // Through the CSSOM: the CSP (app/web/security.py) refuses inline style attributes.
+      else if (k === "style") el.style.cssText = v;
       else el.setAttribute(k, v === true ? "" : v);
     }
     for (const c of children.flat()) {
@@ -39,6 +41,26 @@
     return today ? t : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${t}`;
   }
   function iso(ts) { return ts ? new Date(ts * 1000).toISOString() : ""; }
+  /** A time-axis label: HH:MM:SS, or HH:MM when every tick falls on a whole minute. */
+  function axisClock(t, splits) {
+    const d = new Date(t * 1000);
+    const minutes = splits.every((x) => Math.round(x) % 60 === 0);
+    return minutes ? `${pad(d.getHours())}:${pad(d.getMinutes())}` : `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  /** What a step sends to the candidate, in words (the API's step_labels): "10%", or a segment. */
+  function stepLabel(rel, i) {
+    const labels = rel.step_labels || [];
+    if (labels[i]) return labels[i];
+    const s = (rel.steps || [])[i];
+    return s ? `${s.weight}%` : "";
+  }
+
+  /** A shaped step's label ("segment header ...") is not a share of traffic. */
+  function isShare(label) {
+    return /^\d+%$/.test(label);
+  }
+
   function dur(seconds) {
     if (seconds === null || seconds === undefined) return "—";
     const s = Math.max(0, Math.round(seconds));
@@ -216,7 +238,7 @@
         const ev = bad[0];
         const check = defs.get(ev.name);
         const fmt = formatterFor(check);
-        const w = steps[ev.step] ? steps[ev.step].weight : null;
+        const w = steps[ev.step] ? stepLabel(rel, ev.step) : null;
         children.push(
           h("div", { class: "headline" },
             `${shadow ? "Judged failed (shadow: nothing rolled back)" : "Rolled back"}: check “${ev.name}” ${ev.verdict === "no_data" ? "had no data" : "failed"} at step ${ev.step + 1} of ${total}`),
@@ -224,7 +246,7 @@
             fact("Check", ev.name, true),
             fact("Measured", fmt(ev.value), true),
             fact("Threshold", describeLimit(check, ev, fmt)),
-            fact("Step", `${ev.step + 1} of ${total}${w !== null ? ` · ${w}% traffic${shadow ? " (not set: shadow)" : ""}` : ""}`),
+            fact("Step", `${ev.step + 1} of ${total}${w !== null ? ` · ${w}${isShare(w) ? " traffic" : ""}${shadow ? " (not set: shadow)" : ""}` : ""}`),
             fact("When", `${clock(ev.at)} (+${dur(ev.at - rel.created_at)})`),
             fact("Traffic now", `${stableShare}% on ${rel.source_version}`)),
         );
@@ -247,9 +269,11 @@
       );
     } else {
       const label = rel.state === "paused" ? "Paused" : rel.state === "pending" ? "Starting" : "Running";
+      const shape = stepNo ? stepLabel(rel, stepNo - 1) : "";
+      const share = shadow || isShare(shape) ? `${weight}% of traffic` : shape;
       children.push(
         h("div", { class: "headline" },
-          stepNo ? `${label}${shadow ? " (shadow)" : ""}: step ${stepNo} of ${total} · ${weight}% of traffic on ${rel.target_version}` : `${label}…`),
+          stepNo ? `${label}${shadow ? " (shadow)" : ""}: step ${stepNo} of ${total} · ${share} on ${rel.target_version}` : `${label}…`),
         h("div", { class: "reason", text: rel.reason || "" }),
       );
     }
@@ -281,7 +305,8 @@
         "ended-failed": "failed here", "ended-aborted": "aborted here", todo: rel.state === "succeeded" ? "skipped" : "not reached" }[cls];
       return h("li", { class: cls, "data-step": i + 1 },
         h("div", { class: "n" }, `Step ${i + 1} · ${status}`),
-        h("div", { class: "w" }, `${s.weight}%`),
+        h("div", { class: "w", title: stepLabel(rel, i) }, isShare(stepLabel(rel, i)) ? `${s.weight}%` : stepLabel(rel, i).split(" ")[0]),
+        isShare(stepLabel(rel, i)) ? null : h("div", { class: "shape", text: stepLabel(rel, i).replace(/^\S+\s*/, "") }),
         h("div", { class: "cond" }, cond || "—"),
         h("div", { class: "when" }, starts[i] ? `from ${clock(starts[i])}` : "\u00a0"),
         h("div", { class: "bar" }, h("span", { style: `width:${Math.round(progress * 100)}%` })));
@@ -313,7 +338,7 @@
     const steps = rel.steps || [];
     const starts = stepStarts(rel);
     for (const [i, at] of Object.entries(starts)) {
-      const w = steps[i] ? `${steps[i].weight}%` : "";
+      const w = steps[i] ? stepLabel(rel, +i).split(" ")[0] : "";
       marks.push({ at, label: `step ${+i + 1} ${w}`, color: "#66707d" });
     }
     if (rel.finished_at) {
@@ -414,7 +439,10 @@
         },
       },
       axes: [
-        { stroke: "#66707d", grid: { stroke: "#eef1f4" }, ticks: { stroke: "#dde2e8" } },
+        // Time labels ("14:02:05", ~60 px at 11 px) one line each, at least 90 px apart: uPlot's
+        // defaults put two-line labels 50 px apart, which overlap on a card's width.
+        { stroke: "#66707d", grid: { stroke: "#eef1f4" }, ticks: { stroke: "#dde2e8" }, space: 90,
+          values: (u, splits) => splits.map((t) => axisClock(t, splits)) },
         { stroke: "#66707d", size: 64, grid: { stroke: "#eef1f4" }, ticks: { stroke: "#dde2e8" },
           splits: check.name === "health" ? () => [0, 1] : undefined,
           values: (u, ticks) => ticks.map((t) => (fraction ? pct(t, 0) : check.name === "health" ? (t === 1 ? "up" : t === 0 ? "down" : "") : num(t))) },
@@ -439,9 +467,13 @@
     for (const name of defs.keys()) byName.set(name, []);
     for (const ev of rel.evaluations) byName.get(ev.name).push(ev);
     const failingNow = new Set(decisive(rel).map((e) => e.name));
+    // Waiting for evidence (verdict "insufficient": too little traffic yet, or the warm-up) is not
+    // failing: drawn neutral and listed after what fails.
+    const waitingNow = new Set();
     for (const [name, evs] of byName) {
       const last = evs[evs.length - 1];
-      if (rel.state !== "failed" && last && last.verdict !== "pass") failingNow.add(name);
+      if (rel.state === "failed" || !last || last.verdict === "pass") continue;
+      (last.verdict === "insufficient" ? waitingNow : failingNow).add(name);
     }
     const order = [...defs.keys()].sort((a, b) => (failingNow.has(b) - failingNow.has(a)) || (a === "health") - (b === "health"));
     for (const name of order) {
@@ -470,6 +502,7 @@
       const fails = evs.filter((e) => e.verdict === "fail").length;
       const nodata = evs.filter((e) => e.verdict === "no_data").length;
       entry.card.classList.toggle("failing", failingNow.has(name));
+      entry.card.classList.toggle("waiting", !failingNow.has(name) && waitingNow.has(name));
       entry.card.dataset.points = String(evs.length);
       fill(entry.head, 
         h("span", { class: "ch-name", text: name }),
@@ -753,7 +786,7 @@
           h("td", {}, h("a", { href }, h("b", { text: r.service }))),
           h("td", { text: r.application }),
           h("td", { class: "mono" }, `${r.source_version} → `, h("b", { text: r.target_version })),
-          h("td", { text: r.current_step ? `${r.current_step} · ${w}%` : "—" }),
+          h("td", { title: r.step_label || "", text: r.current_step ? `${r.current_step} · ${r.step_label && !isShare(r.step_label) && r.mode !== "shadow" ? r.step_label : `${w}%`}` : "—" }),
           h("td", { title: iso(r.created_at), text: clock(r.created_at) }),
           h("td", { text: dur(r.duration_seconds) }),
           h("td", { class: "reason", text: r.reason || "" }));
@@ -767,6 +800,8 @@
 
   async function initList() {
     const params = new URLSearchParams(location.search);
+    // The filters apply as they change; never submitted (an inline onsubmit would break the CSP).
+    document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
     const appSel = document.getElementById("f-application");
     const stateSel = document.getElementById("f-state");
     try {

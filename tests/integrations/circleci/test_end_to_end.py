@@ -14,10 +14,10 @@ import time
 import uuid
 
 import pytest
-from rq import Queue, SimpleWorker
 
 from app.context import Context
 from app.core.models import Release
+from app.store import queues as rq_queues
 from app.web import create_app
 from tests.support.ci import CIRCLE_TOKEN, PD_KEY, SLUG, get, job_completed, signed
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack, Fault
@@ -30,11 +30,11 @@ pytestmark = pytest.mark.integration
 
 def run_until_settled(ctx: Context, rid: str, timeout: float = 20.0) -> Release:
     """What `sluice worker` does: the scheduler moves due ticks/deliveries into RQ, a worker runs them."""
-    queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+    queue = rq_queues.queue(QUEUE_NAME, ctx.store.r)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         enqueue_due(ctx.store, queue)
-        SimpleWorker([queue], connection=ctx.store.r).work(burst=True, logging_level="WARNING")
+        rq_queues.worker([queue], ctx.store.r).work(burst=True, logging_level="WARNING")
         rel = get(ctx, rid)
         deliveries = ctx.store.deliveries(rel.hooks)
         if rel.terminal and rel.weights_applied and all(d.state != "pending" for d in deliveries):

@@ -49,8 +49,11 @@ def test_a_payload_with_either_spelling_starts_the_release(ctx: Context, slug: s
 
 
 def test_a_deploy_from_an_unknown_slug_is_counted_and_logged_once(
-    ctx: Context, caplog: pytest.LogCaptureFixture
+    ctx: Context, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Logged once per web process: start from a process that has logged nothing (another test may
+    # have sent the same slug before this one).
+    monkeypatch.setattr("app.web.circleci._LOGGED_SLUGS", set())
     client = create_app().test_client()
     slug = "circleci/5a0e6b8c-org/0f6a7c2e-project"  # a GitHub App project, configured as gh/acme/shop
     with caplog.at_level(logging.WARNING, logger="sluice.web"):

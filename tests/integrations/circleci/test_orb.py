@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from app.context import Context
 from app.web import create_app
-from tests.support.ci import API_TOKEN, SLUG, get
+from tests.support.ci import INTAKE_TOKEN, READ_TOKEN, SLUG, get
 from workers.tick import tick
 
 pytestmark = pytest.mark.integration
@@ -183,7 +183,7 @@ def _notify(sluice_url: str, tmp_path: Path, version: str, job_name: str = 'depl
     )
     circle_env = {
         "SLUICE_URL": sluice_url,
-        "SLUICE_API_TOKEN": API_TOKEN,
+        "SLUICE_INTAKE_TOKEN": INTAKE_TOKEN,  # the orb's default: announce only
         "CIRCLE_WORKFLOW_ID": "2f1a3c4d-1111-2222-3333-444455556666",
         "CIRCLE_BUILD_NUM": "1234",
         "CIRCLE_BUILD_URL": "https://circleci.com/gh/acme/shop/1234",
@@ -252,7 +252,7 @@ def test_wait_step_follows_the_release_to_its_end(
         script, env = _script("wait", {"release_file": str(tmp_path / "release"), "interval": 1, "timeout": 30}, {})
         driver = threading.Thread(target=_drive, args=(ctx, rid))
         driver.start()
-        proc = _bash(script, env | {"SLUICE_URL": sluice_url, "SLUICE_API_TOKEN": API_TOKEN}, path)
+        proc = _bash(script, env | {"SLUICE_URL": sluice_url, "SLUICE_READ_TOKEN": READ_TOKEN}, path)
         driver.join()
         results[version] = (proc.returncode, get(ctx, rid).state)
         assert proc.returncode == expected, proc.stdout + proc.stderr
@@ -265,8 +265,8 @@ def test_wait_step_fails_fast_when_waiting_cannot_help(ctx: Context, sluice_url:
     release_file.write_text("r-20260101000000-deadbeef\n")
     script, env = _script("wait", {"release_file": str(release_file), "interval": 1, "timeout": 20}, {})
     started = time.monotonic()
-    unknown = _bash(script, env | {"SLUICE_URL": sluice_url, "SLUICE_API_TOKEN": API_TOKEN})
+    unknown = _bash(script, env | {"SLUICE_URL": sluice_url, "SLUICE_READ_TOKEN": READ_TOKEN})
     assert unknown.returncode == 1 and "HTTP 404" in unknown.stdout, unknown.stdout
-    no_url = _bash(script, env | {"SLUICE_API_TOKEN": API_TOKEN})
+    no_url = _bash(script, env | {"SLUICE_READ_TOKEN": READ_TOKEN})
     assert no_url.returncode == 2 and "set $SLUICE_URL" in no_url.stdout, no_url.stdout
     assert time.monotonic() - started < 10  # not after the 20 s timeout

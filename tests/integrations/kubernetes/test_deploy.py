@@ -8,7 +8,6 @@ from typing import Any
 import yaml
 
 from app.config_file.loader import parse_config
-from integrations.kubernetes.permissions import SCALE_CALLS
 from integrations.registry.routers import API_CALLS, ROUTERS
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -30,12 +29,14 @@ Call = tuple[str, str, str]
 WATCH: Call = ("apps", "deployments", "watch")
 ROUTER_CALLS: frozenset[Call] = frozenset().union(*(ROUTERS[name].permissions for name in ROUTERS))
 # What each process calls (see deploy/rbac.yaml): the watcher watches Deployments and reads the router
-# to learn a stable version; the web steers the router itself (promote, abort, rollback) and checks
-# a rollback's target is up; the worker does everything a tick does. Only the watcher watches.
+# to learn a stable version; the web only reads (it hands promote, abort and rollback to the workers,
+# app/release/handoff.py) and checks a rollback's target is up; the worker does everything a tick
+# does. Only the watcher watches; only the worker writes.
+ROUTER_READS: frozenset[Call] = frozenset(c for c in ROUTER_CALLS if c[2] == "get")
 EXPECTED: dict[str, frozenset[Call]] = {
-    "sluice-watcher": frozenset({("apps", "deployments", "list"), WATCH, ("", "services", "list")})
-    | {c for c in ROUTER_CALLS if c[2] == "get"},
-    "sluice-web": API_CALLS - SCALE_CALLS - {WATCH, ("", "pods", "list")},
+    "sluice-watcher": frozenset({("apps", "deployments", "list"), WATCH, ("", "services", "list")}) | ROUTER_READS,
+    "sluice-web": frozenset({("apps", "deployments", "list"), ("", "services", "get"), ("", "services", "list")})
+    | ROUTER_READS,
     "sluice-worker": API_CALLS - {WATCH},
 }
 
@@ -67,7 +68,8 @@ def test_rbac_is_exactly_the_calls_each_process_makes() -> None:
             allowed[subject["name"]] |= granted(rules)
     assert allowed == EXPECTED
     assert set().union(*allowed.values()) == set(API_CALLS), "every call Sluice makes is granted to someone"
-    assert not any(verb in ("create", "patch") for _, _, verb in allowed["sluice-watcher"])
+    for reader in ("sluice-watcher", "sluice-web"):
+        assert not any(verb in ("create", "patch") for _, _, verb in allowed[reader]), reader
 
 
 def test_processes_configuration_secrets_and_probes() -> None:
@@ -91,6 +93,12 @@ def test_processes_configuration_secrets_and_probes() -> None:
         [container] = deployments[f"sluice-{name}"]["spec"]["template"]["spec"]["containers"]
         assert container["livenessProbe"]["exec"]["command"][:5] == ["python", "-m", "workers.liveness", "check", name]
     assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # The web may not write the router (test_rbac_is_exactly_the_calls_each_process_makes): it hands
+    # promote, abort and rollback to the workers (app/release/handoff.py), which must steer.
+    assert {"name": "SLUICE_WEB_STEERS", "value": "false"} in web["env"]
+    for name in ("worker", "watcher"):
+        [other] = deployments[f"sluice-{name}"]["spec"]["template"]["spec"]["containers"]
+        assert "SLUICE_WEB_STEERS" not in str(other)
     assert deployments["sluice-watcher"]["spec"]["replicas"] == 2  # a leader and a standby
     assert (
         by_kind(docs, "Deployment")["sluice-redis"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False

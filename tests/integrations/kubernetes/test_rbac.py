@@ -148,25 +148,28 @@ def ctx_as(
         ctx.store.r.close()
 
 
+@pytest.mark.parametrize("reader", ["sluice-watcher", "sluice-web"])
 @pytest.mark.parametrize("router", ["gateway-api", "ingress-nginx", "contour", "istio", "traefik"])
 def test_a_routers_calls_pass_as_the_worker_and_are_forbidden_to_another_account(
-    router: str, api: FakeApiServer, sim: Sim, ctx_as: Callable[..., Context]
+    router: str, reader: str, api: FakeApiServer, sim: Sim, ctx_as: Callable[..., Context]
 ) -> None:
     _cluster(router, sim, api)
     worker_ns, worker = default_service_account(api.rbac)
-    # The watcher's account reads routers (to learn a stable version) and never writes them. (The web's
-    # account still writes: promote, abort and rollback set weights in the request; docs/security.md.)
-    web = (worker_ns, "sluice-watcher")
+    # The watcher's account reads routers (to learn a stable version) and never writes them; nor does
+    # the internet-facing web's, which hands promote, abort and rollback to the workers
+    # (app/release/handoff.py; test_web_hands_steering_to_a_worker below).
     before = {key: obj["metadata"]["resourceVersion"] for key, obj in api.objects.items()}
 
-    ctx = ctx_as(router, web)
+    ctx = ctx_as(router, (worker_ns, reader))
     app = ctx.config.applications[0]
+    svc = app.services[0]
+    assert ctx.router(app).health(svc, "1.0.0").healthy is not False  # reading is allowed
     with pytest.raises(RouterError) as err:
-        ctx.router(app).set_weights(app.services[0], {"1.0.0": 90, "1.1.0": 10})
+        ctx.router(app).set_weights(svc, {"1.0.0": 90, "1.1.0": 10})
     msg = str(err.value)
     assert not err.value.retryable
     assert "the Kubernetes API refused Sluice (403 " in msg and "check its RBAC (deploy/rbac.yaml)" in msg, msg
-    assert f'is forbidden: User "system:serviceaccount:{worker_ns}:sluice-watcher" cannot ' in msg, msg
+    assert f'is forbidden: User "system:serviceaccount:{worker_ns}:{reader}" cannot ' in msg, msg
     assert f'in the namespace "{NS}"' in msg, msg
     assert {key: obj["metadata"]["resourceVersion"] for key, obj in api.objects.items()} == before
     assert [w.status for w in api.writes if w.status < 300] == []

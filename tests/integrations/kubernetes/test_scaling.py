@@ -282,9 +282,9 @@ def test_without_scale_readiness_asks_only_for_the_replicas_the_deployment_has(
 def test_the_scale_down_runs_from_the_due_schedule_through_rq_and_survives_a_worker_dying(
     api: FakeApiServer, sim: Sim, scale_ctx: Callable[..., Context]
 ) -> None:
-    from rq import Queue, SimpleWorker
 
     from app.context import set_context
+    from app.store import queues as rq_queues
     from workers.scheduler import QUEUE_NAME, enqueue_due
 
     ctx = scale_ctx()
@@ -303,11 +303,11 @@ def test_the_scale_down_runs_from_the_due_schedule_through_rq_and_survives_a_wor
     assert taken == f"scale:{rid}"
     set_context(ctx)  # what the RQ job (workers.scale.run_scale) uses
     try:
-        queue = Queue(QUEUE_NAME, connection=ctx.store.r)
+        queue = rq_queues.queue(QUEUE_NAME, ctx.store.r)
         deadline = time.monotonic() + 15
         while replicas(api, "1.0.0") != 0 and time.monotonic() < deadline:
             enqueue_due(ctx.store, queue)
-            SimpleWorker([queue], connection=ctx.store.r).work(burst=True, logging_level="WARNING")
+            rq_queues.worker([queue], ctx.store.r).work(burst=True, logging_level="WARNING")
             time.sleep(0.1)
         assert len(queue.failed_job_registry) == 0
     finally:

@@ -24,7 +24,7 @@ RELEASE = {
 
 def test_slack_and_teams_say_which_version_is_stable_again() -> None:
     slack = build_message("rollback", RELEASE, [], None)
-    assert slack["text"].startswith(":rewind: web 1.0.0 is stable again (rollback) (1.1.0 -> 1.0.0")
+    assert slack["text"].startswith(":rewind: web 1.0.0 is stable again (rollback) (1.1.0 -&gt; 1.0.0")
     card = build_card("rollback", RELEASE, [], None)
     content = card["attachments"][0]["content"]
     assert "is stable again (rollback)" in str(content) and "rolled back by alice" in str(content)

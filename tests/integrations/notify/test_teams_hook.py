@@ -17,7 +17,7 @@ from app.context import Context, set_context
 from app.core.models import CheckResult, Release
 from app.release.intake import start_release
 from app.store import PREFIX
-from integrations.notify.teams import CARD_CONTENT_TYPE, MESSAGE_LIMIT, REASON_LIMIT, build_card, message_size
+from integrations.notify.teams import CARD_CONTENT_TYPE, MESSAGE_LIMIT, REASON_LIMIT, build_card, message_size, plain
 from tests.support.ci import PUBLIC_URL, ci_config, get
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, Fault, _Fake, _reply
 from tests.support.fakes import FakePrometheus, FakeRouter, Recorded
@@ -129,7 +129,7 @@ def test_card_has_service_versions_state_reason_checks_and_link(
     facts = {f["title"]: f["value"] for f in factset["facts"]}
     assert facts["Service"] == "api (application shop)"
     assert facts["Versions"] == f"{rel.source_version} → 2.0.371"
-    assert facts["State"] == "failed" and facts["Reason"] == rel.reason
+    assert facts["State"] == "failed" and facts["Reason"] == plain(rel.reason)  # shown as written, not as Markdown
     assert "FAIL errors: 0.3" in checks["text"]
     assert card["actions"] == [
         {"type": "Action.OpenUrl", "title": f"Release {rel.id}", "url": f"{PUBLIC_URL}/api/v1/releases/{rel.id}"}

@@ -1,0 +1,80 @@
+"""Rate limits on login and intake (Flask-Limiter, counted in Redis: app/store/rate_limits.py).
+
+Per client address (the proxy's client, when a trusted proxy is configured: app/web/security.py):
+- `POST /login`: SLUICE_LOGIN_RATE failed logins (default 10 per minute); a right token is not counted.
+- the receivers (`/hooks/deploy`, `/hooks/circleci`, `/hooks/argocd`, `/hooks/argo-rollouts`):
+  SLUICE_INTAKE_RATE requests, all receivers together (default 300 per minute: CircleCI sends from a
+  few addresses).
+Past a limit: 429 JSON with Retry-After. If Redis cannot be asked, the request goes on (a Redis outage
+is answered 503 by the handlers themselves) rather than failing every login and webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from typing import Any
+
+from flask import Flask
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from limits import parse_many
+
+from app.store.rate_limits import SCHEME
+from app.web.errors import error_response
+
+log = logging.getLogger("sluice.web")
+RATES = {"SLUICE_LOGIN_RATE": "10 per minute", "SLUICE_INTAKE_RATE": "300 per minute"}
+INTAKE = ("deploy.deploy", "circleci.circleci", "argo.argocd", "argo.argo_rollouts")
+
+
+def rate(name: str) -> str:
+    """The rate in env `name`, checked: a ValueError naming the setting and an example otherwise."""
+    value = os.environ.get(name, "").strip() or RATES[name]
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValueError(
+            f"{name}={value!r} is not a rate; write it like {RATES[name]!r} (or '5/second', '100 per hour')"
+        ) from None
+    return value
+
+
+def _store() -> Any:
+    from app.context import get_context
+
+    return get_context().store
+
+
+def install(app: Flask) -> Limiter:
+    login_rate, intake_rate = rate("SLUICE_LOGIN_RATE"), rate("SLUICE_INTAKE_RATE")
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=f"{SCHEME}://",
+        storage_options={"store": _store},  # type: ignore[dict-item]
+        strategy="moving-window",
+        swallow_errors=True,  # Redis down: serve (and log) rather than refuse everyone
+        key_prefix="sluice",
+    )
+    for endpoint in ("dashboard.login", *INTAKE):
+        view = app.view_functions[endpoint]
+        if endpoint == "dashboard.login":
+            limited = limiter.limit(login_rate, methods=["POST"], deduct_when=lambda r: r.status_code == 401)
+        else:
+            limited = limiter.shared_limit(intake_rate, scope="intake")  # one budget for all the receivers
+        app.view_functions[endpoint] = limited(view)  # type: ignore[assignment]
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(exc: RateLimitExceeded) -> Any:
+        window = limiter.current_limit
+        wait = 60
+        if window is not None:  # until the oldest counted request leaves the window (at most the window)
+            wait = min(math.ceil(window.reset_at - time.time()), window.limit.get_expiry())
+        wait = max(1, wait)
+        message = f"too many requests from this address ({exc.description}); try again in {wait} s"
+        return error_response(429, message, headers={"Retry-After": str(wait)})
+
+    return limiter
