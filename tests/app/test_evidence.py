@@ -214,12 +214,12 @@ def test_sentences():
     assert ok.sentence().startswith(
         "errors 0.4% vs stable 0.4% (n=16,240 vs 146,200): no evidence of being worse (difference "
     )
-    assert ok.sentence().endswith(" points); rules out more than max(3x stable, stable + 0.5 points)")
+    assert ok.sentence().endswith(" points); rules out more than max(3x stable, stable + 1 point)")
     wait = judge("errors", 0, 37, 1, 310, alpha=alpha, reference="stable baseline")
     assert wait.verdict == "insufficient" and wait.needed_n_c is not None
     assert wait.sentence() == (
         f"errors 0.0% vs stable baseline 0.3% (n=37 vs 310): not enough traffic yet: 37 of ~{wait.needed_n_c:,} "
-        "requests needed to rule out more than max(3x stable baseline, stable baseline + 0.5 points)"
+        "requests needed to rule out more than max(3x stable baseline, stable baseline + 1 point)"
     )
     gross = judge("errors", 4, 8, 0, 72, alpha=alpha)
     assert gross.verdict == "fail" and gross.decisive and gross.sentence().endswith("(decisive)")
@@ -236,7 +236,7 @@ def test_required_requests_is_where_the_floor_is_met():
     at = judge("errors", 0.01 * need, need, 0.01 * 9 * need, 9 * need, **absolute)
     before = judge("errors", 0.01 * (need - 2), need - 2, 0.01 * 9 * (need - 2), 9 * (need - 2), **absolute)
     assert at.verdict == "pass" and before.verdict == "insufficient"
-    # The default errors floor, relative to stable: max(2x stable, stable + 0.5 point).
+    # The default errors floor, relative to stable: max(3x stable, stable + 1 point).
     d = DEFAULTS["errors"]
     assert d.times_stable is not None
     need = floor_requests(1, 100, 9, 900, d.detectable, d.times_stable, alpha)

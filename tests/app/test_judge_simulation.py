@@ -155,9 +155,11 @@ def test_small_regressions_are_caught_mostly_at_the_small_step(detection):
     assert share(two) >= 0.85
     assert share(two, by=120) <= 0.35  # rarely within the step's 2 minutes...
     assert sum(o.kind == "fail" and o.step == 0 for o in two) / len(two) >= 0.35  # ...often at 10% of traffic
-    # +1 point: the data rarely show it in a 5-minute release at 40 req/s (docs/judging.md).
+    # +1 point on stable's 0.5%: the data rarely show it in a 5-minute release at 40 req/s, but it
+    # is three times stable's errors, the promotion floor (docs/judging.md): it is never promoted --
+    # held at its small step, or failed on the evidence timeout.
     one = detection["+1 point of errors"]
-    assert share(one) <= 0.3
+    assert share(one) >= 0.95
     # What cannot be detected quickly at 4 req/s (docs/judging.md): +2 points within 30 s, +1 point
     # within 2 minutes.
     assert share(two, by=30) < 0.05 and share(one, by=120) < 0.05

@@ -31,7 +31,7 @@ def errors_result(d):
 def test_five_times_stables_errors_is_never_promoted_and_fails_at_the_evidence_timeout():
     # Stable answers 0.3% errors; the candidate 1.5% at 100%: worse by 1.2 points, and on 600
     # requests not yet conclusively worse than the 0.25-point margin. The old 5-point floor
-    # promoted it; the floor max(3x stable, stable + 0.5 point) holds it, then fails it.
+    # promoted it; the floor max(3x stable, stable + 1 point) holds it, then fails it.
     p = policy(checks=[], judge={"slow": {"enabled": False}, "client_errors": {"enabled": False}})
     obs = Observations(at=T0 + 60, candidate_healthy=True, evidence=evidence(counts(600, errors=9), counts(0)))
     d = decide(release(**at_100(60, 20000)), p, obs, T0 + 60)
@@ -55,17 +55,17 @@ def test_a_candidate_as_good_as_stable_is_promoted_once_the_floor_is_ruled_out()
     assert "rules out more than max(3x" in errors_result(d).detail
 
 
-def test_the_floor_is_three_times_stable_at_one_percent_and_half_a_point_over_it_at_a_tenth():
+def test_the_floor_is_three_times_stable_at_one_percent_and_a_point_over_it_at_a_tenth():
     c = math.log(1 / check_alpha(0.01, 3, 3))
     n = 500_000  # enough of both that the floor, not the noise, decides
 
     def rules_out(rate_c: float, rate_s: float) -> bool:
-        return log_e_against_floor(rate_c * n, n, rate_s * n, n, 0.005, 3.0) >= c
+        return log_e_against_floor(rate_c * n, n, rate_s * n, n, 0.01, 3.0) >= c
 
     # Stable at 1%: the floor is 3x stable = 3%.
     assert rules_out(0.025, 0.01) and not rules_out(0.032, 0.01)
-    # Stable at 0.1%: 3x would be 0.3%; the floor is stable + 0.5 point = 0.6%.
-    assert rules_out(0.005, 0.001) and not rules_out(0.007, 0.001)
+    # Stable at 0.1%: 3x would be 0.3%; the floor is stable + 1 point = 1.1%.
+    assert rules_out(0.009, 0.001) and not rules_out(0.013, 0.001)
     # `times_stable: 1` and a larger `detectable` give back an absolute floor (a low-traffic service).
     alpha = check_alpha(0.01, 3, 3)
     assert judge("errors", 1, 300, 3, 2700, alpha=alpha, detectable=0.05, times_stable=1).verdict == "pass"
@@ -84,7 +84,7 @@ def test_the_floor_stays_anytime_valid_for_a_candidate_exactly_at_it():
             bc += sum(rng.random() < 0.03 for _ in range(200))
             bs += sum(rng.random() < 0.01 for _ in range(1800))
             nc, ns = nc + 200, ns + 1800
-            if log_e_against_floor(bc, nc, bs, ns, 0.005, 3.0) >= math.log(1 / alpha):
+            if log_e_against_floor(bc, nc, bs, ns, 0.01, 3.0) >= math.log(1 / alpha):
                 passed += 1
                 break
     assert passed <= 2  # at most alpha in expectation: 0.2 of 20
@@ -118,3 +118,8 @@ def test_responses_slower_than_the_client_timeout_count_as_errors():
     # A timeout between bucket bounds counts only what surely exceeded it (over the next bound up).
     between = policy(steps=steps, checks=[], judge={"slow": {"enabled": False}, "client_timeout": "1s"})
     assert errors_result(decide(release(), between, obs, T0 + 30)).value == 0.1
+    # The `error_rate` guard (an SLO) counts them too.
+    slo = [{"name": "errors", "type": "error_rate", "max": 0.05}]
+    off = {"slow": {"enabled": False}, "errors": {"enabled": False}, "client_timeout": "2s"}
+    d = decide(release(), policy(steps=steps, checks=slo, judge=off), obs, T0 + 30)
+    assert d.kind == "fail" and "check 'errors' failed" in d.reason

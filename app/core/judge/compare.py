@@ -83,9 +83,10 @@ def compare(
         ), None
     bad_c, n_c = min(cand.bad, cand.n), cand.n
     bad_s, n_s = min(reference.bad, reference.n), reference.n
+    step_floor, times_stable = (detectable, c.conf.times_stable) if ctx.final else _step_floor(defaults, detectable)
     e = ev.judge(
-        kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=detectable,
-        decisive_gap=defaults.decisive_gap, reference=ref_name, times_stable=c.conf.times_stable,
+        kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=step_floor,
+        decisive_gap=defaults.decisive_gap, reference=ref_name, times_stable=times_stable,
     )  # fmt: skip
     detail = e.sentence() + f" [{cand.source}]"
     verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]
@@ -194,6 +195,14 @@ def _record(e: ev.Evidence, source: str, ref_name: str, alpha: float) -> dict[st
         "needed_requests": e.needed_n_c,
         "times_stable": e.times_stable,
     }
+
+
+def _step_floor(defaults: ev.CheckDefaults, detectable: float) -> tuple[float, float]:
+    """The floor a step before the last may pass on while the candidate looks worse than the margin:
+    absolute, and at least the kind's `step_floor`. Promotion owes the floor relative to stable
+    (app/core/judge/floor.py); asking it of every step held good versions at 10% until the evidence
+    timeout when chance made them look a few tenths of a point worse (1% of simulated A/A releases)."""
+    return max(detectable, defaults.step_floor or detectable), 1.0
 
 
 def margin_and_floor(defaults: ev.CheckDefaults, margin: float | None, detectable: float | None) -> tuple[float, float]:

@@ -83,17 +83,22 @@ class CheckDefaults:
     # Promotion also rules out more than this many times stable's rate (app/core/judge/floor.py);
     # None: the floor is `detectable` points above stable alone.
     times_stable: float | None = None
+    # A step before the last passes once the data rule out this many points (absolute; None:
+    # `detectable`): the relative floor is owed before promotion, not at every step.
+    step_floor: float | None = None
 
 
 #: Chosen with the simulations in tests/app/test_evidence.py; the reasoning is in docs/judging.md.
 DEFAULTS: dict[str, CheckDefaults] = {
     # 5xx + proxy-side errors (connection errors, resets, timeouts at the proxy). A 1-point margin
     # detects +2 points in only 10-16% of simulated 5-minute releases; 0.25 point in 86% (docs/judging.md).
-    # Promotion rules out max(3 x stable, stable + 0.5 point): a +5-point floor let 1.5% through
+    # Promotion rules out max(3 x stable, stable + 1 point): a +5-point floor let 1.5% through
     # against stable's 0.3% (five times the errors); with stable at 0.05-1% this floor costs
-    # 1,800-6,500 candidate requests (docs/judging.md, "The promotion floor"). Twice stable cost
-    # up to 10,000: a 10 req/s service at 1% could not be promoted within the evidence timeout.
-    "errors": CheckDefaults(margin=0.0025, detectable=0.005, decisive_gap=0.20, times_stable=3.0),
+    # 1,500-3,100 candidate requests (docs/judging.md, "The promotion floor"). Twice stable cost
+    # up to 10,000 (a 10 req/s service at 1% could not be promoted within the evidence timeout),
+    # and stable + 0.5 point failed 9% of simulated A/A releases on the timeout: stable's own
+    # counts (6,700 over a 5-minute release at 40 req/s) could not pin it that closely.
+    "errors": CheckDefaults(margin=0.0025, detectable=0.01, decisive_gap=0.20, times_stable=3.0, step_floor=0.05),
     # 4xx: services answer some legitimately; a jump in the share is what matters.
     "4xx": CheckDefaults(margin=0.01, detectable=0.10, decisive_gap=0.30),
     # Slow responses: over the latency bound, over the largest bucket, or cut by a timeout.
@@ -157,7 +162,7 @@ class Evidence:
         return math.exp(-self.log_e) if self.log_e > 0 else 1.0
 
     def floor_words(self) -> str:
-        """The promotion floor, e.g. "max(2x stable, stable + 0.5 points)"."""
+        """The promotion floor, e.g. "max(3x stable, stable + 1 point)"."""
         return f"max({self.times_stable:g}x {self.reference}, {self.reference} + {_points(self.detectable)})"
 
     def sentence(self) -> str:

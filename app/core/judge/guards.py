@@ -40,15 +40,16 @@ def guard(
     step: int,
     now: float,
     failed: str | None = None,
+    client_timeout: float | None = None,
 ) -> CheckResult:
     """An absolute limit (an SLO) on the candidate, tested on its counts with the same evidence rule.
     It blames the candidate only when stable, over the same span, keeps the limit: when both break
     it (a traffic spike, a slow dependency), the cause is shared, and the comparisons with stable
     judge whether the candidate is worse."""
     base = dict(name=check.name, step=step, at=now, threshold=describe_threshold(check))
-    shared = _breaks_too(check, stable, use_router)
+    shared = _breaks_too(check, stable, use_router, client_timeout)
     if check.type == "error_rate":
-        sample = errors_sample(cand, use_router)
+        sample = errors_sample(cand, use_router, client_timeout)  # what the clients gave up on is an error
         bad_limit = check.max  # the share of bad responses must stay under this
         good_limit = check.min
         to_value = lambda s: s.bad / s.n  # noqa: E731
@@ -108,12 +109,14 @@ def guard(
     return CheckResult(**base, value=value, verdict="pass", detail=f"[{sample.source}] n={sample.n:,.0f}")
 
 
-def _breaks_too(check: CheckConfig, stable: VersionCounts | None, use_router: bool) -> float | None:
+def _breaks_too(
+    check: CheckConfig, stable: VersionCounts | None, use_router: bool, client_timeout: float | None
+) -> float | None:
     """Stable's value when it, too, is beyond the check's limit over the same span; else None."""
     if stable is None:
         return None
     if check.type == "error_rate":
-        sample = errors_sample(stable, use_router)
+        sample = errors_sample(stable, use_router, client_timeout)
         if sample is None or sample.n < MIN_GUARD_REQUESTS:
             return None
         rate = sample.bad / sample.n

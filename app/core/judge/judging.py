@@ -115,7 +115,7 @@ def judge_step(
     ctx = StepContext(view.stable_live, state, alpha, step, now, final=step >= len(policy.steps) - 1)
     results = [_run_comparison(c, ctx, view) for c in comparisons]
     threshold = math.log(1.0 / alpha)
-    results += [_run_guard(check, view, threshold) for check in guards]
+    results += [_run_guard(check, view, threshold, policy.judge.client_timeout) for check in guards]
     span = max(now - since, 1e-9)
     results += [
         traffic_floor(check, obs.candidate, view.use_router, span, step, now)
@@ -203,11 +203,14 @@ def _run_comparison(c: ComparisonInput, ctx: StepContext, view: _Evaluation) -> 
     return result
 
 
-def _run_guard(check: CheckConfig, view: _Evaluation, threshold: float) -> CheckResult:
+def _run_guard(check: CheckConfig, view: _Evaluation, threshold: float, client_timeout: float | None) -> CheckResult:
     """An absolute guard on this step's counts (latency ones after warmup)."""
     if check.type == "latency" and view.warming:
         return warming(check.name, view.warm_until - view.now, view.step, view.now)
     obs = view.obs
     counted = view.cand_latency if check.type == "latency" else obs.candidate
     reference = (view.stable_latency if check.type == "latency" else obs.stable) if view.stable_live else None
-    return guard(check, counted, reference, view.use_router, threshold, view.step, view.now, backend_failed(counted))
+    return guard(
+        check, counted, reference, view.use_router, threshold, view.step, view.now, backend_failed(counted),
+        client_timeout=client_timeout,
+    )  # fmt: skip
