@@ -26,10 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 INTERVAL = 10.0
 PROM_ANSWER = '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[0,"0.5"]}]}}'
 # The judge's counts query (status codes `or` histogram buckets, integrations/prometheus/queries.py):
-# what a real service's counters give over a span (1,000 requests, 0.5% 5xx, 1% 404), so that
-# ticks take the path they take in production, not the "why is there no data" one.
-COUNTS_ROWS = [({"code": "200"}, 985), ({"code": "500"}, 5), ({"code": "404"}, 10)] + [
-    ({"le": le}, count) for le, count in (("0.1", 700), ("0.25", 900), ("0.5", 980), ("1.0", 995), ("+Inf", 1000))
+# what a real service's counters give over a span (20,000 requests, 0.5% 5xx, 1% 404), so that
+# ticks take the path they take in production, not the "why is there no data" one; enough for the
+# judge's promotion floor (3x stable's error rate) to be ruled out, so releases promote.
+COUNTS_ROWS = [({"code": "200"}, 19700), ({"code": "500"}, 100), ({"code": "404"}, 200)] + [
+    ({"le": le}, count)
+    for le, count in (("0.1", 14000), ("0.25", 18000), ("0.5", 19600), ("1.0", 19900), ("+Inf", 20000))
 ]
 COUNTS_ANSWER = json.dumps(
     {

@@ -51,7 +51,7 @@ WEB_WORKERS = "2"
 # version 1.0.<pipeline.number>; Application <service>, version from its Git revision.
 CIRCLECI_SLUG = "gh/chaos/{service}"
 CIRCLECI_JOB = "deploy"
-CIRCLECI_SECRET = "chaos-circleci-webhook-secret"  # noqa: S105 - a test stack's own, made up
+CIRCLECI_SECRET = "chaos-circleci-webhook-secret-for-the-test-stack"  # noqa: S105 - a test stack's own, made up
 
 
 @dataclass(frozen=True)

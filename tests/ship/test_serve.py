@@ -19,7 +19,11 @@ from app.cli.demo.stack import Process, free_port, wait_until
 def test_sluice_serve_answers_healthz(tmp_path):
     shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "sluice.yaml", tmp_path / "sluice.yaml")
     port = free_port()
-    env = {**os.environ, "SLUICE_CONFIG": str(tmp_path / "sluice.yaml"), "SLUICE_API_TOKEN": "t" * 32}
+    env = {
+        **os.environ,
+        "SLUICE_CONFIG": str(tmp_path / "sluice.yaml"),
+        "SLUICE_API_TOKEN": "serve-test-token-9f3a7c2e5b1d8406",
+    }
     command = [sys.executable, "-c", "from app.cli.main import main; main()", "serve"]
     proc = Process("sluice-serve", [*command, "--bind", f"127.0.0.1:{port}", "--workers", "1"], tmp_path, env)
     proc.start()
