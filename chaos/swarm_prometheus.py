@@ -10,9 +10,9 @@ python -m chaos.swarm_prometheus PORT
 from __future__ import annotations
 
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from http.server import ThreadingHTTPServer
 
+from benchmarks.grouped_stub import Handler as GroupedHandler
 from benchmarks.grouped_stub import answer as grouped_answer
 from benchmarks.scale import COUNTS_ANSWER, PROM_ANSWER
 
@@ -25,21 +25,8 @@ def answer(query: str, at: str) -> bytes:
     return PROM_ANSWER.encode()
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        params = parse_qs(urlsplit(self.path).query)
-        body = answer(params.get("query", [""])[0], params.get("time", ["0"])[0])
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+class Handler(GroupedHandler):
+    answers = staticmethod(answer)
 
 
 if __name__ == "__main__":
