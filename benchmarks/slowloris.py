@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 from app.cli.demo.stack import Process, free_port, start_redis, wait_until
 from benchmarks.common import machine, percentile, table
@@ -78,7 +79,7 @@ class SlowClients:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def start(self) -> SlowClients:
+    def start(self) -> Self:
         self._thread.start()
         return self
 

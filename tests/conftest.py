@@ -9,6 +9,8 @@ import pytest
 import redis
 
 from app.cli.demo.stack import start_redis
+from tests.support.ci import CIRCLE_TOKEN
+from tests.support.ci_fakes import FakeCircleCI, FakeSlack
 from tests.support.fakes import FakePrometheus, FakeRouter, WebhookReceiver
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -58,6 +60,26 @@ def router() -> FakeRouter:
 def receiver() -> Iterator[WebhookReceiver]:
     """A webhook receiver over real HTTP that records requests and answers as told."""
     server = WebhookReceiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def circle() -> Iterator[FakeCircleCI]:
+    """CircleCI's API over real HTTP (tests/support/ci_fakes.py), with its token."""
+    server = FakeCircleCI(CIRCLE_TOKEN).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    """A Slack incoming webhook over real HTTP that records what it was sent."""
+    server = FakeSlack().start()
     try:
         yield server
     finally:

@@ -60,24 +60,6 @@ def api() -> Iterator[FakeApiServer]:
     assert not server.warnings, f"Sluice wrote fields the API server does not know: {server.warnings}"
 
 
-@pytest.fixture
-def circle() -> Iterator[FakeCircleCI]:
-    server = FakeCircleCI(CIRCLE_TOKEN).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    server = FakeSlack().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 class Story:
     """One candidate's release, from `kubectl apply` to its hooks delivered."""
 

@@ -24,24 +24,6 @@ from tests.support.fakes import FakePrometheus, FakeRouter
 
 
 @pytest.fixture
-def circle() -> Iterator[FakeCircleCI]:
-    server = FakeCircleCI(CIRCLE_TOKEN).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    server = FakeSlack().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def pagerduty() -> Iterator[FakePagerDuty]:
     server = FakePagerDuty().start()
     try:

@@ -9,7 +9,6 @@ import http.client
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,15 +97,13 @@ def test_slow_clients_do_not_starve_health_or_webhooks(web: int) -> None:
         slow.stop()
 
 
-class BodyTricklers:
+class BodyTricklers(SlowClients):
     """`n` clients that send a webhook's headers at once, then its body a byte at a time; each
     reconnects when dropped. Counts how often the server cut one off, and how (408 or a bare close)."""
 
     def __init__(self, port: int, n: int):
-        self.port, self.n = port, n
-        self.open = self.timed_out = self.closed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        super().__init__(port, n, gap=0.5)
+        self.timed_out = self.closed = 0
 
     async def _one(self) -> None:
         head = (
@@ -120,7 +117,7 @@ class BodyTricklers:
                 self.open += 1
                 writer.write(head)
                 while not self._stop.is_set() and not reader.at_eof():
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(self.gap)
                     writer.write(b" ")
                     await writer.drain()
                     if reader._buffer.startswith(b"HTTP/1.1 408"):  # type: ignore[attr-defined]
@@ -134,22 +131,6 @@ class BodyTricklers:
                     self.closed += 1
                     writer.close()
             await asyncio.sleep(0.05)
-
-    async def _main(self) -> None:
-        tasks = [asyncio.create_task(self._one()) for _ in range(self.n)]
-        while not self._stop.is_set():
-            await asyncio.sleep(0.1)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def start(self) -> BodyTricklers:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
