@@ -226,6 +226,8 @@ def test_a_bad_version_is_rolled_back_and_ci_cleans_it_up(
     assert rel.reason is not None and "errors" in rel.reason, rel.reason
     assert (rel.trigger, rel.source_version, rel.target_version) == ("kubernetes", STABLE, BAD)
 
+    # The Gateway reads the route once a second: let it follow the rollback before reading its history.
+    wait_for(lambda: gateway.shares == {STABLE: 1.0}, 10, "the Gateway to follow the rollback")
     assert [shares for _, shares in gateway.changes] == [{STABLE: 1.0}, {STABLE: 0.9, BAD: 0.1}, {STABLE: 1.0}]
     # It got its 10% (and answered 30% of it with 500s, as Prometheus counted), then nothing.
     canary_from, canary_to = gateway.period({STABLE: 0.9, BAD: 0.1})
