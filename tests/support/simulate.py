@@ -231,10 +231,13 @@ def run_release(
     interval: float | None = None,
     router: bool = True,
     limit: float = 3600.0,
+    rate: float = RATE,
 ) -> Outcome:
     """Drive one release through decide() until it ends; evaluations every `interval` (default:
-    the policy's). `router`: the tick also reads the router's per-server counts (HAProxy)."""
+    the policy's), `rate` requests/s in all. `router`: the tick also reads the router's per-server
+    counts (HAProxy)."""
     interval = interval or policy.interval
+    before = _stable_before(rng, scenario.stable, rate, interval).counts(router)
     release = new_release(policy)
     now = T0
     release = apply(release, decide(release, policy, Observations(at=now), now), now)
@@ -254,19 +257,21 @@ def run_release(
             warm = not split or a >= warm_at
             length = b - a
             if crashes is None:
-                _serve(rng, c, scenario.candidate, factor, RATE * weight * length, warm)
-                _serve(rng, s, scenario.stable, factor, RATE * (1 - weight) * length, warm)
+                _serve(rng, c, scenario.candidate, factor, rate * weight * length, warm)
+                _serve(rng, s, scenario.stable, factor, rate * (1 - weight) * length, warm)
                 continue
             refusing, down, transitions = crashes.split(a, b)
             up = length - refusing - down
             # Out of service, the candidate's share goes to stable.
-            _serve(rng, c, scenario.candidate, factor, RATE * weight * up, warm)
-            c.refused += rng.poisson(RATE * weight * refusing) if refusing > 0 else 0
+            _serve(rng, c, scenario.candidate, factor, rate * weight * up, warm)
+            c.refused += rng.poisson(rate * weight * refusing) if refusing > 0 else 0
             c.down_transitions += transitions
-            _serve(rng, s, scenario.stable, factor, RATE * ((1 - weight) * length + weight * down), warm)
+            _serve(rng, s, scenario.stable, factor, rate * ((1 - weight) * length + weight * down), warm)
         evidence = EvidenceObservation(
             since=release.step_started_at, candidate=c.counts(router), stable=s.counts(router)
         )
+        if release.step == 0:  # as app/release/observe.py reads it: the first step's prior
+            evidence.stable_before = before
         if split:
             evidence.latency_since = warm_at
             if now > warm_at:
@@ -286,6 +291,14 @@ def run_release(
         if decision.kind == "advance":
             c, s = _Version(), _Version()
     raise AssertionError(f"release still {release.state} after {limit:.0f}s: {release.reason}")
+
+
+def _stable_before(rng: np.random.Generator, rates: Rates, rate: float, interval: float) -> _Version:
+    """Stable's counts over the 10 minutes before the release (all the traffic, the same wobble)."""
+    v = _Version()
+    for _ in range(int(600 / interval)):
+        _serve(rng, v, rates, _wobble(rng), rate * interval, True)
+    return v
 
 
 def _pieces(a: float, b: float, cut: float | None) -> list[tuple[float, float]]:
