@@ -120,6 +120,9 @@ class JudgeState(BaseModel):
     evidence: dict[str, float] = Field(default_factory=dict)
     baseline: dict[str, tuple[float, float]] = Field(default_factory=dict)
     candidate: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    # Per comparison, the evidence carried into a step by the α plan (app/core/judge/plan.py):
+    # (that step, log of its active weight).
+    wealth: dict[str, tuple[int, float]] = Field(default_factory=dict)
     slow_under: float | None = None
     router_mark: dict[str, Any] | None = None
 

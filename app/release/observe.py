@@ -108,7 +108,9 @@ def observe_evidence(
             log.warning("could not read the router's counts: %s", exc, extra={"release_id": release.id})
     if evidence.candidate.router is None:  # Kubernetes: the proxy's own series, if it exports them
         observe_proxy(ctx, app, svc, release, now, evidence)
-    if release.traffic_weights().get(target, 0) >= 100 and not release.judge.baseline:
+    # At 100% with no earlier step, stable's counts before the release are the reference; at the
+    # first step they are stable's prior (app/core/judge/plan.py).
+    if (release.traffic_weights().get(target, 0) >= 100 and not release.judge.baseline) or release.step == 0:
         start = release.created_at - BASELINE_SECONDS
         evidence.stable_before = VersionCounts(metrics=counts(source, start, release.created_at))
     return evidence

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.core.config.policy import ComparisonConfig
 from app.core.judge import evidence as ev
+from app.core.judge.plan import Spending, informed_prior, spending
 from app.core.judge.samples import MIN_LIVE_REFERENCE, Sample
 from app.core.models import CheckResult, JudgeState
 
@@ -53,6 +54,15 @@ class StepContext:
     step: int
     now: float
     final: bool  # the last step: promotion needs the evidence floor
+    # The comparison's α over the whole release, spent by a plan over the steps (app/core/judge/
+    # plan.py); None: each step tests alone at `alpha` (Bonferroni over the steps).
+    release_alpha: float | None = None
+    n_steps: int = 1
+
+    def plan(self, kind: str) -> Spending | None:
+        if self.release_alpha is None:
+            return None
+        return spending(self.state.wealth.get(kind), self.step, self.n_steps, self.release_alpha)
 
 
 def compare(
@@ -87,15 +97,13 @@ def compare(
     e = ev.judge(
         kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=step_floor,
         decisive_gap=defaults.decisive_gap, reference=ref_name, times_stable=times_stable,
+        plan=ctx.plan(kind), prior_c=informed_prior(ctx.state.candidate.get(kind)),
+        prior_s=informed_prior(_stable_seen(c, ctx)) if ctx.stable_live else None,
     )  # fmt: skip
     detail = e.sentence() + f" [{cand.source}]"
     verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]
-    if verdict == "insufficient" and not ctx.final and n_c >= MIN_STEP_REQUESTS and e.estimate <= margin:
-        verdict = "pass"
-        detail = (
-            f"{kind} {100 * e.rate_c:.1f}% vs {ref_name} {100 * e.rate_s:.1f}% (n={n_c:,.0f} vs {n_s:,.0f}): "
-            f"not worse so far; promotion waits for ~{e.needed_n_c or 0:,} requests [{cand.source}]"
-        )
+    if verdict == "insufficient" and not ctx.final and n_c >= MIN_STEP_REQUESTS:
+        verdict, detail = _step_goes_on(e, margin, step_floor, ctx.release_alpha is not None, cand.source, detail)
     if verdict == "insufficient" and ctx.final:
         verdict, detail = _over_the_release(c, ctx, reference, e, margin, detectable, verdict, detail)
     result = CheckResult(
@@ -109,6 +117,36 @@ def compare(
     )
     live_for_baseline = c.live if (ctx.stable_live and c.live is not None and ref_name == "stable") else None
     return result, (e.log_e, live_for_baseline)
+
+
+def _step_goes_on(
+    e: ev.Evidence, margin: float, step_floor: float, carried: bool, source: str, detail: str
+) -> tuple[str, str]:
+    """A step before the last, its duration over: the candidate may take the next step's traffic
+    unless it looks clearly worse. With the evidence carried to the next step (the α plan), looking
+    somewhat worse no longer holds the small step: holding at 10% gathers the same evidence five
+    times slower, and the users a regression reaches before it is caught are about the requests
+    the evidence needs, whatever the split. Promotion still needs the floor. Without the plan, the
+    step holds while the candidate looks worse than the margin."""
+    head = f"{e.kind} {_pct(e.rate_c)} vs {e.reference} {_pct(e.rate_s)} (n={e.n_c:,.0f} vs {e.n_s:,.0f})"
+    if e.estimate <= margin:
+        return "pass", f"{head}: not worse so far; promotion waits for ~{e.needed_n_c or 0:,} requests [{source}]"
+    if carried and e.estimate < step_floor:
+        worse = f"looks worse by {e.estimate * 100:.2g} points, not conclusive yet"
+        return "pass", f"{head}: {worse}; the evidence goes on to the next step [{source}]"
+    return "insufficient", detail
+
+
+def _pct(rate: float) -> str:
+    return f"{100 * rate:.1f}%"
+
+
+def _stable_seen(c: ComparisonInput, ctx: StepContext) -> tuple[float, float] | None:
+    """Stable's counts before this step (the steps passed, else before the release): its prior."""
+    seen = ctx.state.baseline.get(c.kind)
+    if seen is not None and seen[1] > 0:
+        return seen
+    return (c.before.bad, c.before.n) if c.before is not None else None
 
 
 def _unjudged(

@@ -44,6 +44,7 @@ from app.core.judge.mixture import (
     log_e_value,
     required_requests,
 )
+from app.core.judge.plan import Spending
 
 Verdict = Literal["fail", "pass", "insufficient"]
 
@@ -151,6 +152,10 @@ class Evidence:
     needed_n_c: int | None  # the evidence floor's projected candidate count (None once passed/failed)
     reference: str = "stable"  # "stable" (same span) or e.g. "stable baseline"
     times_stable: float | None = None  # the floor's relative part (None: `detectable` points alone)
+    # With α spent by a plan over the steps (app/core/judge/plan.py): log of the release's evidence
+    # W_t, which fails the comparison at `fail_at` (log(1/α) of the comparison over the release).
+    log_wealth: float | None = None
+    fail_at: float | None = None
 
     @property
     def e_value(self) -> float:
@@ -172,7 +177,8 @@ class Evidence:
             f"(n={_count(self.n_c)} vs {_count(self.n_s)})"
         )
         if self.verdict == "fail":
-            tail = f"worse by more than {_points(self.margin)}, evidence {_evidence(self.e_value)}"
+            shown = self.e_value if self.log_wealth is None else math.exp(min(self.log_wealth, 700))
+            tail = f"worse by more than {_points(self.margin)}, evidence {_evidence(shown)}"
             if self.decisive:
                 tail += " (decisive)"
         elif self.verdict == "pass":
@@ -187,9 +193,12 @@ class Evidence:
         elif self.n_s == 0:
             tail = f"no {self.reference} traffic to compare with"
         elif self.estimate > self.margin:
+            shown, at = self.e_value, 1 / self.alpha
+            if self.log_wealth is not None and self.fail_at is not None:
+                shown, at = math.exp(min(self.log_wealth, 700)), math.exp(self.fail_at)
             tail = (
                 f"looks worse by {_points(self.estimate)}, not conclusive yet "
-                f"(evidence {_evidence(self.e_value)}, fails at 1/{_count(1 / self.alpha)})"
+                f"(evidence {_evidence(shown)}, fails at 1/{_count(at)})"
             )
         elif self.needed_n_c is not None:
             tail = f"not enough traffic yet: {_count(self.n_c)} of ~{_count(self.needed_n_c)} requests needed"
@@ -214,6 +223,9 @@ def judge(
     prior: BetaMixture = DEFAULT_PRIOR,
     reference: str = "stable",
     times_stable: float | None = None,
+    plan: Spending | None = None,
+    prior_c: BetaMixture | None = None,
+    prior_s: BetaMixture | None = None,
 ) -> Evidence:
     """Judge one check at one evaluation.
 
@@ -223,6 +235,9 @@ def judge(
     ``times_stable`` (> 1) makes promotion's floor relative: pass once the data rule out
     p_c > max(times_stable x p_s, p_s + detectable) (app/core/judge/floor.py); it defaults to the
     kind's, and 1 (or None without a default) is the floor of `detectable` points alone.
+    ``plan``: the comparison's α is spent over the release's steps (app/core/judge/plan.py); it fails
+    when the release's evidence reaches 1/plan.alpha, tested with the step's priors ``prior_c`` and
+    ``prior_s`` (default ``prior``). ``alpha`` then sets the interval and the floor only.
     """
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
@@ -240,11 +255,18 @@ def judge(
 
     rate_c = bad_c / n_c if n_c else 0.0
     rate_s = bad_s / n_s if n_s else 0.0
-    log_e = log_e_value(bad_c, n_c, bad_s, n_s, margin, prior)
     threshold = math.log(1.0 / alpha)
+    log_wealth: float | None = None
+    if plan is None:
+        log_e = log_e_value(bad_c, n_c, bad_s, n_s, margin, prior)
+        failing = log_e >= threshold
+    else:
+        log_e = log_e_value(bad_c, n_c, bad_s, n_s, margin, prior_c or prior, prior_s or prior)
+        log_wealth = plan.log_wealth(log_e)
+        failing = log_wealth >= plan.threshold
     lower, upper = difference_interval(bad_c, n_c, bad_s, n_s, alpha, prior)
     needed: int | None = None
-    if log_e >= threshold:
+    if failing:
         verdict: Verdict = "fail"
         decisive = log_e >= threshold + math.log(DECISIVE_FACTOR) or rate_c - rate_s >= decisive_gap
     elif n_c > 0 and n_s > 0 and _floor_reached(bad_c, n_c, bad_s, n_s, detectable, relative, upper, threshold, prior):
@@ -275,6 +297,8 @@ def judge(
         needed_n_c=needed,
         reference=reference,
         times_stable=relative,
+        log_wealth=log_wealth,
+        fail_at=plan.threshold if plan is not None else None,
     )
 
 

@@ -27,6 +27,7 @@ from app.core.config.policy import CheckConfig, PolicyConfig
 from app.core.judge import evidence as ev
 from app.core.judge.compare import RESULT_NAMES, ComparisonInput, StepContext, compare, looks_broken, plus
 from app.core.judge.guards import guard, traffic_floor, warming
+from app.core.judge.plan import carry as carried_into
 from app.core.judge.samples import (
     MIN_LIVE_REFERENCE,
     Sample,
@@ -112,7 +113,11 @@ def judge_step(
     # Each step is its own test (its counts start when its weights were confirmed, so a spike
     # is never weighted differently for the two versions): Bonferroni over checks and steps.
     alpha = ev.check_alpha(policy.judge.alpha, n_checks=tests, n_steps=len(policy.steps))
-    ctx = StepContext(view.stable_live, state, alpha, step, now, final=step >= len(policy.steps) - 1)
+    # The comparisons spend their share of α over the steps by a plan instead (app/core/judge/plan.py).
+    ctx = StepContext(
+        view.stable_live, state, alpha, step, now, final=step >= len(policy.steps) - 1,
+        release_alpha=policy.judge.alpha / tests, n_steps=len(policy.steps),
+    )  # fmt: skip
     results = [_run_comparison(c, ctx, view) for c in comparisons]
     threshold = math.log(1.0 / alpha)
     results += [_run_guard(check, view, threshold, policy.judge.client_timeout) for check in guards]
@@ -196,6 +201,9 @@ def _run_comparison(c: ComparisonInput, ctx: StepContext, view: _Evaluation) -> 
     result, carry = compare(c, ctx, unavailable=unavailable, why=why_none(obs.candidate), span=span, failed=failed)
     if carry is not None:
         state.evidence[c.kind] = carry[0]  # for the record: this step's evidence
+        plan = ctx.plan(c.kind)
+        if plan is not None and (into := carried_into(plan, carry[0], ctx.step, ctx.n_steps)) is not None:
+            state.wealth[c.kind] = into
         if carry[1] is not None:
             state.baseline[c.kind] = plus(state.baseline.get(c.kind), carry[1])
         if c.cand is not None:

@@ -178,18 +178,25 @@ def _check_counts(bad_c: float, n_c: float, bad_s: float, n_s: float) -> None:
 
 
 def log_e_value(
-    bad_c: float, n_c: float, bad_s: float, n_s: float, margin: float, prior: BetaMixture = DEFAULT_PRIOR
+    bad_c: float,
+    n_c: float,
+    bad_s: float,
+    n_s: float,
+    margin: float,
+    prior: BetaMixture = DEFAULT_PRIOR,
+    prior_s: BetaMixture | None = None,
 ) -> float:
     """log E_t, the evidence against H0: p_c - p_s <= margin. Fail at level alpha when it is >= log(1/alpha).
 
     Counts may be non-integer (the caller's increase() over a window is); they enter the likelihood
-    as they are.
+    as they are. ``prior_s``: stable's own prior (default: ``prior``); any prior fixed before the
+    counts keeps E_t an e-process (app/core/judge/plan.py chooses them from the earlier spans).
     """
     _check_counts(bad_c, n_c, bad_s, n_s)
     if not -1 < margin < 1:
         raise ValueError("margin must be in (-1, 1)")
     fc, fs = n_c - bad_c, n_s - bad_s
-    log_mix = prior.log_marginal(bad_c, fc) + prior.log_marginal(bad_s, fs)
+    log_mix = prior.log_marginal(bad_c, fc) + (prior_s or prior).log_marginal(bad_s, fs)
     diff = (bad_c / n_c if n_c else 0.0) - (bad_s / n_s if n_s else 0.0)
     if n_c == 0 or n_s == 0 or diff <= margin:
         # The unconstrained maximum (the observed rates) is in H0 -- with no data on one side, H0 can
