@@ -123,6 +123,9 @@ class JudgeState(BaseModel):
     # Per comparison, the evidence carried into a step by the α plan (app/core/judge/plan.py):
     # (that step, log of its active weight).
     wealth: dict[str, tuple[int, float]] = Field(default_factory=dict)
+    # Per comparison, stable's (bad, requests) over the minutes before the release, read at the
+    # first step: stable's prior at the 100% step, where the steps passed are its reference.
+    before: dict[str, tuple[float, float]] = Field(default_factory=dict)
     slow_under: float | None = None
     router_mark: dict[str, Any] | None = None
 

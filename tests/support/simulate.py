@@ -23,7 +23,7 @@ import numpy as np
 
 from app.core.config.policy import PolicyConfig
 from app.core.decide import decide
-from app.core.judge.judging import latency_since
+from app.core.judge.judging import latency_since, looks_broken
 from app.core.models import (
     Decision,
     EvidenceObservation,
@@ -244,15 +244,17 @@ def run_release(
     cand = release.target_version
     crashes = _Crashes(scenario.crash_loop, rng, now) if scenario.crash_loop else None
     c, s = _Version(), _Version()
+    gap, window, factor = interval, -1.0, np.ones(3)
     while now - T0 < limit:
         start = now
-        now += interval
+        now += gap
         weight = release.desired_weights.get(cand, 0) / 100.0
         # The latency window: from the candidate's warmup on, when that ends inside this step.
         warm_at = latency_since(release, policy)
         assert warm_at is not None and release.step_started_at is not None
         split = warm_at > release.step_started_at
-        factor = _wobble(rng)
+        if (start - T0) // interval != window:  # the wobble moves once an interval, however often we look
+            window, factor = (start - T0) // interval, _wobble(rng)
         for a, b in _pieces(start, now, warm_at if split else None):
             warm = not split or a >= warm_at
             length = b - a
@@ -285,6 +287,8 @@ def run_release(
         obs = Observations(at=now, candidate_healthy=healthy, evidence=evidence)
         decision = decide(release, policy, obs, now)
         release = apply(release, decision, now)
+        # As app/release/engine.py's next_tick_at: half the interval while the candidate looks broken.
+        gap = max(0.5, interval / 2) if decision.kind == "hold" and looks_broken(decision.results) else interval
         if decision.kind in ("promote", "fail", "abort"):
             failed = [r.name for r in decision.results if r.verdict == "fail"]
             return Outcome(decision.kind, now - T0, release.step, decision.reason, failed)

@@ -98,7 +98,7 @@ def compare(
         kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=step_floor,
         decisive_gap=defaults.decisive_gap, reference=ref_name, times_stable=times_stable,
         plan=ctx.plan(kind), prior_c=informed_prior(ctx.state.candidate.get(kind)),
-        prior_s=informed_prior(_stable_seen(c, ctx)) if ctx.stable_live else None,
+        prior_s=informed_prior(_stable_seen(c, ctx, ref_name)),
     )  # fmt: skip
     detail = e.sentence() + f" [{cand.source}]"
     verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]
@@ -141,12 +141,15 @@ def _pct(rate: float) -> str:
     return f"{100 * rate:.1f}%"
 
 
-def _stable_seen(c: ComparisonInput, ctx: StepContext) -> tuple[float, float] | None:
-    """Stable's counts before this step (the steps passed, else before the release): its prior."""
-    seen = ctx.state.baseline.get(c.kind)
-    if seen is not None and seen[1] > 0:
-        return seen
-    return (c.before.bad, c.before.n) if c.before is not None else None
+def _stable_seen(c: ComparisonInput, ctx: StepContext, ref_name: str) -> tuple[float, float] | None:
+    """Stable's counts before this step's, disjoint from its reference: its prior. While stable
+    serves live traffic, the steps passed or else the 10 minutes before the release; at 100%, where
+    the steps passed are the reference, the minutes before the release."""
+    before = ctx.state.before.get(c.kind) or ((c.before.bad, c.before.n) if c.before is not None else None)
+    if ctx.stable_live:
+        seen = ctx.state.baseline.get(c.kind)
+        return seen if seen is not None and seen[1] > 0 else before
+    return before if ref_name == "stable (earlier steps)" else None
 
 
 def _unjudged(
@@ -232,6 +235,8 @@ def _record(e: ev.Evidence, source: str, ref_name: str, alpha: float) -> dict[st
         "decisive": e.decisive,
         "needed_requests": e.needed_n_c,
         "times_stable": e.times_stable,
+        "log_wealth": e.log_wealth,
+        "fail_at": e.fail_at,
     }
 
 
@@ -275,15 +280,21 @@ def _pooled(
 
 
 def looks_broken(results: list[CheckResult]) -> bool:
-    """A comparison still short of evidence whose candidate already looks worse by its decisive gap
-    (e.g. half its answers errors, on a few requests): worth looking at again before the interval
-    is up. The test is anytime-valid, so looking sooner costs no false alarms."""
+    """A comparison not failed yet whose candidate already looks worse by its decisive gap (e.g.
+    half its answers errors, on a few requests), or whose evidence of being worse is halfway to
+    failing it (in log terms): worth looking at again before the interval is up. The test is
+    anytime-valid, so looking sooner costs no false alarms; it shortens the wait between the
+    evidence being in and the next look."""
     for r in results:
         e = r.evidence or {}
         defaults, estimate = ev.DEFAULTS.get(str(e.get("kind"))), e.get("estimate")
-        if r.verdict != "insufficient" or defaults is None or not isinstance(estimate, int | float):
+        if r.verdict not in ("insufficient", "pass") or defaults is None or not isinstance(estimate, int | float):
             continue
-        if estimate >= defaults.decisive_gap:
+        if r.verdict == "insufficient" and estimate >= defaults.decisive_gap:
+            return True
+        wealth, fail_at = e.get("log_wealth"), e.get("fail_at")
+        building = isinstance(wealth, float) and isinstance(fail_at, float) and wealth >= fail_at / 2
+        if building and estimate > e.get("margin", 0.0):
             return True
     return False
 

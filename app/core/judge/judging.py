@@ -199,6 +199,8 @@ def _run_comparison(c: ComparisonInput, ctx: StepContext, view: _Evaluation) -> 
         )  # fmt: skip
     span = view.now - (view.warm_until if c.kind == "slow" else view.since)
     result, carry = compare(c, ctx, unavailable=unavailable, why=why_none(obs.candidate), span=span, failed=failed)
+    if c.before is not None and view.stable_live and c.kind not in state.before:
+        state.before[c.kind] = (c.before.bad, c.before.n)  # stable's prior at 100% (plan.py)
     if carry is not None:
         state.evidence[c.kind] = carry[0]  # for the record: this step's evidence
         plan = ctx.plan(c.kind)
