@@ -13,7 +13,7 @@ from typing import Any
 
 from app.core.config.policy import ComparisonConfig
 from app.core.judge import evidence as ev
-from app.core.judge.plan import Spending, informed_prior, spending
+from app.core.judge.plan import Spending, candidate_prior, informed_prior, spending
 from app.core.judge.samples import MIN_LIVE_REFERENCE, Sample
 from app.core.models import CheckResult, JudgeState
 
@@ -94,11 +94,12 @@ def compare(
     bad_c, n_c = min(cand.bad, cand.n), cand.n
     bad_s, n_s = min(reference.bad, reference.n), reference.n
     step_floor, times_stable = (detectable, c.conf.times_stable) if ctx.final else _step_floor(defaults, detectable)
+    stable_seen = _stable_seen(c, ctx, ref_name)
     e = ev.judge(
         kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=step_floor,
         decisive_gap=defaults.decisive_gap, reference=ref_name, times_stable=times_stable,
-        plan=ctx.plan(kind), prior_c=informed_prior(ctx.state.candidate.get(kind)),
-        prior_s=informed_prior(_stable_seen(c, ctx, ref_name)),
+        plan=ctx.plan(kind), prior_c=candidate_prior(ctx.state.candidate.get(kind), stable_seen),
+        prior_s=informed_prior(stable_seen),
     )  # fmt: skip
     detail = e.sentence() + f" [{cand.source}]"
     verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]
