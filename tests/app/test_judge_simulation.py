@@ -150,11 +150,12 @@ def test_half_errors_is_caught_within_seconds(detection):
     assert share(res, by=8) >= 0.99
 
 
-def test_small_regressions_are_caught_mostly_at_the_small_step(detection):
+def test_small_regressions_are_caught(detection):
     two = detection["+2 points of errors"]
     assert share(two) >= 0.85
-    assert share(two, by=120) <= 0.35  # rarely within the step's 2 minutes...
-    assert sum(o.kind == "fail" and o.step == 0 for o in two) / len(two) >= 0.35  # ...often at 10% of traffic
+    # Within twice the oracle's median (tests/app/test_judge_power.py: ~120 s at Sluice's looks). A
+    # candidate that looks somewhat worse no longer holds the 10% step: its evidence goes on to 50%.
+    assert np.median([o.at for o in two if o.kind == "fail"]) <= 240
     # +1 point on stable's 0.5%: the data rarely show it in a 5-minute release at 40 req/s, but it
     # is three times stable's errors, the promotion floor (docs/judging.md): it is never promoted --
     # held at its small step, or failed on the evidence timeout.
