@@ -98,8 +98,8 @@ def compare(
     e = ev.judge(
         kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=step_floor,
         decisive_gap=defaults.decisive_gap, reference=ref_name, times_stable=times_stable,
-        plan=ctx.plan(kind), prior_c=candidate_prior(ctx.state.candidate.get(kind), stable_seen),
-        prior_s=informed_prior(stable_seen),
+        plan=ctx.plan(kind),
+        priors=(candidate_prior(ctx.state.candidate.get(kind), stable_seen), informed_prior(stable_seen)),
     )  # fmt: skip
     detail = e.sentence() + f" [{cand.source}]"
     verdict = {"fail": "fail", "pass": "pass", "insufficient": "insufficient"}[e.verdict]

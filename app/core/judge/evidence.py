@@ -224,8 +224,7 @@ def judge(
     reference: str = "stable",
     times_stable: float | None = None,
     plan: Spending | None = None,
-    prior_c: BetaMixture | None = None,
-    prior_s: BetaMixture | None = None,
+    priors: tuple[BetaMixture, BetaMixture] | None = None,
 ) -> Evidence:
     """Judge one check at one evaluation.
 
@@ -235,10 +234,8 @@ def judge(
     ``times_stable`` (> 1) makes promotion's floor relative: pass once the data rule out
     p_c > max(times_stable x p_s, p_s + detectable) (app/core/judge/floor.py); it defaults to the
     kind's, and 1 (or None without a default) is the floor of `detectable` points alone.
-    ``plan``: the comparison's α is spent over the release's steps (app/core/judge/plan.py); it fails
-    when the release's evidence reaches 1/plan.alpha, tested with the step's priors ``prior_c`` and
-    ``prior_s`` (default ``prior``). ``alpha`` then sets the interval and the floor only.
-    """
+    ``plan``: fail on the release's evidence (app/core/judge/plan.py) with ``priors`` (candidate's,
+    stable's; default ``prior``); ``alpha`` then sets the interval and the floor only."""
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
     base = DEFAULTS.get(kind)
@@ -252,18 +249,10 @@ def judge(
     assert margin is not None and detectable is not None and decisive_gap is not None
     if not 0 <= margin < detectable < 1:
         raise ValueError("need 0 <= margin < detectable < 1")
-
     rate_c = bad_c / n_c if n_c else 0.0
     rate_s = bad_s / n_s if n_s else 0.0
     threshold = math.log(1.0 / alpha)
-    log_wealth: float | None = None
-    if plan is None:
-        log_e = log_e_value(bad_c, n_c, bad_s, n_s, margin, prior)
-        failing = log_e >= threshold
-    else:
-        log_e = log_e_value(bad_c, n_c, bad_s, n_s, margin, prior_c or prior, prior_s or prior)
-        log_wealth = plan.log_wealth(log_e)
-        failing = log_wealth >= plan.threshold
+    log_e, log_wealth, failing = _fail_test(bad_c, n_c, bad_s, n_s, margin, threshold, plan, priors or (prior, prior))
     lower, upper = difference_interval(bad_c, n_c, bad_s, n_s, alpha, prior)
     needed: int | None = None
     if failing:
@@ -300,6 +289,25 @@ def judge(
         log_wealth=log_wealth,
         fail_at=plan.threshold if plan is not None else None,
     )
+
+
+def _fail_test(
+    bad_c: float,
+    n_c: float,
+    bad_s: float,
+    n_s: float,
+    margin: float,
+    threshold: float,
+    plan: Spending | None,
+    priors: tuple[BetaMixture, BetaMixture],
+) -> tuple[float, float | None, bool]:
+    """The step's log E, the release's log W (with a plan) and whether the comparison fails: E
+    against this step's threshold alone, or W against the comparison's over the release."""
+    log_e = log_e_value(bad_c, n_c, bad_s, n_s, margin, priors[0], priors[1])
+    if plan is None:
+        return log_e, None, log_e >= threshold
+    log_wealth = plan.log_wealth(log_e)
+    return log_e, log_wealth, log_wealth >= plan.threshold
 
 
 def _floor_reached(
