@@ -16,8 +16,8 @@ ACTIONS = ("pause", "resume", "promote", "abort")
 _ALLOWED_FROM = {
     "pause": {"running"},
     "resume": {"paused"},
-    "promote": {"pending", "running", "paused"},
-    "abort": {"pending", "running", "paused"},
+    "promote": {"pending", "running", "paused", "baking"},
+    "abort": {"pending", "running", "paused", "baking"},
 }
 
 
@@ -51,7 +51,7 @@ def control(
             by = f"release {owner}" if owner else "a newer release"
             raise ControlError(409, f"cannot {action}: {by} has replaced this release; abort it instead")
         why = f"{action} by {actor}" + (f": {reason}" if reason else "")  # who, always: the audit trail
-        if action == "abort":
+        if action == "abort" or release.state == "baking":  # a bake ends: the new version stays stable
             decision = fail_back(release, why, kind="abort")
         else:
             weights = release.weights_for(100) if action == "promote" else None

@@ -15,6 +15,7 @@ from app.core.config.policy import PolicyConfig
 from app.core.config.services import ServiceConfig
 from app.core.judge.judging import evidence_since, latency_since
 from app.core.models import EvidenceObservation, Observations, Release, ResponseCounts, VersionCounts
+from app.release.bake import observe_bake
 from app.release.proxy_view import observe_proxy
 from app.release.scaling import observe_readiness
 from integrations.routers.interface import RouterError
@@ -30,6 +31,8 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         app, svc, policy = ctx.locate(release)
     except UnknownService:
         return obs  # nothing to ask about: decide_next fails the release
+    if release.state == "baking":  # the new stable against the previous version's history
+        return observe_bake(ctx, release, now)
     if release.state != "running":
         obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before `start`
         return obs

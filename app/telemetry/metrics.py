@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from app.store import Store
 
 log = logging.getLogger("sluice.metrics")
-STATES = ("pending", "running", "paused", "succeeded", "failed", "aborted")
+STATES = ("pending", "running", "paused", "baking", "succeeded", "failed", "aborted")
 
 # name -> (help, label names)
 COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
