@@ -26,7 +26,6 @@ from app.core.judge.compare import margin_and_floor
 from app.core.judge.samples import (
     MIN_LIVE_REFERENCE,
     Sample,
-    auto_slow_bound,
     client_errors_sample,
     errors_sample,
     slow_sample,
@@ -36,6 +35,7 @@ from app.core.known_bad import ROLLBACK_TRIGGER, KnownBad
 from app.core.models import CheckResult, Decision, EvidenceObservation, Observations, Release, VersionCounts
 
 # The results' names: the bake's comparisons are not the steps' (their reference is history, not live).
+# Slow responses are compared only against a bound the policy sets (judge.slow.under), see judge_bake.
 BAKE_NAMES = {"errors": "bake-errors", "4xx": "bake-4xx", "slow": "bake-slow"}
 
 
@@ -107,14 +107,22 @@ def decide_bake(release: Release, policy: PolicyConfig, obs: Observations, now: 
 def judge_bake(
     release: Release, policy: PolicyConfig, obs: EvidenceObservation | None, now: float
 ) -> list[CheckResult]:
-    """Each enabled comparison (errors, 4xx, slow): the new stable since the promotion against the
-    previous version's reference window, with the steps' margins and the policy's alpha."""
+    """Each enabled comparison (errors, 4xx, and slow with `judge.slow.under`): the new stable since the
+    promotion against the previous version's reference window, with the steps' margins and alpha."""
     if obs is None or obs.stable_before is None or now <= obs.since:
         return []
     cfg = policy.judge
-    kinds = [(k, c) for k, c in (("errors", cfg.errors), ("4xx", cfg.client_errors), ("slow", cfg.slow)) if c.enabled]
+    # Slow responses only against a bound a person set: the automatic bound sits just above the
+    # previous version's usual latency, where a busier machine or network an hour later moves the
+    # share by points with no concurrent control to cancel it (docs/bake.md: a false revert measured).
+    slow = cfg.slow.enabled and cfg.slow.under is not None
+    kinds = [
+        (k, c)
+        for k, c in (("errors", cfg.errors), ("4xx", cfg.client_errors), ("slow", cfg.slow))
+        if c.enabled and (k != "slow" or slow)
+    ]
     alpha = ev.check_alpha(cfg.alpha, n_checks=max(1, len(kinds)), n_steps=policy.judged_periods)
-    under = release.judge.slow_under or policy.judge.slow.under or auto_slow_bound(obs.stable_before)
+    under = cfg.slow.under
     error_rate = next((c for c in policy.checks if c.type == "error_rate"), None)
     out = []
     for kind, conf in kinds:
