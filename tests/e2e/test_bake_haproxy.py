@@ -51,7 +51,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, degrade_file: Path):
         last_step="3s",
         bake=f"{BAKE:.0f}s",
     )
-    yield from running(stack)
+    for started in running(stack):
+        # The bake compares with the previous version's history over a window as long as the bake:
+        # let it serve that long first, as a stable version has in production.
+        time.sleep(BAKE)
+        yield started
 
 
 def sluice(stack: DemoStack, *args: str) -> subprocess.CompletedProcess[str]:
