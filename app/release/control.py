@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from app.context import Context
+from app.context import Context, UnknownService
+from app.core import bake
 from app.core.decide import fail_back
 from app.core.models import Decision, Release
 from app.release import handoff
@@ -56,7 +57,11 @@ def control(
         else:
             weights = release.weights_for(100) if action == "promote" else None
             decision = Decision(
-                kind=action, weights=weights, reason=why, consecutive_failures=release.consecutive_failures
+                kind=action,
+                weights=weights,
+                reason=why,
+                consecutive_failures=release.consecutive_failures,
+                bake_until=_bake_until(ctx, release) if action == "promote" else None,
             )
         try:
             release = commit_decision(ctx, release, decision, time.time())
@@ -69,3 +74,12 @@ def control(
         return release
     handoff.hand_over(ctx, release)
     return handoff.wait_for(ctx, release, handoff.applied, wait)
+
+
+def _bake_until(ctx: Context, release: Release) -> float | None:
+    """A promotion by hand bakes as one by the steps would (docs/bake.md)."""
+    try:
+        policy = ctx.locate(release)[2]
+    except UnknownService:
+        return None
+    return bake.bake_until(release, policy, time.time())

@@ -128,3 +128,36 @@ def test_a_bake_without_evidence_of_a_regression_ends_by_itself(make_ctx, prom: 
     assert ctx.store.active_release("shop", "web") is None
     assert [e.type for e in ctx.store.events(rid)][-1] in ("baked", "weights_set")
     assert "baked" in [e.type for e in ctx.store.events(rid)]
+
+
+def test_a_promotion_by_hand_bakes_and_a_newer_release_or_an_abort_ends_the_bake(
+    make_ctx, prom: FakePrometheus, router: FakeRouter
+) -> None:
+    from app.release.control import control
+
+    ctx = make_ctx("10m")
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        prom.serve(version, 4000, errors=40)
+    rid = start_release(ctx, "web", "1.1.0").release.id
+    tick(ctx, rid, 0)
+    promoted = control(ctx, rid, "promote", actor="alice")
+    assert promoted.state == "baking" and promoted.bake_until is not None
+    assert router.weights["web"] == {"1.0.0": 0, "1.1.0": 100}
+
+    # A newer release supersedes the bake: it ends, the baking version stays stable and is the new source.
+    newer = start_release(ctx, "web", "1.2.0").release
+    assert newer.source_version == "1.1.0"
+    ended = get(ctx, rid)
+    assert ended.state == "succeeded" and ended.reason == (
+        "bake ended early: abort by sluice: superseded by release " + f"{newer.id} (1.2.0)"
+    )
+    assert router.weights["web"] == {"1.0.0": 0, "1.1.0": 100}  # nothing moved back to 1.0.0
+    assert ctx.store.stable_version("shop", "web") == "1.1.0"
+    assert ctx.store.known_bad_version("shop", "web", "1.1.0") is None
+
+    # Abort by hand during the next bake: ends it, 1.2.0 stays.
+    tick_until(ctx, newer.id, lambda r: r.state == "baking")
+    aborted = control(ctx, newer.id, "abort", actor="bob", reason="enough")
+    assert aborted.state == "succeeded" and aborted.reason == "bake ended early: abort by bob: enough"
+    assert router.weights["web"]["1.2.0"] == 100
+    assert ctx.store.stable_version("shop", "web") == "1.2.0"
