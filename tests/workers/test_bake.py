@@ -161,3 +161,22 @@ def test_a_promotion_by_hand_bakes_and_a_newer_release_or_an_abort_ends_the_bake
     assert aborted.state == "succeeded" and aborted.reason == "bake ended early: abort by bob: enough"
     assert router.weights["web"]["1.2.0"] == 100
     assert ctx.store.stable_version("shop", "web") == "1.2.0"
+
+
+def test_a_bake_revert_counts_as_a_reverted_release_in_the_delivery_metrics(
+    make_ctx, prom: FakePrometheus, router: FakeRouter
+) -> None:
+    from app.telemetry import delivery
+
+    ctx = make_ctx("10m")
+    prom.serve("1.1.0", 4000, errors=40)
+    prom.serve("1.0.0", 18000, errors=180)
+    rid = start_release(ctx, "web", "1.1.0").release.id
+    tick_until(ctx, rid, lambda r: r.state == "baking")
+    prom.serve("1.1.0", 4000, errors=800)
+    reverted = tick_until(ctx, rid, lambda r: r.terminal)
+    assert delivery.outcome(reverted) == "reverted"
+    web = next(s for s in delivery.summary(ctx.store) if s.service == "web")
+    assert web.outcomes["reverted"] == 1 and web.releases == 1 and web.change_failure_rate == 1.0
+    # Restored from the revert's decision, not from the first step's traffic minutes before.
+    assert web.mean_time_to_restore_seconds is not None and web.mean_time_to_restore_seconds < 5
