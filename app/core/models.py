@@ -80,6 +80,7 @@ class Release(BaseModel):
         None, description="Shadow releases: the router's weights as last read (what the candidate really gets)."
     )
     judge: JudgeState = Field(default_factory=lambda: JudgeState())
+    fleet: str | None = Field(None, description="The fleet this release is a member of (docs/fleets.md).")
 
     @property
     def terminal(self) -> bool:

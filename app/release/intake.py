@@ -56,6 +56,7 @@ def refusal_detail(known: KnownBad) -> dict[str, object]:
 class Intake:
     release: Release
     created: bool
+    fleet: str | None = None  # the fleet the announcement started (or found): `release` is its first member
 
 
 def resolve_service(ctx: Context, service: str, application: str | None) -> tuple[ApplicationConfig, ServiceConfig]:
@@ -142,6 +143,12 @@ def start_release(
     router can tell (the watcher passes the service's one other running version). `mode`: "shadow"
     to judge without moving traffic (app/release/shadow.py); None: as the service and policy say. A known-bad
     version (app/core/known_bad.py) is refused with 409 unless `force` says who releases it again, and why."""
+    if application is None and namespace is None and mode is None:
+        from app.release.fleet_intake import fleet_intake  # fleets build on this module
+
+        fleet = fleet_intake(ctx, service, version, ci, trigger, force)
+        if fleet is not None:
+            return fleet
     app, svc = _checked_service(ctx, service, version, application, namespace)
     early = _early_mode(ctx, svc, mode)
     live_key = keys.deploy_dedup(app.name, svc.name, version)

@@ -85,6 +85,8 @@ def start(ctx: Context, a: Announcement, force: Force | None = None) -> tuple[Re
         target_version=release.target_version,
         policy=release.policy,
         mode=release.mode,
+        fleet=intake.fleet,
+        fleet_url=f"/api/v1/fleets/{intake.fleet}" if intake.fleet else None,
     )
     return respond(body, 202 if intake.created else 200, {"Location": status_url}), release.id
 
