@@ -159,9 +159,11 @@ class SluiceConfig(Strict):
             apps = self.find_service(m.service, m.application)
             if not apps:
                 raise ValueError(f"{where} deploys service {m.service!r}, which is not in `applications`")
-            if len(apps) > 1:
+            fleet = m.application is None and any(f.service == m.service for f in self.fleets)
+            if len(apps) > 1 and not fleet:  # a fleet's service: the announcement starts the fleet
                 raise ValueError(
-                    f"{where}: service {m.service!r} is in several applications; name one in `application`"
+                    f"{where}: service {m.service!r} is in several applications; name one in `application` "
+                    "(or release it over all of them with a fleet: docs/fleets.md)"
                 )
         return self
 

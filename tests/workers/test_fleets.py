@@ -1,0 +1,225 @@
+"""Fleets through the scheduler and a real RQ worker on real Redis: one announcement releases `api`
+over four applications (each its own router) in three waves; the fake Prometheus makes the new
+version bad in some of them; CircleCI is a local HTTP server that refuses what the real one does.
+
+What a person checks: each application's router weights, the order of the waves, the held CircleCI
+job approved once (or left on hold and the cleanup pipeline triggered once), the fleet's record."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from app.config_file.loader import parse_config
+from app.context import Context, set_context
+from app.core.fleet import member_release_id
+from app.release.fleet_members import start_member
+from app.release.fleets import advance
+from app.web import create_app
+from tests.support.ci import CIRCLE_TOKEN
+from tests.support.ci_fakes import FakeCircleCI
+from tests.support.fleets import (
+    CLUSTERS,
+    FLEET_TOKEN,
+    NEW,
+    STABLE,
+    ClusterPrometheus,
+    announcement,
+    fleet_config,
+    held_workflow,
+    routers,
+    run_until_finished,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cluster_prom() -> Iterator[ClusterPrometheus]:
+    server = ClusterPrometheus().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def make_context(redis_url: str, text: str, prom_url: str) -> Context:
+    context = Context(config=parse_config(text), redis_url=redis_url, prometheus_url=prom_url)
+    set_context(context)
+    return context
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.setenv("CIRCLECI_TOKEN", CIRCLE_TOKEN)
+    monkeypatch.setenv("SLUICE_API_TOKEN", FLEET_TOKEN)
+    monkeypatch.delenv("CIRCLECI_API_URL", raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def bench(redis_url: str, cluster_prom: ClusterPrometheus, circle: FakeCircleCI, env: pytest.MonkeyPatch):
+    made: list[Context] = []
+
+    def build(on_failure: str = "rollback") -> Context:
+        ctx = make_context(redis_url, fleet_config(circle, cluster_prom.url, on_failure), cluster_prom.url)
+        made.append(ctx)
+        return ctx
+
+    yield build
+    set_context(None)
+    for ctx in made:
+        ctx.prometheus.close()
+        ctx.store.r.close()
+
+
+def announce(circle: FakeCircleCI) -> tuple[dict, str]:
+    workflow_id = str(uuid.uuid4())
+    held_workflow(circle, workflow_id)
+    resp = (
+        create_app()
+        .test_client()
+        .post("/hooks/deploy", json=announcement(workflow_id), headers={"Authorization": f"Bearer {FLEET_TOKEN}"})
+    )
+    assert resp.status_code == 202, resp.get_json()
+    return resp.get_json(), workflow_id
+
+
+def api(path: str, method: str = "GET") -> dict:
+    client = create_app().test_client()
+    resp = client.open(path, method=method, headers={"Authorization": f"Bearer {FLEET_TOKEN}"})
+    return {"status": resp.status_code, **resp.get_json()}
+
+
+def test_three_waves_release_every_cluster_in_order_and_approve_ci_once(bench, circle: FakeCircleCI) -> None:
+    ctx = bench()
+    clusters = routers(ctx)
+    answer, workflow_id = announce(circle)
+    assert answer["fleet"].startswith("f-") and answer["fleet_url"] == f"/api/v1/fleets/{answer['fleet']}"
+    assert answer["release"] == member_release_id(answer["fleet"], 0, "canary")
+
+    fleet = run_until_finished(ctx, answer["fleet"])
+
+    assert fleet.state == "succeeded", fleet.reason
+    assert [w.applications for w in fleet.waves] == [["canary"], ["eu-1", "eu-2"], ["us-1"]]
+    for name in CLUSTERS:
+        assert clusters[name].weights["api"] == {STABLE: 0, NEW: 100}, name
+    # Wave after wave: no application of a wave got traffic before the wave before it had finished.
+    starts = [w.started_at or 0 for w in fleet.waves]
+    ends = [w.finished_at or 0 for w in fleet.waves]
+    assert starts[1] >= ends[0] and starts[2] >= ends[1]
+    # CircleCI was told once, by the fleet: the held job approved once, nothing by the members.
+    assert circle.approved == [(workflow_id, "released-by-sluice")]
+    assert circle.pipelines == []
+    shown = api(f"/api/v1/fleets/{fleet.id}")
+    assert shown["status"] == 200 and shown["state"] == "succeeded"
+    assert [[m["state"] for m in w["members"]] for w in shown["waves"]] == [
+        ["succeeded"],
+        ["succeeded"] * 2,
+        ["succeeded"],
+    ]
+    assert [d["hook"] for d in shown["deliveries"]] == ["approve"] and shown["deliveries"][0]["state"] == "delivered"
+    members = ctx.store.get_many(fleet.member_ids())
+    assert len(members) == 4 and all(r.fleet == fleet.id and r.hooks == [] for r in members)
+    assert api("/api/v1/fleets")["fleets"][0]["id"] == fleet.id
+
+
+def test_a_failing_last_wave_stops_the_fleet_and_rolls_back_the_waves_done(
+    bench, circle: FakeCircleCI, cluster_prom: ClusterPrometheus
+) -> None:
+    ctx = bench()
+    clusters = routers(ctx)
+    cluster_prom.bad = {"us-1"}
+    answer, workflow_id = announce(circle)
+
+    fleet = run_until_finished(ctx, answer["fleet"])
+
+    assert fleet.state == "rolled_back"
+    assert fleet.reason is not None and fleet.reason.startswith("wave 3 failed: us-1: release")
+    assert [w.state for w in fleet.waves] == ["succeeded", "succeeded", "failed"]
+    for name in CLUSTERS:  # every cluster back on the previous version
+        assert clusters[name].weights["api"][STABLE] == 100, (name, clusters[name].weights)
+        assert ctx.store.stable_version(name, "api") in (STABLE, None), name  # None: never changed (us-1)
+    assert set(fleet.rollbacks) == {"canary", "eu-1", "eu-2"}
+    assert all(
+        r.state == "succeeded" and r.trigger == "rollback" for r in ctx.store.get_many(list(fleet.rollbacks.values()))
+    )
+    # CI: the held job is left on hold, and the cleanup pipeline is triggered once, for the fleet.
+    assert circle.approved == []
+    assert circle.pipelines == [
+        {
+            "slug": "gh/acme/shop",
+            "run": False,
+            "body": {"branch": "main", "parameters": {"cleanup": True, "version": NEW}},
+        }
+    ]
+
+
+def test_hold_leaves_the_waves_done_on_the_new_version(bench, circle: FakeCircleCI, cluster_prom: ClusterPrometheus):
+    ctx = bench("hold")
+    clusters = routers(ctx)
+    cluster_prom.bad = {"eu-2"}
+    answer, _ = announce(circle)
+
+    fleet = run_until_finished(ctx, answer["fleet"])
+
+    assert fleet.state == "held" and fleet.wave == 1 and fleet.rollbacks == {}
+    assert clusters["canary"].weights["api"][NEW] == 100  # held: wave 1 keeps the new version
+    assert clusters["eu-2"].weights["api"][STABLE] == 100  # the failed member went back by itself
+    assert clusters["us-1"].weights["api"] == {STABLE: 100}  # wave 3 never started
+    assert fleet.waves[2].state == "pending" and fleet.waves[2].releases == {}
+    eu1 = ctx.store.get(fleet.waves[1].releases["eu-1"])
+    assert eu1 is not None and eu1.terminal  # stopped with its wave (aborted, or finished first)
+
+
+def test_a_failing_first_wave_touches_no_other_cluster(bench, circle: FakeCircleCI, cluster_prom: ClusterPrometheus):
+    ctx = bench()
+    clusters = routers(ctx)
+    cluster_prom.bad = {"canary"}
+    answer, _ = announce(circle)
+
+    fleet = run_until_finished(ctx, answer["fleet"])
+
+    assert fleet.state == "failed" and fleet.rollbacks == {}
+    assert all(clusters[n].applied == [] for n in ("eu-1", "eu-2", "us-1"))
+
+
+def test_a_wave_started_twice_after_a_crash_makes_each_release_once(bench, circle: FakeCircleCI) -> None:
+    ctx = bench()
+    routers(ctx)
+    answer, _ = announce(circle)
+    fleet = ctx.store.fleets.get(answer["fleet"])
+    assert fleet is not None
+    # A look that died after creating wave 2's releases but before recording the wave: the releases
+    # exist, the fleet does not know them. The next look must find them, not make new ones.
+    made = [start_member(ctx, fleet, 1, app).id for app in ("eu-1", "eu-2")]
+    again = [start_member(ctx, fleet, 1, app).id for app in ("eu-1", "eu-2")]
+    assert made == again
+    advance(ctx, fleet.id)  # and a look redone while another is recorded is refused by the seq
+    done = run_until_finished(ctx, fleet.id)
+    assert done.state == "succeeded" and sorted(done.waves[1].releases.values()) == sorted(made)
+    for app in CLUSTERS:
+        assert len(ctx.store.list_releases(service="api", application=app)[0]) == 1, app
+    # A duplicate announcement answers with the same fleet.
+    resp = (
+        create_app()
+        .test_client()
+        .post("/hooks/deploy", json=announcement("w"), headers={"Authorization": f"Bearer {FLEET_TOKEN}"})
+    )
+    assert resp.status_code == 200 and resp.get_json()["fleet"] == fleet.id
+
+
+def test_abort_stops_the_fleet_and_its_releases_in_flight(bench, circle: FakeCircleCI) -> None:
+    ctx = bench()
+    clusters = routers(ctx)
+    answer, _ = announce(circle)
+    aborted = api(f"/api/v1/fleets/{answer['fleet']}/abort", "POST")
+    assert aborted["status"] == 200 and aborted["state"] == "aborted", aborted
+    fleet = run_until_finished(ctx, answer["fleet"])
+    assert fleet.state == "aborted" and ctx.store.get(answer["release"]).state == "aborted"
+    assert clusters["canary"].weights["api"][STABLE] == 100 and clusters["eu-1"].applied == []
+    again = api(f"/api/v1/fleets/{answer['fleet']}/abort", "POST")
+    assert again["status"] == 409 and "aborted" in again["error"]
+    assert api("/api/v1/fleets/f-nope")["status"] == 404
