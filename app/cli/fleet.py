@@ -66,7 +66,7 @@ def waves_table(fleet: dict[str, Any]) -> Table:
                 m.get("release") or "—",
                 _styled(m["state"]),
                 str(m.get("current_step") or "—"),
-                note[:90],
+                note if len(note) <= 90 else note[:89] + "…",
             )
     return table
 
