@@ -1,25 +1,20 @@
-"""An announcement of a service that has a fleet (and names no application) starts the fleet
-(app/release/fleets.py) and answers with its first member release, like any announcement."""
+"""An announcement of a service that has a fleet (and names no application, namespace or mode) starts the
+fleet (app/release/fleets.py) and answers with its first member release, like any announcement.
+Every receiver (deploy webhook, CircleCI, Argo) asks here first (app/web/receivers.py `start`)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from app.context import Context
 from app.core.models import CIContext
 from app.core.names import check_label_value
 from app.release.fleets import FleetError, first_release, fleet_for, start_fleet
-
-if TYPE_CHECKING:
-    from app.release.intake import Force, Intake
+from app.release.intake import Force, Intake, IntakeError
 
 
 def fleet_intake(
     ctx: Context, service: str, version: str, ci: CIContext | None, trigger: str, force: Force | None
 ) -> Intake | None:
     """The fleet's answer, or None when the service has no fleet (a release of its one application)."""
-    from app.release.intake import Intake, IntakeError
-
     config = fleet_for(ctx, service)
     if config is None:
         return None

@@ -143,12 +143,6 @@ def start_release(
     router can tell (the watcher passes the service's one other running version). `mode`: "shadow"
     to judge without moving traffic (app/release/shadow.py); None: as the service and policy say. A known-bad
     version (app/core/known_bad.py) is refused with 409 unless `force` says who releases it again, and why."""
-    if application is None and namespace is None and mode is None:
-        from app.release.fleet_intake import fleet_intake  # fleets build on this module
-
-        fleet = fleet_intake(ctx, service, version, ci, trigger, force)
-        if fleet is not None:
-            return fleet
     app, svc = _checked_service(ctx, service, version, application, namespace)
     early = _early_mode(ctx, svc, mode)
     live_key = keys.deploy_dedup(app.name, svc.name, version)
