@@ -76,8 +76,9 @@ def member_release_id(fleet_id: str, wave: int, application: str) -> str:
 
 
 def released(release: Release) -> bool:
-    """A member is done when its release succeeded (promoted); anything else, a bake included, is not yet."""
-    return release.state == "succeeded" and not getattr(release, "baking", False)
+    """A member is done when its release succeeded: promoted, and past its bake if its policy bakes
+    (a baking release is in a state of its own, not yet succeeded)."""
+    return release.state == "succeeded"
 
 
 @dataclass(frozen=True)
