@@ -15,6 +15,7 @@ import pytest
 from app.config_file.loader import parse_config
 from app.context import Context, set_context
 from app.core.fleet import member_release_id
+from app.release import fleet_effects
 from app.release.fleet_members import start_member
 from app.release.fleets import advance
 from app.web import create_app
@@ -223,3 +224,35 @@ def test_abort_stops_the_fleet_and_its_releases_in_flight(bench, circle: FakeCir
     again = api(f"/api/v1/fleets/{answer['fleet']}/abort", "POST")
     assert again["status"] == 409 and "aborted" in again["error"]
     assert api("/api/v1/fleets/f-nope")["status"] == 404
+
+
+def test_a_worker_dying_after_the_failure_is_recorded_still_rolls_back(
+    bench, circle: FakeCircleCI, cluster_prom: ClusterPrometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = bench()
+    clusters = routers(ctx)
+    cluster_prom.bad = {"eu-2"}
+    real = fleet_effects.roll_back_released
+    died: list[str] = []
+
+    def dies_once(ctx: Context, fleet):  # the worker dies right after the look recorded `rolling_back`
+        if not died:
+            died.append(fleet.state)
+            raise SystemExit("worker killed")
+        return real(ctx, fleet)
+
+    monkeypatch.setattr(fleet_effects, "roll_back_released", dies_once)
+    answer, _ = announce(circle)
+
+    fleet = run_until_finished(ctx, answer["fleet"], crashes=1)
+
+    assert died == ["rolling_back"]  # the failure was recorded before the worker died
+    eu1 = ctx.store.get(fleet.waves[1].releases["eu-1"])
+    assert eu1 is not None and eu1.state in ("aborted", "succeeded")  # stopped with its wave, or done first
+    done = {"canary"} | ({"eu-1"} if eu1.state == "succeeded" else set())
+    assert fleet.state == "rolled_back" and set(fleet.rollbacks) == done
+    for name in CLUSTERS:
+        assert clusters[name].weights["api"][STABLE] == 100, name
+    rollbacks = ctx.store.list_releases(service="api", application="canary")[0]
+    assert [r.trigger for r in rollbacks].count("rollback") == 1  # once, however often the look ran
+    assert circle.pipelines and len(circle.pipelines) == 1
