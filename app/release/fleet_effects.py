@@ -51,7 +51,7 @@ def roll_back_released(ctx: Context, fleet: Fleet) -> tuple[dict[str, str], list
             continue  # already rolled back (by this fleet before a crash, or by someone)
         now = time.time()
         try:
-            why = f"fleet {fleet.name} stopped at wave {fleet.wave + 1} (docs/fleets.md)"
+            why = f"fleet {fleet.name} stopped at wave {fleet.wave + 1}"
             back = rollback(ctx, release.service, app, actor=f"fleet:{fleet.id}", reason=why)
         except RollbackError as exc:
             events.append(event(now, "rollback_failed", f"{app}: could not roll back: {exc}", application=app))

@@ -5,9 +5,11 @@ runs the scheduler and a real RQ worker as `sluice worker` does."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
-from app.context import Context
+from app.config_file.loader import parse_config
+from app.context import Context, set_context
 from app.core.fleet import Fleet
 from app.store import queues as rq_queues
 from tests.support.ci_fakes import FakeCircleCI
@@ -124,3 +126,27 @@ def announcement(workflow_id: str) -> dict[str, Any]:
         "version": NEW,
         "ci": {"provider": "circleci", "project_slug": "gh/acme/shop", "workflow_id": workflow_id},
     }
+
+
+def fleet_context(redis_url: str, circle: FakeCircleCI, prom_url: str, on_failure: str = "rollback") -> Context:
+    """The process's context (set, as the worker and web read it) with the four clusters' routers."""
+    context = Context(
+        config=parse_config(fleet_config(circle, prom_url, on_failure)), redis_url=redis_url, prometheus_url=prom_url
+    )
+    set_context(context)
+    return context
+
+
+def announce(circle: FakeCircleCI) -> tuple[dict[str, Any], str]:
+    """What CI sends for the fleet's service (no application), with a workflow whose approval job is held."""
+    from app.web import create_app
+
+    workflow_id = str(uuid.uuid4())
+    held_workflow(circle, workflow_id)
+    resp = (
+        create_app()
+        .test_client()
+        .post("/hooks/deploy", json=announcement(workflow_id), headers={"Authorization": f"Bearer {FLEET_TOKEN}"})
+    )
+    assert resp.status_code == 202, resp.get_json()
+    return resp.get_json(), workflow_id

@@ -7,12 +7,10 @@ job approved once (or left on hold and the cleanup pipeline triggered once), the
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from app.config_file.loader import parse_config
 from app.context import Context, set_context
 from app.core.fleet import member_release_id
 from app.release import fleet_effects
@@ -27,9 +25,9 @@ from tests.support.fleets import (
     NEW,
     STABLE,
     ClusterPrometheus,
+    announce,
     announcement,
-    fleet_config,
-    held_workflow,
+    fleet_context,
     routers,
     run_until_finished,
 )
@@ -46,12 +44,6 @@ def cluster_prom() -> Iterator[ClusterPrometheus]:
         server.stop()
 
 
-def make_context(redis_url: str, text: str, prom_url: str) -> Context:
-    context = Context(config=parse_config(text), redis_url=redis_url, prometheus_url=prom_url)
-    set_context(context)
-    return context
-
-
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setenv("CIRCLECI_TOKEN", CIRCLE_TOKEN)
@@ -65,7 +57,7 @@ def bench(redis_url: str, cluster_prom: ClusterPrometheus, circle: FakeCircleCI,
     made: list[Context] = []
 
     def build(on_failure: str = "rollback") -> Context:
-        ctx = make_context(redis_url, fleet_config(circle, cluster_prom.url, on_failure), cluster_prom.url)
+        ctx = fleet_context(redis_url, circle, cluster_prom.url, on_failure)
         made.append(ctx)
         return ctx
 
@@ -74,18 +66,6 @@ def bench(redis_url: str, cluster_prom: ClusterPrometheus, circle: FakeCircleCI,
     for ctx in made:
         ctx.prometheus.close()
         ctx.store.r.close()
-
-
-def announce(circle: FakeCircleCI) -> tuple[dict, str]:
-    workflow_id = str(uuid.uuid4())
-    held_workflow(circle, workflow_id)
-    resp = (
-        create_app()
-        .test_client()
-        .post("/hooks/deploy", json=announcement(workflow_id), headers={"Authorization": f"Bearer {FLEET_TOKEN}"})
-    )
-    assert resp.status_code == 202, resp.get_json()
-    return resp.get_json(), workflow_id
 
 
 def api(path: str, method: str = "GET") -> dict:
