@@ -102,3 +102,6 @@ class SluiceClient:
 
     def abort_fleet(self, fleet_id: str, reason: str = "") -> dict[str, Any]:
         return self._request("POST", f"/api/v1/fleets/{fleet_id}/abort", json={"reason": reason} if reason else None)
+
+    def approve_fleet(self, fleet_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/fleets/{fleet_id}/approve")

@@ -1,4 +1,4 @@
-"""`sluice fleet list|show|watch|abort`: a fleet as one thing, with its waves and each member's state."""
+"""`sluice fleet list|show|watch|approve|abort`: a fleet as one thing, with its waves and each member's state."""
 
 from __future__ import annotations
 
@@ -75,6 +75,10 @@ def show_fleet(fleet: dict[str, Any]) -> None:
     console.print(summary_line(fleet))
     if fleet.get("reason"):
         console.print(f"  {fleet['reason']}")
+    if fleet.get("awaiting_approval"):
+        console.print(
+            f"  [yellow]wave {fleet['awaiting_approval']} waits for approval:[/] sluice fleet approve {fleet['id']}"
+        )
     console.print(waves_table(fleet))
 
 
@@ -148,5 +152,16 @@ def abort(fleet_id: str, reason: str, url: str | None) -> None:
     """Stop a fleet: its releases in flight go back to stable; applications already done keep the version."""
     try:
         show_fleet(SluiceClient(url).abort_fleet(fleet_id, reason))
+    except ApiClientError as exc:
+        _fail(str(exc))
+
+
+@fleet.command("approve")
+@click.argument("fleet_id")
+@click.option("--url", envvar="SLUICE_URL")
+def approve(fleet_id: str, url: str | None) -> None:
+    """Let the wave the fleet waits for start (`approve_before` in the fleet's configuration)."""
+    try:
+        show_fleet(SluiceClient(url).approve_fleet(fleet_id))
     except ApiClientError as exc:
         _fail(str(exc))

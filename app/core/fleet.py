@@ -55,6 +55,8 @@ class Fleet(BaseModel):
     trigger: str = "webhook"
     actor: str | None = None
     forced: bool = False
+    approve_before: list[int] = Field(default_factory=list, description="Waves (from 1) that wait for a person.")
+    approvals: dict[str, str] = Field(default_factory=dict, description="wave number -> who approved its start")
     # application -> id of the rollback release that put the previous version back (on_failure: rollback)
     rollbacks: dict[str, str] = Field(default_factory=dict)
     hooks: list[str] = Field(default_factory=list, description="ids of the fleet's own hook deliveries (CI)")
@@ -62,6 +64,13 @@ class Fleet(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.state in FLEET_TERMINAL
+
+    def awaiting_approval(self) -> int | None:
+        """The wave (from 1) that waits for a person's approval before it starts, if any."""
+        number = self.wave + 1
+        wave = self.waves[self.wave]
+        waits = number in self.approve_before and str(number) not in self.approvals
+        return number if self.state == "running" and wave.state == "pending" and waits else None
 
     def member_ids(self) -> list[str]:
         return [rid for wave in self.waves for rid in wave.releases.values()]

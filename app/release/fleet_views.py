@@ -43,6 +43,8 @@ class FleetView(BaseModel):
     reason: str | None = None
     on_failure: str
     current_wave: int = Field(description="The wave in progress (1-based), or the one that ended the fleet.")
+    awaiting_approval: int | None = Field(None, description="The wave that waits for a person's approval to start.")
+    approvals: dict[str, str] = Field(default_factory=dict, description="wave number -> who approved its start")
     created_at: float
     finished_at: float | None = None
     duration_seconds: float
@@ -126,6 +128,8 @@ def fleet_view(ctx: Context, fleet: Fleet, cls: type[FleetView] = FleetView, **e
             }
         ),
         current_wave=fleet.wave + 1,
+        awaiting_approval=fleet.awaiting_approval(),
+        approvals=fleet.approvals,
         duration_seconds=round(now - fleet.created_at, 1),
         waves=waves,
         **extra,

@@ -59,6 +59,7 @@ def start_fleet(
         service=config.service,
         version=version,
         on_failure=config.on_failure,
+        approve_before=list(config.approve_before),
         waves=[FleetWave(applications=w) for w in waves],
         created_at=now,
         updated_at=now,
@@ -113,6 +114,9 @@ def _advance(ctx: Context, fleet: Fleet) -> str:
 def _running(ctx: Context, fleet: Fleet) -> tuple[Fleet, bool]:
     """The current wave: start it, or judge it. Returns the fleet and whether it moved on."""
     wave = fleet.waves[fleet.wave]
+    if fleet.awaiting_approval() is not None:  # approve_fleet records the approval and looks again
+        ctx.store.fleets.look_soon(fleet.id, time.time() + LOOK_SECONDS)
+        return fleet, False
     if wave.state == "pending":
         fleet = _start_wave(ctx, fleet)
         wave = fleet.waves[fleet.wave]
@@ -133,6 +137,8 @@ def _running(ctx: Context, fleet: Fleet) -> tuple[Fleet, bool]:
         else:
             new.wave += 1
         ended = [event(now, "wave_succeeded", message, wave=fleet.wave + 1)]
+        if new.awaiting_approval() is not None:
+            ended.append(event(now, "approval_needed", f"wave {new.wave + 1} waits for approval", wave=new.wave + 1))
         return _record(ctx, fleet, new, ended, now), True
     new.state = failure_state(fleet, members)
     new.reason = f"wave {new.wave + 1} failed: {verdict.reason}"
@@ -213,3 +219,26 @@ def abort_fleet(ctx: Context, fleet_id: str, actor: str, reason: str = "") -> Fl
             raise FleetError(409, "the fleet changed while it was aborted; try again") from None
         fleet_effects.abort_in_flight(ctx, recorded, why)
         return recorded
+
+
+def approve_fleet(ctx: Context, fleet_id: str, actor: str) -> Fleet:
+    """A person approves the start of the wave that waits for it (`approve_before`)."""
+    with ctx.store.lock(f"fleet:{fleet_id}", ttl=60, wait=10) as acquired:
+        if not acquired:
+            raise FleetError(409, "the fleet is busy (a look at its waves is running); try again in a few seconds")
+        fleet = ctx.store.fleets.get(fleet_id)
+        if fleet is None:
+            raise FleetError(404, f"no fleet {fleet_id!r}; list fleets with GET /api/v1/fleets")
+        number = fleet.awaiting_approval()
+        if number is None:
+            raise FleetError(
+                409, f"fleet {fleet_id} waits for no approval (it is {fleet.state}, at wave {fleet.wave + 1})"
+            )
+        now = time.time()
+        new = fleet.model_copy(deep=True)
+        new.approvals[str(number)] = actor
+        approved = event(now, "approved", f"wave {number} approved by {actor}", wave=number, by=actor)
+        try:
+            return ctx.store.fleets.commit(new, fleet.seq, [approved], now)
+        except FleetChanged:
+            raise FleetError(409, "the fleet changed while it was approved; try again") from None

@@ -1,4 +1,4 @@
-"""REST API of fleets (docs/fleets.md): list, detail, abort."""
+"""REST API of fleets (docs/fleets.md): list, detail, abort, approve a wave."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from app.context import get_context
 from app.release.fleet_views import FleetDetail, FleetList, fleet_detail, fleet_view
-from app.release.fleets import FleetError, abort_fleet
+from app.release.fleets import FleetError, abort_fleet, approve_fleet
 from app.web.audit import record
 from app.web.auth import require_token
 from app.web.bodies import parse_json, raw_body
@@ -86,4 +86,28 @@ def abort(fleet_id: str):
     except FleetError as exc:
         raise ApiError(exc.status, str(exc)) from None
     record(who, "abort", fleet_id, reason)
+    return respond(fleet_detail(ctx, fleet))
+
+
+@bp.post("/fleets/<fleet_id>/approve")
+@doc(
+    "Approve the start of the wave a fleet waits for (`approve_before`)",
+    "fleets",
+    {
+        200: (FleetDetail, "The fleet, its wave approved (it starts at the next look, within a second or so)."),
+        401: error("Missing or wrong bearer token."),
+        403: error("The token's role does not steer (operator or admin needed)."),
+        404: error("No such fleet."),
+        409: error("The fleet waits for no approval, or is busy."),
+    },
+    security=["bearer"],
+)
+def approve(fleet_id: str):
+    who = require_token()
+    ctx = get_context()
+    try:
+        fleet = approve_fleet(ctx, _checked(fleet_id), who.actor())
+    except FleetError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    record(who, "approve", fleet_id, f"wave {fleet.wave + 1}")
     return respond(fleet_detail(ctx, fleet))

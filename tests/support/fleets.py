@@ -21,7 +21,7 @@ STABLE, NEW = "2.0.0", "2.1.0"
 FLEET_TOKEN = "fleet-tests-api-token-0123456789"
 
 
-def fleet_config(circle: FakeCircleCI, prom_url: str, on_failure: str = "rollback", extra: str = "") -> str:
+def fleet_config(circle: FakeCircleCI, prom_url: str, on_failure: str = "rollback", approve: str = "") -> str:
     apps = "".join(
         f"""
   - name: {name}
@@ -44,6 +44,7 @@ fleets:
     service: api
     waves: [[canary], [eu-*], [us-1]]
     on_failure: {on_failure}
+    {approve}
 hooks:
   - name: approve
     type: circleci_approve
@@ -61,7 +62,7 @@ circleci:
   projects:
     - slug: gh/acme/shop
       deploys: [{{job: deploy, service: api, version: "2.1.{{pipeline.number}}"}}]
-{extra}"""
+"""
 
 
 class ClusterPrometheus(FakePrometheus):
@@ -84,6 +85,20 @@ def routers(ctx: Context) -> dict[str, FakeRouter]:
     made = {name: FakeRouter({"api": {STABLE: 100}}) for name in CLUSTERS}
     ctx._routers.update(made)
     return made
+
+
+def run_until(ctx: Context, fleet_id: str, done: Any, timeout: float = 60.0) -> Fleet:
+    """Scheduler and worker until `done(fleet)`."""
+    queue = rq_queues.queue(QUEUE_NAME, ctx.store.r)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        enqueue_due(ctx.store, queue)
+        rq_queues.worker([queue], ctx.store.r).work(burst=True, logging_level="WARNING")
+        fleet = ctx.store.fleets.get(fleet_id)
+        if fleet is not None and done(fleet):
+            return fleet
+        time.sleep(0.05)
+    raise AssertionError(f"fleet {fleet_id} never got there: {ctx.store.fleets.get(fleet_id)}")
 
 
 def run_until_finished(ctx: Context, fleet_id: str, timeout: float = 60.0, crashes: int = 0) -> Fleet:
@@ -128,10 +143,14 @@ def announcement(workflow_id: str) -> dict[str, Any]:
     }
 
 
-def fleet_context(redis_url: str, circle: FakeCircleCI, prom_url: str, on_failure: str = "rollback") -> Context:
+def fleet_context(
+    redis_url: str, circle: FakeCircleCI, prom_url: str, on_failure: str = "rollback", approve: str = ""
+) -> Context:
     """The process's context (set, as the worker and web read it) with the four clusters' routers."""
     context = Context(
-        config=parse_config(fleet_config(circle, prom_url, on_failure)), redis_url=redis_url, prometheus_url=prom_url
+        config=parse_config(fleet_config(circle, prom_url, on_failure, approve)),
+        redis_url=redis_url,
+        prometheus_url=prom_url,
     )
     set_context(context)
     return context

@@ -7,6 +7,7 @@ job approved once (or left on hold and the cleanup pipeline triggered once), the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -29,6 +30,7 @@ from tests.support.fleets import (
     announcement,
     fleet_context,
     routers,
+    run_until,
     run_until_finished,
 )
 
@@ -56,8 +58,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def bench(redis_url: str, cluster_prom: ClusterPrometheus, circle: FakeCircleCI, env: pytest.MonkeyPatch):
     made: list[Context] = []
 
-    def build(on_failure: str = "rollback") -> Context:
-        ctx = fleet_context(redis_url, circle, cluster_prom.url, on_failure)
+    def build(on_failure: str = "rollback", approve: str = "") -> Context:
+        ctx = fleet_context(redis_url, circle, cluster_prom.url, on_failure, approve)
         made.append(ctx)
         return ctx
 
@@ -236,3 +238,25 @@ def test_a_worker_dying_after_the_failure_is_recorded_still_rolls_back(
     rollbacks = ctx.store.list_releases(service="api", application="canary")[0]
     assert [r.trigger for r in rollbacks].count("rollback") == 1  # once, however often the look ran
     assert circle.pipelines and len(circle.pipelines) == 1
+
+
+def test_a_wave_that_needs_approval_waits_for_a_person(bench, circle: FakeCircleCI) -> None:
+    ctx = bench(approve="approve_before: [3]")
+    clusters = routers(ctx)
+    answer, _ = announce(circle)
+
+    waiting = run_until(ctx, answer["fleet"], lambda f: f.awaiting_approval() == 3)
+    assert [w.state for w in waiting.waves] == ["succeeded", "succeeded", "pending"]
+    shown = api(f"/api/v1/fleets/{waiting.id}")
+    assert shown["awaiting_approval"] == 3 and shown["state"] == "running"
+    time.sleep(1.0)  # a few more looks: still waiting, us-1 untouched
+    run_until(ctx, waiting.id, lambda f: True)
+    assert clusters["us-1"].applied == [] and ctx.store.fleets.get(waiting.id).waves[2].state == "pending"
+
+    approved = api(f"/api/v1/fleets/{waiting.id}/approve", "POST")
+    assert approved["status"] == 200 and approved["approvals"] == {"3": "api"}, approved
+    fleet = run_until_finished(ctx, waiting.id)
+    assert fleet.state == "succeeded" and clusters["us-1"].weights["api"][NEW] == 100
+    again = api(f"/api/v1/fleets/{waiting.id}/approve", "POST")
+    assert again["status"] == 409 and "waits for no approval" in again["error"]
+    assert "approved" in [e.type for e in ctx.store.fleets.events(fleet.id)]

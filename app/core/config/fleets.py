@@ -34,6 +34,11 @@ class FleetConfig(Strict):
         "[[canary-cluster], [eu-1, eu-2], [us-*]]. A wave starts when every release of the one before succeeded.",
     )
     on_failure: Literal["rollback", "hold"] = Field("rollback", description=ON_FAILURE_DESCRIPTION)
+    approve_before: list[Annotated[int, Field(ge=2)]] = Field(
+        default_factory=list,
+        description="Waves (numbered from 1) that wait, once the wave before succeeded, until a person approves "
+        "them: `sluice fleet approve FLEET` or POST /api/v1/fleets/<id>/approve.",
+    )
 
     @model_validator(mode="after")
     def _no_member_twice(self) -> FleetConfig:
@@ -43,6 +48,11 @@ class FleetConfig(Strict):
                 if member in seen:
                     raise ValueError(f"fleet {self.name!r} names {member!r} twice; each wave lists other applications")
                 seen.add(member)
+        beyond = [n for n in self.approve_before if n > len(self.waves)]
+        if beyond:
+            raise ValueError(
+                f"fleet {self.name!r}: approve_before names wave {beyond[0]}, but it has {len(self.waves)}"
+            )
         return self
 
 

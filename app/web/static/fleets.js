@@ -50,6 +50,7 @@
       h("div", { class: "fleet-head" }, badge(f.state), " ", h("b", { text: `${f.service} ${f.version}` }),
         h("span", { class: "muted", text: ` · fleet ${f.name} · ${dur(f.duration_seconds)} · on failure: ${f.on_failure}` })),
       f.reason ? h("p", { class: "fleet-reason", text: f.reason }) : null,
+      f.awaiting_approval ? h("p", { class: "fleet-approval", text: `Wave ${f.awaiting_approval} waits for approval: sluice fleet approve ${f.id}` }) : null,
       h("div", { class: "fleet-waves" }, f.waves.map(wave)));
   }
 
