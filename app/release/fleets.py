@@ -188,7 +188,9 @@ def _record(ctx: Context, before: Fleet, new: Fleet, events: list, now: float) -
         deliveries = fleet_effects.fleet_deliveries(ctx, new, now)
         new.hooks = new.hooks + [d.id for d in deliveries]
         events = [*events, event(now, new.state, f"fleet {new.state}: {new.reason or ''}".rstrip(": "))]
-    next_look = None if new.terminal else now
+    # A finished fleet is looked at once more (`_finish`): whatever a crash left undone after this record
+    # (an abort of its releases in flight) is done then, and the look unschedules itself.
+    next_look = now + LOOK_SECONDS if new.terminal else now
     log.info("fleet %s: %s", new.id, new.state, extra={"fleet": new.id, "state": new.state})
     return ctx.store.fleets.commit(new, before.seq, events, next_look, deliveries)
 

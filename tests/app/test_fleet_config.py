@@ -55,6 +55,9 @@ def test_an_application_in_two_waves_or_two_fleets_of_a_service_are_refused() ->
     assert "names 'eu-1' twice" in problems(config("  - {name: all, service: checkout, waves: [[eu-1], [eu-1]]}"))
     two = "  - {name: a, service: checkout, waves: [[canary]]}\n  - {name: b, service: checkout, waves: [[eu-1]]}"
     assert "two fleets release service 'checkout'" in problems(config(two))
+    assert "approve_before names wave 4, but it has 2" in problems(
+        config("  - {name: a, service: checkout, waves: [[canary], [eu-1]], approve_before: [4]}")
+    )
     assert "Input should be 'rollback' or 'hold'" in problems(
         config("  - {name: a, service: checkout, waves: [[canary]], on_failure: retry}")
     )
