@@ -83,6 +83,7 @@ class Release(BaseModel):
     judge: JudgeState = Field(default_factory=lambda: JudgeState())
     bake_started_at: float | None = Field(None, description="When the bake after promotion began (docs/bake.md).")
     bake_until: float | None = Field(None, description="When the bake ends, if nothing is found (Unix time).")
+    fleet: str | None = Field(None, description="The fleet this release is a member of (docs/fleets.md).")
 
     @property
     def terminal(self) -> bool:

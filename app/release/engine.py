@@ -24,6 +24,7 @@ from app.core.known_bad import ROLLBACK_TRIGGER, KnownBad
 from app.core.models import Decision, Event, Release
 from app.release import shadow
 from app.release.bake import revert_deliveries
+from app.release.fleet_nudge import nudge_fleet
 from app.release.hooks import plan_deliveries
 from app.release.route_shape import apply_shape, describe_shape, route_shape
 from app.release.scaling import scale_due
@@ -186,6 +187,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         known_bad=_known_bad(new, kind, decision, now),
         also_due=scale_due(ctx, release, new, now),  # replicas to put back or scale down (app/release/scaling.py)
     )
+    nudge_fleet(ctx, release, new)  # a member's end: its fleet looks at its wave now (docs/fleets.md)
     metrics.record_decision(ctx.store, release, new, kind, decision.results)
     log.info(
         "release %s: %s (%s)",
