@@ -112,5 +112,34 @@ class FleetStore:
         """Bring the fleet's next look forward (a member release finished); never later than scheduled."""
         self.r.zadd(keys.DUE, {keys.fleet_member(fleet_id): at}, lt=True)
 
+    def prune(self, before: float, batch: int = 200) -> int:
+        """Retention (workers/retention.py): delete the finished fleets that ended before `before` or
+        lost a member release to retention (a fleet outliving its members would list waves of releases
+        that no longer exist), unless one of the fleet's own hook deliveries is still due. Returns how
+        many were deleted."""
+        deleted = 0
+        ids = [_text(i) for i in self.r.zrange(keys.FLEETS, 0, -1)]
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            for raw in self.r.mget([keys.fleet(i) for i in chunk]):
+                fleet = Fleet.model_validate_json(raw) if raw else None
+                if fleet is None or not fleet.terminal or not self._expired(fleet, before):
+                    continue
+                if any(self.r.zscore(keys.DUE, keys.hook_member(h)) is not None for h in fleet.hooks):
+                    continue  # a CI delivery is still being retried: a later run deletes it
+                with self.r.pipeline(transaction=True) as pipe:
+                    pipe.delete(keys.fleet(fleet.id), keys.fleet_events(fleet.id), *map(keys.delivery, fleet.hooks))
+                    pipe.zrem(keys.FLEETS, fleet.id)
+                    pipe.zrem(keys.DUE, keys.fleet_member(fleet.id))
+                    pipe.execute()
+                deleted += 1
+        return deleted
+
+    def _expired(self, fleet: Fleet, before: float) -> bool:
+        if (fleet.finished_at or fleet.updated_at) < before:
+            return True
+        members = fleet.member_ids()
+        return bool(members) and int(self.r.exists(*[keys.release(m) for m in members])) < len(members)
+
     def unschedule(self, fleet_id: str) -> None:
         self.r.zrem(keys.DUE, keys.fleet_member(fleet_id))
