@@ -17,6 +17,7 @@ from app.core.judge.judging import evidence_since, latency_since
 from app.core.models import EvidenceObservation, Observations, Release, ResponseCounts, VersionCounts
 from app.release.proxy_view import observe_proxy
 from app.release.scaling import observe_readiness
+from integrations.metrics.interface import CountsPrimer
 from integrations.routers.interface import RouterError
 
 log = logging.getLogger("sluice.tick")
@@ -97,6 +98,7 @@ def observe_evidence(
         evidence.latency_since = warm
         if now > warm:
             evidence.candidate_latency, evidence.stable_latency = counts(target, warm, now), counts(source, warm, now)
+    # (`counts_starts` below lists these spans for a batch: keep the two in step.)
     router = ctx.router(app)
     mark = release.judge.router_mark
     counts_since = getattr(router, "counts_since", None)
@@ -112,3 +114,31 @@ def observe_evidence(
         start = release.created_at - BASELINE_SECONDS
         evidence.stable_before = VersionCounts(metrics=counts(source, start, release.created_at))
     return evidence
+
+
+def counts_starts(release: Release, policy: PolicyConfig, now: float) -> list[float]:
+    """Where the spans start whose counts (both versions, ending now) `observe_evidence` asks for
+    this running release: the step's evidence, and its latency evidence when it starts later."""
+    since = evidence_since(release)
+    if release.state != "running" or since is None or now <= since:
+        return []
+    warm = latency_since(release, policy)
+    return [since] + ([warm] if warm is not None and since < warm < now else [])
+
+
+def prime_counts(ctx: Context, releases: list[Release], at: float) -> int:
+    """Let a provider that can (Prometheus) ask a batch's evidence counts in one request, before
+    its ticks run (integrations/prometheus/packed_counts.py); no releases forgets them."""
+    provider = ctx.metrics_provider
+    if not isinstance(provider, CountsPrimer):
+        return 0
+    spans = []
+    for release in releases:
+        try:
+            policy = ctx.locate(release)[2]
+        except UnknownService:
+            continue
+        for start in counts_starts(release, policy, at):
+            for version in (release.target_version, release.source_version):
+                spans.append((release.service, version, release.namespace, start))
+    return provider.prime_counts(spans, at)
