@@ -41,6 +41,7 @@ import redis
 from app.cli.demo.stack import Process, start_redis
 from app.config_file.loader import parse_config
 from app.context import Context, set_context
+from app.release import observe as observe_module
 from app.release.intake import start_release
 from app.store import queues as rq_queues
 from app.store.metrics import MetricsStore
@@ -95,12 +96,12 @@ def measure(ctx: Context, ids: list[str], rounds: int, direct: bool, profiler: c
 
 @contextmanager
 def _without_packed_counts() -> Iterator[None]:
-    real = tick_module.prime_counts
-    tick_module.prime_counts = lambda ctx, releases, at: 0
+    real = observe_module.prime_counts
+    observe_module.prime_counts = lambda ctx, releases, at: 0
     try:
         yield
     finally:
-        tick_module.prime_counts = real
+        observe_module.prime_counts = real
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from app.release.drift import restore_drifted_weights
 from app.release.engine import apply_weights, commit_decision
 from app.release.gate_checks import observe_gates
 from app.release.intake import claim_service
-from app.release.observe import observe, prime_counts
+from app.release.observe import forget_batch, observe, prime_batch
 from app.store import LeaseLost, StoreUnavailable
 from app.telemetry import metrics
 from app.telemetry.logs import release_context
@@ -263,14 +263,11 @@ def primed_queries(ctx: Context, releases: list[Release]) -> Iterator[None]:
     budget (BATCH_QUERY_BUDGET)."""
     ctx.prometheus.start_budget(BATCH_QUERY_BUDGET)
     try:
-        at = time.time()
-        ctx.prime_metrics(releases, at)  # one Prometheus query per check, not per release
-        prime_counts(ctx, releases, at)  # and one request for the judge's counts
+        prime_batch(ctx, releases, time.time())
     except Exception:  # noqa: BLE001 - an optimisation: without it the ticks ask one by one
         log.exception("could not prepare the batch's Prometheus queries; ticks will ask one by one")
     try:
         yield
     finally:
-        ctx.prime_metrics([], 0.0)
-        prime_counts(ctx, [], 0.0)
+        forget_batch(ctx)
         ctx.prometheus.end_budget()

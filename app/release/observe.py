@@ -39,8 +39,8 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         _observe_running(ctx, app, svc, policy, release, now, obs)
     finally:
         # The timeouts count the observing itself (app/core/decide.py): `now` plus how long it took, on
-        # the same clock as `now` (a replay's `now` is in the past).
-        obs.completed_at = now + (time.monotonic() - started)
+        # the same clock as `now` (a replay's `now` is in the past), the batch's asking included.
+        obs.completed_at = now + (time.monotonic() - started) + _Batch.waited
     return obs
 
 
@@ -124,6 +124,31 @@ def counts_starts(release: Release, policy: PolicyConfig, now: float) -> list[fl
         return []
     warm = latency_since(release, policy)
     return [since] + ([warm] if warm is not None and since < warm < now else [])
+
+
+class _Batch:
+    """How long the running batch's queries took before its ticks ran (workers/tick.py runs one
+    batch at a time in a worker process). Its ticks' observing counts it: the timeouts run to the
+    end of the observing, and a frozen Prometheus's wait is now spent asking for the whole batch."""
+
+    waited = 0.0
+
+
+def prime_batch(ctx: Context, releases: list[Release], at: float) -> None:
+    """Before a batch's ticks: one grouped query per check and one request for the judge's counts
+    instead of one per release; `forget_batch` drops the answers."""
+    started = time.monotonic()
+    try:
+        ctx.prime_metrics(releases, at)
+        prime_counts(ctx, releases, at)
+    finally:
+        _Batch.waited = time.monotonic() - started
+
+
+def forget_batch(ctx: Context) -> None:
+    _Batch.waited = 0.0
+    ctx.prime_metrics([], 0.0)
+    prime_counts(ctx, [], 0.0)
 
 
 def prime_counts(ctx: Context, releases: list[Release], at: float) -> int:
