@@ -18,7 +18,11 @@ _PART = re.compile(r'"sluice_part", "(\d+)"')
 # what a real service's counters give over a span (20,000 requests, 0.5% 5xx, 1% 404), so that
 # ticks take the path they take in production, not the "why is there no data" one; enough for the
 # judge's promotion floor (3x stable's error rate) to be ruled out, so releases promote.
-COUNTS_ROWS = [({"code": "200"}, 19700), ({"code": "500"}, 100), ({"code": "404"}, 200)] + [
+COUNTS_ROWS: list[tuple[dict[str, str], int]] = [
+    ({"code": "200"}, 19700),
+    ({"code": "500"}, 100),
+    ({"code": "404"}, 200),
+] + [
     ({"le": le}, count)
     for le, count in (("0.1", 14000), ("0.25", 18000), ("0.5", 19600), ("1.0", 19900), ("+Inf", 20000))
 ]
@@ -27,7 +31,7 @@ COUNTS_ROWS = [({"code": "200"}, 19700), ({"code": "500"}, 100), ({"code": "404"
 def packed_answer(query: str, at: str) -> bytes:
     """COUNTS_ROWS for each part of a packed counts query, tagged as Prometheus's label_replace would."""
     series = [
-        {"metric": {**labels, "sluice_part": part}, "value": [float(at), str(value)]}
+        {"metric": dict(labels, sluice_part=part), "value": [float(at), str(value)]}
         for part in _PART.findall(query)
         for labels, value in COUNTS_ROWS
     ]

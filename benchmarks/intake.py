@@ -245,8 +245,8 @@ def run(workdir: Path, seconds: float = 6.0, rounds: int = 3) -> str:
                 ],
                 rows,
             )
-            + f"\n\ngunicorn -c app/web/serving.py (gevent, {GUNICORN_WORKERS} workers, access log) for both; hey -c 16, "
-            f"{rounds} alternating rounds of {seconds:.0f} s each; then hey -c 8 rate-limited to half the "
+            + f"\n\ngunicorn -c app/web/serving.py (gevent, {GUNICORN_WORKERS} workers, access log) for both; "
+            f"hey -c 16, {rounds} alternating rounds of {seconds:.0f} s each; then hey -c 8 rate-limited to half the "
             "median saturating rate."
         )
     finally:

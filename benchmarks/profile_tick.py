@@ -107,7 +107,7 @@ def _without_packed_counts() -> Iterator[None]:
 @contextmanager
 def _without_batched_metrics() -> Iterator[None]:
     real = MetricsStore.batched
-    MetricsStore.batched = lambda self: nullcontext()  # type: ignore[assignment,method-assign,misc]
+    MetricsStore.batched = lambda self: nullcontext()  # type: ignore[assignment,method-assign,return-value]
     try:
         yield
     finally:

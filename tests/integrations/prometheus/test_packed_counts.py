@@ -81,7 +81,8 @@ def test_primed_counts_are_not_used_for_another_time_and_are_forgotten(packed: P
     spans = [(t.app, t.version, t.namespace, AT - SPAN) for t in (CANDIDATE, STABLE)]
     packed.prime_counts(spans, AT)
     sent = requests_sent(packed)
-    packed.response_counts(CANDIDATE.app, CANDIDATE.version, CANDIDATE.namespace, AT - SPAN, AT + PRIMED_FOR_SECONDS + 1)
+    late = AT + PRIMED_FOR_SECONDS + 1
+    packed.response_counts(CANDIDATE.app, CANDIDATE.version, CANDIDATE.namespace, AT - SPAN, late)
     assert len(sent) == 1  # too late for the batch's answer: asked again
     packed.prime_counts([], 0)
     packed.response_counts(STABLE.app, STABLE.version, STABLE.namespace, AT - SPAN, AT)
