@@ -254,6 +254,8 @@ def run(
     text += (
         f"\n\nInterval {INTERVAL:g} s; {seconds:.0f} s measured after a {warmup:.0f} s warm-up; releases "
         f"spread over one interval. Largest N measured that one worker holds with p99 lag < 1 s: "
-        f"{max(held) if held else 'none of those measured'}."
+        f"{max(held) if held else 'none of those measured'}. A batch of ticks asks each check once for "
+        "all its releases and all their judge's counts in one request (the stub answers both); the router "
+        "is in-memory and keeps its weights. Where a tick's time goes: `python -m benchmarks.profile_tick`."
     )
     return text, results
