@@ -38,7 +38,12 @@ class MetricsStore:
         times a tick. A worker that dies inside loses the batch's increments: these are telemetry
         counters (as a crashed process's own Prometheus counters would be), never records."""
         with self._lock:
-            self._held = ([], [])
+            outer = self._held is not None
+            if not outer:
+                self._held = ([], [])
+        if outer:  # already batching: the outermost batch writes it all
+            yield
+            return
         try:
             yield
         finally:
