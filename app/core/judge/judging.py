@@ -112,11 +112,13 @@ def judge_step(
     tests = max(1, len(comparisons) + len(guards))
     # Each step is its own test (its counts start when its weights were confirmed, so a spike
     # is never weighted differently for the two versions): Bonferroni over checks and steps.
-    alpha = ev.check_alpha(policy.judge.alpha, n_checks=tests, n_steps=len(policy.steps))
-    # The comparisons spend their share of α over the steps by a plan instead (app/core/judge/plan.py).
+    alpha = ev.check_alpha(policy.judge.alpha, n_checks=tests, n_steps=policy.judged_periods)
+    # The comparisons spend their share of α over the steps by a plan instead (app/core/judge/plan.py),
+    # leaving the bake its share of the periods (docs/bake.md).
     ctx = StepContext(
         view.stable_live, state, alpha, step, now, final=step >= len(policy.steps) - 1,
-        release_alpha=policy.judge.alpha / tests, n_steps=len(policy.steps),
+        release_alpha=policy.judge.alpha / tests * len(policy.steps) / policy.judged_periods,
+        n_steps=len(policy.steps),
     )  # fmt: skip
     results = [_run_comparison(c, ctx, view) for c in comparisons]
     threshold = math.log(1.0 / alpha)
