@@ -121,6 +121,9 @@ class JudgeState(BaseModel):
     baseline: dict[str, tuple[float, float]] = Field(default_factory=dict)
     candidate: dict[str, tuple[float, float]] = Field(default_factory=dict)
     slow_under: float | None = None
+    # Latency histograms (cumulative, by bound) from the steps passed: "stable" is the reference at
+    # the 100% step, "candidate" pools the release for promotion (app/core/judge/latency.py).
+    histograms: dict[str, list[tuple[float, float]]] = Field(default_factory=dict)
     router_mark: dict[str, Any] | None = None
 
 
