@@ -101,8 +101,47 @@ def slower_than(h: Histogram, x: float) -> float:
     return max(n - prev_count, 0.0)
 
 
+def slower_than_smooth(h: Histogram, x: float) -> float:
+    """As slower_than, but the cumulative counts read by a monotone cubic through the bounds
+    (Fritsch-Carlson PCHIP): the density inside a bucket follows its neighbours' (it thins out
+    towards a bound past which nothing is counted), where slower_than assumes it flat."""
+    n = total(h)
+    xs, ys = [0.0], [0.0]
+    for bound, count in h:
+        if math.isfinite(bound) and bound > xs[-1]:
+            xs.append(bound)
+            ys.append(count)
+    if x >= xs[-1] or len(xs) < 2:
+        return max(n - ys[-1], 0.0)
+    widths = [b - a for a, b in zip(xs, xs[1:], strict=False)]
+    secants = [(ys[i + 1] - ys[i]) / widths[i] for i in range(len(widths))]
+    i = next(i for i in range(len(widths)) if x <= xs[i + 1])
+    t, w = (x - xs[i]) / widths[i], widths[i]
+    cdf = (
+        (2 * t**3 - 3 * t**2 + 1) * ys[i]
+        + (t**3 - 2 * t**2 + t) * w * _slope(i, widths, secants)
+        + (-2 * t**3 + 3 * t**2) * ys[i + 1]
+        + (t**3 - t**2) * w * _slope(i + 1, widths, secants)
+    )
+    return min(max(n - cdf, n - ys[i + 1], 0.0), n - ys[i])
+
+
+def _slope(i: int, widths: list[float], secants: list[float]) -> float:
+    """PCHIP's derivative at point i: one-sided at the ends, 0 where the counts stop rising, else a
+    weighted harmonic mean of the two secants (keeps the curve monotone)."""
+    if i == 0:
+        return secants[0]
+    if i == len(secants):
+        return secants[-1]
+    a, b = secants[i - 1], secants[i]
+    if a <= 0 or b <= 0:
+        return 0.0
+    w1, w2 = 2 * widths[i] + widths[i - 1], widths[i] + 2 * widths[i - 1]
+    return (w1 + w2) / (w1 / a + w2 / b)
+
+
 def quantile(h: Histogram, q: float) -> float | None:
-    """Prometheus' histogram_quantile: linear inside the bucket; None without counts or past the largest finite bound."""
+    """Prometheus' histogram_quantile: linear inside the bucket; None without counts or past the last finite bound."""
     n = total(h)
     if n <= 0:
         return None
@@ -140,14 +179,20 @@ class BoundCount:
     stable_over: float  # stable's (interpolated) count over bound / (1 + shift)
 
 
-def pairs(cand: Histogram, stable: Histogram, shift: float) -> list[BoundCount]:
-    """The per-bound counts the test compares (the candidate's finite bounds)."""
+def pairs(cand: Histogram, stable: Histogram, shift: float, safe_for: str) -> list[BoundCount]:
+    """The per-bound counts the test compares (the candidate's finite bounds). Stable's share over a
+    point inside a bucket is read both ways (flat, smooth) and the reading least favourable to the
+    verdict is kept: the larger share when testing for a slowdown ("fail"), the smaller when ruling
+    one out ("floor")."""
     n_c, n_s = total(cand), total(stable)
+    pick = max if safe_for == "fail" else min
     out = []
     for bound, count in cand:
         if not math.isfinite(bound) or bound <= 0:
             continue
-        out.append(BoundCount(bound, max(n_c - count, 0.0), min(slower_than(stable, bound / (1 + shift)), n_s)))
+        x = bound / (1 + shift)
+        reference = pick(slower_than(stable, x), slower_than_smooth(stable, x))
+        out.append(BoundCount(bound, max(n_c - count, 0.0), min(reference, n_s)))
     return out
 
 
@@ -157,7 +202,9 @@ def log_e_slower(cand: Histogram, stable: Histogram, margin: float = DEFAULT_MAR
     n_c, n_s = total(cand), total(stable)
     if n_c <= 0 or n_s <= 0:
         return 0.0
-    return _mean_log_e([log_e_value(p.cand_over, n_c, p.stable_over, n_s, slack) for p in pairs(cand, stable, margin)])
+    return _mean_log_e(
+        [log_e_value(p.cand_over, n_c, p.stable_over, n_s, slack) for p in pairs(cand, stable, margin, "fail")]
+    )
 
 
 def log_e_not_slower(
@@ -170,7 +217,7 @@ def log_e_not_slower(
         return 0.0
     # p_s - p_c <= slack is H_bad at one bound (p_c >= p_s - slack): the same test, sides swapped.
     return _mean_log_e(
-        [log_e_value(p.stable_over, n_s, p.cand_over, n_c, slack) for p in pairs(cand, stable, detectable)]
+        [log_e_value(p.stable_over, n_s, p.cand_over, n_c, slack) for p in pairs(cand, stable, detectable, "floor")]
     )
 
 
