@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from app.core.config.policy import PolicyConfig
+from tests.support.latency_sim import oracle_times
 from tests.support.simulate import CrashLoop, Outcome, Rates, Scenario, run_release
 
 STEPS = [{"weight": 10, "duration": "2m"}, {"weight": 50, "duration": "2m"}, {"weight": 100, "duration": "1m"}]
@@ -91,6 +92,8 @@ SCENARIOS = {
     "+5 points slow": (worse(slow=0.07), None, 100),
     "+10 points 4xx": (worse(client=0.15), None, 100),
     "crash loop": (Scenario(stable=BASE, candidate=BASE, crash_loop=CrashLoop()), None, 200),
+    "25% slower, every response": (worse(scale=1.25), None, 100),
+    "35% slower, every response": (worse(scale=1.35), None, 100),
 }
 
 
@@ -185,3 +188,16 @@ def test_crash_loop_with_a_tolerance():
     print("\ncrash loop, policy 'readme' (tolerance 1): " + summary("crash loop", res, POLICIES["readme"].interval))
     assert share(res) == 1.0 and all(o.step == 0 for o in res)
     assert share(res, by=90) >= 0.9
+
+
+def test_slower_across_the_board(detection):
+    """Every response 25% or 35% slower: never promoted, caught (mostly by the latency comparison)
+    within the release. Next to it, the oracle's median (tests/support/latency_sim.py)."""
+    steps = [(0.1, 120.0), (0.5, 120.0), (1.0, 60.0)]
+    for name, scale in (("25% slower, every response", 1.25), ("35% slower, every response", 1.35)):
+        res = detection[name]
+        oracle = np.median(oracle_times(scale, BASE.slow, steps, np.random.default_rng(3)))
+        caught = [o.at for o in res if o.kind == "fail"]
+        print(f"\n{name}: Sluice median {np.median(caught):.0f} s, oracle (SPRT knowing both) {oracle:.0f} s")
+        assert share(res) == 1.0
+        assert sum("latency-vs-stable" in o.failed for o in res) >= 0.5 * len(res)

@@ -128,3 +128,17 @@ def test_slower_across_the_board_fails(shape):
         assert all(p is None for _, p in runs)
     runs = [release(shape, 1.25, rng) for _ in range(30)]
     assert all(p is None for _, p in runs)
+
+
+def test_the_carried_histograms_survive_the_store():
+    """The judge state is stored as JSON: a histogram carried to the next step (its +Inf bucket
+    included) reads back the same (the scenario suite's API answered 500 when it did not)."""
+    from app.core.judge.latency import carried, keep
+    from app.core.models import JudgeState
+
+    h = [(0.05, 10.0), (0.1, 30.0), (math.inf, 40.0)]
+    state = JudgeState()
+    keep(state, "stable", h)
+    back = JudgeState.model_validate_json(state.model_dump_json())
+    assert carried(back, "stable") == h
+    assert carried(back, "candidate") is None

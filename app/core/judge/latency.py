@@ -17,7 +17,7 @@ from app.core.config.policy import LatencyConfig
 from app.core.judge.compare import MIN_STEP_REQUESTS, StepContext
 from app.core.judge.distribution import Histogram, LatencyEvidence, clean, judge_latency, sentence, total
 from app.core.judge.samples import MIN_LIVE_REFERENCE
-from app.core.models import CheckResult, JudgeState, VersionCounts
+from app.core.models import CarriedHistogram, CheckResult, JudgeState, VersionCounts
 
 NAME = "latency-vs-stable"
 
@@ -35,6 +35,19 @@ def add(a: Histogram | None, b: Histogram) -> Histogram:
     if not a or [x for x, _ in a] != [x for x, _ in b]:
         return list(b)
     return [(x, ca + cb) for (x, ca), (_, cb) in zip(a, b, strict=True)]
+
+
+def keep(state: JudgeState, name: str, h: Histogram) -> None:
+    """Store a histogram in the judge state (its +Inf bucket as the total)."""
+    state.histograms[name] = CarriedHistogram(finite=[(b, c) for b, c in h if math.isfinite(b)], total=total(h))
+
+
+def carried(state: JudgeState, name: str) -> Histogram | None:
+    """A histogram the judge state carries, +Inf bucket restored; None if none."""
+    kept = state.histograms.get(name)
+    if kept is None:
+        return None
+    return [*kept.finite, (math.inf, kept.total)]
 
 
 def compare_latency(
@@ -96,7 +109,7 @@ def _reference(ctx: StepContext, live: Histogram | None, before: VersionCounts |
     from the steps passed, or from before the release."""
     if ctx.stable_live:
         return live, "stable"
-    saved = ctx.state.histograms.get("stable")
+    saved = carried(ctx.state, "stable")
     if saved and total(saved) >= MIN_LIVE_REFERENCE:
         return saved, "stable (earlier steps)"
     old = histogram(before)
@@ -108,9 +121,9 @@ def _reference(ctx: StepContext, live: Histogram | None, before: VersionCounts |
 def _carry(state: JudgeState, cand: Histogram, live: Histogram | None) -> None:
     """What the state carries if the step ends now (`state` is this evaluation's copy): this step's
     histograms added to those of the steps passed."""
-    state.histograms["candidate"] = add(state.histograms.get("candidate"), cand)
+    keep(state, "candidate", add(carried(state, "candidate"), cand))
     if live is not None:
-        state.histograms["stable"] = add(state.histograms.get("stable"), live)
+        keep(state, "stable", add(carried(state, "stable"), live))
 
 
 def _over_the_release(
@@ -119,7 +132,7 @@ def _over_the_release(
     """Promotion's floor on everything the candidate served against stable over the same spans
     (app/core/judge/compare.py's pooling, for histograms): pooling adds no way to fail. Reads the
     carried histograms before this evaluation adds to them."""
-    carried_c, carried_s = ctx.state.histograms.get("candidate"), ctx.state.histograms.get("stable")
+    carried_c, carried_s = carried(ctx.state, "candidate"), carried(ctx.state, "stable")
     if not carried_c or not carried_s:
         return verdict, detail
     whole_c = add(carried_c, step_c)
