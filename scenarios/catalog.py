@@ -37,7 +37,10 @@ PATTERNS = {"steady": STEADY, "low": LOW, "very-low": VERY_LOW, "spiky": SPIKY, 
 
 STABLE_VERSION, CANDIDATE_VERSION = "1.0.0", "1.0.1"
 BASE = {"SCN_LATENCY_MS": "15", "SCN_JITTER_MS": "10"}  # 15-25 ms, like the demo's stable
-SPREAD = {"SCN_LATENCY_MS": "30", "SCN_JITTER_MS": "60"}  # 30-90 ms, median 60: over three buckets
+# 30-90 ms (median 60, over the 25/50/100 ms buckets) and 6% at 150 ms: stable's 95th percentile is
+# past 100 ms, so the slow bound is 250 ms, and a version slower across the board that stays under it
+# is the latency comparison's to catch (the slow share over 250 ms does not move).
+SPREAD = {"SCN_LATENCY_MS": "30", "SCN_JITTER_MS": "60", "SCN_SLOW_RATE": "0.06", "SCN_SLOW_MS": "150"}
 
 
 @dataclass(frozen=True)
@@ -249,30 +252,32 @@ SCENARIOS: list[Scenario] = [
         "3% slower across the board (median 60 -> 62 ms): within the latency margin",
         "promoted",
         stable=SPREAD,
-        candidate={"SCN_LATENCY_MS": "30.9", "SCN_JITTER_MS": "61.8"},
+        candidate={**SPREAD, "SCN_LATENCY_MS": "30.9", "SCN_JITTER_MS": "61.8", "SCN_SLOW_MS": "154.5"},
         threads=12,
     ),
     Scenario(
         "bad-latency-35pct",
-        "every response 35% slower, same shape (median 60 -> 81 ms): no response over 150 ms",
+        "every response 35% slower, same shape (median 60 -> 81 ms, tail 150 -> 202 ms): none over the slow bound",
         "rolled_back",
         stable=SPREAD,
-        candidate={"SCN_LATENCY_MS": "40.5", "SCN_JITTER_MS": "81"},
+        candidate={**SPREAD, "SCN_LATENCY_MS": "40.5", "SCN_JITTER_MS": "81", "SCN_SLOW_MS": "202"},
         deadline_s=90,
         threads=12,
     ),
     Scenario(
         "bad-latency-warm-then-20pct",
-        "1.7x slower for its first 30 s, then stays 20% slower (a partial recovery)",
+        "1.7x slower for its first 30 s, then stays 20% slower (a partial recovery; tail 150 -> 200 ms)",
         "rolled_back",
         stable=SPREAD,
         candidate={
+            **SPREAD,
             "SCN_LATENCY_MS": "51",
             "SCN_JITTER_MS": "102",
+            "SCN_SLOW_MS": "200",
             "SCN_LATER_AFTER_S": "30",
             "SCN_LATER_LATENCY_MS": "36",
             "SCN_LATER_JITTER_MS": "72",
-        },  # fmt: skip
+        },
         deadline_s=240,
         threads=12,
     ),
@@ -294,7 +299,7 @@ SCENARIOS: list[Scenario] = [
             "SCN_LATER_AFTER_S": "20",
             "SCN_LATER_UNTIL_S": "45",
             "SCN_LATER_SLOW_RATE": "0.1",
-        },  # fmt: skip
+        },
         deadline_s=60,
         threads=12,
     ),
@@ -333,7 +338,14 @@ SCENARIOS: list[Scenario] = [
         "small shifts at once: 5xx 0.5% -> 1.5%, 4xx 2% -> 4%, 20% slower",
         "rolled_back",
         stable={**_errors("0.005"), "SCN_CLIENT_ERROR_RATE": "0.02", **SPREAD},
-        candidate={**_errors("0.015"), "SCN_CLIENT_ERROR_RATE": "0.04", "SCN_LATENCY_MS": "36", "SCN_JITTER_MS": "72"},
+        candidate={
+            **_errors("0.015"),
+            "SCN_CLIENT_ERROR_RATE": "0.04",
+            **SPREAD,
+            "SCN_LATENCY_MS": "36",
+            "SCN_JITTER_MS": "72",
+            "SCN_SLOW_MS": "180",
+        },
         deadline_s=240,
         threads=12,
     ),

@@ -191,13 +191,24 @@ def test_crash_loop_with_a_tolerance():
 
 
 def test_slower_across_the_board(detection):
-    """Every response 25% or 35% slower: never promoted, caught (mostly by the latency comparison)
-    within the release. Next to it, the oracle's median (tests/support/latency_sim.py)."""
+    """Every response 25% or 35% slower: never promoted. Under the defaults the slow comparison is
+    often first (this simulation's widest bucket, 250-500 ms, spills over stable's 500 ms bound); with
+    it off, the latency comparison alone. Next to them, the oracle (tests/support/latency_sim.py):
+    Wald's SPRT knowing both distributions, against identical versions and against a version exactly
+    at the latency margin (10% slower, the boundary any valid test of "at most 10% slower" must spare)."""
     steps = [(0.1, 120.0), (0.5, 120.0), (1.0, 60.0)]
+    latency_only = PolicyConfig.model_validate(
+        {"name": "latency-only", "interval": "10s", "steps": STEPS, "judge": {"slow": {"enabled": False}}}
+    )
     for name, scale in (("25% slower, every response", 1.25), ("35% slower, every response", 1.35)):
         res = detection[name]
+        alone = [run_release(latency_only, worse(scale=scale), np.random.default_rng(7)) for _ in range(40)]
         oracle = np.median(oracle_times(scale, BASE.slow, steps, np.random.default_rng(3)))
-        caught = [o.at for o in res if o.kind == "fail"]
-        print(f"\n{name}: Sluice median {np.median(caught):.0f} s, oracle (SPRT knowing both) {oracle:.0f} s")
-        assert share(res) == 1.0
-        assert sum("latency-vs-stable" in o.failed for o in res) >= 0.5 * len(res)
+        at_margin = np.median(oracle_times(scale, BASE.slow, steps, np.random.default_rng(3), versus=1.1))
+        print(
+            f"\n{name}: Sluice median {np.median([o.at for o in res if o.kind == 'fail']):.0f} s; "
+            f"latency comparison alone {np.median([o.at for o in alone if o.kind == 'fail']):.0f} s; "
+            f"oracle {oracle:.0f} s (vs identical), {at_margin:.0f} s (vs 10% slower)"
+        )
+        assert share(res) == 1.0 and share(alone) == 1.0
+        assert all(o.failed == ["latency-vs-stable"] or "evidence" in o.reason for o in alone)

@@ -24,10 +24,12 @@ def oracle_times(
     *,
     alpha: float = 0.01,
     releases: int = 400,
+    versus: float = 1.0,
 ) -> list[float]:
     """Seconds to detection of a candidate `scale` times slower than a version with `slow` over
-    500 ms, over `releases` simulated releases; `steps` are (share of traffic, seconds)."""
-    p_s, p_c = bucket_shares(slow), scaled_shares(slow, scale)
+    500 ms, over `releases` simulated releases; `steps` are (share of traffic, seconds). `versus`:
+    the null the oracle tests against is a version this many times slower (1: identical)."""
+    p_s, p_c = scaled_shares(slow, versus) if versus != 1.0 else bucket_shares(slow), scaled_shares(slow, scale)
     llr = np.log(np.maximum(p_c, 1e-300) / np.maximum(p_s, 1e-300))
     threshold = math.log(1 / alpha)
     times = []

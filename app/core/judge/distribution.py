@@ -63,7 +63,7 @@ DEFAULT_MARGIN = 0.10
 #: Promotion rules out a candidate this much slower (or worse).
 DEFAULT_DETECTABLE = 0.25
 #: Shares of responses: what the evenly-spread assumption inside a bucket may get wrong.
-SLACK = 0.01
+SLACK = 0.0
 #: A failing comparison whose candidate is this much slower (twice as slow) fails at once.
 DECISIVE_SHIFT = 1.0
 DECISIVE_FACTOR = 1000.0
