@@ -202,7 +202,8 @@ def test_slower_across_the_board(detection):
     )
     for name, scale in (("25% slower, every response", 1.25), ("35% slower, every response", 1.35)):
         res = detection[name]
-        alone = [run_release(latency_only, worse(scale=scale), np.random.default_rng(7)) for _ in range(40)]
+        rng = np.random.default_rng(7)
+        alone = [run_release(latency_only, worse(scale=scale), rng) for _ in range(40)]
         oracle = np.median(oracle_times(scale, BASE.slow, steps, np.random.default_rng(3)))
         at_margin = np.median(oracle_times(scale, BASE.slow, steps, np.random.default_rng(3), versus=1.1))
         print(
