@@ -16,7 +16,7 @@ from typing import Any
 from app.core.config.policy import LatencyConfig
 from app.core.judge.compare import MIN_STEP_REQUESTS, StepContext
 from app.core.judge.distribution import Histogram, LatencyEvidence, clean, judge_latency, sentence, total
-from app.core.judge.samples import MIN_LIVE_REFERENCE
+from app.core.judge.samples import MIN_LIVE_REFERENCE, no_histogram
 from app.core.models import CarriedHistogram, CheckResult, JudgeState, VersionCounts
 
 NAME = "latency-vs-stable"
@@ -80,6 +80,12 @@ def compare_latency(
         return CheckResult(
             **base, value=None, verdict="no_data", evidence={"unavailable": True},
             detail="latency: no stable histogram from the earlier steps to compare with at 100%",
+        )  # fmt: skip
+    if reference is None and no_histogram(stable_v):
+        # Stable answers but exports no histogram (an older version): nothing to compare with.
+        return CheckResult(
+            **base, value=None, verdict="no_data", evidence={"unavailable": True},
+            detail="latency: stable exports no latency histogram to compare with",
         )  # fmt: skip
     if reference is None or total(reference) <= 0:
         return CheckResult(
