@@ -142,3 +142,15 @@ def test_the_carried_histograms_survive_the_store():
     back = JudgeState.model_validate_json(state.model_dump_json())
     assert carried(back, "stable") == h
     assert carried(back, "candidate") is None
+
+
+def test_a_slow_tail_is_named_as_such():
+    """10% of responses take 1 s, the body unchanged: it fails, and the words do not call the
+    candidate "7% slower" against a 10% margin."""
+    rng = np.random.default_rng(2)
+    body = SHAPES["uniform 15-25 ms"]
+    cand = np.concatenate([body(rng, 900), np.full(100, 1.0)])
+    e = judge_latency(hist(cand), hist(body(rng, 9000)), alpha=ALPHA)
+    assert e.verdict == "fail"
+    words = sentence(e)
+    assert "candidate slower in part of the distribution than stable" in words and "p95 " in words

@@ -247,6 +247,7 @@ class LatencyEvidence:
     log_e_floor: float  # against "`detectable` slower or worse"
     shift: float | None  # estimated: 0.35 = 35% slower
     p50: tuple[float | None, float | None]  # candidate, stable (seconds)
+    p95: tuple[float | None, float | None]
     n: tuple[float, float]
     margin: float
     detectable: float
@@ -284,6 +285,7 @@ def judge_latency(
         log_e_floor=log_floor,
         shift=shift,
         p50=(quantile(c, 0.5), quantile(s, 0.5)),
+        p95=(quantile(c, 0.95), quantile(s, 0.95)),
         n=(total(c), total(s)),
         margin=margin,
         detectable=detectable,
@@ -297,9 +299,13 @@ def sentence(e: LatencyEvidence, reference: str = "stable") -> str:
     how = "about as fast as"
     if e.shift is not None and abs(e.shift) >= 0.005:
         how = f"{abs(e.shift):.0%} {'slower' if e.shift > 0 else 'faster'} than"
+    if e.verdict == "fail" and (e.shift is None or e.shift <= e.margin):
+        # The body is about as fast; what fails is a part of it (a tail of slow responses).
+        how = "slower in part of the distribution than"
     head = (
         f"latency: candidate {how} {reference} across the distribution "
-        f"(p50 {_ms(e.p50[0])} vs {_ms(e.p50[1])} ms, n={e.n[0]:,.0f} vs {e.n[1]:,.0f})"
+        f"(p50 {_ms(e.p50[0])} vs {_ms(e.p50[1])} ms, p95 {_ms(e.p95[0])} vs {_ms(e.p95[1])} ms, "
+        f"n={e.n[0]:,.0f} vs {e.n[1]:,.0f})"
     )
     if e.verdict == "fail":
         return f"{head}: more than {e.margin:.0%} slower, evidence {_evidence(e.log_e)}" + (
