@@ -50,6 +50,7 @@ reaches it within a few dozen requests wherever stable's latencies spread over a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.core.judge.mixture import log_e_value
@@ -106,25 +107,35 @@ def slower_than_smooth(h: Histogram, x: float) -> float:
     """As slower_than, but the cumulative counts read by a monotone cubic through the bounds
     (Fritsch-Carlson PCHIP): the density inside a bucket follows its neighbours' (it thins out
     towards a bound past which nothing is counted), where slower_than assumes it flat."""
+    return smooth_reader(h)(x)
+
+
+def smooth_reader(h: Histogram) -> Callable[[float], float]:
+    """slower_than_smooth for one histogram and many points: the curve is set up once."""
     n = total(h)
     xs, ys = [0.0], [0.0]
     for bound, count in h:
         if math.isfinite(bound) and bound > xs[-1]:
             xs.append(bound)
             ys.append(count)
-    if x >= xs[-1] or len(xs) < 2:
-        return max(n - ys[-1], 0.0)
     widths = [b - a for a, b in zip(xs, xs[1:], strict=False)]
     secants = [(ys[i + 1] - ys[i]) / widths[i] for i in range(len(widths))]
-    i = next(i for i in range(len(widths)) if x <= xs[i + 1])
-    t, w = (x - xs[i]) / widths[i], widths[i]
-    cdf = (
-        (2 * t**3 - 3 * t**2 + 1) * ys[i]
-        + (t**3 - 2 * t**2 + t) * w * _slope(i, widths, secants)
-        + (-2 * t**3 + 3 * t**2) * ys[i + 1]
-        + (t**3 - t**2) * w * _slope(i + 1, widths, secants)
-    )
-    return min(max(n - cdf, n - ys[i + 1], 0.0), n - ys[i])
+    slopes = [_slope(i, widths, secants) for i in range(len(xs))] if widths else []
+
+    def read(x: float) -> float:
+        if x >= xs[-1] or len(xs) < 2:
+            return max(n - ys[-1], 0.0)
+        i = next(i for i in range(len(widths)) if x <= xs[i + 1])
+        t, w = (x - xs[i]) / widths[i], widths[i]
+        cdf = (
+            (2 * t**3 - 3 * t**2 + 1) * ys[i]
+            + (t**3 - 2 * t**2 + t) * w * slopes[i]
+            + (-2 * t**3 + 3 * t**2) * ys[i + 1]
+            + (t**3 - t**2) * w * slopes[i + 1]
+        )
+        return min(max(n - cdf, n - ys[i + 1], 0.0), n - ys[i])
+
+    return read
 
 
 def _slope(i: int, widths: list[float], secants: list[float]) -> float:
@@ -187,12 +198,13 @@ def pairs(cand: Histogram, stable: Histogram, shift: float, safe_for: str) -> li
     one out ("floor")."""
     n_c, n_s = total(cand), total(stable)
     pick = max if safe_for == "fail" else min
+    smooth = smooth_reader(stable)
     out = []
     for bound, count in cand:
         if not math.isfinite(bound) or bound <= 0:
             continue
         x = bound / (1 + shift)
-        reference = pick(slower_than(stable, x), slower_than_smooth(stable, x))
+        reference = pick(slower_than(stable, x), smooth(x))
         out.append(BoundCount(bound, max(n_c - count, 0.0), min(reference, n_s)))
     return out
 
