@@ -18,6 +18,8 @@ from benchmarks.scale import COUNTS_ANSWER, PROM_ANSWER
 
 
 def answer(query: str, at: str) -> bytes:
+    if "sluice_part" in query:  # a batch's packed counts (a POST form)
+        return grouped_answer(query, at)
     if "present_over_time" in query:  # the order benchmarks/scale.py's nginx asks in
         return COUNTS_ANSWER.encode()
     if "=~" in query:

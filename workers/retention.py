@@ -1,6 +1,7 @@
 """The retention job: deletes finished releases past `SLUICE_RETENTION` (default 90 days) or beyond
 `SLUICE_RETENTION_MAX_PER_SERVICE` (default 500) per service, with their events, evaluations and
-hook deliveries. Running, pending and paused releases are never touched.
+hook deliveries; then the finished fleets that lost a member or are as old. Running, pending and
+paused releases are never touched.
 
 The scheduler's leader enqueues it every RETENTION_EVERY seconds (workers/scheduler.py). It is
 idempotent and deletes in batches (app/store/retention.py); a lock keeps two runs from doing the
@@ -71,13 +72,17 @@ def apply_retention(store: Store, settings: RetentionSettings, now: float | None
         if not store.retention.indexed():
             seen = store.retention.backfill()
             log.info("retention: indexed %d stored releases", seen)
-        pruned = store.retention.prune(time.time() if now is None else now, settings.max_age, settings.max_per_service)
+        now = time.time() if now is None else now
+        pruned = store.retention.prune(now, settings.max_age, settings.max_per_service)
+        fleets = store.fleets.prune(now - settings.max_age)  # after their members: see FleetStore.prune
     if pruned.deleted or pruned.kept:
         log.info(
             "retention: deleted %d finished releases (%d kept for now: a hook delivery is still due)",
             pruned.deleted,
             pruned.kept,
         )
+    if fleets:
+        log.info("retention: deleted %d finished fleets", fleets)
     return pruned.deleted
 
 

@@ -1,4 +1,4 @@
-"""Feeds due work into RQ: release ticks, hook delivery attempts and replicas work after a release.
+"""Feeds due work into RQ: release ticks, hook delivery attempts, replicas work after a release and fleets' looks.
 
 The `due` sorted set in Redis is the source of truth for what must run and when. One
 scheduler leads at a time (a Redis lease; every worker runs a standby). Each due item is
@@ -65,6 +65,16 @@ def enqueue_due(store: Store, queue: Queue, now: float | None = None) -> int:
                 result_ttl=60,
                 failure_ttl=24 * 3600,
                 description=f"replicas after release {name}",
+            )
+        elif kind == "fleet":
+            # A fleet's look at its waves (app/release/fleets.py): starts waves, ends the fleet.
+            queue.enqueue(
+                "workers.fleet_tick.run_fleet_tick",
+                name,
+                job_timeout=120,
+                result_ttl=60,
+                failure_ttl=24 * 3600,
+                description=f"fleet {name}",
             )
         else:
             log.error("unknown due item %r; dropping it", member)

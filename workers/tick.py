@@ -27,8 +27,8 @@ from app.release.drift import restore_drifted_weights
 from app.release.engine import apply_weights, commit_decision
 from app.release.gate_checks import observe_gates
 from app.release.intake import claim_service
-from app.release.observe import observe
-from app.store import LeaseLost
+from app.release.observe import forget_batch, observe, prime_batch
+from app.store import LeaseLost, StoreUnavailable
 from app.telemetry import metrics
 from app.telemetry.logs import release_context
 
@@ -70,10 +70,11 @@ class TickOutcome:
         return self.message
 
 
-def run_tick(release_id: str, seq: int) -> str:
-    """RQ entry point. Returns what happened, for the job's result and the logs."""
+def run_tick(release_id: str, seq: int, due_at: float | None = None) -> str:
+    """RQ entry point. Returns what happened, for the job's result and the logs. `due_at`: when the
+    tick was due, if the caller knows (a batch read its releases already); else it is read."""
     ctx = get_context()
-    with release_context(release_id), metrics.timed_tick(ctx.store, release_id, seq):
+    with release_context(release_id), metrics.timed_tick(ctx.store, release_id, seq, due_at):
         outcome = tick(ctx, release_id, seq)
     metrics.count_tick(ctx.store, outcome.kind)
     return str(outcome)
@@ -207,13 +208,17 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
     # for LEASE_TTL / 3 already, so that a slow batch is not enqueued again while it runs.
     ctx.store.extend_tick_claims(batch, time.time() + LEASE_TTL)
     started = time.monotonic()
+    releases = _read_batch(ctx, batch)
+    wanted = {(release_id, seq) for release_id, seq in batch}
+    due = {r.id: r.next_tick_at for r in releases if (r.id, r.seq) in wanted}
 
     def one(item: tuple[str, int]) -> str:
         if time.monotonic() - started > LEASE_TTL / 3:
             ctx.store.extend_tick_claims([item], time.time() + LEASE_TTL)
-        return _isolated_tick(*item)
+        return _isolated_tick(item[0], item[1], due.get(item[0]))
 
-    with primed_queries(ctx, batch):
+    # The batch's metrics (three writes a tick) go to Redis in one round trip at its end.
+    with primed_queries(ctx, releases), _batched_metrics(ctx):
         if len(batch) == 1 or TICK_THREADS == 1:
             return [one(item) for item in batch]
         # Each release has its own lease, so ticks of different releases never share state
@@ -222,28 +227,47 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
             return list(pool.map(one, batch))
 
 
-def _isolated_tick(release_id: str, seq: int) -> str:
+def _read_batch(ctx: Context, batch: list[tuple[str, int]]) -> list[Release]:
+    """The batch's releases as they are now, in one round trip (what its queries are primed for);
+    none if Redis cannot say: the ticks then read their own."""
+    try:
+        return ctx.store.get_many([release_id for release_id, _ in batch])
+    except Exception:  # noqa: BLE001 - an optimisation: each tick loads its release anyway
+        log.exception("could not read the batch's releases; ticks will read them one by one")
+        return []
+
+
+@contextmanager
+def _batched_metrics(ctx: Context) -> Iterator[None]:
+    try:
+        with ctx.store.metrics.batched():
+            yield
+    except StoreUnavailable:  # raised by the write at the end only: the ticks' results stand
+        log.warning("could not record the batch's tick metrics", exc_info=True)
+
+
+def _isolated_tick(release_id: str, seq: int, due_at: float | None = None) -> str:
     """One tick of a batch: its failure does not stop the others (it is retried through `due`)."""
     try:
-        return run_tick(release_id, seq)
+        return run_tick(release_id, seq, due_at)
     except Exception:  # noqa: BLE001 - isolate releases from each other
         log.exception("tick %s #%s failed; it will be retried", release_id, seq, extra={"release_id": release_id})
         return "error"
 
 
 @contextmanager
-def primed_queries(ctx: Context, batch: list[tuple[str, int]]) -> Iterator[None]:
-    """For the batch: one grouped Prometheus query per check, not one per release. The answers
-    prime ctx.prometheus, and are dropped afterwards so that no later tick reads them. The
-    batch's queries share one time budget (BATCH_QUERY_BUDGET)."""
+def primed_queries(ctx: Context, releases: list[Release]) -> Iterator[None]:
+    """For the batch: one grouped Prometheus query per check, not one per release, and one
+    request for the judge's counts. The answers prime ctx.prometheus and the provider, and are
+    dropped afterwards so that no later tick reads them. The batch's queries share one time
+    budget (BATCH_QUERY_BUDGET)."""
     ctx.prometheus.start_budget(BATCH_QUERY_BUDGET)
     try:
-        releases = ctx.store.get_many([release_id for release_id, _ in batch])
-        ctx.prime_metrics(releases, time.time())  # one Prometheus query per check, not per release
+        prime_batch(ctx, releases, time.time())
     except Exception:  # noqa: BLE001 - an optimisation: without it the ticks ask one by one
         log.exception("could not prepare the batch's Prometheus queries; ticks will ask one by one")
     try:
         yield
     finally:
-        ctx.prime_metrics([], 0.0)
+        forget_batch(ctx)
         ctx.prometheus.end_budget()

@@ -31,6 +31,7 @@ from app.config_file.schema import ApplicationConfig
 from app.context import Context
 from app.core.models import CIContext
 from app.core.names import LABEL_VALUE_RE
+from app.release.fleet_intake import fleet_intake
 from app.release.intake import IntakeError, start_release
 from app.store import keys
 from integrations.kubernetes.cluster import Kube
@@ -325,7 +326,9 @@ class Watcher:
             return None
         ci = ci_from_annotations(dep["metadata"].get("annotations") or {})
         try:
-            intake = start_release(
+            # A fleet's service: the version's first Deployment announces the fleet, whose waves release
+            # each cluster in turn (docs/fleets.md); a release per cluster now would skip the waves.
+            intake = fleet_intake(self.ctx, service, version, ci, "kubernetes", None) or start_release(
                 self.ctx, service, version, application=app.name, ci=ci, trigger="kubernetes", fallback_source=fallback
             )
         except IntakeError as exc:

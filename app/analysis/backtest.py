@@ -49,7 +49,8 @@ class Change:
 class Verdict:
     change: Change
     policy: str
-    kind: str  # "fail", "promote", "pause", or "running" (no verdict within the data)
+    # "fail", "promote", "pause", a bake's "revert" or "baked", or "running" (no verdict within the data)
+    kind: str
     at: float | None
     check: str | None  # the first failing check of a "fail"
     reason: str
@@ -57,14 +58,14 @@ class Verdict:
 
     @property
     def classification(self) -> str:
-        bad, failed = self.change.outcome == "bad", self.kind == "fail"
+        bad, failed = self.change.outcome == "bad", self.kind in ("fail", "revert")
         if self.change.outcome is None:
             return "-"
         if failed and bad:
             return "caught"
         if failed:
             return "FALSE ROLLBACK"
-        if bad and self.kind in ("promote", "pause", "running"):
+        if bad and self.kind in ("promote", "pause", "running", "baked"):
             return "MISSED REGRESSION"
         return "ok"
 
@@ -198,7 +199,10 @@ def judge_change(
         decision = decide(release, policy, obs, t)
         release = carry(release, decision, t)
         n += 1
-        if decision.kind in ("fail", "promote", "pause"):
+        if release.state == "baking":  # promoted, and the policy bakes: judge the bake too (docs/bake.md)
+            t += policy.interval
+            continue
+        if decision.kind in ("fail", "promote", "pause", "revert", "baked"):
             failing = [r.name for r in decision.results if r.verdict == "fail"]
             check = failing[0] if failing else None
             if decision.kind == "fail" and check is None:

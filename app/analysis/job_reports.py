@@ -53,8 +53,9 @@ class ReplayReport(BaseModel):
 
 class BacktestVerdict(BaseModel):
     policy: str
-    decides: Literal["fail", "promote", "pause", "running"] = Field(
-        description="What the policy decides on the change (`running`: no verdict within the data)."
+    decides: Literal["fail", "promote", "pause", "revert", "baked", "running"] = Field(
+        description="What the policy decides on the change (`revert` / `baked`: how its bake after promotion "
+        "ended, docs/bake.md; `running`: no verdict within the data)."
     )
     after_seconds: float | None = Field(description="From the change's first traffic to the verdict.")
     check: str | None = Field(description="The first failing check of a `fail`.")

@@ -40,6 +40,8 @@ KIND_OF_EVENT = {
     "paused": "pause",
     "resumed": "resume",
     "hold": "hold",
+    "reverted": "revert",
+    "baked": "baked",
 }
 ROUTER_NOTE = (
     "router-side counts (HAProxy) and health checks are not historical: the replay judges on the "
@@ -99,9 +101,12 @@ def history_context(ctx: Context, config: SluiceConfig | None = None) -> Context
 
 def observe_history(ctx: Context, release: Release, policy: PolicyConfig, at: float) -> Observations:
     """What the tick's `observe` sees at `at`, minus what is not kept: router counts, health, cluster."""
+    from app.release.bake import observe_bake
     from app.release.observe import observe_evidence
 
     obs = Observations(at=at)
+    if release.state == "baking":  # the metrics backend's counts: historical, as the live bake reads them
+        return observe_bake(ctx, release, at)
     if release.state != "running":
         return obs
     app, svc, _ = ctx.locate(release)
@@ -237,8 +242,8 @@ def _external(release: Release, kind: str | None, reason: str) -> Decision:
     error's fail-back): applied to the replay as it happened."""
     from app.core.decide import fail_back
 
-    if kind in ("fail", "abort"):
-        return fail_back(release, reason, kind=kind)  # type: ignore[arg-type]
+    if kind in ("fail", "abort", "baked"):  # "baked" by hand: fail_back ends a bake
+        return fail_back(release, reason, kind="abort" if kind == "baked" else kind)  # type: ignore[arg-type]
     if kind == "promote":
         return Decision(kind="promote", weights=release.weights_for(100), reason=reason)
     if kind in ("pause", "resume"):

@@ -93,3 +93,15 @@ class SluiceClient:
     def clear_known_bad(self, service: str, version: str, application: str | None = None) -> dict[str, Any]:
         params = {"application": application} if application else None
         return self._request("DELETE", f"/api/v1/services/{service}/known-bad/{version}", params=params)
+
+    def fleets(self, service: str | None = None) -> dict[str, Any]:
+        return self._request("GET", "/api/v1/fleets", params={"service": service} if service else None)
+
+    def fleet(self, fleet_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/fleets/{fleet_id}")
+
+    def abort_fleet(self, fleet_id: str, reason: str = "") -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/fleets/{fleet_id}/abort", json={"reason": reason} if reason else None)
+
+    def approve_fleet(self, fleet_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/fleets/{fleet_id}/approve")

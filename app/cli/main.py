@@ -379,9 +379,11 @@ def demo(keep: bool) -> None:
 
 
 def _add_token_commands() -> None:
+    from app.cli.fleet import fleet
     from app.cli.tokens import token
 
     main.add_command(token)
+    main.add_command(fleet)
 
 
 _add_token_commands()

@@ -38,6 +38,7 @@ _STATE_STYLE = {
     "aborted": "bold yellow",
     "running": "cyan",
     "paused": "magenta",
+    "baking": "blue",
     "pending": "dim",
 }
 

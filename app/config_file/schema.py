@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from app.config_file.support import shape_problems
 from app.core.config.base import LabelValue, Name, Strict, no_duplicates
+from app.core.config.fleets import FleetConfig, resolve_waves
 from app.core.config.jobs import JobsConfig
 from app.core.config.policy import PolicyConfig
 from app.core.config.services import ServiceConfig
@@ -86,6 +87,10 @@ class SluiceConfig(Strict):
     argo: ArgoConfig = ArgoConfig()
     slack: SlackConfig = Field(SlackConfig(), description="Slack interactivity: who may approve or abort from Slack.")
     jobs: JobsConfig = Field(JobsConfig(), description="Replay and backtest jobs on the API: result TTL, dedup window.")
+    fleets: list[FleetConfig] = Field(
+        default_factory=list,
+        description="A service released over several applications in waves, from one announcement (docs/fleets.md).",
+    )
 
     @property
     def metrics_source(self) -> Any:
@@ -154,10 +159,24 @@ class SluiceConfig(Strict):
             apps = self.find_service(m.service, m.application)
             if not apps:
                 raise ValueError(f"{where} deploys service {m.service!r}, which is not in `applications`")
-            if len(apps) > 1:
+            fleet = m.application is None and any(f.service == m.service for f in self.fleets)
+            if len(apps) > 1 and not fleet:  # a fleet's service: the announcement starts the fleet
                 raise ValueError(
-                    f"{where}: service {m.service!r} is in several applications; name one in `application`"
+                    f"{where}: service {m.service!r} is in several applications; name one in `application` "
+                    "(or release it over all of them with a fleet: docs/fleets.md)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _fleets_resolve(self) -> SluiceConfig:
+        """Each fleet's waves name applications that hold its service, each in one wave; one fleet a service."""
+        no_duplicates([f.name for f in self.fleets], "fleet")
+        services = [f.service for f in self.fleets]
+        twice = sorted({s for s in services if services.count(s) > 1})
+        if twice:
+            raise ValueError(f"two fleets release service {twice[0]!r}; an announcement starts one: merge them")
+        for fleet in self.fleets:
+            resolve_waves(fleet, [a.name for a in self.find_service(fleet.service)])
         return self
 
     def application(self, name: str) -> ApplicationConfig | None:

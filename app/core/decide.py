@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from app.core import bake
 from app.core.config.policy import PolicyConfig, StepConfig
 from app.core.describe import format_value, step_share
 from app.core.gate_rules import PROMOTION, check_gates, step_point
@@ -35,7 +36,10 @@ def fail_back(
     kind: Literal["fail", "abort"] = "fail",
 ) -> Decision:
     """End the release with all traffic back on the stable version: the one way a release fails
-    (a check, the router, the configuration) or is aborted (by hand, or superseded)."""
+    (a check, the router, the configuration) or is aborted (by hand, or superseded). A baking
+    release was promoted on evidence: any of those ends its bake and leaves it stable."""
+    if release.state == "baking":
+        return bake.end(release, f"bake ended early: {reason}")
     return Decision(
         kind=kind,
         weights=release.stable_weights(),
@@ -137,6 +141,8 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
         )
     if release.state == "pending":
         return _start(release, policy, obs, now)
+    if release.state == "baking":
+        return bake.decide_bake(release, policy, obs, now)
     seen = _evaluate(release, policy, obs, now)
     for rule in (_fail_at_once, _fail_or_count, _hold_without_data, _hold_for_evidence, _hold_for_the_step):
         decision = rule(seen)
@@ -324,6 +330,7 @@ def _step_passed(seen: _Evaluated) -> Decision:
             weights=release.weights_for(100),
             results=results,
             judge=passed_state,
+            bake_until=bake.bake_until(release, policy, now),
             reason=f"every step passed; {release.target_version} "
             + ("would now be stable (shadow: nothing was changed)" if release.shadow else "is now stable"),
         )

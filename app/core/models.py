@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ReleaseState = Literal["pending", "running", "paused", "succeeded", "failed", "aborted"]
+# baking: promoted, still judged against the previous version's history (app/core/bake.py).
+ReleaseState = Literal["pending", "running", "paused", "baking", "succeeded", "failed", "aborted"]
 # shadow: judged like any release, but the router is never changed (app/release/shadow.py).
 ReleaseMode = Literal["live", "shadow"]
 ShadowHooks = Literal["marked", "none"]
@@ -80,6 +81,9 @@ class Release(BaseModel):
         None, description="Shadow releases: the router's weights as last read (what the candidate really gets)."
     )
     judge: JudgeState = Field(default_factory=lambda: JudgeState())
+    bake_started_at: float | None = Field(None, description="When the bake after promotion began (docs/bake.md).")
+    bake_until: float | None = Field(None, description="When the bake ends, if nothing is found (Unix time).")
+    fleet: str | None = Field(None, description="The fleet this release is a member of (docs/fleets.md).")
 
     @property
     def terminal(self) -> bool:
@@ -307,7 +311,8 @@ class Observations(BaseModel):
     readiness: Readiness | None = None
 
 
-DecisionKind = Literal["start", "hold", "advance", "pause", "resume", "promote", "fail", "abort"]
+# revert / baked: a bake's ends (app/core/bake.py): the previous version back, or the bake over.
+DecisionKind = Literal["start", "hold", "advance", "pause", "resume", "promote", "fail", "abort", "revert", "baked"]
 
 
 class Decision(BaseModel):
@@ -323,6 +328,7 @@ class Decision(BaseModel):
     # A hold at a gate point whose gates were not observed: the tick asks them and decides again.
     gates_needed: str | None = None
     approval: GateWait | None = None  # a hold waiting for this manual gate (its request is sent once)
+    bake_until: float | None = None  # a promotion that bakes until then (app/core/bake.py)
 
 
 class Event(BaseModel):

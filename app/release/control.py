@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from app.context import Context
+from app.context import Context, UnknownService
+from app.core import bake
 from app.core.decide import fail_back
 from app.core.models import Decision, Release
 from app.release import handoff
@@ -16,8 +17,8 @@ ACTIONS = ("pause", "resume", "promote", "abort")
 _ALLOWED_FROM = {
     "pause": {"running"},
     "resume": {"paused"},
-    "promote": {"pending", "running", "paused"},
-    "abort": {"pending", "running", "paused"},
+    "promote": {"pending", "running", "paused", "baking"},
+    "abort": {"pending", "running", "paused", "baking"},
 }
 
 
@@ -51,12 +52,16 @@ def control(
             by = f"release {owner}" if owner else "a newer release"
             raise ControlError(409, f"cannot {action}: {by} has replaced this release; abort it instead")
         why = f"{action} by {actor}" + (f": {reason}" if reason else "")  # who, always: the audit trail
-        if action == "abort":
+        if action == "abort" or release.state == "baking":  # a bake ends: the new version stays stable
             decision = fail_back(release, why, kind="abort")
         else:
             weights = release.weights_for(100) if action == "promote" else None
             decision = Decision(
-                kind=action, weights=weights, reason=why, consecutive_failures=release.consecutive_failures
+                kind=action,
+                weights=weights,
+                reason=why,
+                consecutive_failures=release.consecutive_failures,
+                bake_until=_bake_until(ctx, release) if action == "promote" else None,
             )
         try:
             release = commit_decision(ctx, release, decision, time.time())
@@ -69,3 +74,12 @@ def control(
         return release
     handoff.hand_over(ctx, release)
     return handoff.wait_for(ctx, release, handoff.applied, wait)
+
+
+def _bake_until(ctx: Context, release: Release) -> float | None:
+    """A promotion by hand bakes as one by the steps would (docs/bake.md)."""
+    try:
+        policy = ctx.locate(release)[2]
+    except UnknownService:
+        return None
+    return bake.bake_until(release, policy, time.time())

@@ -33,7 +33,8 @@ def restore_drifted_weights(ctx: Context, release: Release) -> Release:
     re-apply that fails marks the weights unconfirmed, so the next tick repairs them through
     `apply_weights` like any unconfirmed decision. The tick's schedule is not touched: the tick
     running now was scheduled with the decision it evaluates."""
-    if release.state != "running" or not release.weights_applied or release.shadow:
+    # A baking release still owns its service's traffic (docs/bake.md): an HAProxy reload mid-bake is repaired too.
+    if release.state not in ("running", "baking") or not release.weights_applied or release.shadow:
         return release  # a shadow release never sets weights: what the router shows is what it judges
     try:
         app, svc, _policy = ctx.locate(release)

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.config_file.schema import ApplicationConfig
 from app.context import Context, UnknownService
-from app.core import known_bad
+from app.core import bake, known_bad
 from app.core.config.policy import PolicyConfig
 from app.core.config.services import ServiceConfig
 from app.core.decide import fail_back
@@ -23,6 +23,8 @@ from app.core.judge.judging import looks_broken
 from app.core.known_bad import ROLLBACK_TRIGGER, KnownBad
 from app.core.models import Decision, Event, Release
 from app.release import shadow
+from app.release.bake import revert_deliveries
+from app.release.fleet_nudge import nudge_fleet
 from app.release.hooks import plan_deliveries
 from app.release.route_shape import apply_shape, describe_shape, route_shape
 from app.release.scaling import scale_due
@@ -40,6 +42,8 @@ _EVENT_FOR_KIND = {
     "abort": "aborted",
     "pause": "paused",
     "resume": "resumed",
+    "revert": "reverted",
+    "baked": "baked",
 }
 _STATE_FOR_KIND = {
     "start": "running",
@@ -49,6 +53,8 @@ _STATE_FOR_KIND = {
     "promote": "succeeded",
     "fail": "failed",
     "abort": "aborted",
+    "revert": "failed",
+    "baked": "succeeded",
 }
 
 
@@ -119,6 +125,7 @@ def decided(release: Release, decision: Decision, now: float) -> Release:
         new.resumed_step = new.step
     if new.terminal:
         new.finished_at = now
+    bake.enter(new, decision, now)  # a promotion with a bake: baking, not finished (app/core/bake.py)
     if kind == "hold":
         # The latest words, countdown included: only the hold *event* is once per topic
         # (commit_decision), or "13s left" stands for the whole wait.
@@ -139,7 +146,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
     deliveries = []
     kind = decision.kind
     # A shadow release's verdict moves nothing: the service's stable version stays what it was.
-    stable = new.target_version if kind == "promote" and not new.shadow else None
+    stable = new.target_version if kind == "promote" and not new.shadow else bake.stable_after(new, kind)
     if new.terminal:
         new.next_tick_at = None
     if kind == "hold" and _topic(decision.reason) != _topic(release.reason):
@@ -159,6 +166,8 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
             hook_event = _hook_event(new, event_type)
             if hook_event is not None:
                 deliveries += plan_deliveries(ctx.config, new, hook_event, now)
+        elif kind == "revert":  # the bake's revert is a rollback to its hooks (app/release/bake.py)
+            deliveries += revert_deliveries(ctx.config, new, now)
     if decision.approval is not None:
         # Asking for an approval (e.g. Slack buttons): once per gate, whatever the hold's reason says.
         wanted = plan_deliveries(ctx.config, new, "approval_requested", now, gate=decision.approval.model_dump())
@@ -178,6 +187,7 @@ def commit_decision(ctx: Context, release: Release, decision: Decision, now: flo
         known_bad=_known_bad(new, kind, decision, now),
         also_due=scale_due(ctx, release, new, now),  # replicas to put back or scale down (app/release/scaling.py)
     )
+    nudge_fleet(ctx, release, new)  # a member's end: its fleet looks at its wave now (docs/fleets.md)
     metrics.record_decision(ctx.store, release, new, kind, decision.results)
     log.info(
         "release %s: %s (%s)",
@@ -206,6 +216,8 @@ def _known_bad(release: Release, kind: str, decision: Decision, now: float) -> K
         return known_bad.for_failure(release, decision.results, now)
     if kind == "promote" and release.trigger == ROLLBACK_TRIGGER:
         return known_bad.for_rollback(release, now)
+    if kind == "revert":
+        return bake.known_bad_for_revert(release, decision.results, now)
     return None
 
 

@@ -56,6 +56,8 @@ def plan_deliveries(
     for hook in config.hooks:
         if not _applies(hook, release, event) or not hook_fires(hook, HOOKS[hook.type].acts, release):
             continue
+        if release.fleet and hook.type.startswith("circleci"):  # told once, by the fleet (docs/fleets.md)
+            continue
         step_part = f":{release.step}" if event == "step_passed" else ""
         if gate is not None:
             step_part = f":{gate['point']}:{gate['gate']}"

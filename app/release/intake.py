@@ -56,6 +56,7 @@ def refusal_detail(known: KnownBad) -> dict[str, object]:
 class Intake:
     release: Release
     created: bool
+    fleet: str | None = None  # the fleet the announcement started (or found): `release` is its first member
 
 
 def resolve_service(ctx: Context, service: str, application: str | None) -> tuple[ApplicationConfig, ServiceConfig]:

@@ -15,8 +15,10 @@ from app.core.config.policy import PolicyConfig
 from app.core.config.services import ServiceConfig
 from app.core.judge.judging import evidence_since, latency_since
 from app.core.models import EvidenceObservation, Observations, Release, ResponseCounts, VersionCounts
+from app.release.bake import observe_bake
 from app.release.proxy_view import observe_proxy
 from app.release.scaling import observe_readiness
+from integrations.metrics.interface import CountsPrimer
 from integrations.routers.interface import RouterError
 
 log = logging.getLogger("sluice.tick")
@@ -30,6 +32,8 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         app, svc, policy = ctx.locate(release)
     except UnknownService:
         return obs  # nothing to ask about: decide_next fails the release
+    if release.state == "baking":  # the new stable against the previous version's history
+        return observe_bake(ctx, release, now)
     if release.state != "running":
         obs.readiness = observe_readiness(ctx, app, svc, policy, release, obs, now)  # before `start`
         return obs
@@ -38,8 +42,8 @@ def observe(ctx: Context, release: Release, now: float) -> Observations:
         _observe_running(ctx, app, svc, policy, release, now, obs)
     finally:
         # The timeouts count the observing itself (app/core/decide.py): `now` plus how long it took, on
-        # the same clock as `now` (a replay's `now` is in the past).
-        obs.completed_at = now + (time.monotonic() - started)
+        # the same clock as `now` (a replay's `now` is in the past), the batch's asking included.
+        obs.completed_at = now + (time.monotonic() - started) + _Batch.waited
     return obs
 
 
@@ -97,6 +101,7 @@ def observe_evidence(
         evidence.latency_since = warm
         if now > warm:
             evidence.candidate_latency, evidence.stable_latency = counts(target, warm, now), counts(source, warm, now)
+    # (`counts_starts` below lists these spans for a batch: keep the two in step.)
     router = ctx.router(app)
     mark = release.judge.router_mark
     counts_since = getattr(router, "counts_since", None)
@@ -112,3 +117,56 @@ def observe_evidence(
         start = release.created_at - BASELINE_SECONDS
         evidence.stable_before = VersionCounts(metrics=counts(source, start, release.created_at))
     return evidence
+
+
+def counts_starts(release: Release, policy: PolicyConfig, now: float) -> list[float]:
+    """Where the spans start whose counts (both versions, ending now) `observe_evidence` asks for
+    this running release: the step's evidence, and its latency evidence when it starts later."""
+    since = evidence_since(release)
+    if release.state != "running" or since is None or now <= since:
+        return []
+    warm = latency_since(release, policy)
+    return [since] + ([warm] if warm is not None and since < warm < now else [])
+
+
+class _Batch:
+    """How long the running batch's queries took before its ticks ran (workers/tick.py runs one
+    batch at a time in a worker process). Its ticks' observing counts it: the timeouts run to the
+    end of the observing, and a frozen Prometheus's wait is now spent asking for the whole batch."""
+
+    waited = 0.0
+
+
+def prime_batch(ctx: Context, releases: list[Release], at: float) -> None:
+    """Before a batch's ticks: one grouped query per check and one request for the judge's counts
+    instead of one per release; `forget_batch` drops the answers."""
+    started = time.monotonic()
+    try:
+        ctx.prime_metrics(releases, at)
+        prime_counts(ctx, releases, at)
+    finally:
+        _Batch.waited = time.monotonic() - started
+
+
+def forget_batch(ctx: Context) -> None:
+    _Batch.waited = 0.0
+    ctx.prime_metrics([], 0.0)
+    prime_counts(ctx, [], 0.0)
+
+
+def prime_counts(ctx: Context, releases: list[Release], at: float) -> int:
+    """Let a provider that can (Prometheus) ask a batch's evidence counts in one request, before
+    its ticks run (integrations/prometheus/packed_counts.py); no releases forgets them."""
+    provider = ctx.metrics_provider
+    if not isinstance(provider, CountsPrimer):
+        return 0
+    spans = []
+    for release in releases:
+        try:
+            policy = ctx.locate(release)[2]
+        except UnknownService:
+            continue
+        for start in counts_starts(release, policy, at):
+            for version in (release.target_version, release.source_version):
+                spans.append((release.service, version, release.namespace, start))
+    return provider.prime_counts(spans, at)

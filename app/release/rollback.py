@@ -63,7 +63,7 @@ def plan_rollback(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, forc
         release = ctx.store.get(active)
         if release is not None and not release.terminal:
             running = release
-            if not force:
+            if not force and release.state != "baking":  # rolling a bake back is what the warm version is for
                 raise RollbackError(
                     409,
                     f"release {release.id} ({release.source_version} -> {release.target_version}) is {release.state}; "
@@ -71,6 +71,8 @@ def plan_rollback(ctx: Context, app: ApplicationConfig, svc: ServiceConfig, forc
                     {"release": release.id, "status_url": f"/api/v1/releases/{release.id}"},
                 )
     succeeded, _ = ctx.store.list_releases(service=svc.name, application=app.name, state="succeeded", limit=1)
+    if running is not None and running.state == "baking":  # its promotion is the one to undo (docs/bake.md)
+        succeeded = [running]
     if not current or not succeeded or succeeded[0].target_version != current:
         raise RollbackError(
             409,

@@ -293,8 +293,8 @@ def _after_promotion(
         done("scale-down", "scaled_down", f"{old} has no Deployment left")
         return f"{old} already gone", None
     before = scaling.scale_deployment(kube, app.namespace, replicas.deployment, 0, attempts)
-    message = (
-        f"scaled {old} down (Deployment {replicas.deployment}: {before} -> 0 replicas) {delay:.0f}s after promotion"
+    message = f"scaled {old} down (Deployment {replicas.deployment}: {before} -> 0 replicas) {delay:.0f}s after " + (
+        "its bake" if release.bake_started_at is not None else "promotion"
     )
     done("scale-down", "scaled_down", message)
     return "; ".join(said + [message]), None

@@ -22,11 +22,15 @@ All of Sluice's keys share the `sluice:` prefix; RQ's own keys (`rq:...`) belong
   dedup:<key>                      id of the release a deploy notification started (written with it)
   delivery:<id>                    JSON of a hook delivery and its attempts
   due                              zset of due members (`tick:<release>:<seq>`, `hook:<delivery>`,
-                                   `scale:<release>`) -> when
+                                   `scale:<release>`, `fleet:<fleet>`) -> when
   lock:<name>                      short locks and leader leases
   event:<source>:<event id>        what a CI / GitOps event led to (receivers' once-only processing)
   k8s:restart-baseline:<release>   hash pod uid -> restart count when first seen
   release:<id>:scaled              hash target -> replicas before Sluice changed them, done:<what> marks
+  fleet:<id>                       JSON of a Fleet (app/core/fleet.py); its events are release:<id>:events
+                                   (so that its hook deliveries record there like a release's)
+  fleets                           zset id -> created_at (listing)
+  fleet-dedup:<service>:<version>  id of the fleet an announcement started (duplicates answer with it)
 
   metrics:counter:<name>           hash "<label values joined by \\x1f>" -> count
   metrics:hist:<name>              hash "b:<upper bound>" | "sum" | "count" -> value
@@ -176,6 +180,28 @@ def scale_member(release_id: str) -> str:
     return f"scale:{release_id}"
 
 
+def fleet(fleet_id: str) -> str:
+    return f"{PREFIX}fleet:{fleet_id}"
+
+
+def fleet_events(fleet_id: str) -> str:
+    """A fleet's events share the release event-log key: its hook deliveries (workers/deliver.py)
+    record their attempts under the delivery's `release_id`, which for a fleet's own hooks is the fleet."""
+    return release_events(fleet_id)
+
+
+def fleet_dedup(service: str, version: str) -> str:
+    return f"{PREFIX}fleet-dedup:{service}:{version}"
+
+
+FLEETS = PREFIX + "fleets"
+
+
+def fleet_member(fleet_id: str) -> str:
+    """A fleet's next look at its waves (app/release/fleets.py `advance`)."""
+    return f"fleet:{fleet_id}"
+
+
 def parse_due_member(member: str) -> tuple[str, str, int | None]:
     """`tick:<release>:<seq>` -> ("tick", release, seq); `hook:<delivery>` -> ("hook", delivery, None);
     anything else -> ("", member, None)."""
@@ -184,7 +210,7 @@ def parse_due_member(member: str) -> tuple[str, str, int | None]:
         release_id, _, seq = rest.rpartition(":")
         if release_id and seq.isdigit():
             return "tick", release_id, int(seq)
-    elif kind in ("hook", "scale") and rest:
+    elif kind in ("hook", "scale", "fleet") and rest:
         return kind, rest, None
     return "", member, None
 

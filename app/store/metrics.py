@@ -7,9 +7,11 @@ a labelled series prefixes each field with its label values (`<values>\x1fb:<bou
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -26,6 +28,29 @@ def _text(value: Any) -> str:
 class MetricsStore:
     def __init__(self, client: redis.Redis):
         self.r = client
+        self._lock = threading.Lock()
+        self._held: tuple[list[Any], list[Any]] | None = None  # (counts, observations) while batched
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Within, `add` (from any thread) only collects; all of it is written in one round trip at the
+        end. A batch of ticks (workers/tick.py `run_ticks`) writes its metrics once instead of three
+        times a tick. A worker that dies inside loses the batch's increments: these are telemetry
+        counters (as a crashed process's own Prometheus counters would be), never records."""
+        with self._lock:
+            outer = self._held is not None
+            if not outer:
+                self._held = ([], [])
+        if outer:  # already batching: the outermost batch writes it all
+            yield
+            return
+        try:
+            yield
+        finally:
+            with self._lock:
+                held, self._held = self._held, None
+            if held and (held[0] or held[1]):
+                self._write(*held)
 
     def add(
         self,
@@ -33,15 +58,35 @@ class MetricsStore:
         observations: Iterable[tuple[str, Sequence[str], str, float]] = (),
     ) -> None:
         """In one round trip: +1 on each (counter, label values), and each (histogram, label values,
-        bucket, value)."""
-        pipe = self.r.pipeline(transaction=False)
+        bucket, value). Inside `batched()`, at its end."""
+        with self._lock:
+            if self._held is not None:
+                self._held[0].extend(counts)
+                self._held[1].extend(observations)
+                return
+        self._write(counts, observations)
+
+    def _write(
+        self,
+        counts: Iterable[tuple[str, Sequence[str]]],
+        observations: Iterable[tuple[str, Sequence[str], str, float]],
+    ) -> None:
+        """One pipeline; the same field's increments are added up first (a batch's ticks mostly
+        count the same few fields: one HINCRBY by n, not n of them)."""
+        increments: Counter[tuple[str, str]] = Counter()
+        sums: dict[tuple[str, str], float] = {}
         for name, labels in counts:
-            pipe.hincrby(keys.metrics_counter(name), SEP.join(labels), 1)
+            increments[(keys.metrics_counter(name), SEP.join(labels))] += 1
         for name, labels, bucket, value in observations:
             key, prefix = keys.metrics_histogram(name), "".join(f"{v}{SEP}" for v in labels)
-            pipe.hincrby(key, prefix + bucket, 1)
-            pipe.hincrbyfloat(key, prefix + "sum", value)
-            pipe.hincrby(key, prefix + "count", 1)
+            increments[(key, prefix + bucket)] += 1
+            increments[(key, prefix + "count")] += 1
+            sums[(key, prefix + "sum")] = sums.get((key, prefix + "sum"), 0.0) + value
+        pipe = self.r.pipeline(transaction=False)
+        for (key, field), n in increments.items():
+            pipe.hincrby(key, field, n)
+        for (key, field), total in sums.items():
+            pipe.hincrbyfloat(key, field, total)
         pipe.execute()
 
     def counter(self, name: str) -> dict[tuple[str, ...], float]:

@@ -32,6 +32,7 @@ RUNNERS = frozenset(
         TICK_RUNNER,
         "workers.deliver.run_delivery",
         "workers.scale.run_scale",
+        "workers.fleet_tick.run_fleet_tick",
         "workers.retention.run_retention",
         "app.analysis.jobs.run_job",
     }

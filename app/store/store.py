@@ -4,7 +4,7 @@ Keys are built in `app/store/keys.py` (the list is there). The methods are group
 release_records.py (reading and creating releases), commits.py (a decision in one MULTI/EXEC),
 schedule.py (deliveries and the `due` set), locks.py (locks, leases, fencing); per-service pointers,
 known-bad versions, receivers' once-only events and restart baselines are here. Helpers hang off
-the Store: `metrics`, `jobs`, `gates`, `retention`, `scaling`.
+the Store: `metrics`, `jobs`, `gates`, `retention`, `scaling`, `fleets`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import redis
 from app.core.known_bad import KnownBad
 from app.store import keys
 from app.store.commits import Commits
+from app.store.fleets import FleetStore
 from app.store.gate_records import GateStore
 from app.store.jobs import JobStore
 from app.store.locks import DELETE_IF_EQUAL
@@ -40,6 +41,7 @@ class Store(Releases, Commits, DueSchedule):
         self.people = PeopleStore(client)  # people's API tokens and the audit log (app/store/people.py)
         self.retention = Retention(client)
         self.scaling = ScalingStore(client)
+        self.fleets = FleetStore(client)  # releases over several applications in waves (app/store/fleets.py)
         self._init_locks()
         self._init_releases()
 

@@ -3,12 +3,13 @@
 What a platform team reports on (the DORA measures a release agent can see):
 
 - releases, by outcome: `promoted`, `rolled_back` (the judge failed it: the version never took all
-  traffic), `aborted` (a person stopped it), `reverted` (a promoted version put back by a rollback);
+  traffic), `aborted` (a person stopped it), `reverted` (a promoted version put back by a rollback
+  or by its bake);
 - change failure rate: (rolled_back + reverted) / every release that ended — a version that proved
   bad, whether caught during its release or after;
 - time to detect: from the bad version's first traffic to the decision that failed it;
-- time to restore: from its first traffic (for a revert: from the rollback's request) until the
-  router confirmed every request back on the good version;
+- time to restore: from its first traffic (for a revert: from the rollback's request or the bake's
+  decision) until the router confirmed every request back on the good version;
 - release duration: from announcement to the final decision.
 
 Workers record them in Redis as labelled counters and histograms (app/telemetry/metrics.py serves
@@ -69,6 +70,8 @@ def outcome(release: Release) -> str | None:
         return None
     if release.trigger == ROLLBACK_TRIGGER:
         return "reverted" if release.state == "succeeded" else None
+    if release.state == "failed" and release.bake_started_at is not None:
+        return "reverted"  # promoted, then put back by its bake (docs/bake.md)
     return {"succeeded": "promoted", "failed": "rolled_back", "aborted": "aborted"}.get(release.state)
 
 
@@ -93,6 +96,8 @@ def record_restored(store: Store, release: Release, confirmed: float) -> None:
         return
     if release.trigger == ROLLBACK_TRIGGER:
         since = release.created_at if not release.terminal else None  # its step, not a repeat at the end
+    elif release.state == "failed" and release.bake_started_at is not None:
+        since = release.finished_at  # a bake's revert: from its decision, as a rollback from its request
     else:
         since = release.judge.first_traffic_at if release.state == "failed" else None
     if since is None:  # not a restore, or failed before any traffic moved: nothing to restore

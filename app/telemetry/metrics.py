@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from app.store import Store
 
 log = logging.getLogger("sluice.metrics")
-STATES = ("pending", "running", "paused", "succeeded", "failed", "aborted")
+STATES = ("pending", "running", "paused", "baking", "succeeded", "failed", "aborted")
 
 # name -> (help, label names)
 COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -96,14 +96,18 @@ def record_delivery(store: Store, hook: str, outcome: str) -> None:
 
 
 @contextmanager
-def timed_tick(store: Store, release_id: str, seq: int) -> Iterator[None]:
-    """Measure a tick: its lag behind the time it was scheduled for, and its duration."""
+def timed_tick(store: Store, release_id: str, seq: int, due_at: float | None = None) -> Iterator[None]:
+    """Measure a tick: its lag behind the time it was scheduled for (`due_at`, when the caller read it
+    already: a batch reads its releases at once), and its duration."""
     started = time.time()
     lag = None
     try:
-        release = store.get(release_id)
-        if release is not None and release.seq == seq and release.next_tick_at:
-            lag = max(0.0, started - release.next_tick_at)
+        if due_at is None:
+            release = store.get(release_id)
+            if release is not None and release.seq == seq and release.next_tick_at:
+                due_at = release.next_tick_at
+        if due_at:
+            lag = max(0.0, started - due_at)
     except (StoreUnavailable, ValueError):
         pass
     try:

@@ -38,6 +38,9 @@ def create_app() -> Flask:
     from app.web import services  # rollback, known-bad versions
 
     app.register_blueprint(services.bp)
+    from app.web import fleets  # releases over several applications in waves (docs/fleets.md)
+
+    app.register_blueprint(fleets.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(audit.pages)
     app.register_blueprint(openapi.bp)

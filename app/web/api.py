@@ -33,7 +33,7 @@ from app.web.responses import (
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-STATES = ("pending", "running", "paused", *sorted(TERMINAL_STATES))
+STATES = ("pending", "running", "paused", "baking", *sorted(TERMINAL_STATES))
 
 
 def _int_arg(name: str) -> int:

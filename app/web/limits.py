@@ -59,6 +59,7 @@ def install(app: Flask) -> Limiter:
         swallow_errors=True,  # Redis down: serve (and log) rather than refuse everyone
         key_prefix="sluice",
     )
+    _drop_request_hook(app, limiter)
     for endpoint in ("dashboard.login", *INTAKE):
         view = app.view_functions[endpoint]
         if endpoint == "dashboard.login":
@@ -78,3 +79,16 @@ def install(app: Flask) -> Limiter:
         return error_response(429, message, headers={"Retry-After": str(wait)})
 
     return limiter
+
+
+def _drop_request_hook(app: Flask, limiter: Limiter) -> None:
+    """Flask-Limiter checks every request before its view for application, default and blueprint
+    limits; Sluice sets none (its limits decorate the login and intake views, which check them
+    themselves), so that check only cost time: about a tenth of a signed webhook's CPU, on every
+    request. Should a later Flask-Limiter register its hook differently, nothing is dropped."""
+    hooks = app.before_request_funcs.get(None, [])
+    app.before_request_funcs[None] = [
+        hook
+        for hook in hooks
+        if not (getattr(hook, "__self__", None) is limiter and hook.__name__ == "_check_request_limit")
+    ]

@@ -15,6 +15,7 @@ from flask import Response, request, url_for
 
 from app.context import Context
 from app.core.announcements import Announcement, Ignored
+from app.release.fleet_intake import fleet_intake
 from app.release.intake import Force, IntakeError, start_release
 from app.web.errors import RETRY_AFTER_SECONDS, ApiError
 from app.web.responses import NotStarted, Started, respond
@@ -66,7 +67,10 @@ def start(ctx: Context, a: Announcement, force: Force | None = None) -> tuple[Re
     try:
         # `?mode=shadow` on any receiver's URL judges the release without moving traffic (app/release/shadow.py).
         mode = a.mode or request.args.get("mode")
-        intake = start_release(
+        fleet = None
+        if a.application is None and a.namespace is None and mode is None:  # a fleet's service (docs/fleets.md)
+            fleet = fleet_intake(ctx, a.service, a.version, a.ci, a.trigger, force)
+        intake = fleet or start_release(
             ctx, a.service, a.version, a.application, a.namespace, a.ci, trigger=a.trigger, mode=mode, force=force
         )
     except IntakeError as exc:
@@ -85,6 +89,8 @@ def start(ctx: Context, a: Announcement, force: Force | None = None) -> tuple[Re
         target_version=release.target_version,
         policy=release.policy,
         mode=release.mode,
+        fleet=intake.fleet,
+        fleet_url=f"/api/v1/fleets/{intake.fleet}" if intake.fleet else None,
     )
     return respond(body, 202 if intake.created else 200, {"Location": status_url}), release.id
 

@@ -97,6 +97,8 @@ class Started(BaseModel):
     target_version: str
     policy: str
     mode: Literal["live", "shadow"] = Field("live", description="shadow: judged only; traffic is not moved.")
+    fleet: str | None = Field(None, description="The fleet the announcement started: `release` is its first member.")
+    fleet_url: str | None = None
 
 
 class NotStarted(BaseModel):

@@ -44,6 +44,15 @@ class BatchPrimer(Protocol):
 
 
 @runtime_checkable
+class CountsPrimer(Protocol):
+    """Optional: the response counts a batch's ticks will ask, in one request (Prometheus:
+    integrations/prometheus/packed_counts.py): (service, version, namespace, span start) over the
+    span ending at `at`. `prime_counts([], 0)` forgets them."""
+
+    def prime_counts(self, spans: list[tuple[str, str, str, float]], at: float) -> int: ...
+
+
+@runtime_checkable
 class ProxyCounter(Protocol):
     """Optional: count a router's proxy's answers to each version over [start, end] from the proxy's
     own series (integrations/routers/proxy_view.py). (counts per version, None) or (None, why not)."""

@@ -112,6 +112,7 @@ class PrometheusQuerier:
         # on every query (a quarter of a tick's CPU); Prometheus is reached directly.
         session = requests.Session()
         session.trust_env = False
+        self._session = session  # for form-encoded queries (`query_vector(..., form=True)`)
         self._prom = PrometheusConnect(url=self.url, headers=headers, retry=no_retry, timeout=timeout, session=session)
         self._primed: dict[str, tuple[float | None, str | None]] = {}
         self._primed_at = 0.0
@@ -134,9 +135,13 @@ class PrometheusQuerier:
         except (KeyError, IndexError, TypeError) as exc:
             return None, f"Prometheus error: unexpected result shape ({type(exc).__name__})"
 
-    def query_vector(self, promql: str, at: float) -> tuple[list[tuple[dict[str, str], float | None]], str | None]:
-        """Every series of an instant vector as (labels, value); a NaN/Inf value is None."""
-        result, error = self._query(promql, at)
+    def query_vector(
+        self, promql: str, at: float, form: bool = False
+    ) -> tuple[list[tuple[dict[str, str], float | None]], str | None]:
+        """Every series of an instant vector as (labels, value); a NaN/Inf value is None. `form`: sent
+        as a POST form rather than in the URL, for a long query (a batch's packed counts, tens of KB)
+        that a URL would not hold and that requests would re-quote character by character."""
+        result, error = self._query(promql, at, form=True) if form else self._query(promql, at)
         if error is not None:
             return [], error
         if not isinstance(result, list):
@@ -196,7 +201,7 @@ class PrometheusQuerier:
     def end_budget(self) -> None:
         self._budget, self._down = None, []
 
-    def _query(self, promql: str, at: float) -> tuple[Any, str | None]:
+    def _query(self, promql: str, at: float, form: bool = False) -> tuple[Any, str | None]:
         deadline = time.monotonic() + self.timeout
         if self._budget is not None:
             seconds, until = self._budget
@@ -205,7 +210,7 @@ class PrometheusQuerier:
             if time.monotonic() >= until:
                 return None, f"Prometheus error: this batch's query budget ({seconds:g}s) is spent"
             deadline = min(deadline, until)
-        result, error = self._attempts(promql, at, deadline)
+        result, error = self._attempts(promql, at, deadline, form)
         if self._budget is not None:
             self._down = [*self._down, error] if error is not None and self._unreachable(error) else []
         return result, error
@@ -215,9 +220,11 @@ class PrometheusQuerier:
             f"Prometheus error: {self._shown_url} did not answer within"
         )
 
-    def _attempts(self, promql: str, at: float, deadline: float) -> tuple[Any, str | None]:
+    def _attempts(self, promql: str, at: float, deadline: float, form: bool = False) -> tuple[Any, str | None]:
         def attempt() -> Any:
             remaining = max(_MIN_ATTEMPT_TIMEOUT, deadline - time.monotonic())
+            if form:
+                return self._form_query(promql, at, remaining)
             return self._prom.custom_query(promql, params={"time": f"{at:.3f}"}, timeout=remaining)
 
         retrying = Retrying(
@@ -236,6 +243,20 @@ class PrometheusQuerier:
         except (ValueError, KeyError, TypeError) as exc:  # a 200 that is not Prometheus JSON
             why = type(exc).__name__
             return None, f"Prometheus error: unexpected response from {self._shown_url} ({why})"
+
+    def _form_query(self, promql: str, at: float, timeout: float) -> Any:
+        """What `custom_query` does, as the POST form Prometheus's query API also takes; failures
+        raise the library's exception, so that retries and reasons are the same."""
+        response = self._session.post(
+            f"{self.url}/api/v1/query",
+            data={"query": promql, "time": f"{at:.3f}"},
+            headers=self._prom.headers,
+            auth=self._prom.auth,
+            timeout=timeout,
+        )
+        if response.status_code != 200:
+            raise PrometheusApiClientException(f"HTTP Status Code {response.status_code} ({response.content!r})")
+        return response.json()["data"]["result"]
 
     @staticmethod
     def _stop_if_out_of_time(state: Any, deadline: float) -> None:

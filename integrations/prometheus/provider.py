@@ -21,6 +21,7 @@ from integrations.prometheus.batch import NO_DATA, prime_batch
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.prometheus.config import PrometheusConfig
 from integrations.prometheus.observe import observe_checks, observe_step_requests
+from integrations.prometheus.packed_counts import PackedCounts
 from integrations.prometheus.promql import escape_string, render, window
 from integrations.prometheus.proxy_counts import proxy_counts
 from integrations.routers.proxy_view import ProxyQuery
@@ -33,6 +34,7 @@ class PrometheusProvider:
     def __init__(self, config: PrometheusConfig, url: str | None = None) -> None:
         self.config = config
         self.querier = PrometheusQuerier(url or config.url, timeout=config.timeout)
+        self._packed = PackedCounts()
 
     def observe_checks(
         self, policy: PolicyConfig, metrics: dict[str, Any], release: Release, at: float
@@ -53,9 +55,30 @@ class PrometheusProvider:
     ) -> tuple[dict[str, RouterCounts] | None, str | None]:
         return proxy_counts(self.querier, query, versions, start, end)
 
+    def prime_counts(self, spans: list[tuple[str, str, str, float]], at: float) -> int:
+        """Ask the response counts of these (service, version, namespace, span start) over the span
+        ending at `at` in one request (packed_counts.py), for the batch's ticks; none forgets."""
+        wanted: dict[tuple[str, str, str, float], str] = {}
+        for service, version, namespace, start in spans:
+            if at > start:
+                try:
+                    wanted[(service, version, namespace, start)] = self._counts_query(
+                        service, version, namespace, window(at - start)
+                    )
+                except ValueError:
+                    continue  # the tick's own query reports it
+        return self._packed.prime(self.querier, wanted, at, self._parse_counts)
+
+    def _counts_query(self, service: str, version: str, namespace: str, win: str) -> str:
+        variables = {"service": service, "version": version, "namespace": namespace, "window": win}
+        return render(queries.response_counts_template(self.config), variables)
+
     def response_counts(self, service: str, version: str, namespace: str, start: float, end: float) -> ResponseCounts:
         if end <= start:
             return ResponseCounts(error=f"empty interval: end {end} is not after start {start}")
+        primed = self._packed.get((service, version, namespace, start), end)
+        if primed is not None:
+            return primed
         variables = {"service": service, "version": version, "namespace": namespace, "window": window(end - start)}
         try:
             query = render(queries.response_counts_template(self.config), variables)
@@ -64,10 +87,15 @@ class PrometheusProvider:
         rows, error = self.querier.query_vector(query, end)
         if error is not None:
             return ResponseCounts(error=error, backend_failed=True)
+        counts = self._parse_counts(rows)
+        return counts if counts is not None else ResponseCounts(error=self._why_no_data(variables, end))
+
+    def _parse_counts(self, rows: list[tuple[dict[str, str], float | None]]) -> ResponseCounts | None:
+        """The counts query's answer read as counts by class, code and bucket; None without status series."""
         status = self.config.status_label
         codes = [(labels, value) for labels, value in rows if status in labels]
         if not codes:
-            return ResponseCounts(error=self._why_no_data(variables, end))
+            return None
         by_class = dict.fromkeys(STATUS_CLASSES, 0.0)
         by_code: dict[str, float] = {}
         for labels, value in codes:

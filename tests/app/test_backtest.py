@@ -34,6 +34,10 @@ policies:
     interval: 30s
     steps: [{{weight: 10, duration: 2m}}, {{weight: 50, duration: 2m}}, {{weight: 100, duration: 2m}}]
     judge: {{errors: {{enabled: false}}}}
+  - name: baked
+    interval: 30s
+    steps: [{{weight: 10, duration: 2m}}, {{weight: 50, duration: 2m}}, {{weight: 100, duration: 2m}}]
+    bake: 30m
 """
 
 
@@ -93,3 +97,19 @@ def test_backtest_finds_every_change_and_classifies_them(ctx: Context) -> None:
     assert "canary: 0 false rollback(s), 0 missed regression(s)" in text
     assert "lenient: 0 false rollback(s), 1 missed regression(s)" in text
     assert "| NO" in text  # the policies disagree on 1.2.0
+
+
+def test_backtest_judges_the_bake_after_promotion(ctx: Context) -> None:
+    """Under a policy with `bake: 30m`, each good version is judged for 30 minutes after its promotion
+    against the previous version's history in Prometheus, and bakes to the end; the bad one still fails
+    in the steps."""
+    result = backtest(ctx, "shop", 14 * 86400, ["baked"], until=END)
+    text = render(result)
+    verdicts = {v.change.target: v for v in result.verdicts["baked"]}
+    assert verdicts["1.2.0"].kind == "fail" and verdicts["1.2.0"].classification == "caught", text
+    for version in ("1.1.0", "1.2.1", "1.3.0"):
+        verdict = verdicts[version]
+        assert verdict.kind == "baked" and verdict.classification == "ok", text
+        assert verdict.reason.startswith("baked for 30m"), verdict.reason
+        assert verdict.at is not None and verdict.at >= 6 * 60 + 30 * 60  # the steps, then the whole bake
+    assert "baked: 0 false rollback(s), 0 missed regression(s)" in text

@@ -19,6 +19,7 @@ import pytest
 from app.cli.demo.stack import HAProxyBackend, Process, start_haproxy
 from app.config_file.loader import parse_config
 from app.context import Context
+from app.release.control import control
 from app.release.drift import drifted
 from app.release.intake import start_release
 from chaos.stack import reload_haproxy
@@ -115,3 +116,32 @@ def test_drift_compares_every_version_the_router_knows() -> None:
     assert not drifted({STABLE: 100, CANDIDATE: 0}, {STABLE: 100})  # a version not wanted is wanted at 0
     assert drifted({STABLE: 100, CANDIDATE: 0}, {STABLE: 90, CANDIDATE: 10})
     assert drifted({STABLE: 90, CANDIDATE: 0, "3.0.2": 10}, {STABLE: 90, CANDIDATE: 10})
+
+
+def test_reload_mid_bake_is_repaired_too(
+    redis_url: str, prom: FakePrometheus, haproxy: tuple[Path, list[Process], str]
+) -> None:
+    """After promotion a baking release still owns the traffic (docs/bake.md): a reload that puts
+    HAProxy back on its configuration's stable (the previous version) is undone at the next tick."""
+    workdir, procs, sock = haproxy
+    text = config_text().replace(
+        "  - name: hold\n    interval: 500ms\n", "  - name: hold\n    interval: 500ms\n    bake: 10m\n"
+    )
+    ctx = Context(config=parse_config(text), redis_url=redis_url, prometheus_url=prom.url)
+    ctx._routers["shop"] = HAProxyRouter(HAProxyRouterConfig(type="haproxy", socket=sock, timeout=2))
+    prom.serve(CANDIDATE, 4000, errors=40)
+    prom.serve(STABLE, 18000, errors=180)
+    rid = start_release(ctx, SERVICE, CANDIDATE).release.id
+    tick(ctx, rid, 0)
+    # Nobody sends HAProxy requests here, so the judge would wait: promoted by hand, which bakes too.
+    release = control(ctx, rid, "promote", actor="test")
+    assert release.state == "baking", release.reason
+    assert weights(sock) == {STABLE: 0, CANDIDATE: 100}
+
+    procs.append(reload_haproxy(workdir, procs[0], sock, "haproxy-reloaded"))
+    assert weights(sock) == {STABLE: 100, CANDIDATE: 0}
+    tick(ctx, rid, release.seq)
+    assert weights(sock) == {STABLE: 0, CANDIDATE: 100}
+    assert [e.type for e in ctx.store.events(rid)].count("weights_drifted") == 1
+    ctx.prometheus.close()
+    ctx.store.r.close()

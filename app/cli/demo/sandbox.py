@@ -55,7 +55,7 @@ policies:
       - {{weight: 10, duration: {step}}}
       - {{weight: 50, duration: {step}}}
       - {{weight: 100, duration: {last_step}}}
-    tolerance: 0
+    tolerance: 0{bake_line}
     on_no_data: hold
     no_data_timeout: 30s
     checks:
@@ -88,6 +88,7 @@ class DemoStack:
     step: str = "10s"
     last_step: str = "6s"
     segment: bool = False  # a first step that sends only Chrome's requests to the new version
+    bake: str | None = None  # the policy's bake after promotion (docs/bake.md), e.g. "40s"
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     webhook_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     processes: list[Process] = field(default_factory=list)
@@ -140,6 +141,7 @@ class DemoStack:
                 interval=self.interval,
                 step=self.step,
                 last_step=self.last_step,
+                bake_line=f"\n    bake: {self.bake}" if self.bake else "",
                 receiver_url=self.receiver.url,
                 segment_maps=(
                     f", segment_maps: [{{backend: {SERVICE}, header: {SEGMENT_HEADER}, map: {segment_maps[0].map}}}]"

@@ -6,7 +6,9 @@ injected deterministically (a counter, not a coin) so that a demo or a test that
 
 Environment: DEMO_SERVICE (default blueskygreenbuilds), DEMO_VERSION (required),
 DEMO_ERROR_RATE (fraction 0..1 of `/` answered 500, default 0), DEMO_LATENCY_MS (default 5),
-DEMO_JITTER_MS (uniform 0..jitter added to the latency, default 0).
+DEMO_JITTER_MS (uniform 0..jitter added to the latency, default 0), DEMO_DEGRADE_FILE (while this
+file exists, the error rate is the fraction it holds instead: a version that goes bad while it
+serves, e.g. minutes after its promotion, as the bake's test needs).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class DemoSettings:
     error_rate: Fraction
     latency_ms: float
     jitter_ms: float
+    degrade_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DemoSettings:
@@ -46,6 +49,7 @@ class DemoSettings:
             error_rate=_fraction(env.get("DEMO_ERROR_RATE", "0"), "DEMO_ERROR_RATE"),
             latency_ms=_non_negative(env.get("DEMO_LATENCY_MS", "5"), "DEMO_LATENCY_MS"),
             jitter_ms=_non_negative(env.get("DEMO_JITTER_MS", "0"), "DEMO_JITTER_MS"),
+            degrade_file=env.get("DEMO_DEGRADE_FILE", "").strip(),
         )
 
 
@@ -85,6 +89,33 @@ class FailureSchedule:
         return math.floor(n * self.rate) > math.floor((n - 1) * self.rate)
 
 
+class Degrade:
+    """DEMO_DEGRADE_FILE: while the file exists, requests fail at the rate it holds (read at most
+    every quarter second; its own deterministic schedule, started when the file appears)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._schedule: FailureSchedule | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def schedule(self) -> FailureSchedule | None:
+        if not self.path:
+            return None
+        with self._lock:
+            if time.monotonic() - self._read_at > 0.25:
+                self._read_at = time.monotonic()
+                try:
+                    with open(self.path) as f:
+                        rate = _fraction(f.read().strip() or "0", "DEMO_DEGRADE_FILE")
+                except FileNotFoundError:
+                    self._schedule = None
+                else:
+                    if self._schedule is None or self._schedule.rate != rate:
+                        self._schedule = FailureSchedule(rate)
+            return self._schedule
+
+
 def create_app(env: Mapping[str, str] | None = None) -> Flask:
     settings = DemoSettings.from_env(os.environ if env is None else env)
     # A registry per app, so that several apps (tests, versions) in one process do not collide.
@@ -100,6 +131,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         registry=registry,
     )
     failures = FailureSchedule(settings.error_rate)
+    degrade = Degrade(settings.degrade_file)
     # Export every series at 0 from the start (Prometheus practice): a counter that first
     # appears with its first error needs two scrapes before rate() sees it, which would
     # delay the verdict on a bad version by a scrape interval.
@@ -128,7 +160,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         if delay > 0:
             time.sleep(delay / 1000)
         body = {"service": settings.service, "version": settings.version}
-        if failures.next_fails():
+        if (degrade.schedule() or failures).next_fails():
             return jsonify({**body, "error": "injected failure (DEMO_ERROR_RATE)"}), 500
         return jsonify(body), 200
 

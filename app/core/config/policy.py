@@ -238,6 +238,12 @@ class PolicyConfig(Strict):
     )
 
     _unique_gates = field_validator("gates_before_promotion")(unique_gates)
+    bake: Duration | None = Field(
+        None,
+        description="After promotion, keep judging the new stable version this long against the previous "
+        "version's own history before the release, and put the previous version back on evidence of a "
+        "regression (docs/bake.md).",
+    )
     ready_timeout: Duration = Field(
         300.0,
         description="Sluice moves traffic to the candidate only once it has the ready replicas (Kubernetes) or "
@@ -272,6 +278,11 @@ class PolicyConfig(Strict):
         if self.judge.evidence_timeout is not None:
             return self.judge.evidence_timeout
         return max(DEFAULT_MIN_EVIDENCE_TIMEOUT, 5 * (step.duration or DEFAULT_MIN_EVIDENCE_TIMEOUT))
+
+    @property
+    def judged_periods(self) -> int:
+        """How many periods the policy's alpha is split over: each step, and the bake (docs/bake.md)."""
+        return len(self.steps) + (1 if self.bake else 0)
 
     @property
     def query_window(self) -> float:

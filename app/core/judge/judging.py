@@ -114,7 +114,7 @@ def judge_step(
     tests = max(1, len(comparisons) + len(guards) + latency)
     # Each step is its own test (its counts start when its weights were confirmed, so a spike
     # is never weighted differently for the two versions): Bonferroni over checks and steps.
-    alpha = ev.check_alpha(policy.judge.alpha, n_checks=tests, n_steps=len(policy.steps))
+    alpha = ev.check_alpha(policy.judge.alpha, n_checks=tests, n_steps=policy.judged_periods)
     ctx = StepContext(view.stable_live, state, alpha, step, now, final=step >= len(policy.steps) - 1)
     results = [_run_comparison(c, ctx, view) for c in comparisons]
     results += [_run_latency(policy, ctx, view)] if latency else []

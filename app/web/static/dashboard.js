@@ -267,6 +267,12 @@
           : `Promoted: ${rel.target_version} is now the stable version`),
         h("div", { class: "reason", text: rel.reason || "" }),
       );
+    } else if (rel.state === "baking") {
+      // Promoted, still judged against the previous version's history (docs/bake.md): the reason has the time left.
+      children.push(
+        h("div", { class: "headline" }, `Baking: ${rel.target_version} is the stable version; ${rel.source_version} stays warm until ${clock(rel.bake_until)}`),
+        h("div", { class: "reason", text: rel.reason || "" }),
+      );
     } else {
       const label = rel.state === "paused" ? "Paused" : rel.state === "pending" ? "Starting" : "Running";
       const shape = stepNo ? stepLabel(rel, stepNo - 1) : "";
@@ -561,9 +567,9 @@
       resume: rel.state === "paused",
       approve: !TERMINAL.has(rel.state) && (rel.reason || "").startsWith("waiting for approval"),
       promote: ["pending", "running", "paused"].includes(rel.state),
-      abort: ["pending", "running", "paused"].includes(rel.state),
+      abort: ["pending", "running", "paused", "baking"].includes(rel.state),  // during a bake: end it
       // Undo a promotion (the server refuses, saying why, if it is no longer the last one).
-      rollback: rel.state === "succeeded" && rel.trigger !== "rollback",
+      rollback: ["succeeded", "baking"].includes(rel.state) && rel.trigger !== "rollback",
     };
     for (const b of document.querySelectorAll("#controls button[data-action]")) b.disabled = !allowed[b.dataset.action];
     if (TERMINAL.has(rel.state)) {

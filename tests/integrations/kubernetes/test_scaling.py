@@ -353,3 +353,32 @@ def test_a_rollback_within_the_delay_keeps_the_old_version_from_being_scaled_dow
     assert out == "1.0.0 in use again", out
     assert replicas(api, "1.0.0") == 3
     assert events(ctx, rid, "scale_down_skipped") == ["1.0.0 is in use again; not scaled down"]
+
+
+def test_a_bake_keeps_the_old_version_warm_until_it_ends_then_scale_down_delay_applies(
+    api: FakeApiServer, sim: Sim, scale_ctx: Callable[..., Context]
+) -> None:
+    ctx = scale_ctx(policy_extra="\n    bake: 2s")  # docs/bake.md: the scale-down follows the bake's end
+    setup_cluster(sim, "gateway-api")
+    sim.deployment("web", "1.1.0", replicas=3)
+    rid = start_release(ctx, "web", "1.1.0").release.id
+
+    def state() -> str:
+        rel = ctx.store.get(rid)
+        assert rel is not None
+        return rel.state
+
+    wait_for(lambda: _tick(ctx, rid) and state() == "baking", timeout=15, what="the release to bake")
+    assert live(api) == {"1.1.0": 100}
+    assert ctx.store.scaling.scheduled_at(rid) is None  # nothing to scale while it bakes
+    with running_engine(ctx):
+        wait_for(lambda: state() == "succeeded", timeout=15, what="the bake to end")
+        assert replicas(api, "1.0.0") == 3  # warm through the whole bake
+        wait_for(lambda: replicas(api, "1.0.0") == 0, timeout=10, what="the old version to be scaled to 0")
+    scaled_down = time.time()
+    rel = ctx.store.get(rid)
+    assert rel is not None and rel.finished_at is not None and rel.bake_started_at is not None
+    assert rel.finished_at - rel.bake_started_at >= 2.0 and scaled_down - rel.finished_at >= 1.0
+    assert events(ctx, rid, "scaled_down") == [
+        "scaled 1.0.0 down (Deployment web-1-0-0: 3 -> 0 replicas) 1s after its bake"
+    ]
