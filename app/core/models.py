@@ -109,6 +109,14 @@ class Release(BaseModel):
         return {self.source_version: 100 - candidate_weight, self.target_version: candidate_weight}
 
 
+class CarriedHistogram(BaseModel):
+    """A latency histogram kept in the judge state: JSON has no +Inf, so the responses counted in
+    all are kept apart from the cumulative counts at the finite bounds."""
+
+    finite: list[tuple[float, float]] = Field(default_factory=list)
+    total: float = 0.0
+
+
 class JudgeState(BaseModel):
     """What the judge carries from one evaluation to the next (app/core/judge/judging.py).
 
@@ -131,6 +139,9 @@ class JudgeState(BaseModel):
     # first step: stable's prior at the 100% step, where the steps passed are its reference.
     before: dict[str, tuple[float, float]] = Field(default_factory=dict)
     slow_under: float | None = None
+    # Latency histograms from the steps passed: "stable" is the reference at the 100% step,
+    # "candidate" pools the release for promotion (app/core/judge/latency.py).
+    histograms: dict[str, CarriedHistogram] = Field(default_factory=dict)
     router_mark: dict[str, Any] | None = None
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from app.core.config.policy import PolicyConfig
+from tests.support.latency_sim import oracle_times
 from tests.support.simulate import CrashLoop, Outcome, Rates, Scenario, run_release
 
 STEPS = [{"weight": 10, "duration": "2m"}, {"weight": 50, "duration": "2m"}, {"weight": 100, "duration": "1m"}]
@@ -91,6 +92,8 @@ SCENARIOS = {
     "+5 points slow": (worse(slow=0.07), None, 100),
     "+10 points 4xx": (worse(client=0.15), None, 100),
     "crash loop": (Scenario(stable=BASE, candidate=BASE, crash_loop=CrashLoop()), None, 200),
+    "25% slower, every response": (worse(scale=1.25), None, 100),
+    "35% slower, every response": (worse(scale=1.35), None, 100),
 }
 
 
@@ -186,3 +189,28 @@ def test_crash_loop_with_a_tolerance():
     print("\ncrash loop, policy 'readme' (tolerance 1): " + summary("crash loop", res, POLICIES["readme"].interval))
     assert share(res) == 1.0 and all(o.step == 0 for o in res)
     assert share(res, by=90) >= 0.9
+
+
+def test_slower_across_the_board(detection):
+    """Every response 25% or 35% slower: never promoted. Under the defaults the slow comparison is
+    often first (this simulation's widest bucket, 250-500 ms, spills over stable's 500 ms bound); with
+    it off, the latency comparison alone. Next to them, the oracle (tests/support/latency_sim.py):
+    Wald's SPRT knowing both distributions, against identical versions and against a version exactly
+    at the latency margin (10% slower, the boundary any valid test of "at most 10% slower" must spare)."""
+    steps = [(0.1, 120.0), (0.5, 120.0), (1.0, 60.0)]
+    latency_only = PolicyConfig.model_validate(
+        {"name": "latency-only", "interval": "10s", "steps": STEPS, "judge": {"slow": {"enabled": False}}}
+    )
+    for name, scale in (("25% slower, every response", 1.25), ("35% slower, every response", 1.35)):
+        res = detection[name]
+        rng = np.random.default_rng(7)
+        alone = [run_release(latency_only, worse(scale=scale), rng) for _ in range(40)]
+        oracle = np.median(oracle_times(scale, BASE.slow, steps, np.random.default_rng(3)))
+        at_margin = np.median(oracle_times(scale, BASE.slow, steps, np.random.default_rng(3), versus=1.1))
+        print(
+            f"\n{name}: Sluice median {np.median([o.at for o in res if o.kind == 'fail']):.0f} s; "
+            f"latency comparison alone {np.median([o.at for o in alone if o.kind == 'fail']):.0f} s; "
+            f"oracle {oracle:.0f} s (vs identical), {at_margin:.0f} s (vs 10% slower)"
+        )
+        assert share(res) == 1.0 and share(alone) == 1.0
+        assert all(o.failed == ["latency-vs-stable"] or "evidence" in o.reason for o in alone)

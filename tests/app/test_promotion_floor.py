@@ -109,17 +109,30 @@ def test_responses_slower_than_the_client_timeout_count_as_errors():
         candidate_healthy=True,
         evidence=evidence(with_latency(2000, 0, 200), with_latency(18000, 0, 0)),
     )
-    plain = policy(steps=steps, checks=[], judge={"slow": {"enabled": False}})
+    plain = policy(steps=steps, checks=[], judge={"slow": {"enabled": False}, "latency": {"enabled": False}})
     assert decide(release(), plain, obs, T0 + 30).kind == "advance"
-    timed = policy(steps=steps, checks=[], judge={"slow": {"enabled": False}, "client_timeout": "2s"})
+    timed = policy(
+        steps=steps,
+        checks=[],
+        judge={"slow": {"enabled": False}, "latency": {"enabled": False}, "client_timeout": "2s"},
+    )
     d = decide(release(), timed, obs, T0 + 30)
     assert d.kind == "fail" and "errors-vs-stable" in d.reason
     assert errors_result(d).value == 0.1
     # A timeout between bucket bounds counts only what surely exceeded it (over the next bound up).
-    between = policy(steps=steps, checks=[], judge={"slow": {"enabled": False}, "client_timeout": "1s"})
+    between = policy(
+        steps=steps,
+        checks=[],
+        judge={"slow": {"enabled": False}, "latency": {"enabled": False}, "client_timeout": "1s"},
+    )
     assert errors_result(decide(release(), between, obs, T0 + 30)).value == 0.1
     # The `error_rate` guard (an SLO) counts them too.
     slo = [{"name": "errors", "type": "error_rate", "max": 0.05}]
-    off = {"slow": {"enabled": False}, "errors": {"enabled": False}, "client_timeout": "2s"}
+    off = {
+        "slow": {"enabled": False},
+        "latency": {"enabled": False},
+        "errors": {"enabled": False},
+        "client_timeout": "2s",
+    }
     d = decide(release(), policy(steps=steps, checks=slo, judge=off), obs, T0 + 30)
     assert d.kind == "fail" and "check 'errors' failed" in d.reason

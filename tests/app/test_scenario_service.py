@@ -106,3 +106,36 @@ def test_scoring() -> None:
         ["x", 12.0, 200, "1.0.0", "1.0.0", 1],
     ]
     assert client_view(rows, 0, 20) == {"n": 1, "504": 1, "no server": 1}
+
+
+def test_time_varying_faults() -> None:
+    """A second phase replaces the base rates (partial recovery, a window of tail spikes); errors
+    that grow with time; 503s only while the process is busy (a version that breaks under load)."""
+    settings = ScenarioSettings.from_env(
+        {"SCN_VERSION": "1", "SCN_LATENCY_MS": "0", "SCN_ERROR_RATE": "0.5", "SCN_LATER_AFTER_S": "0.2",
+         "SCN_LATER_UNTIL_S": "60", "SCN_LATER_ERROR_RATE": "0.1"}
+    )  # fmt: skip
+    c = Client(ScenarioApp(settings))
+    assert codes(c, 10).count(500) == 5
+    time.sleep(0.25)
+    assert codes(c, 20).count(500) == 2  # the later phase: 10%
+    growing = app(SCN_ERROR_GROWTH_PER_S="10")  # 100% after 0.1 s
+    assert codes(growing, 1) == [200]
+    time.sleep(0.15)
+    assert codes(growing, 10) == [500] * 10
+    busy = app(SCN_BUSY_RPS="5", SCN_BUSY_ERROR_RATE="1")
+    assert codes(busy, 5) == [200] * 5  # 5 in a second: not over the limit
+    assert codes(busy, 3) == [503] * 3
+    time.sleep(1.05)
+    assert codes(busy, 1) == [200]
+    with pytest.raises(RuntimeError, match="out of range"):
+        ScenarioSettings.from_env({"SCN_VERSION": "1", "SCN_LATER_AFTER_S": "1", "SCN_LATER_ERROR_RATE": "2"})
+
+
+def test_drift_adds_latency_with_time() -> None:
+    c = app(SCN_DRIFT_MS_PER_S="200")  # 20 ms more after 0.1 s
+    c.get("/")
+    time.sleep(0.1)
+    started = time.perf_counter()
+    c.get("/")
+    assert time.perf_counter() - started >= 0.02

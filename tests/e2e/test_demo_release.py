@@ -88,7 +88,7 @@ def test_good_version_is_promoted_with_traffic_following_the_weights(stack):
     # is the errors comparison's margin, `fast-responses` a guard, `traffic` a floor.
     evaluations = release["evaluations"]
     names = {e["name"] for e in evaluations}
-    comparisons = {"errors-vs-stable", "4xx-vs-stable", "slow-vs-stable"}
+    comparisons = {"errors-vs-stable", "4xx-vs-stable", "slow-vs-stable", "latency-vs-stable"}
     assert names == {"health", "fast-responses", "traffic"} | comparisons
     # Holding for evidence is expected; nothing fails. The one "no data": slow-vs-stable at the tick
     # right after warmup, when the latency span is shorter than a scrape interval and Prometheus has

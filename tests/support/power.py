@@ -29,7 +29,7 @@ SIZES = {
     "slow": (0.04, 0.07, 0.12, 0.32, 1.0),
 }
 TRAFFIC = (10.0, 40.0, 200.0)  # requests per second, both versions
-COMPARISONS = 3  # errors, 4xx, slow: the README's alpha is split over them
+COMPARISONS = 4  # errors, 4xx, slow, latency: the README's alpha is split over them
 WARMUP = 15.0  # latency is judged after the candidate's warmup (policy default)
 # A cell whose oracle needs longer than this (at Sluice's looks) is beyond what a release of this
 # policy can show: reported, not held to the 2x goal.

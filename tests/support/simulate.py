@@ -65,6 +65,7 @@ class Rates:
     errors: float = 0.0
     client: float = 0.0
     slow: float = 0.0
+    scale: float = 1.0  # every response this many times slower (tests/support/latency_sim.py)
 
 
 @dataclass(frozen=True)
@@ -179,10 +180,27 @@ def _serve(rng: np.random.Generator, v: _Version, rates: Rates, factor: np.ndarr
     status = rng.multinomial(n, (1.0 - pe - p4, p4, pe))
     slow = rng.binomial(n, ps)
     buckets = np.concatenate([rng.multinomial(n - slow, FAST_SHARES), rng.multinomial(slow, SLOW_SHARES)])
+    if rates.scale != 1.0:
+        buckets = rng.multinomial(n, scaled_shares(ps, rates.scale)).astype(float)
     v.status += status
     v.buckets += buckets
     if warm:
         v.latency += buckets
+
+
+def bucket_shares(slow: float) -> np.ndarray:
+    """A version's share of responses per bucket (BOUNDS), with `slow` of them over 500 ms."""
+    return np.concatenate([(1 - slow) * np.array(FAST_SHARES), slow * np.array(SLOW_SHARES)])
+
+
+def scaled_shares(slow: float, scale: float) -> np.ndarray:
+    """The bucket shares of a version `scale` times slower than bucket_shares(slow): latencies
+    spread evenly inside each bucket (the +Inf one read as 2.5-5 s), each multiplied by `scale`."""
+    edges = np.array([0.0, *BOUNDS[:-1], 5.0])
+    cdf_at_edges = np.concatenate([[0.0], np.cumsum(bucket_shares(slow))])
+    shrunk = np.interp(np.minimum(edges[1:] / scale, 5.0), edges, cdf_at_edges)
+    shrunk[-1] = 1.0
+    return np.diff(np.concatenate([[0.0], shrunk]))
 
 
 def apply(release: Release, decision: Decision, now: float) -> Release:

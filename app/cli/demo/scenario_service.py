@@ -36,15 +36,25 @@ Environment (all optional except SCN_VERSION):
   SCN_METRICS_STOP_AFTER_S  after this long, /metrics answers 404 (the service keeps serving)
   SCN_SPIKE_FILE            a file shared by several processes: while it exists, the number of
                             milliseconds it holds is added to every request (a shared slowdown)
+  SCN_LATER_AFTER_S         from this long after the clock starts (until SCN_LATER_UNTIL_S, default
+  SCN_LATER_UNTIL_S         for ever) the SCN_LATER_* values below replace the base ones: a version
+  SCN_LATER_LATENCY_MS      that recovers partly, or a few minutes of tail spikes
+  SCN_LATER_JITTER_MS
+  SCN_LATER_ERROR_RATE
+  SCN_LATER_SLOW_RATE
+  SCN_DRIFT_MS_PER_S        latency added per second since the clock started (a slow drift)
+  SCN_ERROR_GROWTH_PER_S    error rate added per second since the clock started (errors that grow)
+  SCN_BUSY_RPS              while this process served more than this many requests in the last second
+  SCN_BUSY_ERROR_RATE       ... this fraction of `/` is answered 503 (a version that breaks under load)
   SCN_PREINIT_CODES         status codes exported at 0 from the start (default "200,500")
   SCN_CLOCK                 traffic (default) | start
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
-import math
 import os
 import random
 import signal
@@ -57,34 +67,12 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from app.cli.demo.scenario_faults import Dosed, Later, Schedule, SpikeFile, fraction, number
+
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
-
-def _fraction(env: Mapping[str, str], name: str) -> Fraction:
-    text = env.get(name, "0").strip() or "0"
-    try:
-        value = Fraction(text)
-    except ValueError:
-        raise RuntimeError(f"{name}={text!r} is not a number: use a fraction such as 0.3") from None
-    if not 0 <= value <= 1:
-        raise RuntimeError(f"{name}={text!r} is out of range: use a fraction between 0 and 1")
-    return value
-
-
-def _number(env: Mapping[str, str], name: str, default: float | None) -> float | None:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise RuntimeError(f"{name}={text!r} is not a number") from None
-    if value < 0:
-        raise RuntimeError(f"{name}={text!r} cannot be negative")
-    return value
 
 
 @dataclass(frozen=True)
@@ -109,77 +97,48 @@ class ScenarioSettings:
     spike_file: str | None = None
     preinit_codes: tuple[str, ...] = ("200", "500")
     clock: str = "traffic"
+    later: Later | None = None
+    drift_ms_per_s: float = 0.0
+    error_growth_per_s: float = 0.0
+    busy_rps: float | None = None
+    busy_error_rate: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ScenarioSettings:
         version = env.get("SCN_VERSION", "").strip()
         if not version:
             raise RuntimeError("SCN_VERSION is not set: run with SCN_VERSION=<the version to serve>")
-        crash_requests = _number(env, "SCN_CRASH_AFTER_REQUESTS", None)
+        crash_requests = number(env, "SCN_CRASH_AFTER_REQUESTS", None)
         clock = env.get("SCN_CLOCK", "traffic").strip() or "traffic"
         if clock not in ("traffic", "start"):
             raise RuntimeError(f"SCN_CLOCK={clock!r}: use traffic or start")
         return cls(
             service=env.get("SCN_SERVICE", "scn").strip() or "scn",
             version=version,
-            latency_ms=_number(env, "SCN_LATENCY_MS", 5.0) or 0.0,
-            jitter_ms=_number(env, "SCN_JITTER_MS", 0.0) or 0.0,
-            warmup_s=_number(env, "SCN_WARMUP_S", 0.0) or 0.0,
-            warmup_latency_ms=_number(env, "SCN_WARMUP_LATENCY_MS", 0.0) or 0.0,
-            error_rate=_fraction(env, "SCN_ERROR_RATE"),
-            error_code=int(_number(env, "SCN_ERROR_CODE", 500) or 500),
-            client_error_rate=_fraction(env, "SCN_CLIENT_ERROR_RATE"),
-            client_error_code=int(_number(env, "SCN_CLIENT_ERROR_CODE", 404) or 404),
-            slow_rate=_fraction(env, "SCN_SLOW_RATE"),
-            slow_ms=_number(env, "SCN_SLOW_MS", 1000.0) or 0.0,
-            timeout_rate=_fraction(env, "SCN_TIMEOUT_RATE"),
-            timeout_s=_number(env, "SCN_TIMEOUT_S", 4.0) or 0.0,
-            crash_after_s=_number(env, "SCN_CRASH_AFTER_S", None),
+            latency_ms=number(env, "SCN_LATENCY_MS", 5.0) or 0.0,
+            jitter_ms=number(env, "SCN_JITTER_MS", 0.0) or 0.0,
+            warmup_s=number(env, "SCN_WARMUP_S", 0.0) or 0.0,
+            warmup_latency_ms=number(env, "SCN_WARMUP_LATENCY_MS", 0.0) or 0.0,
+            error_rate=fraction(env, "SCN_ERROR_RATE"),
+            error_code=int(number(env, "SCN_ERROR_CODE", 500) or 500),
+            client_error_rate=fraction(env, "SCN_CLIENT_ERROR_RATE"),
+            client_error_code=int(number(env, "SCN_CLIENT_ERROR_CODE", 404) or 404),
+            slow_rate=fraction(env, "SCN_SLOW_RATE"),
+            slow_ms=number(env, "SCN_SLOW_MS", 1000.0) or 0.0,
+            timeout_rate=fraction(env, "SCN_TIMEOUT_RATE"),
+            timeout_s=number(env, "SCN_TIMEOUT_S", 4.0) or 0.0,
+            crash_after_s=number(env, "SCN_CRASH_AFTER_S", None),
             crash_after_requests=int(crash_requests) if crash_requests is not None else None,
-            metrics_stop_after_s=_number(env, "SCN_METRICS_STOP_AFTER_S", None),
+            metrics_stop_after_s=number(env, "SCN_METRICS_STOP_AFTER_S", None),
             spike_file=env.get("SCN_SPIKE_FILE", "").strip() or None,
             preinit_codes=tuple(c.strip() for c in env.get("SCN_PREINIT_CODES", "200,500").split(",") if c.strip()),
             clock=clock,
+            later=Later.from_env(env),
+            drift_ms_per_s=number(env, "SCN_DRIFT_MS_PER_S", 0.0) or 0.0,
+            error_growth_per_s=number(env, "SCN_ERROR_GROWTH_PER_S", 0.0) or 0.0,
+            busy_rps=number(env, "SCN_BUSY_RPS", None),
+            busy_error_rate=float(fraction(env, "SCN_BUSY_ERROR_RATE")),
         )
-
-
-class Schedule:
-    """Request n (1-based) is picked when floor(n*rate) steps up: exactly floor(N*rate) of the first N."""
-
-    def __init__(self, rate: Fraction):
-        self.rate = rate
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def next(self) -> bool:
-        if not self.rate:
-            return False
-        with self._lock:
-            self._count += 1
-            n = self._count
-        return math.floor(n * self.rate) > math.floor((n - 1) * self.rate)
-
-
-class SpikeFile:
-    """The shared slowdown: milliseconds read from a file, re-read at most every 0.2 s."""
-
-    def __init__(self, path: str | None):
-        self.path = path
-        self._value = 0.0
-        self._read_at = 0.0
-
-    def extra_ms(self) -> float:
-        if not self.path:
-            return 0.0
-        now = time.monotonic()
-        if now - self._read_at > 0.2:
-            self._read_at = now
-            try:
-                with open(self.path) as f:
-                    self._value = float(f.read().strip() or "0")
-            except (OSError, ValueError):
-                self._value = 0.0
-        return self._value
 
 
 def crash_now() -> None:
@@ -214,6 +173,8 @@ class ScenarioApp:
         self.slow = Schedule(s.slow_rate)
         self.timeouts = Schedule(s.timeout_rate)
         self.spike = SpikeFile(s.spike_file)
+        self.later_errors, self.later_slow, self.grown_errors, self.busy = Dosed(), Dosed(), Dosed(), Dosed()
+        self._recent: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
         self._served = 0
         self.clock_started: float | None = time.monotonic() if s.clock == "start" else None
@@ -267,8 +228,12 @@ class ScenarioApp:
         with self._lock:
             self._served += 1
             served = self._served
-        delay_ms = s.latency_ms + (random.uniform(0, s.jitter_ms) if s.jitter_ms else 0.0) + self.spike.extra_ms()
         elapsed = self.elapsed() or 0.0
+        later = s.later if s.later is not None and s.later.active(elapsed) else None
+        base_ms = s.latency_ms if later is None or later.latency_ms is None else later.latency_ms
+        jitter_ms = s.jitter_ms if later is None or later.jitter_ms is None else later.jitter_ms
+        delay_ms = base_ms + (random.uniform(0, jitter_ms) if jitter_ms else 0.0) + self.spike.extra_ms()
+        delay_ms += s.drift_ms_per_s * elapsed
         if s.warmup_s and elapsed < s.warmup_s:
             delay_ms += s.warmup_latency_ms
         # Each schedule advances on every request, so each fault keeps its exact rate.
@@ -278,6 +243,7 @@ class ScenarioApp:
             self.errors.next(),
             self.client_errors.next(),
         )
+        error, slow, busy = self._phased(later, elapsed, error, slow)
         if timed_out:
             delay_ms = max(delay_ms, s.timeout_s * 1000)
         elif slow:
@@ -285,7 +251,9 @@ class ScenarioApp:
         if delay_ms > 0:
             time.sleep(delay_ms / 1000)
         body: dict[str, Any] = {"service": s.service, "version": s.version}
-        if error and not timed_out:
+        if busy and not timed_out:
+            code, body["error"] = 503, "overloaded (SCN_BUSY_RPS)"
+        elif error and not timed_out:
             code, body["error"] = s.error_code, "injected failure (SCN_ERROR_RATE)"
         elif client_error and not timed_out:
             code, body["error"] = s.client_error_code, "injected client error (SCN_CLIENT_ERROR_RATE)"
@@ -297,6 +265,27 @@ class ScenarioApp:
         if s.crash_after_requests is not None and served >= s.crash_after_requests:
             threading.Timer(0.05, self._do_crash).start()  # after this response is written
         return self._send(start_response, code, body)
+
+    def _phased(self, later: Later | None, elapsed: float, error: bool, slow: bool) -> tuple[bool, bool, bool]:
+        """The time-varying faults: the later phase's rates replace the base ones; growing errors
+        and the overload errors come on top."""
+        s = self.settings
+        if later is not None and later.error_rate is not None:
+            error = self.later_errors.next(later.error_rate)
+        if later is not None and later.slow_rate is not None:
+            slow = self.later_slow.next(later.slow_rate)
+        if s.error_growth_per_s:
+            error = self.grown_errors.next(s.error_growth_per_s * elapsed) or error
+        busy = False
+        if s.busy_rps is not None:
+            now = time.monotonic()
+            with self._lock:
+                self._recent.append(now)
+                while self._recent and self._recent[0] < now - 1.0:
+                    self._recent.popleft()
+                load = len(self._recent)
+            busy = load > s.busy_rps and self.busy.next(s.busy_error_rate)
+        return error, slow, busy
 
     def _send(self, start_response: StartResponse, code: int, body: dict[str, Any]) -> Iterable[bytes]:
         data = json.dumps(body).encode()

@@ -149,6 +149,31 @@ class SlowConfig(ComparisonConfig):
     )
 
 
+class LatencyConfig(Strict):
+    """The whole latency distribution against stable's (app/core/judge/distribution.py)."""
+
+    enabled: bool = True
+    margin: float = Field(
+        0.10,
+        ge=0,
+        lt=1,
+        description="At most this much slower than stable across the distribution is not a regression "
+        "(0.10: 10% slower; a few percent slower passes, 25% slower is rolled back).",
+    )
+    detectable: float = Field(
+        0.25, gt=0, le=4, description="Promotion needs the data to rule out a candidate this much slower (or worse)."
+    )
+
+    @model_validator(mode="after")
+    def _floor_above_margin(self) -> LatencyConfig:
+        if self.detectable <= self.margin:
+            raise ValueError(
+                f"latency.detectable ({self.detectable}) must be larger than latency.margin ({self.margin}): "
+                "promotion rules out a slowdown of `detectable`, which must be worse than the margin it tolerates"
+            )
+        return self
+
+
 class JudgeConfig(Strict):
     """How the candidate is compared with stable (docs/judging.md). Defaults suit most services."""
 
@@ -173,6 +198,9 @@ class JudgeConfig(Strict):
     errors: ComparisonConfig = Field(default_factory=ComparisonConfig, description="5xx and proxy errors.")
     client_errors: ClientErrorsConfig = Field(default_factory=ClientErrorsConfig, description="4xx responses.")
     slow: SlowConfig = Field(default_factory=SlowConfig, description="Slow and timed-out responses.")
+    latency: LatencyConfig = Field(
+        default_factory=LatencyConfig, description="The whole latency distribution against stable's."
+    )
 
 
 DEFAULT_MIN_EVIDENCE_TIMEOUT = 180.0

@@ -27,6 +27,8 @@ from app.core.config.policy import CheckConfig, PolicyConfig
 from app.core.judge import evidence as ev
 from app.core.judge.compare import RESULT_NAMES, ComparisonInput, StepContext, compare, looks_broken, plus
 from app.core.judge.guards import guard, traffic_floor, warming
+from app.core.judge.latency import NAME as LATENCY_NAME
+from app.core.judge.latency import compare_latency
 from app.core.judge.plan import carry as carried_into
 from app.core.judge.samples import (
     MIN_LIVE_REFERENCE,
@@ -109,7 +111,8 @@ def judge_step(
     guards = [
         c for c in policy.checks if c.type in ("error_rate", "latency") and (c.min is not None or c.max is not None)
     ]
-    tests = max(1, len(comparisons) + len(guards))
+    latency = policy.judge.latency.enabled
+    tests = max(1, len(comparisons) + len(guards) + latency)
     # Each step is its own test (its counts start when its weights were confirmed, so a spike
     # is never weighted differently for the two versions): Bonferroni over checks and steps.
     alpha = ev.check_alpha(policy.judge.alpha, n_checks=tests, n_steps=policy.judged_periods)
@@ -121,6 +124,7 @@ def judge_step(
         n_steps=len(policy.steps),
     )  # fmt: skip
     results = [_run_comparison(c, ctx, view) for c in comparisons]
+    results += [_run_latency(policy, ctx, view)] if latency else []
     threshold = math.log(1.0 / alpha)
     results += [_run_guard(check, view, threshold, policy.judge.client_timeout) for check in guards]
     span = max(now - since, 1e-9)
@@ -213,6 +217,16 @@ def _run_comparison(c: ComparisonInput, ctx: StepContext, view: _Evaluation) -> 
         if c.cand is not None:
             state.candidate[c.kind] = plus(state.candidate.get(c.kind), c.cand)
     return result
+
+
+def _run_latency(policy: PolicyConfig, ctx: StepContext, view: _Evaluation) -> CheckResult:
+    """The whole latency distribution against stable's (app/core/judge/latency.py), after warmup."""
+    if view.warming:
+        return warming(LATENCY_NAME, view.warm_until - view.now, view.step, view.now)
+    failed = backend_failed(view.obs.stable) or backend_failed(view.obs.candidate)
+    return compare_latency(
+        policy.judge.latency, ctx, view.cand_latency, view.stable_latency, view.obs.stable_before, failed
+    )
 
 
 def _run_guard(check: CheckConfig, view: _Evaluation, threshold: float, client_timeout: float | None) -> CheckResult:
