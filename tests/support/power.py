@@ -4,7 +4,7 @@ size and traffic level: the table of docs/judging.md ("Power").
 Sluice: releases simulated through the real decide() (tests/support/simulate.py), policy *defaults*
 (10%:2m, 50%:2m, 100%:1m, every 10 s); its detection time is when the release was rolled back
 (promoted: never). The oracle: Wald's SPRT knowing both rates, testing p_s + margin against the
-candidate's rate at the α each comparison has over the release (the README's 0.01 over the three
+candidate's rate at the α each comparison has over the release (the README's 0.01 over the
 comparisons), on the same traffic schedule without holds.
 """
 
