@@ -69,7 +69,13 @@ def test_a_bad_release_is_rolled_back_across_a_second_failover_to_the_old_master
     assert dead is None or new == dead
 
     try:
-        release = wait_for(client, rid, lambda r: r["state"] not in ("running", "pending"))
+        # The failure is recorded before the router is told (record, then act): wait for both, the
+        # failed state and the weights_set event of the rollback that follows it.
+        release = wait_for(
+            client,
+            rid,
+            lambda r: r["state"] not in ("running", "pending") and candidate_weights(r, BAD_CANDIDATE)[-1:] == [0],
+        )
     except ApiClientError as exc:  # seen once in ~8 runs: a 404 for the release; say where the data was
         raise AssertionError(f"{exc}\n{sentinels.describe()}") from exc
     assert release["state"] == "failed", (release["state"], release["reason"])
