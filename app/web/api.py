@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, request
-from pydantic import ValidationError
 
 from app.context import get_context
 from app.core.models import TERMINAL_STATES
@@ -17,8 +16,8 @@ from app.store import BadCursor
 from app.telemetry.delivery import DeliveryReport, summary
 from app.web.audit import record
 from app.web.auth import require_admin, require_token
-from app.web.bodies import parse_json, raw_body
-from app.web.errors import ApiError, validation_detail
+from app.web.bodies import steer_reason
+from app.web.errors import ApiError
 from app.web.openapi import doc, error
 from app.web.responses import (
     ApplicationInfo,
@@ -135,18 +134,7 @@ def steer(release_id: str, action: str):
     if action not in ACTIONS:
         raise ApiError(404, f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
     who = require_token()
-    reason = ""
-    raw = raw_body()
-    # A body that is not JSON is no error for a control action (there is just no reason); a JSON one
-    # is read strictly, since its reason is stored.
-    if raw.strip() and request.mimetype == "application/json":
-        body = parse_json(raw)
-        if not isinstance(body, dict):
-            raise ApiError(400, 'the body must be a JSON object, e.g. {"reason": "..."}')
-        try:
-            reason = SteerRequest.model_validate(body, strict=True).reason or ""
-        except ValidationError as exc:
-            raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None
+    reason = steer_reason()
     ctx = get_context()
     try:
         release = control(ctx, release_id, action, actor=who.actor(), reason=reason)

@@ -17,6 +17,7 @@ from flask import g, request
 from pydantic import BaseModel, ValidationError
 
 from app.web.errors import ApiError, validation_detail
+from app.web.responses import SteerRequest
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY_BYTES = 256 * 1024
@@ -122,5 +123,20 @@ def json_body(model: type[M], *, strict: bool = False) -> M:
     data = any_json_body(raw_body())
     try:
         return model.model_validate(data, strict=strict)
+    except ValidationError as exc:
+        raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None
+
+
+def steer_reason() -> str:
+    """The reason a control action (pause, abort, a fleet's abort...) may carry: a body that is not
+    JSON is no error (there is just no reason); a JSON one is read strictly, since its reason is stored."""
+    raw = raw_body()
+    if not raw.strip() or request.mimetype != "application/json":
+        return ""
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        raise ApiError(400, 'the body must be a JSON object, e.g. {"reason": "..."}')
+    try:
+        return SteerRequest.model_validate(body, strict=True).reason or ""
     except ValidationError as exc:
         raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None

@@ -5,15 +5,14 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, request
-from pydantic import ValidationError
 
 from app.context import get_context
 from app.release.fleet_views import FleetDetail, FleetList, fleet_detail, fleet_view
 from app.release.fleets import FleetError, abort_fleet, approve_fleet
 from app.web.audit import record
 from app.web.auth import require_token
-from app.web.bodies import parse_json, raw_body
-from app.web.errors import ApiError, validation_detail
+from app.web.bodies import steer_reason
+from app.web.errors import ApiError
 from app.web.openapi import doc, error
 from app.web.responses import SteerRequest, respond
 
@@ -70,16 +69,7 @@ def get_fleet(fleet_id: str):
 )
 def abort(fleet_id: str):
     who = require_token()
-    reason = ""
-    raw = raw_body()
-    if raw.strip() and request.mimetype == "application/json":
-        body = parse_json(raw)
-        if not isinstance(body, dict):
-            raise ApiError(400, 'the body must be a JSON object, e.g. {"reason": "..."}')
-        try:
-            reason = SteerRequest.model_validate(body, strict=True).reason or ""
-        except ValidationError as exc:
-            raise ApiError(400, "the body has invalid fields", validation_detail(exc)) from None
+    reason = steer_reason()
     ctx = get_context()
     try:
         fleet = abort_fleet(ctx, _checked(fleet_id), who.actor(), reason)
