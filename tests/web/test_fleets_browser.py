@@ -8,21 +8,17 @@ by the scheduler and a real RQ worker, with in-memory routers per cluster (tests
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from app.context import Context, set_context
-from app.web import create_app
+from tests.support.browser import browser_page, served_app
 from tests.support.ci import CIRCLE_TOKEN
 from tests.support.ci_fakes import FakeCircleCI
 from tests.support.fleets import FLEET_TOKEN, ClusterPrometheus, announce, fleet_context, routers, run_until_finished
 
 pytestmark = pytest.mark.e2e
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -42,31 +38,14 @@ def ctx(redis_url: str, circle: FakeCircleCI, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture
 def web(ctx: Context) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, create_app(), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
+    with served_app() as url:
+        yield url
 
 
 @pytest.fixture
 def page() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (scripts/install-system-packages.sh installs it)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        try:
-            yield pg
-        finally:
-            browser.close()
-        assert not errors, errors
+    with browser_page(viewport={"width": 1400, "height": 1000}, console_errors=True) as pg:
+        yield pg
 
 
 def test_the_fleets_card_shows_each_wave_and_member(ctx: Context, circle: FakeCircleCI, web: str, page, artifacts):  # type: ignore[no-untyped-def]

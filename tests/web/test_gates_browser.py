@@ -7,22 +7,18 @@ ticked by the real tick with our in-memory router and a local Prometheus (as tes
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from app.context import Context, set_context
-from app.web import create_app
+from tests.support.browser import browser_page, served_app
 from tests.support.fakes import FakePrometheus, FakeRouter, WebhookReceiver
 from tests.support.gate_server import GateServer
 from tests.support.gates import GATE_SECRET, SLACK_SECRET, events, make_ctx, tick_until, wait_for_approval
 from tests.support.web import TOKEN
 
 pytestmark = pytest.mark.e2e
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -45,30 +41,14 @@ def ctx(
 
 @pytest.fixture
 def web(ctx: Context) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, create_app(), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
+    with served_app() as url:
+        yield url
 
 
 @pytest.fixture
 def page() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (scripts/install-system-packages.sh installs it)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True)
-        pg = browser.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield pg
-        finally:
-            browser.close()
-        assert not errors, errors
+    with browser_page() as pg:
+        yield pg
 
 
 def test_approve_button_approves_the_waiting_gate(ctx: Context, web: str, page) -> None:  # type: ignore[no-untyped-def]
