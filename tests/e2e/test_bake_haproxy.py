@@ -13,6 +13,7 @@ API's rollback and abort work during one; and `sluice replay` re-judges the bake
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -149,7 +150,12 @@ def test_a_version_that_degrades_after_promotion_is_reverted_during_its_bake(sta
     replayed = sluice(demo, "replay", rid)
     assert replayed.returncode in (0, 3), replayed.stdout + replayed.stderr
     assert "replayed: failed — recorded: failed" in replayed.stdout, replayed.stdout
-    assert "promote   promote" in replayed.stdout and "reverted during bake" in replayed.stdout, replayed.stdout
+    rows = replay_rows(replayed.stdout)
+    recorded = [row["recorded"] for row in rows]
+    replayed_decisions = [row["replayed"] for row in rows]
+    assert "promote" in replayed_decisions, replayed.stdout
+    assert abs(recorded.index("promote") - replayed_decisions.index("promote")) <= 1, replayed.stdout
+    assert replayed_decisions[-1] == "revert" and "reverted during bake" in rows[-1]["reason"], replayed.stdout
 
     reaction = restored["at"] - degraded_at
     report = (
@@ -161,6 +167,14 @@ def test_a_version_that_degrades_after_promotion_is_reverted_during_its_bake(sta
     (artifacts / "bake-revert.txt").write_text(report)
     print(report)
     assert reaction < BAKE  # caught within the bake, not at its end
+
+
+REPLAY_ROW = re.compile(r"^\s+\+\d+s\s+\d+\s+(?P<recorded>\S+)\s+(?P<replayed>\S+)\s+[=≠]\s+(?P<reason>.*)$")
+
+
+def replay_rows(output: str) -> list[dict[str, str]]:
+    """The evaluation rows of `sluice replay`'s table: recorded and replayed decision, replayed reason."""
+    return [match.groupdict() for line in output.splitlines() if (match := REPLAY_ROW.match(line))]
 
 
 def test_rollback_and_abort_work_during_a_bake_and_a_good_version_finishes_it(stack):
