@@ -7,22 +7,31 @@ Per client address (the proxy's client, when a trusted proxy is configured: app/
   few addresses).
 Past a limit: 429 JSON with Retry-After. If Redis cannot be asked, the request goes on (a Redis outage
 is answered 503 by the handlers themselves) rather than failing every login and webhook.
+
+The login is limited by Flask-Limiter (a moving window; only failed logins are counted, after the
+view). The receivers are the hot path of a retrying CI, so their budget is Sluice's own
+sliding-window counter (app/store/rate_limits.py): one script before the view, about a tenth of
+what Flask-Limiter's check cost per webhook.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+import redis
+from flask import Flask, Response
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 
-from app.store.rate_limits import SCHEME
+from app.store import rate_limits
+from app.store.rate_limits import SCHEME, Window
 from app.web.errors import error_response
 
 log = logging.getLogger("sluice.web")
@@ -60,13 +69,11 @@ def install(app: Flask) -> Limiter:
         key_prefix="sluice",
     )
     _drop_request_hook(app, limiter)
-    for endpoint in ("dashboard.login", *INTAKE):
-        view = app.view_functions[endpoint]
-        if endpoint == "dashboard.login":
-            limited = limiter.limit(login_rate, methods=["POST"], deduct_when=lambda r: r.status_code == 401)
-        else:
-            limited = limiter.shared_limit(intake_rate, scope="intake")  # one budget for all the receivers
-        app.view_functions[endpoint] = limited(view)  # type: ignore[assignment]
+    login = limiter.limit(login_rate, methods=["POST"], deduct_when=lambda r: r.status_code == 401)
+    app.view_functions["dashboard.login"] = login(app.view_functions["dashboard.login"])  # type: ignore[assignment]
+    budget = windows(intake_rate)
+    for endpoint in INTAKE:  # one budget for all the receivers
+        app.view_functions[endpoint] = _intake_limited(app.view_functions[endpoint], budget)
 
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded) -> Any:
@@ -75,10 +82,34 @@ def install(app: Flask) -> Limiter:
         if window is not None:  # until the oldest counted request leaves the window (at most the window)
             wait = min(math.ceil(window.reset_at - time.time()), window.limit.get_expiry())
         wait = max(1, wait)
-        message = f"too many requests from this address ({exc.description}); try again in {wait} s"
-        return error_response(429, message, headers={"Retry-After": str(wait)})
+        return too_many(exc.description or "", wait)
 
     return limiter
+
+
+def too_many(limit: str, wait: int) -> Response:
+    message = f"too many requests from this address ({limit}); try again in {wait} s"
+    return error_response(429, message, headers={"Retry-After": str(wait)})
+
+
+def windows(value: str) -> list[Window]:
+    """A checked rate (`rate()`) as the windows the receivers' counter keeps."""
+    return [Window(item.amount, item.get_expiry(), str(item)) for item in parse_many(value)]
+
+
+def _intake_limited(view: Callable[..., Any], budget: list[Window]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        try:
+            refused = rate_limits.hit(_store().r, "intake", get_remote_address(), budget, time.time())
+        except redis.RedisError as exc:  # the handler answers 503 if Redis is really gone
+            log.warning("the receivers' rate limit could not be counted (Redis: %s); serving", exc)
+            refused = None
+        if refused is not None:
+            return too_many(refused.window.text, refused.retry_after)
+        return view(*args, **kwargs)
+
+    return limited
 
 
 def _drop_request_hook(app: Flask, limiter: Limiter) -> None:
