@@ -148,15 +148,17 @@ def start_release(
     live_key = keys.deploy_dedup(app.name, svc.name, version)
     shadow_key = keys.shadow_dedup(live_key)  # a live release of the same version is another release
     now = time.time()
-    known = ctx.store.known_bad_version(app.name, svc.name, version)
-    if known is not None and force is None:
-        raise IntakeError(409, known.refusal(), refusal_detail(known))
     again = Event(at=now, type="duplicate", message=f"{trigger} announced {version} again")
-    tried = {"live": [live_key], "shadow": [shadow_key], None: [live_key, shadow_key]}[early]
-    for key in tried if force is None else []:  # forced: a new release even if one was announced
-        existing = ctx.store.claim_duplicate(key, again)
-        if existing is not None:
-            return Intake(existing, created=False)
+    known = None
+    if force is None:  # the known-bad check and the duplicate claims in one round trip (a retrying CI's path)
+        tried = {"live": [live_key], "shadow": [shadow_key], None: [live_key, shadow_key]}[early]
+        found = ctx.store.known_bad_or_duplicate(app.name, svc.name, version, tried, again)
+        if isinstance(found, KnownBad):
+            raise IntakeError(409, found.refusal(), refusal_detail(found))
+        if found is not None:
+            return Intake(found, created=False)
+    else:  # forced: a new release even if one was announced; the known-bad entry goes on its first event
+        known = ctx.store.known_bad_version(app.name, svc.name, version)
     source = _stable_version(ctx, app, svc, fallback_source, shadow_of=version if early == "shadow" else None)
     if source == version:
         raise IntakeError(409, f"{version} is already the stable version of {svc.name!r}; nothing to release")

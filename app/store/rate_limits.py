@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.commands.core import Script
 from limits.storage import RedisStorage, Storage
+from redis.commands.core import Script
 
 if TYPE_CHECKING:
     from app.store import Store

@@ -12,6 +12,7 @@ from typing import Any
 import redis
 from redis.sentinel import SentinelConnectionPool
 
+from app.core.known_bad import KnownBad
 from app.core.models import CheckResult, Event, Release
 from app.store import keys, listing
 from app.store.listing import ReleasePage
@@ -30,15 +31,22 @@ class DedupBusy(Exception):
     """A dedup key names a release that is not there, and is too young to be declared dangling."""
 
 
-# A deploy notification seen before: return its release, count the duplicate, keep the first few.
-_DUPLICATE = """
-local id = redis.call('get', KEYS[1])
-if not id then return false end
-local release = redis.call('get', ARGV[1] .. 'release:' .. id)
-if not release then return false end
-local n = redis.call('incr', ARGV[1] .. 'release:' .. id .. ':duplicates')
-if n <= tonumber(ARGV[3]) then redis.call('rpush', ARGV[1] .. 'release:' .. id .. ':events', ARGV[2]) end
-return release
+# A deploy notification seen before, unless its version is known-bad (KEYS[1], field ARGV[4]): {1, entry}
+# when it is (it is refused: nothing counted); {2, release} for the first dedup key of KEYS[2..] that
+# names a release, the duplicate counted and the first ARGV[3] kept as events (ARGV[2]); {0} otherwise.
+_KNOWN_BAD_OR_DUPLICATE = """
+local bad = redis.call('hget', KEYS[1], ARGV[4])
+if bad then return {1, bad} end
+for i = 2, #KEYS do
+  local id = redis.call('get', KEYS[i])
+  local release = id and redis.call('get', ARGV[1] .. 'release:' .. id)
+  if release then
+    local n = redis.call('incr', ARGV[1] .. 'release:' .. id .. ':duplicates')
+    if n <= tonumber(ARGV[3]) then redis.call('rpush', ARGV[1] .. 'release:' .. id .. ':events', ARGV[2]) end
+    return {2, release}
+  end
+end
+return {0}
 """
 
 # Create a release unless its dedup key names one, in one step: the dedup key, the release, its listing,
@@ -92,7 +100,7 @@ class Releases:
     r: redis.Redis
 
     def _init_releases(self) -> None:
-        self._duplicate = self.r.register_script(_DUPLICATE)
+        self._known_bad_or_duplicate = self.r.register_script(_KNOWN_BAD_OR_DUPLICATE)
         self._create = self.r.register_script(_CREATE)
 
     def get(self, release_id: str) -> Release | None:
@@ -210,12 +218,20 @@ class Releases:
         rid = self.r.get(keys.dedup(dedup_key))
         return self.get(_text(rid)) if rid else None
 
-    def claim_duplicate(self, dedup_key: str, event: Event, keep: int = 10) -> Release | None:
-        """The release a deploy notification already started, counting this duplicate and keeping the
-        first `keep` as events (a CI retry storm must not grow the event log without bound). One
-        round trip: this is the hot path of a retrying sender."""
-        raw = self._duplicate(keys=[keys.dedup(dedup_key)], args=[PREFIX, event.model_dump_json(), keep])
-        return Release.model_validate_json(raw) if raw else None
+    def known_bad_or_duplicate(
+        self, application: str, service: str, version: str, dedup_keys: list[str], event: Event, keep: int = 10
+    ) -> KnownBad | Release | None:
+        """For an announcement that is not forced: the version's known-bad entry (it is refused: nothing
+        is counted), else the release the first of `dedup_keys` names (the duplicate counted, the
+        first `keep` kept as events), else None. One round trip: the hot path of a retrying sender."""
+        answer = self._known_bad_or_duplicate(
+            keys=[keys.known_bad(application, service), *(keys.dedup(k) for k in dedup_keys)],
+            args=[PREFIX, event.model_dump_json(), keep, version],
+        )
+        kind = int(answer[0])
+        if kind == 1:
+            return KnownBad.model_validate_json(answer[1])
+        return Release.model_validate_json(answer[1]) if kind == 2 else None
 
     def duplicates(self, release_id: str) -> int:
         return int(self.r.get(keys.release_duplicates(release_id)) or 0)

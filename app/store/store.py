@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from app.core.known_bad import KnownBad
-from app.store import keys
+from app.store import keys, rate_limits
 from app.store.commits import Commits
 from app.store.fleets import FleetStore
 from app.store.gate_records import GateStore
@@ -22,6 +22,7 @@ from app.store.jobs import JobStore
 from app.store.locks import DELETE_IF_EQUAL
 from app.store.metrics import MetricsStore
 from app.store.people import PeopleStore
+from app.store.rate_limits import Refused, Window
 from app.store.release_records import Releases
 from app.store.retention import Retention
 from app.store.scaling import ScalingStore
@@ -85,6 +86,12 @@ class Store(Releases, Commits, DueSchedule):
             pipe.eval(DELETE_IF_EQUAL, 1, dedup_key, previous.id)
         pipe.execute()
         return entry
+
+    # --- receivers: their rate limit ---------------------------------------------------------------------
+
+    def count_request(self, scope: str, who: str, windows: list[Window], now: float) -> Refused | None:
+        """Count a request of `who` against `scope`'s limits (app/store/rate_limits.py); a Refused when full."""
+        return rate_limits.hit(self.r, scope, who, windows, now)
 
     # --- receivers: once-only processing of a sender's events ----------------------------------------
 

@@ -24,13 +24,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis
 from flask import Flask, Response
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 
-from app.store import rate_limits
+from app.store import StoreUnavailable
 from app.store.rate_limits import SCHEME, Window
 from app.web.errors import error_response
 
@@ -101,8 +100,8 @@ def _intake_limited(view: Callable[..., Any], budget: list[Window]) -> Callable[
     @functools.wraps(view)
     def limited(*args: Any, **kwargs: Any) -> Any:
         try:
-            refused = rate_limits.hit(_store().r, "intake", get_remote_address(), budget, time.time())
-        except redis.RedisError as exc:  # the handler answers 503 if Redis is really gone
+            refused = _store().count_request("intake", get_remote_address(), budget, time.time())
+        except StoreUnavailable as exc:  # the handler answers 503 if Redis is really gone
             log.warning("the receivers' rate limit could not be counted (Redis: %s); serving", exc)
             refused = None
         if refused is not None:
