@@ -37,7 +37,6 @@ DEPLOY_SECRET = "bench-deploy-secret-4b7e1d9a0c3f6e2b"  # 32+ characters: the we
 CIRCLECI_SECRET = "bench-circleci-secret-8d2f5a7c1e9b3d6f"
 TOKEN = "bench-token-0e6c9a2f4d8b1e7c3a5f9d2b"
 GUNICORN_WORKERS = 2
-SERVING = REPO / "app" / "web" / "serving.py"
 CONFIG = """
 applications:
   - name: bench
@@ -169,17 +168,65 @@ def endpoints() -> dict[str, tuple[str, bytes, dict[str, str]]]:
     }
 
 
-def serve(workdir: Path, name: str, app: str, env: dict[str, str]) -> tuple[Process, int]:
-    """`app` under gunicorn with Sluice's serving configuration (gevent), on a free loopback port."""
+def serve(workdir: Path, name: str, app: str, env: dict[str, str], tree: Path = REPO) -> tuple[Process, int]:
+    """`app` under gunicorn with Sluice's serving configuration (gevent), on a free loopback port;
+    `tree`: the checkout it is served from (another one for a before/after run)."""
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "-c", str(SERVING), "--bind", f"127.0.0.1:{port}", app]
-    proc = Process(name, args, workdir, env={**env, "WEB_CONCURRENCY": str(GUNICORN_WORKERS)}).start()
+    serving = tree / "app" / "web" / "serving.py"
+    args = [sys.executable, "-m", "gunicorn", "-c", str(serving), "--bind", f"127.0.0.1:{port}", app]
+    env = {**env, "WEB_CONCURRENCY": str(GUNICORN_WORKERS), "PYTHONPATH": str(tree)}
+    proc = Process(name, args, workdir, env=env).start()
     url = f"http://127.0.0.1:{port}/healthz"
     wait_until(lambda: requests.get(url, timeout=1).ok, 30, name, proc.proc, proc.log)
     return proc, port
 
 
-def run(workdir: Path, seconds: float = 6.0, rounds: int = 3) -> str:
+HEADER = [
+    "endpoint",
+    "Sluice req/s (saturated)",
+    "bare Flask req/s",
+    "ratio (median [min..max])",
+    "saturated p50 / p99 ms",
+    "at half the saturating rate: p50 / p99 ms",
+    "non-2xx",
+]
+
+
+def _ratio(ours: list[Load], base: list[Load]) -> str:
+    ratios = [o.rps / b.rps for o, b in zip(ours, base, strict=True)]
+    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]"
+
+
+def measure(
+    ports: dict[str, int], path: str, body: bytes, headers: dict[str, str], seconds: float, rounds: int
+) -> dict[str, list[Load]]:
+    """Each server (`ports`: name -> port) loaded in turn, round after round, so all see the same noise."""
+    loads: dict[str, list[Load]] = {name: [] for name in ports}
+    for _ in range(rounds):
+        for name, port in ports.items():
+            loads[name].append(hey(f"http://127.0.0.1:{port}{path}", body, headers, seconds, 16))
+    return loads
+
+
+def _row(name: str, loads: dict[str, list[Load]], half: Load) -> list[str]:
+    ours, base = loads["sluice"], loads["bare"]
+    row = [
+        name,
+        f"{statistics.median(o.rps for o in ours):.0f}",
+        f"{statistics.median(b.rps for b in base):.0f}",
+        _ratio(ours, base),
+        f"{statistics.median(o.p50_ms for o in ours):.1f} / {statistics.median(o.p99_ms for o in ours):.1f}",
+        f"{half.rps:.0f} req/s: {half.p50_ms:.1f} / {half.p99_ms:.1f}",
+        str(sum(o.errors for o in ours) + half.errors),
+    ]
+    if "before" in loads:
+        row.insert(4, _ratio(loads["before"], base))
+    return row
+
+
+def run(workdir: Path, seconds: float = 6.0, rounds: int = 3, before: Path | None = None) -> str:
+    """`before`: another checkout of Sluice (e.g. `git worktree add --detach /tmp/before main`), served
+    beside this one in the same rounds: its ratio to bare Flask gets a column."""
     procs: list[Process] = []
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -196,15 +243,19 @@ def run(workdir: Path, seconds: float = 6.0, rounds: int = 3) -> str:
             "SLUICE_LOG_LEVEL": "WARNING",
             "SLUICE_INTAKE_RATE": "1000000 per minute",  # throughput from one address, not the rate limit
             "SLUICE_ALLOW_UNTIMED_SIGNATURE": "1",  # see the module's docstring
-            "PYTHONPATH": str(REPO),
         }
-        sluice, sluice_port = serve(workdir, "bench-sluice", "app:create_app()", env)
-        bare, bare_port = serve(workdir, "bench-bare", "benchmarks.bare_app:create_app()", env)
-        procs += [sluice, bare]
+        ports: dict[str, int] = {}
+        for name, app, tree in [
+            ("sluice", "app:create_app()", REPO),
+            ("bare", "benchmarks.bare_app:create_app()", REPO),
+            *([("before", "app:create_app()", before)] if before else []),
+        ]:
+            proc, ports[name] = serve(workdir, f"bench-{name}", app, env, tree)
+            procs.append(proc)
         rows = []
         for name, (path, body, headers) in endpoints().items():
             first = requests.post(
-                f"http://127.0.0.1:{sluice_port}{path}",
+                f"http://127.0.0.1:{ports['sluice']}{path}",
                 data=body,
                 headers={"Content-Type": "application/json", **headers},
                 timeout=10,
@@ -213,38 +264,13 @@ def run(workdir: Path, seconds: float = 6.0, rounds: int = 3) -> str:
                 rows.append([name, "endpoint not available", "", "", "", "", ""])
                 continue
             first.raise_for_status()
-            ours, base = [], []
-            for _ in range(rounds):  # alternate, so both see the same noise
-                base.append(hey(f"http://127.0.0.1:{bare_port}{path}", body, headers, seconds, 16))
-                ours.append(hey(f"http://127.0.0.1:{sluice_port}{path}", body, headers, seconds, 16))
-            ratios = [o.rps / b.rps for o, b in zip(ours, base, strict=True)]
-            sat = statistics.median(o.rps for o in ours)
-            half = hey(f"http://127.0.0.1:{sluice_port}{path}", body, headers, seconds, 8, qps_per_worker=sat / 2 / 8)
-            rows.append(
-                [
-                    name,
-                    f"{sat:.0f}",
-                    f"{statistics.median(b.rps for b in base):.0f}",
-                    f"{statistics.median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]",
-                    f"{statistics.median(o.p50_ms for o in ours):.1f} / "
-                    f"{statistics.median(o.p99_ms for o in ours):.1f}",
-                    f"{half.rps:.0f} req/s: {half.p50_ms:.1f} / {half.p99_ms:.1f}",
-                    str(sum(o.errors for o in ours) + half.errors),
-                ]
-            )
+            loads = measure(ports, path, body, headers, seconds, rounds)
+            sat = statistics.median(o.rps for o in loads["sluice"])
+            url = f"http://127.0.0.1:{ports['sluice']}{path}"
+            rows.append(_row(name, loads, hey(url, body, headers, seconds, 8, qps_per_worker=sat / 2 / 8)))
+        header = HEADER if before is None else [*HEADER[:4], "before: ratio", *HEADER[4:]]
         return (
-            table(
-                [
-                    "endpoint",
-                    "Sluice req/s (saturated)",
-                    "bare Flask req/s",
-                    "ratio (median [min..max])",
-                    "saturated p50 / p99 ms",
-                    "at half the saturating rate: p50 / p99 ms",
-                    "non-2xx",
-                ],
-                rows,
-            )
+            table(header, rows)
             + f"\n\ngunicorn -c app/web/serving.py (gevent, {GUNICORN_WORKERS} workers, access log) for both; "
             f"hey -c 16, {rounds} alternating rounds of {seconds:.0f} s each; then hey -c 8 rate-limited to half the "
             "median saturating rate."
@@ -263,6 +289,7 @@ if __name__ == "__main__":
             Path(tempfile.mkdtemp()),
             seconds=float(os.environ.get("BENCH_SECONDS", "6")),
             rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
+            before=Path(os.environ["BENCH_BEFORE"]) if os.environ.get("BENCH_BEFORE") else None,
         )
     )
     time.sleep(0)
