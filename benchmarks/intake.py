@@ -73,6 +73,23 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_ms: float = 0.0  # CPU per request of the server (its gunicorn master and workers) and of Redis
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes and their children (a gunicorn master's workers), from /proc.
+    Less disturbed by the other load on a shared machine than requests/s: it is what each request costs."""
+    total, tick, todo = 0.0, os.sysconf("SC_CLK_TCK"), list(pids)
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a process that ended meanwhile
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def hey(
@@ -110,7 +127,8 @@ def hey(
     latencies = [float(r["response-time"]) * 1000 for r in rows]
     errors = sum(1 for r in rows if not r["status-code"].startswith("2"))
     span = max(float(r["offset"]) for r in rows) if rows else seconds
-    return Load(len(rows) / max(span, 1e-9), percentile(latencies, 50), percentile(latencies, 99), errors)
+    rps = len(rows) / max(span, 1e-9)
+    return Load(rps, percentile(latencies, 50), percentile(latencies, 99), errors, len(rows))
 
 
 def _circleci_body() -> bytes:
@@ -186,6 +204,7 @@ HEADER = [
     "Sluice req/s (saturated)",
     "bare Flask req/s",
     "ratio (median [min..max])",
+    "CPU ms / request, workers + Redis: Sluice / bare (bare / Sluice)",
     "saturated p50 / p99 ms",
     "at half the saturating rate: p50 / p99 ms",
     "non-2xx",
@@ -197,14 +216,27 @@ def _ratio(ours: list[Load], base: list[Load]) -> str:
     return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]"
 
 
+def _cpu(loads: list[Load]) -> float:
+    return statistics.median(load.cpu_ms for load in loads)
+
+
 def measure(
-    ports: dict[str, int], path: str, body: bytes, headers: dict[str, str], seconds: float, rounds: int
+    servers: dict[str, tuple[int, list[int]]],
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    seconds: float,
+    rounds: int,
 ) -> dict[str, list[Load]]:
-    """Each server (`ports`: name -> port) loaded in turn, round after round, so all see the same noise."""
-    loads: dict[str, list[Load]] = {name: [] for name in ports}
+    """Each server (name -> its port, and the pids whose CPU it costs: its own and Redis's) loaded in
+    turn, round after round, so that all see the same noise."""
+    loads: dict[str, list[Load]] = {name: [] for name in servers}
     for _ in range(rounds):
-        for name, port in ports.items():
-            loads[name].append(hey(f"http://127.0.0.1:{port}{path}", body, headers, seconds, 16))
+        for name, (port, pids) in servers.items():
+            before = cpu_seconds(pids)
+            load = hey(f"http://127.0.0.1:{port}{path}", body, headers, seconds, 16)
+            load.cpu_ms = (cpu_seconds(pids) - before) * 1000 / max(load.requests, 1)
+            loads[name].append(load)
     return loads
 
 
@@ -215,12 +247,14 @@ def _row(name: str, loads: dict[str, list[Load]], half: Load) -> list[str]:
         f"{statistics.median(o.rps for o in ours):.0f}",
         f"{statistics.median(b.rps for b in base):.0f}",
         _ratio(ours, base),
+        f"{_cpu(ours):.2f} / {_cpu(base):.2f} ({_cpu(base) / _cpu(ours):.2f})",
         f"{statistics.median(o.p50_ms for o in ours):.1f} / {statistics.median(o.p99_ms for o in ours):.1f}",
         f"{half.rps:.0f} req/s: {half.p50_ms:.1f} / {half.p99_ms:.1f}",
         str(sum(o.errors for o in ours) + half.errors),
     ]
     if "before" in loads:
-        row.insert(4, _ratio(loads["before"], base))
+        then = loads["before"]
+        row.insert(5, f"{_ratio(then, base)}; CPU {_cpu(then):.2f} ms ({_cpu(base) / _cpu(then):.2f})")
     return row
 
 
@@ -244,36 +278,39 @@ def run(workdir: Path, seconds: float = 6.0, rounds: int = 3, before: Path | Non
             "SLUICE_INTAKE_RATE": "1000000 per minute",  # throughput from one address, not the rate limit
             "SLUICE_ALLOW_UNTIMED_SIGNATURE": "1",  # see the module's docstring
         }
-        ports: dict[str, int] = {}
+        servers: dict[str, tuple[int, list[int]]] = {}
         for name, app, tree in [
             ("sluice", "app:create_app()", REPO),
             ("bare", "benchmarks.bare_app:create_app()", REPO),
             *([("before", "app:create_app()", before)] if before else []),
         ]:
-            proc, ports[name] = serve(workdir, f"bench-{name}", app, env, tree)
+            proc, port = serve(workdir, f"bench-{name}", app, env, tree)
             procs.append(proc)
+            assert proc.proc is not None and redis_proc.proc is not None
+            servers[name] = (port, [proc.proc.pid, redis_proc.proc.pid])
         rows = []
         for name, (path, body, headers) in endpoints().items():
             first = requests.post(
-                f"http://127.0.0.1:{ports['sluice']}{path}",
+                f"http://127.0.0.1:{servers['sluice'][0]}{path}",
                 data=body,
                 headers={"Content-Type": "application/json", **headers},
                 timeout=10,
             )
             if first.status_code == 404:
-                rows.append([name, "endpoint not available", "", "", "", "", ""])
+                rows.append([name, "endpoint not available", *[""] * (len(HEADER) - 2)])
                 continue
             first.raise_for_status()
-            loads = measure(ports, path, body, headers, seconds, rounds)
+            loads = measure(servers, path, body, headers, seconds, rounds)
             sat = statistics.median(o.rps for o in loads["sluice"])
-            url = f"http://127.0.0.1:{ports['sluice']}{path}"
+            url = f"http://127.0.0.1:{servers['sluice'][0]}{path}"
             rows.append(_row(name, loads, hey(url, body, headers, seconds, 8, qps_per_worker=sat / 2 / 8)))
-        header = HEADER if before is None else [*HEADER[:4], "before: ratio", *HEADER[4:]]
+        header = HEADER if before is None else [*HEADER[:5], "before: ratio; CPU / request", *HEADER[5:]]
         return (
             table(header, rows)
             + f"\n\ngunicorn -c app/web/serving.py (gevent, {GUNICORN_WORKERS} workers, access log) for both; "
             f"hey -c 16, {rounds} alternating rounds of {seconds:.0f} s each; then hey -c 8 rate-limited to half the "
-            "median saturating rate."
+            "median saturating rate. CPU per request: the server's processes' and Redis's user + system CPU "
+            "(/proc) over a round, divided by the requests answered in it (median of the rounds)."
         )
     finally:
         for p in reversed(procs):
