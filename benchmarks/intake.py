@@ -75,6 +75,7 @@ class Load:
     errors: int
     requests: int = 0
     cpu_ms: float = 0.0  # CPU per request of the server (its gunicorn master and workers) and of Redis
+    redis_ms: float = 0.0  # of which Redis's
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -204,7 +205,7 @@ HEADER = [
     "Sluice req/s (saturated)",
     "bare Flask req/s",
     "ratio (median [min..max])",
-    "CPU ms / request, workers + Redis: Sluice / bare (bare / Sluice)",
+    "CPU ms / request, workers + Redis: Sluice / bare (bare / Sluice); Sluice's Redis",
     "saturated p50 / p99 ms",
     "at half the saturating rate: p50 / p99 ms",
     "non-2xx",
@@ -228,14 +229,15 @@ def measure(
     seconds: float,
     rounds: int,
 ) -> dict[str, list[Load]]:
-    """Each server (name -> its port, and the pids whose CPU it costs: its own and Redis's) loaded in
+    """Each server (name -> its port, and the pids whose CPU it costs: its own, then Redis's) loaded in
     turn, round after round, so that all see the same noise."""
     loads: dict[str, list[Load]] = {name: [] for name in servers}
     for _ in range(rounds):
         for name, (port, pids) in servers.items():
-            before = cpu_seconds(pids)
+            before, redis_before = cpu_seconds(pids), cpu_seconds(pids[-1:])
             load = hey(f"http://127.0.0.1:{port}{path}", body, headers, seconds, 16)
             load.cpu_ms = (cpu_seconds(pids) - before) * 1000 / max(load.requests, 1)
+            load.redis_ms = (cpu_seconds(pids[-1:]) - redis_before) * 1000 / max(load.requests, 1)
             loads[name].append(load)
     return loads
 
@@ -247,7 +249,8 @@ def _row(name: str, loads: dict[str, list[Load]], half: Load) -> list[str]:
         f"{statistics.median(o.rps for o in ours):.0f}",
         f"{statistics.median(b.rps for b in base):.0f}",
         _ratio(ours, base),
-        f"{_cpu(ours):.2f} / {_cpu(base):.2f} ({_cpu(base) / _cpu(ours):.2f})",
+        f"{_cpu(ours):.2f} / {_cpu(base):.2f} ({_cpu(base) / _cpu(ours):.2f}); "
+        f"{statistics.median(o.redis_ms for o in ours):.2f}",
         f"{statistics.median(o.p50_ms for o in ours):.1f} / {statistics.median(o.p99_ms for o in ours):.1f}",
         f"{half.rps:.0f} req/s: {half.p50_ms:.1f} / {half.p99_ms:.1f}",
         str(sum(o.errors for o in ours) + half.errors),
