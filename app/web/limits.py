@@ -29,6 +29,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 
+from app.config_file.loader import ConfigError
 from app.store import StoreUnavailable
 from app.store.rate_limits import SCHEME, Window
 from app.web.errors import error_response
@@ -101,8 +102,11 @@ def _intake_limited(view: Callable[..., Any], budget: list[Window]) -> Callable[
     def limited(*args: Any, **kwargs: Any) -> Any:
         try:
             refused = _store().count_request("intake", get_remote_address(), budget, time.time())
-        except StoreUnavailable as exc:  # the handler answers 503 if Redis is really gone
-            log.warning("the receivers' rate limit could not be counted (Redis: %s); serving", exc)
+        except (StoreUnavailable, ConfigError) as exc:
+            # Redis, or the configuration the store comes with, cannot be had: serve, as Flask-Limiter's
+            # swallow_errors does. The view still refuses what it can without them (413, 400, 401) and
+            # answers 503 for the rest.
+            log.warning("the receivers' rate limit could not be counted (%s); serving", exc)
             refused = None
         if refused is not None:
             return too_many(refused.window.text, refused.retry_after)
