@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from integrations.metrics.interface import CountsSpan
 from integrations.prometheus.client import PRIMED_FOR_SECONDS
 from integrations.prometheus.packed_counts import split
 from integrations.prometheus.provider import PrometheusProvider
@@ -65,6 +66,31 @@ def test_a_batch_of_counts_is_one_request_and_each_part_is_what_its_own_query_sa
         want = single.response_counts(service, version, namespace, start, AT)
         assert got.error is None and got.requests > 0
         assert got.model_dump() == want.model_dump()
+    assert len(sent) == 1  # every tick's counts came from the batch's request
+
+
+def test_a_span_that_ended_before_the_batch_is_packed_pinned_to_its_end(
+    packed: PrometheusProvider, single: PrometheusProvider
+) -> None:
+    """Stable's counts before the release end when it was created, not when the batch runs: their
+    part (`@` its end) must answer what their own query evaluated at that end answers."""
+    sent = requests_sent(packed)
+    ended = AT - 60  # e.g. the release was created a minute before this batch
+    spans = [
+        CountsSpan(STABLE.app, STABLE.version, STABLE.namespace, AT - SPAN, ended),
+        CountsSpan(STABLE.app, STABLE.version, STABLE.namespace, AT - SPAN),  # same start, ending now
+        CountsSpan(CANDIDATE.app, CANDIDATE.version, CANDIDATE.namespace, AT - SPAN, ended),
+    ]
+    assert packed.prime_counts(spans, AT) == len(spans)
+    assert len(sent) == 1 and " @ " in sent[0][0]
+    for service, version, namespace, start, end in spans:
+        got = packed.response_counts(service, version, namespace, start, AT + 0.5 if end is None else end)
+        want = single.response_counts(service, version, namespace, start, AT if end is None else end)
+        assert got.error is None and got.requests > 0
+        assert got.model_dump() == want.model_dump()
+    pinned = packed.response_counts(STABLE.app, STABLE.version, STABLE.namespace, AT - SPAN, ended)
+    whole = packed.response_counts(STABLE.app, STABLE.version, STABLE.namespace, AT - SPAN, AT)
+    assert pinned.requests < whole.requests  # the two spans were kept apart
     assert len(sent) == 1  # every tick's counts came from the batch's request
 
 
