@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_ATOMS = frozenset({float, int, str, bool, type(None)})
 # About 4 comparisons (errors, 4xx, slow, latency) for each of 10,000 releases, and room to spare.
 MAX_ENTRIES = 65_536
 
@@ -75,10 +76,11 @@ def plain(value: Any) -> bool:
     """Whether `repr(value)` shows all of it: numbers, strings, None, tuples and lists of them, and
     frozen dataclasses of them (the statistics' settings). Anything else (an object's default repr
     names its address, which a later object may reuse) is never remembered."""
-    if value is None or isinstance(value, str | int | float):
+    kind = type(value)
+    if kind in _ATOMS:
         return True
-    if isinstance(value, tuple | list):
-        return all(plain(v) for v in value)
+    if kind is tuple or kind is list:
+        return all(type(v) in _ATOMS or plain(v) for v in value)  # atoms first: histograms are many
     params = getattr(type(value), "__dataclass_params__", None)
     if params is not None and params.frozen:
         return all(f.repr and plain(getattr(value, f.name)) for f in dataclasses.fields(value))
