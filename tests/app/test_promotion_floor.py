@@ -136,3 +136,42 @@ def test_responses_slower_than_the_client_timeout_count_as_errors():
     }
     d = decide(release(), policy(steps=steps, checks=slo, judge=off), obs, T0 + 30)
     assert d.kind == "fail" and "check 'errors' failed" in d.reason
+
+
+def at_100_after_steps(before: tuple[float, float] | None) -> dict:
+    """At 100% after two steps: stable served 1,000 requests with 10 errors (1%) beside the candidate,
+    which served 300 with 3; `before`: stable's counts over the 10 minutes before the release."""
+    state = JudgeState(
+        first_traffic_at=T0,
+        slow_under=0.5,
+        baseline={"errors": (10.0, 1000.0), "4xx": (0.0, 1000.0), "slow": (0.0, 1000.0)},
+        candidate={"errors": (3.0, 300.0), "4xx": (0.0, 300.0), "slow": (0.0, 300.0)},
+        before={} if before is None else {"errors": before, "4xx": (0.0, before[1]), "slow": (0.0, before[1])},
+    )
+    return dict(AT_100, judge=state)
+
+
+def test_a_good_version_beside_stables_one_percent_errors_is_promoted_on_stables_record():
+    # Scenario good-background-errors: both versions answer 1% errors. At 100% stable's counts stop
+    # growing; the steps' thousand requests (ten errors) cannot pin its rate, so "3x stable" could not
+    # be ruled out and the good version failed on the evidence timeout. Stable's minutes before the
+    # release pin it: the floor is reached.
+    p = policy(checks=[], judge={"slow": {"enabled": False}, "client_errors": {"enabled": False}})
+    obs = Observations(at=T0 + 120, candidate_healthy=True, evidence=evidence(counts(3000, errors=30), counts(0)))
+    held = decide(release(**at_100_after_steps(None)), p, obs, T0 + 120)
+    assert held.kind == "hold", held.reason
+    promoted = decide(release(**at_100_after_steps((240.0, 24000.0))), p, obs, T0 + 120)
+    assert promoted.kind == "promote", promoted.reason
+    detail = errors_result(promoted).detail
+    assert "stable (since before the release) 1.0%" in detail and "rules out more than max(3x" in detail, detail
+
+
+def test_stables_record_before_the_release_does_not_let_three_times_its_errors_through():
+    # The same record, a candidate at 3.3% (3.3x stable's 1%): never promoted, whatever its count.
+    p = policy(checks=[], judge={"slow": {"enabled": False}, "client_errors": {"enabled": False}})
+    for n in (3000, 30000):
+        obs = Observations(
+            at=T0 + 120, candidate_healthy=True, evidence=evidence(counts(n, errors=0.033 * n), counts(0))
+        )
+        d = decide(release(**at_100_after_steps((240.0, 24000.0))), p, obs, T0 + 120)
+        assert d.kind in ("hold", "fail"), d.reason

@@ -199,18 +199,23 @@ def _over_the_release(
     verdict: str,
     detail: str,
 ) -> tuple[str, str]:
-    """Promotion asks "is it good?" of everything the candidate served, each step's counts against
-    stable's over the same span. A failure stays per step: pooling adds no way to fail, so the
-    false-alarm bound is unchanged; it only lets evidence gathered at 10% and 50% count towards the
-    floor, which a low-traffic service needs."""
+    """Promotion asks "is it good?" of everything the candidate served, against stable's record: its
+    counts over the same spans and the minutes before the release. A failure stays per step: pooling
+    adds no way to fail, so the false-alarm bound is unchanged; it only lets evidence gathered at
+    10% and 50% count towards the floor, which a low-traffic service needs. Stable's minutes before
+    the release pin its rate: the floor is relative to it, and the steps alone (a thousand stable
+    requests at 1% errors hold ten) left "3x stable" unprovable at 100%, where stable's counts stop
+    growing -- good versions on a service with 1% background errors failed on the evidence timeout."""
     assert c.cand is not None
-    pooled = _pooled(c.cand, reference, ctx.stable_live, ctx.state, c.kind)
+    history = _history(c, ctx, reference)
+    pooled = _pooled(c.cand, reference, ctx.stable_live, ctx.state, c.kind, history)
     if pooled is None:
         return verdict, detail
     whole_c, whole_s = pooled
+    ref_name = "stable (since before the release)" if history is not None else "stable"
     e_all = ev.judge(
         c.kind, min(whole_c.bad, whole_c.n), whole_c.n, min(whole_s.bad, whole_s.n), whole_s.n, alpha=ctx.alpha,
-        margin=margin, detectable=detectable, decisive_gap=ev.DEFAULTS[c.kind].decisive_gap, reference="stable",
+        margin=margin, detectable=detectable, decisive_gap=ev.DEFAULTS[c.kind].decisive_gap, reference=ref_name,
         times_stable=c.conf.times_stable,
     )  # fmt: skip
     if e_all.verdict == "pass" and c.cand.n >= MIN_STEP_REQUESTS:
@@ -267,19 +272,35 @@ def plus(total: tuple[float, float] | None, sample: Sample) -> tuple[float, floa
     return (bad + sample.bad, n + sample.n)
 
 
+def _history(c: ComparisonInput, ctx: StepContext, reference: Sample) -> tuple[float, float] | None:
+    """Stable's counts from the minutes before the release (saved at the first step), unless they
+    are already the reference (a release whose first step is 100%)."""
+    before = ctx.state.before.get(c.kind) or ((c.before.bad, c.before.n) if c.before is not None else None)
+    if before is None or before[1] <= 0 or (c.before is not None and reference is c.before):
+        return None
+    return before
+
+
 def _pooled(
-    cand: Sample, reference: Sample, stable_live: bool, state: JudgeState, kind: str
+    cand: Sample,
+    reference: Sample,
+    stable_live: bool,
+    state: JudgeState,
+    kind: str,
+    history: tuple[float, float] | None = None,
 ) -> tuple[Sample, Sample] | None:
     """The candidate's counts over the whole release (the steps passed and this one) and stable's
-    over the same spans; None when no step has been passed yet (nothing to pool)."""
+    over the same spans, plus `history` (stable before the release); None when no step has been
+    passed yet (nothing to pool)."""
     carried = state.candidate.get(kind)
     if carried is None or carried[1] <= 0:
         return None
     whole_c = Sample(carried[0] + cand.bad, carried[1] + cand.n, cand.source)
-    if stable_live:  # `reference` is stable's live sample over this step's span
-        bad, n = plus(state.baseline.get(kind), reference)
-        return whole_c, Sample(bad, n, reference.source)
-    return whole_c, reference  # at 100%: stable's counts from the steps passed (the baseline)
+    # While stable serves, `reference` is its live sample over this step's span, added to the steps
+    # passed; at 100% it is already stable's counts from the steps passed (the baseline).
+    stable = plus(state.baseline.get(kind), reference) if stable_live else (reference.bad, reference.n)
+    bad, n = plus(history, Sample(*stable, reference.source))
+    return whole_c, Sample(bad, n, reference.source)
 
 
 def looks_broken(results: list[CheckResult]) -> bool:
