@@ -213,8 +213,9 @@ def _over_the_release(
         return verdict, detail
     whole_c, whole_s = pooled
     ref_name = "stable (since before the release)" if history is not None else "stable"
-    e_all = ev.judge(
-        c.kind, min(whole_c.bad, whole_c.n), whole_c.n, min(whole_s.bad, whole_s.n), whole_s.n, alpha=ctx.alpha,
+    e_all = ctx.memo(
+        ev.judge, c.kind, min(whole_c.bad, whole_c.n), whole_c.n, min(whole_s.bad, whole_s.n), whole_s.n,
+        alpha=ctx.alpha,
         margin=margin, detectable=detectable, decisive_gap=ev.DEFAULTS[c.kind].decisive_gap, reference=ref_name,
         times_stable=c.conf.times_stable,
     )  # fmt: skip
