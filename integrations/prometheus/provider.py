@@ -30,6 +30,7 @@ from integrations.routers.proxy_view import ProxyQuery
 
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 MAX_LISTED = 8  # targets or versions named in a reason
+MAX_RENDERED = 100_000  # counts queries kept rendered (a few per running release); then start over
 
 
 class PrometheusProvider:
@@ -37,6 +38,7 @@ class PrometheusProvider:
         self.config = config
         self.querier = PrometheusQuerier(url or config.url, timeout=config.timeout)
         self._packed = PackedCounts()
+        self._rendered: dict[tuple[str, str, str, float | None], list[str]] = {}
 
     def observe_checks(
         self, policy: PolicyConfig, metrics: dict[str, Any], release: Release, at: float
@@ -75,8 +77,20 @@ class PrometheusProvider:
         return self._packed.prime(self.querier, wanted, at, self._parse_counts)
 
     def _counts_query(self, service: str, version: str, namespace: str, win: str, end: float | None = None) -> str:
-        variables = {"service": service, "version": version, "namespace": namespace, "window": win}
-        return render(queries.response_counts_template(self.config, end), variables)
+        """The counts query, rendered once per version and span end: only its window changes from
+        tick to tick (a batch renders hundreds of these; `render` is a regex pass with a callback)."""
+        key = (service, version, namespace, end)
+        pieces = self._rendered.get(key)
+        if pieces is None:
+            variables = {"service": service, "version": version, "namespace": namespace}
+            # Split where the window goes; each piece rendered (validated, escaped) without it.
+            template = queries.response_counts_template(self.config, end).split("{window}")
+            pieces = [render(piece, variables) for piece in template]
+            if len(self._rendered) >= MAX_RENDERED:
+                self._rendered.clear()
+            self._rendered[key] = pieces
+        render("{window}", {"window": win})  # the window checked as render checks it
+        return win.join(pieces)
 
     def response_counts(self, service: str, version: str, namespace: str, start: float, end: float) -> ResponseCounts:
         if end <= start:

@@ -11,7 +11,9 @@ import pytest
 from integrations.metrics.interface import CountsSpan
 from integrations.prometheus.client import PRIMED_FOR_SECONDS
 from integrations.prometheus.packed_counts import split
+from integrations.prometheus.promql import render
 from integrations.prometheus.provider import PrometheusProvider
+from integrations.prometheus.queries import response_counts_template
 from tests.integrations.prometheus.test_prometheus_checks import AT, CANDIDATE, PROM, STABLE
 from tests.integrations.prometheus.test_response_counts import (  # noqa: F401 - the module's Prometheus
     FIRST_ERRORS,
@@ -138,3 +140,17 @@ def test_an_answer_with_untagged_series_is_not_trusted() -> None:
     assert split([({"code": "200", "sluice_part": "0"}, 1.0), ({"code": "200"}, 2.0)], 1) is None
     assert split([({"code": "200", "sluice_part": "2"}, 1.0)], 2) is None
     assert split([({"code": "200", "sluice_part": "1"}, 1.0)], 2) == [[], [({"code": "200"}, 1.0)]]
+
+
+@pytest.mark.parametrize("end", [None, AT - 60])
+def test_a_counts_query_rendered_once_is_what_render_makes_of_it(end: float | None) -> None:
+    provider = PrometheusProvider(PROM, "http://127.0.0.1:9")
+    try:
+        for win in ("300s", "2500ms", "300s"):  # the second 300s comes from what was rendered before
+            variables = {"service": STABLE.app, "version": STABLE.version, "namespace": STABLE.namespace}
+            want = render(response_counts_template(PROM, end), {**variables, "window": win})
+            assert provider._counts_query(STABLE.app, STABLE.version, STABLE.namespace, win, end) == want
+        with pytest.raises(ValueError, match="not a PromQL duration"):
+            provider._counts_query(STABLE.app, STABLE.version, STABLE.namespace, "5m) or vector(1", end)
+    finally:
+        provider.close()
