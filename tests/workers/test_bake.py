@@ -10,16 +10,15 @@ in-memory implementation of the Router protocol, as in test_engine.py.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from app.config_file.loader import parse_config
 from app.context import Context
-from app.core.models import Release
 from app.release.intake import start_release
 from tests.support.fakes import FakePrometheus, FakeRouter, config_text
+from tests.support.gates import get, tick_until
 from workers.tick import tick
 
 pytestmark = pytest.mark.integration
@@ -56,23 +55,6 @@ def make_ctx(redis_url: str, prom: FakePrometheus, router: FakeRouter) -> Iterat
     for context in made:
         context.prometheus.close()
         context.store.r.close()
-
-
-def get(ctx: Context, rid: str) -> Release:
-    rel = ctx.store.get(rid)
-    assert rel is not None
-    return rel
-
-
-def tick_until(ctx: Context, rid: str, done, timeout: float = 15.0) -> Release:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        tick(ctx, rid, get(ctx, rid).seq)
-        rel = get(ctx, rid)
-        if done(rel):
-            return rel
-        time.sleep(0.05)
-    raise AssertionError(f"never reached: {get(ctx, rid)}")
 
 
 def test_a_regression_during_the_bake_reverts_and_a_router_failure_then_loses_nothing(
