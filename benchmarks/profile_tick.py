@@ -15,8 +15,8 @@ Sluice's cost. Reported:
 - CPU per tick: this process's CPU time (time.process_time, all threads) over the rounds / ticks;
   less disturbed by other load on the machine than wall time;
 - Redis commands per tick: INFO commandstats before and after, by command;
-- where the time goes: cProfile over the rounds, by cumulative and by own time (a batch's ticks
-  then run on one thread: cProfile sees only the thread that enables it);
+- where the time goes: cProfile over the rounds, in CPU time (process_time), by cumulative and by
+  own time (a batch's ticks then run on one thread: cProfile sees only the thread that enables it);
 - with `--without LEVER,...`: rounds alternate between everything on and those levers off, and
   each side's CPU per tick is reported (median [min..max]): a lever's effect measured side by
   side, under whatever else the machine runs at the time.
@@ -41,6 +41,9 @@ import redis
 from app.cli.demo.stack import Process, start_redis
 from app.config_file.loader import parse_config
 from app.context import Context, set_context
+from app.core.config.policy import PolicyConfig
+from app.core.judge.memo import direct
+from app.core.models import Release
 from app.release import observe as observe_module
 from app.release.intake import start_release
 from app.store import queues as rq_queues
@@ -114,10 +117,38 @@ def _without_batched_metrics() -> Iterator[None]:
         MetricsStore.batched = real  # type: ignore[method-assign]
 
 
+@contextmanager
+def _without_packed_before() -> Iterator[None]:
+    real = observe_module.counts_spans
+
+    def ending_now(release: Release, policy: PolicyConfig, now: float) -> list[tuple[str, float, float | None]]:
+        return [span for span in real(release, policy, now) if span[2] is None]
+
+    observe_module.counts_spans = ending_now
+    try:
+        yield
+    finally:
+        observe_module.counts_spans = real
+
+
+@contextmanager
+def _without_judge_memo() -> Iterator[None]:
+    real = tick_module.JUDGE_MEMO
+    tick_module.JUDGE_MEMO = direct  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        tick_module.JUDGE_MEMO = real
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
+    "packed_before": _without_packed_before,  # stable's counts before the release in that request too (`@`)
     "batched_metrics": _without_batched_metrics,  # tick metrics: one Redis write a batch (MetricsStore.batched)
+    # The judge's statistics remembered while the counts do not change (app/release/judge_memo.py).
+    # The scale stub's counts never change, so with it on they are computed once per release.
+    "judge_memo": _without_judge_memo,
 }
 
 
@@ -185,7 +216,9 @@ def main() -> int:
         if args.without:
             side_by_side(ctx, ids, args.rounds, args.direct, args.without.split(","))
             return 0
-        profiler = cProfile.Profile() if args.top or args.save else None
+        # CPU time, not wall time: on a shared machine, waiting (for Redis, the stub, the scheduler)
+        # would otherwise look like work.
+        profiler = cProfile.Profile(time.process_time) if args.top or args.save else None
         if profiler:  # cProfile sees only the thread that enables it: the batch's ticks run on it too
             tick_module.TICK_THREADS = 1
         m = measure(ctx, ids, args.rounds, args.direct, profiler)

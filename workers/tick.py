@@ -27,6 +27,7 @@ from app.release.drift import restore_drifted_weights
 from app.release.engine import apply_weights, commit_decision
 from app.release.gate_checks import observe_gates
 from app.release.intake import claim_service
+from app.release.judge_memo import JUDGE_MEMO
 from app.release.observe import forget_batch, observe, prime_batch
 from app.store import LeaseLost, StoreUnavailable
 from app.telemetry import metrics
@@ -170,10 +171,10 @@ def decide_next(ctx: Context, release: Release, observations: Observations, now:
         _, _, policy = ctx.locate(release)
     except UnknownService as exc:
         return fail_back(release, f"configuration: {exc}")
-    decision = decide(release, policy, observations, now)
+    decision = decide(release, policy, observations, now, JUDGE_MEMO)  # the same statistics: not recomputed
     if decision.gates_needed is not None:  # at a gate point: ask its gates, then decide on their answers
         observations.gates = observe_gates(ctx, release, policy, decision.gates_needed, now)
-        decision = decide(release, policy, observations, now)
+        decision = decide(release, policy, observations, now, JUDGE_MEMO)
     return decision
 
 

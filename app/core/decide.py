@@ -22,6 +22,7 @@ from app.core.config.policy import PolicyConfig, StepConfig
 from app.core.describe import format_value, step_share
 from app.core.gate_rules import PROMOTION, check_gates, step_point
 from app.core.judge.judging import Judgement, judge_step
+from app.core.judge.memo import Memo, direct
 from app.core.models import CheckResult, Decision, Observations, Release
 from app.core.readiness import hold_until_ready
 from app.core.step_checks import cluster_results, health_results, judge_query
@@ -129,10 +130,11 @@ class _Evaluated:
         return _failure_reason(failed, self.release, self.step)
 
 
-def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float) -> Decision:
+def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float, memo: Memo = direct) -> Decision:
     """What to do next with a release, given what was just observed: the first rule that has
     something to say, in order (fail at once, fail or count a failure, hold without data, hold for
-    evidence, hold for the step's time and volume, then pause, advance or promote)."""
+    evidence, hold for the step's time and volume, then pause, advance or promote). `memo`: how the
+    judge's statistics are called (app/core/judge/memo.py); the decision is the same either way."""
     if release.terminal or release.state == "paused":
         return Decision(
             kind="hold",
@@ -143,7 +145,7 @@ def decide(release: Release, policy: PolicyConfig, obs: Observations, now: float
         return _start(release, policy, obs, now)
     if release.state == "baking":
         return bake.decide_bake(release, policy, obs, now)
-    seen = _evaluate(release, policy, obs, now)
+    seen = _evaluate(release, policy, obs, now, memo)
     for rule in (_fail_at_once, _fail_or_count, _hold_without_data, _hold_for_evidence, _hold_for_the_step):
         decision = rule(seen)
         if decision is not None:
@@ -176,13 +178,13 @@ def _sends(step: StepConfig, release: Release) -> str:
     return f"{step_share(step)} to {release.target_version}"
 
 
-def _evaluate(release: Release, policy: PolicyConfig, obs: Observations, now: float) -> _Evaluated:
+def _evaluate(release: Release, policy: PolicyConfig, obs: Observations, now: float, memo: Memo) -> _Evaluated:
     """Every check of the current step: the user's queries, the judge, health and the cluster."""
     step_index = release.step
     by_name = {o.name: o for o in obs.checks}
     # `query` checks are the user's own PromQL: judged on their value against their threshold.
     queries = [judge_query(c, by_name.get(c.name), step_index, now) for c in policy.checks if c.type == "query"]
-    judgement = judge_step(policy, release, obs.evidence, step_index, now)
+    judgement = judge_step(policy, release, obs.evidence, step_index, now, memo)
     # A guard the counts cannot measure (no latency histogram): judged on the provider's own value.
     fallback = {r.name for r in judgement.results if (r.evidence or {}).get("fallback")}
     queries += [judge_query(c, by_name.get(c.name), step_index, now) for c in policy.checks if c.name in fallback]

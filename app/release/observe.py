@@ -18,7 +18,7 @@ from app.core.models import EvidenceObservation, Observations, Release, Response
 from app.release.bake import observe_bake
 from app.release.proxy_view import observe_proxy
 from app.release.scaling import observe_readiness
-from integrations.metrics.interface import CountsPrimer
+from integrations.metrics.interface import CountsPrimer, CountsSpan
 from integrations.routers.interface import RouterError
 
 log = logging.getLogger("sluice.tick")
@@ -101,7 +101,7 @@ def observe_evidence(
         evidence.latency_since = warm
         if now > warm:
             evidence.candidate_latency, evidence.stable_latency = counts(target, warm, now), counts(source, warm, now)
-    # (`counts_starts` below lists these spans for a batch: keep the two in step.)
+    # (`counts_spans` below lists these spans for a batch: keep the two in step.)
     router = ctx.router(app)
     mark = release.judge.router_mark
     counts_since = getattr(router, "counts_since", None)
@@ -113,22 +113,34 @@ def observe_evidence(
             log.warning("could not read the router's counts: %s", exc, extra={"release_id": release.id})
     if evidence.candidate.router is None:  # Kubernetes: the proxy's own series, if it exports them
         observe_proxy(ctx, app, svc, release, now, evidence)
-    # At 100% with no earlier step, stable's counts before the release are the reference; at the
-    # first step they are stable's prior (app/core/judge/plan.py).
-    if (release.traffic_weights().get(target, 0) >= 100 and not release.judge.baseline) or release.step == 0:
-        start = release.created_at - BASELINE_SECONDS
-        evidence.stable_before = VersionCounts(metrics=counts(source, start, release.created_at))
+    before = stable_before_span(release)
+    if before is not None:
+        evidence.stable_before = VersionCounts(metrics=counts(source, *before))
     return evidence
 
 
-def counts_starts(release: Release, policy: PolicyConfig, now: float) -> list[float]:
-    """Where the spans start whose counts (both versions, ending now) `observe_evidence` asks for
-    this running release: the step's evidence, and its latency evidence when it starts later."""
+def stable_before_span(release: Release) -> tuple[float, float] | None:
+    """The span of stable's counts before the release, when the judge uses them: at 100% with no
+    earlier step they are the reference; at the first step, stable's prior (app/core/judge/plan.py)."""
+    at_full = release.traffic_weights().get(release.target_version, 0) >= 100 and not release.judge.baseline
+    if at_full or release.step == 0:
+        return release.created_at - BASELINE_SECONDS, release.created_at
+    return None
+
+
+def counts_spans(release: Release, policy: PolicyConfig, now: float) -> list[tuple[str, float, float | None]]:
+    """(version, start, end) of every span whose counts `observe_evidence` asks for this running
+    release at `now` (end None: ending now): the step's evidence and its latency evidence when it
+    starts later, both versions; stable's counts before the release when the judge uses them."""
     since = evidence_since(release)
     if release.state != "running" or since is None or now <= since:
         return []
     warm = latency_since(release, policy)
-    return [since] + ([warm] if warm is not None and since < warm < now else [])
+    starts = [since] + ([warm] if warm is not None and since < warm < now else [])
+    versions = (release.target_version, release.source_version)
+    spans: list[tuple[str, float, float | None]] = [(v, start, None) for start in starts for v in versions]
+    before = stable_before_span(release)
+    return spans + ([(release.source_version, *before)] if before is not None else [])
 
 
 class _Batch:
@@ -168,7 +180,6 @@ def prime_counts(ctx: Context, releases: list[Release], at: float) -> int:
             policy = ctx.locate(release)[2]
         except UnknownService:
             continue
-        for start in counts_starts(release, policy, at):
-            for version in (release.target_version, release.source_version):
-                spans.append((release.service, version, release.namespace, start))
+        for version, start, end in counts_spans(release, policy, at):
+            spans.append(CountsSpan(release.service, version, release.namespace, start, end))
     return provider.prime_counts(spans, at)

@@ -7,7 +7,8 @@ integrations/prometheus/provider.py; the registry is integrations/registry/metri
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from app.core.config.policy import PolicyConfig
 from app.core.models import CheckObservation, Release, ResponseCounts, RouterCounts
@@ -43,13 +44,24 @@ class BatchPrimer(Protocol):
     def prime(self, work: list[tuple[Release, PolicyConfig]], metrics: dict[str, Any], at: float) -> int: ...
 
 
+class CountsSpan(NamedTuple):
+    """One version's counts a batch's tick will ask: over [start, end], or [start, the batch's
+    time] when `end` is None (the step's evidence, which ends when the tick runs)."""
+
+    service: str
+    version: str
+    namespace: str
+    start: float
+    end: float | None = None
+
+
 @runtime_checkable
 class CountsPrimer(Protocol):
     """Optional: the response counts a batch's ticks will ask, in one request (Prometheus:
-    integrations/prometheus/packed_counts.py): (service, version, namespace, span start) over the
-    span ending at `at`. `prime_counts([], 0)` forgets them."""
+    integrations/prometheus/packed_counts.py), each a `CountsSpan` (a plain (service, version,
+    namespace, start) tuple: the span ends at `at`). `prime_counts([], 0)` forgets them."""
 
-    def prime_counts(self, spans: list[tuple[str, str, str, float]], at: float) -> int: ...
+    def prime_counts(self, spans: Sequence[tuple[str, str, str, float] | CountsSpan], at: float) -> int: ...
 
 
 @runtime_checkable

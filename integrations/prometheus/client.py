@@ -28,6 +28,8 @@ from tenacity import (
 )
 from urllib3.util.retry import Retry
 
+from integrations.prometheus.form import form_body
+
 _STATUS_RE = re.compile(r"HTTP Status Code (\d{3}) \((.*)\)\s*$", re.S)
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 _MIN_ATTEMPT_TIMEOUT = 0.05
@@ -249,8 +251,8 @@ class PrometheusQuerier:
         raise the library's exception, so that retries and reasons are the same."""
         response = self._session.post(
             f"{self.url}/api/v1/query",
-            data={"query": promql, "time": f"{at:.3f}"},
-            headers=self._prom.headers,
+            data=form_body({"query": promql, "time": f"{at:.3f}"}),  # encoded at C speed (form.py)
+            headers={**(self._prom.headers or {}), "Content-Type": "application/x-www-form-urlencoded"},
             auth=self._prom.auth,
             timeout=timeout,
         )

@@ -12,7 +12,9 @@ tick's CPU.
 What the tick asks later is answered from memory when it is the same (service, version,
 namespace, span start) and the tick's time is within PRIMED_FOR_SECONDS of the batch's: the
 span then ends when the batch started rather than when the tick did, a few seconds at most, as
-for the batch's checks. A part with no status series is not kept: the tick asks it alone, and
+for the batch's checks. A span that ended before the batch (stable's counts before the release)
+is asked pinned to its end with the `@` modifier (queries.counts_over_span) and answered for
+that exact span. A part with no status series is not kept: the tick asks it alone, and
 gets the reason (a failing scrape, labels that match nothing).
 """
 
@@ -29,7 +31,8 @@ PART_LABEL = "sluice_part"
 # Parts per request: a batch of 16 ticks asks at most 64; bounds a request's size (~1 KB a part).
 MAX_PARTS = 128
 
-CountsKey = tuple[str, str, str, float]  # service, version, namespace, span start
+# service, version, namespace, span start, span end (None: the batch's time, for a tick's "now")
+CountsKey = tuple[str, str, str, float, float | None]
 Row = tuple[dict[str, str], float | None]
 
 
@@ -84,8 +87,13 @@ class PackedCounts:
         self._counts, self._at = counts, at
         return len(counts)
 
-    def get(self, key: CountsKey, end: float) -> ResponseCounts | None:
-        found = self._counts.get(key)
-        if found is None or abs(end - self._at) > PRIMED_FOR_SECONDS:
-            return None
-        return found.model_copy(deep=True)
+    def get(self, service: str, version: str, namespace: str, start: float, end: float) -> ResponseCounts | None:
+        """The primed counts over [start, end], once: a span primed with this very end (one that
+        ended before the batch), else one ending at the batch's time if `end` is close enough to it."""
+        # Handed over, not copied: one tick asks each span once (a span is one release's), and a
+        # deep copy of every answer cost more CPU than the rest of the lookup. Asked again, it is
+        # asked alone.
+        found = self._counts.pop((service, version, namespace, start, end), None)
+        if found is None and abs(end - self._at) <= PRIMED_FOR_SECONDS:
+            found = self._counts.pop((service, version, namespace, start, None), None)
+        return found

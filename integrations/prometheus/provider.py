@@ -12,22 +12,25 @@ say why, when Prometheus can tell: a failing scrape (`up == 0`) or labels that m
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from app.core.config.policy import PolicyConfig
 from app.core.models import CheckObservation, Release, ResponseCounts, RouterCounts
+from integrations.metrics.interface import CountsSpan
 from integrations.prometheus import queries
 from integrations.prometheus.batch import NO_DATA, prime_batch
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.prometheus.config import PrometheusConfig
 from integrations.prometheus.observe import observe_checks, observe_step_requests
-from integrations.prometheus.packed_counts import PackedCounts
+from integrations.prometheus.packed_counts import CountsKey, PackedCounts
 from integrations.prometheus.promql import escape_string, render, window
 from integrations.prometheus.proxy_counts import proxy_counts
 from integrations.routers.proxy_view import ProxyQuery
 
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 MAX_LISTED = 8  # targets or versions named in a reason
+MAX_RENDERED = 100_000  # counts queries kept rendered (a few per running release); then start over
 
 
 class PrometheusProvider:
@@ -35,6 +38,7 @@ class PrometheusProvider:
         self.config = config
         self.querier = PrometheusQuerier(url or config.url, timeout=config.timeout)
         self._packed = PackedCounts()
+        self._rendered: dict[tuple[str, str, str, float | None], list[str]] = {}
 
     def observe_checks(
         self, policy: PolicyConfig, metrics: dict[str, Any], release: Release, at: float
@@ -55,28 +59,43 @@ class PrometheusProvider:
     ) -> tuple[dict[str, RouterCounts] | None, str | None]:
         return proxy_counts(self.querier, query, versions, start, end)
 
-    def prime_counts(self, spans: list[tuple[str, str, str, float]], at: float) -> int:
-        """Ask the response counts of these (service, version, namespace, span start) over the span
-        ending at `at` in one request (packed_counts.py), for the batch's ticks; none forgets."""
-        wanted: dict[tuple[str, str, str, float], str] = {}
-        for service, version, namespace, start in spans:
-            if at > start:
+    def prime_counts(self, spans: Sequence[tuple[str, str, str, float] | CountsSpan], at: float) -> int:
+        """Ask the response counts of these spans (ending at `at`, or at their own end) in one
+        request (packed_counts.py), for the batch's ticks; none forgets."""
+        wanted: dict[CountsKey, str] = {}
+        for span in spans:
+            service, version, namespace, start, end = CountsSpan(*span)
+            if (end if end is not None else at) > start and (end is None or end <= at):
                 try:
-                    wanted[(service, version, namespace, start)] = self._counts_query(
-                        service, version, namespace, window(at - start)
+                    # A span that ended before `at` is pinned to its end (`@`): its part answers
+                    # what its own query evaluated at its end would.
+                    wanted[(service, version, namespace, start, end)] = self._counts_query(
+                        service, version, namespace, window((end if end is not None else at) - start), end
                     )
                 except ValueError:
                     continue  # the tick's own query reports it
         return self._packed.prime(self.querier, wanted, at, self._parse_counts)
 
-    def _counts_query(self, service: str, version: str, namespace: str, win: str) -> str:
-        variables = {"service": service, "version": version, "namespace": namespace, "window": win}
-        return render(queries.response_counts_template(self.config), variables)
+    def _counts_query(self, service: str, version: str, namespace: str, win: str, end: float | None = None) -> str:
+        """The counts query, rendered once per version and span end: only its window changes from
+        tick to tick (a batch renders hundreds of these; `render` is a regex pass with a callback)."""
+        key = (service, version, namespace, end)
+        pieces = self._rendered.get(key)
+        if pieces is None:
+            variables = {"service": service, "version": version, "namespace": namespace}
+            # Split where the window goes; each piece rendered (validated, escaped) without it.
+            template = queries.response_counts_template(self.config, end).split("{window}")
+            pieces = [render(piece, variables) for piece in template]
+            if len(self._rendered) >= MAX_RENDERED:
+                self._rendered.clear()
+            self._rendered[key] = pieces
+        render("{window}", {"window": win})  # the window checked as render checks it
+        return win.join(pieces)
 
     def response_counts(self, service: str, version: str, namespace: str, start: float, end: float) -> ResponseCounts:
         if end <= start:
             return ResponseCounts(error=f"empty interval: end {end} is not after start {start}")
-        primed = self._packed.get((service, version, namespace, start), end)
+        primed = self._packed.get(service, version, namespace, start, end)
         if primed is not None:
             return primed
         variables = {"service": service, "version": version, "namespace": namespace, "window": window(end - start)}

@@ -73,7 +73,7 @@ def step_requests_template(prom: PrometheusConfig) -> str:
 LOOKBACK = "5m"
 
 
-def counts_over_span(series: str, by: str) -> str:
+def counts_over_span(series: str, by: str, at: float | None = None) -> str:
     """`sum by (<by>)` of what the counters in `series` counted over the span `{window}` ending at
     the evaluation time, including counters that were created inside the span.
 
@@ -93,28 +93,33 @@ def counts_over_span(series: str, by: str) -> str:
     (tests/integrations/prometheus/test_response_counts.py). Limits: a series born in the span that
     also reset in it counts from its last restart only (a lower bound); a series absent for more
     than `LOOKBACK` before the span that comes back without a reset counts its whole value.
+
+    `at`: the span ends at this time whenever the query is evaluated (the `@` modifier on every
+    selector), so that a span ending in the past can be asked with a batch evaluated now.
     """
-    existed = f"present_over_time({series}[{LOOKBACK}] offset {{window}})"
+    pin = "" if at is None else f" @ {at:.3f}"  # our own float: no caller's text reaches the query
+    existed = f"present_over_time({series}[{LOOKBACK}]{pin} offset {{window}})"
     return (
-        f"sum by ({by}) ((increase({series}[{{window}}]) and {existed})"
-        f" or (last_over_time({series}[{{window}}]) unless {existed}))"
+        f"sum by ({by}) ((increase({series}[{{window}}]{pin}) and {existed})"
+        f" or (last_over_time({series}[{{window}}]{pin}) unless {existed}))"
     )
 
 
-def status_counts_template(prom: PrometheusConfig) -> str:
+def status_counts_template(prom: PrometheusConfig, at: float | None = None) -> str:
     """Requests served by one version over `{window}`, one series per status code."""
-    return counts_over_span(f"{prom.requests_metric}{{{selector(prom)}}}", prom.status_label)
+    return counts_over_span(f"{prom.requests_metric}{{{selector(prom)}}}", prom.status_label, at)
 
 
-def bucket_counts_template(prom: PrometheusConfig) -> str:
+def bucket_counts_template(prom: PrometheusConfig, at: float | None = None) -> str:
     """Cumulative latency-histogram counts of one version over `{window}`, one series per bucket bound."""
-    return counts_over_span(f"{prom.latency_histogram}_bucket{{{selector(prom)}}}", "le")
+    return counts_over_span(f"{prom.latency_histogram}_bucket{{{selector(prom)}}}", "le", at)
 
 
-def response_counts_template(prom: PrometheusConfig) -> str:
+def response_counts_template(prom: PrometheusConfig, at: float | None = None) -> str:
     """Status counts and bucket counts in one query (one round trip per version and tick): the two
-    sides carry different labels (`code` / `le`), so `or` keeps every series of both."""
-    return f"({status_counts_template(prom)}) or ({bucket_counts_template(prom)})"
+    sides carry different labels (`code` / `le`), so `or` keeps every series of both. `at`: the
+    span ends then, whenever the query is evaluated (`counts_over_span`)."""
+    return f"({status_counts_template(prom, at)}) or ({bucket_counts_template(prom, at)})"
 
 
 # How far back to look for the scrape targets that exported a version's series.

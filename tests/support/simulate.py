@@ -24,6 +24,7 @@ import numpy as np
 from app.core.config.policy import PolicyConfig
 from app.core.decide import decide
 from app.core.judge.judging import latency_since, looks_broken
+from app.core.judge.memo import Memo, direct
 from app.core.models import (
     Decision,
     EvidenceObservation,
@@ -250,10 +251,11 @@ def run_release(
     router: bool = True,
     limit: float = 3600.0,
     rate: float = RATE,
+    memo: Memo = direct,
 ) -> Outcome:
     """Drive one release through decide() until it ends; evaluations every `interval` (default:
     the policy's), `rate` requests/s in all. `router`: the tick also reads the router's per-server
-    counts (HAProxy)."""
+    counts (HAProxy). `memo`: how the judge's statistics are called (app/core/judge/memo.py)."""
     interval = interval or policy.interval
     before = _stable_before(rng, scenario.stable, rate, interval).counts(router)
     release = new_release(policy)
@@ -303,7 +305,7 @@ def run_release(
                 )
         healthy = crashes.healthy(now) if crashes is not None else True
         obs = Observations(at=now, candidate_healthy=healthy, evidence=evidence)
-        decision = decide(release, policy, obs, now)
+        decision = decide(release, policy, obs, now, memo)
         release = apply(release, decision, now)
         # As app/release/engine.py's next_tick_at: half the interval while the candidate looks broken.
         gap = max(0.5, interval / 2) if decision.kind == "hold" and looks_broken(decision.results) else interval

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.core.config.policy import ComparisonConfig
 from app.core.judge import evidence as ev
+from app.core.judge.memo import Memo, direct
 from app.core.judge.plan import Spending, candidate_prior, informed_prior, spending
 from app.core.judge.samples import MIN_LIVE_REFERENCE, Sample
 from app.core.models import CheckResult, JudgeState
@@ -58,6 +59,7 @@ class StepContext:
     # plan.py); None: each step tests alone at `alpha` (Bonferroni over the steps).
     release_alpha: float | None = None
     n_steps: int = 1
+    memo: Memo = direct  # how the statistics are called (app/core/judge/memo.py): the same either way
 
     def plan(self, kind: str) -> Spending | None:
         if self.release_alpha is None:
@@ -95,8 +97,8 @@ def compare(
     bad_s, n_s = min(reference.bad, reference.n), reference.n
     step_floor, times_stable = (detectable, c.conf.times_stable) if ctx.final else _step_floor(defaults, detectable)
     stable_seen = _stable_seen(c, ctx, ref_name)
-    e = ev.judge(
-        kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=step_floor,
+    e = ctx.memo(
+        ev.judge, kind, bad_c, n_c, bad_s, n_s, alpha=ctx.alpha, margin=margin, detectable=step_floor,
         decisive_gap=defaults.decisive_gap, reference=ref_name, times_stable=times_stable,
         plan=ctx.plan(kind),
         priors=(candidate_prior(ctx.state.candidate.get(kind), stable_seen), informed_prior(stable_seen)),
@@ -211,8 +213,9 @@ def _over_the_release(
         return verdict, detail
     whole_c, whole_s = pooled
     ref_name = "stable (since before the release)" if history is not None else "stable"
-    e_all = ev.judge(
-        c.kind, min(whole_c.bad, whole_c.n), whole_c.n, min(whole_s.bad, whole_s.n), whole_s.n, alpha=ctx.alpha,
+    e_all = ctx.memo(
+        ev.judge, c.kind, min(whole_c.bad, whole_c.n), whole_c.n, min(whole_s.bad, whole_s.n), whole_s.n,
+        alpha=ctx.alpha,
         margin=margin, detectable=detectable, decisive_gap=ev.DEFAULTS[c.kind].decisive_gap, reference=ref_name,
         times_stable=c.conf.times_stable,
     )  # fmt: skip

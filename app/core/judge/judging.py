@@ -29,6 +29,7 @@ from app.core.judge.compare import RESULT_NAMES, ComparisonInput, StepContext, c
 from app.core.judge.guards import guard, traffic_floor, warming
 from app.core.judge.latency import NAME as LATENCY_NAME
 from app.core.judge.latency import compare_latency
+from app.core.judge.memo import Memo, direct
 from app.core.judge.plan import carry as carried_into
 from app.core.judge.samples import (
     MIN_LIVE_REFERENCE,
@@ -92,9 +93,15 @@ class _Evaluation:
 
 
 def judge_step(
-    policy: PolicyConfig, release: Release, obs: EvidenceObservation | None, step: int, now: float
+    policy: PolicyConfig,
+    release: Release,
+    obs: EvidenceObservation | None,
+    step: int,
+    now: float,
+    memo: Memo = direct,
 ) -> Judgement:
-    """Every comparison and guard for the current step, and the judge state to carry on."""
+    """Every comparison and guard for the current step, and the judge state to carry on. `memo`:
+    how the statistics are called (app/core/judge/memo.py); the judgement is the same either way."""
     state = release.judge.model_copy(deep=True)
     since = obs.since if obs is not None else (evidence_since(release) or now)
     if obs is None or now <= since:
@@ -121,7 +128,7 @@ def judge_step(
     ctx = StepContext(
         view.stable_live, state, alpha, step, now, final=step >= len(policy.steps) - 1,
         release_alpha=policy.judge.alpha / tests * len(policy.steps) / policy.judged_periods,
-        n_steps=len(policy.steps),
+        n_steps=len(policy.steps), memo=memo,
     )  # fmt: skip
     results = [_run_comparison(c, ctx, view) for c in comparisons]
     results += [_run_latency(policy, ctx, view)] if latency else []

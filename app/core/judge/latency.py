@@ -92,7 +92,7 @@ def compare_latency(
             **base, value=None, verdict="insufficient", detail="latency: no stable responses to compare with yet"
         )
     step_s = live if ctx.stable_live and ref_name == "stable" else None
-    e = judge_latency(cand, reference, alpha=ctx.alpha, margin=conf.margin, detectable=conf.detectable)
+    e = ctx.memo(judge_latency, cand, reference, alpha=ctx.alpha, margin=conf.margin, detectable=conf.detectable)
     verdict, detail = e.verdict, sentence(e, ref_name)
     if verdict == "insufficient" and not ctx.final and total(cand) >= MIN_STEP_REQUESTS and e.log_e <= 0:
         verdict = "pass"
