@@ -427,7 +427,7 @@ class PolicyRun:
         try:
             self.start()
             longest = max(s.max_s for s in self.scenarios)
-            out = self.start_load(duration=longest + 60)
+            out = self.start_load(duration=self.stable_history_s + longest + 60)
             self.wait_for_scrapes()
             self.say(f"stable serves alone for {self.stable_history_s:.0f}s before the releases")
             time.sleep(self.stable_history_s)

@@ -21,9 +21,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
-from app.context import get_context
+from app.context import Context, get_context
 from app.store import queues as rq_queues
+from app.store.connection import connect
 from app.store.jobs import JOBS_QUEUE
+from app.store.queues import URGENT_QUEUE
 from workers import liveness
 from workers.scheduler import QUEUE_NAME, Scheduler
 
@@ -89,25 +91,36 @@ class LiveWorker(SimpleWorker):
 SERVES = ("all", "releases", "jobs")
 
 
+def rq_worker(ctx: Context, serves: str = "all") -> SimpleWorker:
+    """RQ's work loop for `serves`, on a Redis client of its own. RQ waits for a job with BLPOP (up to
+    405 s) and raises its client's socket timeout above that: on the store's client the connections
+    already open kept the store's 5 s, so every quiet wait ended in a timeout and RQ's backoff (up to
+    60 s) before it listened again, and the store's new connections got RQ's 415 s
+    (tests/workers/test_idle_worker.py)."""
+    if serves not in SERVES:
+        raise ValueError(f"serves must be one of {SERVES}, not {serves!r}")
+    redis = connect(ctx.redis_url)
+    # JSON, and only Sluice's own jobs (app/store/queues.py): nothing from Redis is unpickled.
+    # A promote, abort or rollback the web recorded and handed over (app/release/handoff.py) before
+    # anything else; then ticks and deliveries; replay and backtest jobs (app/analysis/jobs.py) when
+    # none is waiting. A jobs-only worker takes handed-over acts too: they take milliseconds.
+    names = {"all": [URGENT_QUEUE, QUEUE_NAME, JOBS_QUEUE], "releases": [URGENT_QUEUE, QUEUE_NAME]}
+    queues = [rq_queues.queue(name, redis) for name in names.get(serves, [URGENT_QUEUE, JOBS_QUEUE])]
+    return rq_queues.worker(queues, redis, cls=LiveWorker)
+
+
 def run_worker(burst: bool = False, with_scheduler: bool = True, serves: str = "all") -> None:
     if serves not in SERVES:
         raise ValueError(f"serves must be one of {SERVES}, not {serves!r}")
     ctx = get_context()
-    redis = ctx.store.r
-    # JSON, and only Sluice's own jobs (app/store/queues.py): nothing from Redis is unpickled.
-    queue = rq_queues.queue(QUEUE_NAME, redis)
-    jobs = rq_queues.queue(JOBS_QUEUE, redis)
-    # A promote, abort or rollback the web recorded and handed over (app/release/handoff.py) before
-    # anything else; then ticks and deliveries; replay and backtest jobs (app/analysis/jobs.py) when
-    # none is waiting. A jobs-only worker takes handed-over acts too: they take milliseconds.
-    urgent = rq_queues.queue(rq_queues.URGENT_QUEUE, redis)
-    queues = {"all": [urgent, queue, jobs], "releases": [urgent, queue]}.get(serves, [urgent, jobs])
+    # The scheduler enqueues on the store's client (its 5 s timeout); RQ's loop has its own.
+    queue = rq_queues.queue(QUEUE_NAME, ctx.store.r)
     scheduler = Scheduler(ctx.store, queue) if with_scheduler and serves != "jobs" else None
     if scheduler:
         scheduler.start()
     try:
         work_until_stopped(
-            lambda: rq_queues.worker(queues, redis, cls=LiveWorker),
+            lambda: rq_worker(ctx, serves),
             burst=burst,
             logging_level=logging.getLevelName(logging.getLogger().level),
         )

@@ -1,0 +1,40 @@
+"""An idle worker waits for work without Redis errors, and RQ does not touch the store's client.
+
+RQ's work loop waits for a job with BLPOP for up to 405 s and raises its client's socket timeout
+above that wait. Built on the store's client (5 s socket timeout), the connections already open kept
+5 s: every wait longer than 5 s without a job ended in "Timeout reading from socket", and RQ slept
+its backoff (doubling to 60 s) before listening again, so the first release after a quiet spell
+waited up to a minute for its first tick (seen in the scenario suite: a 100%-errors version
+rolled back after 143 s instead of 3 s). And the new connections of the store's pool got RQ's
+415 s timeout: a stalled Redis would then hold a tick for seven minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from app.config_file.loader import parse_config
+from app.context import Context
+from app.store.connection import SOCKET_TIMEOUT
+from tests.support.fakes import config_text
+from workers.worker import rq_worker
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_idle_worker_waits_without_redis_errors_and_leaves_the_stores_timeout(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = Context(parse_config(config_text()), redis_url=redis_url)
+    ctx.store.r.ping()  # the store's pool has an open connection, as in a running worker
+    worker = rq_worker(ctx, serves="all")
+    assert ctx.store.r.connection_pool.connection_kwargs["socket_timeout"] == SOCKET_TIMEOUT
+    with caplog.at_level(logging.INFO):
+        # Idle longer than the store's socket timeout; RQ's own idle limit ends the loop.
+        worker.work(max_idle_time=int(SOCKET_TIMEOUT) + 3)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors
+    assert ctx.store.r.connection_pool.connection_kwargs["socket_timeout"] == SOCKET_TIMEOUT
+    assert ctx.store.r.ping()
