@@ -24,17 +24,33 @@ from workers.worker import rq_worker
 pytestmark = pytest.mark.integration
 
 
-def test_an_idle_worker_waits_without_redis_errors_and_leaves_the_stores_timeout(
-    redis_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self, level: int, about: str) -> list[str]:
+        """What was logged at `level` or above naming `about` (RQ's logger is shared by every worker
+        of the process: an earlier test's may still log about its own, stopped, Redis)."""
+        return [m for r in self.records if r.levelno >= level and about in (m := r.getMessage())]
+
+
+def test_an_idle_worker_waits_without_redis_errors_and_leaves_the_stores_timeout(redis_url: str) -> None:
     ctx = Context(parse_config(config_text()), redis_url=redis_url)
     ctx.store.r.ping()  # the store's pool has an open connection, as in a running worker
     worker = rq_worker(ctx, serves="all")
     assert ctx.store.r.connection_pool.connection_kwargs["socket_timeout"] == SOCKET_TIMEOUT
-    with caplog.at_level(logging.INFO):
+    seen = Records()
+    worker.log.addHandler(seen)  # RQ's own logger (another test's setup may stop it propagating)
+    try:
         # Idle longer than the store's socket timeout; RQ's own idle limit ends the loop.
-        worker.work(max_idle_time=int(SOCKET_TIMEOUT) + 3)
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert not errors, errors
+        worker.work(max_idle_time=int(SOCKET_TIMEOUT) + 3, logging_level="INFO")
+    finally:
+        worker.log.removeHandler(seen)
+    assert seen.messages(logging.INFO, worker.name), "the worker's own log was not captured"
+    assert not seen.messages(logging.ERROR, worker.name), seen.messages(logging.ERROR, worker.name)
     assert ctx.store.r.connection_pool.connection_kwargs["socket_timeout"] == SOCKET_TIMEOUT
     assert ctx.store.r.ping()
