@@ -40,7 +40,11 @@ class Records(logging.Handler):
 
 def test_an_idle_worker_waits_without_redis_errors_and_leaves_the_stores_timeout(redis_url: str) -> None:
     ctx = Context(parse_config(config_text()), redis_url=redis_url)
-    ctx.store.r.ping()  # the store's pool has an open connection, as in a running worker
+    # The store's pool holds a few open connections, as a running worker's (scheduler, ticks) does.
+    pool = ctx.store.r.connection_pool
+    opened = [pool.get_connection() for _ in range(4)]
+    for connection in opened:
+        pool.release(connection)
     worker = rq_worker(ctx, serves="all")
     assert ctx.store.r.connection_pool.connection_kwargs["socket_timeout"] == SOCKET_TIMEOUT
     seen = Records()
