@@ -80,7 +80,8 @@ def markdown(results: dict[str, list[Result]], command: str, runtime_s: float, m
         )
     lines += [
         "",
-        "Ticks: the worker's evaluations over the run (one worker for every scenario of a policy); lag: how "
+        "Ticks: the worker's evaluations over the run (one worker for every scenario of a batch; a policy's "
+        "scenarios run in batches of at most 700 req/s, the worst batch's figures shown); lag: how "
         "late a tick started after its scheduled time (a detection time includes it); both read from "
         "Sluice's `/metrics` histograms at the end of the run, as bucket upper bounds.",
     ]
