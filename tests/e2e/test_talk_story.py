@@ -257,21 +257,25 @@ def test_a_bad_version_is_rolled_back_and_ci_cleans_it_up(
     assert "errors" in str(slack.messages[0]["blocks"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: when the HTTPRoute names a Service selecting every version (`app` only), a new "
-    "version's ready pods get their share of it (here 2 of 5 pods: 40%) from the moment they are ready "
-    "until Sluice's first step rewrites the route; docs/kubernetes.md tells users to select the stable "
-    "version. A fix: Sluice moving the route to per-version Services before a new version is ready.",
-)
 @pytest.mark.parametrize("story", ["app-wide"], indirect=True)
-def test_a_new_version_gets_no_traffic_before_its_first_step_behind_an_app_wide_service(
+def test_behind_an_app_wide_service_a_new_version_gets_at_most_its_pods_share_until_the_first_step(
     story: tuple[Story, Context, GatewayLoad],
 ) -> None:
-    told, observer, gateway = story
+    """The known gap, bounded: when the HTTPRoute names a Service selecting every version (`app` only),
+    a new version's ready pods get their share of it (2 of 5 pods: 40%) from the moment they are ready
+    until Sluice's first step rewrites the route (docs/kubernetes.md tells users to select the stable
+    version). Whether the Gateway's once-a-second read sees that window depends on how soon the
+    first tick comes (this was a strict xfail, and passed once the worker stopped backing off while
+    idle): what holds either way is that the new version never gets more than its pods' share, and
+    that the first step's split replaces it."""
+    told, _observer, gateway = story
     wait_for(lambda: ("apps", "deployments", "watch") in told.api.calls, 60, "the watcher to watch Deployments")
     wait_for(lambda: gateway.shares == {STABLE: 1.0}, 10, "the Gateway to send all traffic to stable")
     told.sim.deployment(SERVICE, GOOD, replicas=2, available=False, annotations=told.annotations())
     told.sim.make_available(SERVICE, GOOD)
-    wait_for(lambda: len(gateway.changes) >= 2, 30, "the Gateway to split traffic")
-    assert gateway.changes[1][1] == {STABLE: 0.9, GOOD: 0.1}, gateway.changes
+    first_step = {STABLE: 0.9, GOOD: 0.1}
+    wait_for(lambda: first_step in [shares for _, shares in gateway.changes], 30, "Sluice's first step")
+    splits = [shares for _, shares in gateway.changes]
+    assert splits[0] == {STABLE: 1.0}, splits
+    before = splits[1 : splits.index(first_step)]
+    assert all(set(shares) <= {STABLE, GOOD} and shares.get(GOOD, 0.0) <= 0.4 + 1e-9 for shares in before), splits
