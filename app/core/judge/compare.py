@@ -148,7 +148,7 @@ def _stable_seen(c: ComparisonInput, ctx: StepContext, ref_name: str) -> tuple[f
     """Stable's counts before this step's, disjoint from its reference: its prior. While stable
     serves live traffic, the steps passed or else the 10 minutes before the release; at 100%, where
     the steps passed are the reference, the minutes before the release."""
-    before = ctx.state.before.get(c.kind) or ((c.before.bad, c.before.n) if c.before is not None else None)
+    before = _stable_before(c, ctx)
     if ctx.stable_live:
         seen = ctx.state.baseline.get(c.kind)
         return seen if seen is not None and seen[1] > 0 else before
@@ -273,10 +273,16 @@ def plus(total: tuple[float, float] | None, sample: Sample) -> tuple[float, floa
     return (bad + sample.bad, n + sample.n)
 
 
+def _stable_before(c: ComparisonInput, ctx: StepContext) -> tuple[float, float] | None:
+    """Stable's (bad, requests) over the minutes before the release: kept in the state from the first
+    step, or this evaluation's reading."""
+    return ctx.state.before.get(c.kind) or ((c.before.bad, c.before.n) if c.before is not None else None)
+
+
 def _history(c: ComparisonInput, ctx: StepContext, reference: Sample) -> tuple[float, float] | None:
     """Stable's counts from the minutes before the release (saved at the first step), unless they
     are already the reference (a release whose first step is 100%)."""
-    before = ctx.state.before.get(c.kind) or ((c.before.bad, c.before.n) if c.before is not None else None)
+    before = _stable_before(c, ctx)
     if before is None or before[1] <= 0 or (c.before is not None and reference is c.before):
         return None
     return before
