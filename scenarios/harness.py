@@ -203,9 +203,16 @@ class Result:
         }
 
 
-def judge_result(scenario: Scenario, outcome: str, detection_s: float | None) -> tuple[bool, str]:
+# How Sluice's reason begins when a step failed for lack of evidence (app/core/decide.py).
+SHORT_OF_EVIDENCE = "not enough evidence to judge"
+
+
+def judge_result(scenario: Scenario, outcome: str, detection_s: float | None, reason: str = "") -> tuple[bool, str]:
     if scenario.expected == "promoted":
         ok = outcome == "promoted"
+        return ok, "right" if ok else "wrong"
+    if scenario.expected == "short_of_evidence":
+        ok = outcome == "promoted" or (outcome == "rolled_back" and reason.startswith(SHORT_OF_EVIDENCE))
         return ok, "right" if ok else "wrong"
     if scenario.expected == "either":
         ok = outcome in ("promoted", "rolled_back")
@@ -521,8 +528,8 @@ class PolicyRun:
             zero_at = next((at for at, w in changes if at >= traffic_at and w.get(CANDIDATE_VERSION, 0) == 0), ended_at)
             detection = round(zero_at - traffic_at, 1) if zero_at else None
         decided = round(ended_at - traffic_at, 1) if ended_at and traffic_at else None
-        right, verdict = judge_result(s, outcome, detection)
         reason = release.get("reason") or ""
+        right, verdict = judge_result(s, outcome, detection, reason)
         if outcome == "held":
             reason = f"no verdict within {s.max_s:.0f}s (the harness aborted it); Sluice's last word: " + (
                 release["_held"] or "none"

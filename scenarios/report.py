@@ -47,7 +47,9 @@ def markdown(results: dict[str, list[Result]], command: str, runtime_s: float, m
         f"{runtime_s:.0f} s in all. {meta.get('note', '')}".rstrip(),
         "",
         "- **expected**: `promoted`, `rolled_back` (by the deadline: seconds from the candidate's first traffic "
-        "to its weight 0), or `either`.",
+        "to its weight 0), `either`, or `short_of_evidence` (a good version with too little traffic for the "
+        "evidence promotion asks: promoted, or failed for lack of evidence at `judge.evidence_timeout`, never "
+        "by a check).",
         "- **actual**: `promoted`, `rolled_back`, or `held` (no verdict within the scenario's time: the harness "
         "aborted the release).",
         "- **detection**: seconds from the candidate's first traffic to its rollback (for a promotion, to the "

@@ -100,6 +100,13 @@ def test_scoring() -> None:
     assert judge_result(bad, "promoted", None) == (False, "wrong")
     either = Scenario("y", "", "either")
     assert judge_result(either, "held", None) == (False, "wrong")
+    short = Scenario("z", "", "short_of_evidence")
+    assert judge_result(short, "promoted", None) == (True, "right")
+    timed_out = "not enough evidence to judge 1.0.1 after 181s at step 3 (100% of traffic on 1.0.1; ...)"
+    assert judge_result(short, "rolled_back", 263.0, timed_out) == (True, "right")
+    failed_by_a_check = "check 'errors-vs-stable' failed: errors 3.0% vs stable 0.0% ..."
+    assert judge_result(short, "rolled_back", 40.0, failed_by_a_check) == (False, "wrong")
+    assert judge_result(short, "held", None, "") == (False, "wrong")
     rows = [
         ["x", 10.0, 504, None, "1.0.1", 3000],
         ["x", 11.0, 503, None, "<NOSRV>", 1],
