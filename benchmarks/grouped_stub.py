@@ -1,19 +1,23 @@
 """The scale benchmark's answer to grouped Prometheus queries (`sum by (app, version)` over
 `app=~"a|b"`, `version=~"x|y"`): one labelled series per pair, value 0.5; and to a batch's
 packed counts query (a POST form, integrations/prometheus/packed_counts.py): COUNTS_ROWS for
-each tagged part. Single queries are answered by nginx with a static body; nginx hands only the
+each tagged part, grown at a scrape's pace (SCRAPE_SECONDS). Single queries are answered by nginx with a static body; nginx hands only the
 grouped (`=~`) and POSTed ones to this."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 _MATCHER = re.compile(r'(\w+)=~"([^"]*)"')
 _PART = re.compile(r'"sluice_part", "(\d+)"')
+_SELECTOR = re.compile(r"\{([^}]*)\}")
 # The judge's counts query (status codes `or` histogram buckets, integrations/prometheus/queries.py):
 # what a real service's counters give over a span (20,000 requests, 0.5% 5xx, 1% 404), so that
 # ticks take the path they take in production, not the "why is there no data" one; enough for the
@@ -28,13 +32,36 @@ COUNTS_ROWS: list[tuple[dict[str, str], int]] = [
 ]
 
 
+# Like a scrape: each series' counts move every SCRAPE_SECONDS (at its own phase), growing by 1% of
+# COUNTS_ROWS a scrape since the stub started; its rates stay COUNTS_ROWS's. Counts that never moved
+# would let the worker's judge memo (app/release/judge_memo.py) answer every tick after the first.
+# SCRAPE_SECONDS=0: COUNTS_ROWS as they are, always.
+SCRAPE_SECONDS = float(os.environ.get("SLUICE_BENCH_SCRAPE_SECONDS", "15"))
+STARTED = time.time()
+
+
+def scrapes(selector: str, at: float) -> int:
+    """How many scrapes of the series `selector` picks have happened by `at` since the stub started."""
+    if SCRAPE_SECONDS <= 0:
+        return 0
+    phase = zlib.crc32(selector.encode()) % 1000 / 1000 * SCRAPE_SECONDS
+    return max(0, int((at - STARTED + phase) // SCRAPE_SECONDS))
+
+
 def packed_answer(query: str, at: str) -> bytes:
-    """COUNTS_ROWS for each part of a packed counts query, tagged as Prometheus's label_replace would."""
-    series = [
-        {"metric": dict(labels, sluice_part=part), "value": [float(at), str(value)]}
-        for part in _PART.findall(query)
-        for labels, value in COUNTS_ROWS
-    ]
+    """COUNTS_ROWS (grown by their series' scrapes) for each part of a packed counts query, tagged
+    as Prometheus's label_replace would."""
+    series = []
+    for chunk in query.split("label_replace(")[1:]:
+        tag = _PART.search(chunk)
+        selector = _SELECTOR.search(chunk)
+        if tag is None:
+            continue
+        grown = 1 + scrapes(selector.group(1) if selector else "", float(at)) / 100
+        series += [
+            {"metric": dict(labels, sluice_part=tag.group(1)), "value": [float(at), str(value * grown)]}
+            for labels, value in COUNTS_ROWS
+        ]
     return json.dumps({"status": "success", "data": {"resultType": "vector", "result": series}}).encode()
 
 
