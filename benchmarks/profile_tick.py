@@ -46,7 +46,9 @@ from app.core.judge.memo import direct
 from app.core.models import Release
 from app.release import observe as observe_module
 from app.release.intake import start_release
+from app.store import keys
 from app.store import queues as rq_queues
+from app.store.commits import Commits
 from app.store.metrics import MetricsStore
 from benchmarks.common import spread
 from benchmarks.scale import config_for, start_prometheus_stub
@@ -141,6 +143,23 @@ def _without_judge_memo() -> Iterator[None]:
         tick_module.JUDGE_MEMO = real
 
 
+@contextmanager
+def _without_one_rpush() -> Iterator[None]:
+    real = Commits.__dict__["_queue_records"]  # the staticmethod itself
+
+    def one_by_one(pipe, rid, results, events):  # type: ignore[no-untyped-def]  # as before: one RPUSH each
+        for res in results:
+            pipe.rpush(keys.release_evaluations(rid), res.model_dump_json())
+        for ev in events:
+            pipe.rpush(keys.release_events(rid), ev.model_dump_json())
+
+    Commits._queue_records = staticmethod(one_by_one)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Commits._queue_records = real  # type: ignore[method-assign]
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
@@ -149,6 +168,7 @@ LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     # The judge's statistics remembered while the counts do not change (app/release/judge_memo.py).
     # The scale stub's counts never change, so with it on they are computed once per release.
     "judge_memo": _without_judge_memo,
+    "one_rpush": _without_one_rpush,  # a commit's evaluations (and events) in one RPUSH, not one each
 }
 
 

@@ -97,10 +97,7 @@ class Commits(Locks):
             pipe.multi()
             pipe.set(keys.release(rid), release.model_dump_json())
             self._queue_indexes(pipe, release, old_state)
-            for res in results:
-                pipe.rpush(keys.release_evaluations(rid), res.model_dump_json())
-            for ev in events:
-                pipe.rpush(keys.release_events(rid), ev.model_dump_json())
+            self._queue_records(pipe, rid, results, events)
             for d in deliveries:
                 # SET NX: a redone tick that re-creates the same delivery id does not deliver twice.
                 pipe.set(keys.delivery(d.id), d.model_dump_json(), nx=True)
@@ -123,6 +120,15 @@ class Commits(Locks):
                 # Clear `active` only if it still points at this release (a newer one may have taken it).
                 pipe.eval(DELETE_IF_EQUAL, 1, keys.active(release.application, release.service), rid)
             pipe.execute()
+
+    @staticmethod
+    def _queue_records(pipe: Any, rid: str, results: Sequence[CheckResult], events: Sequence[Event]) -> None:
+        """A decision's evaluations and events appended in order, one RPUSH per list: a tick records
+        about seven evaluations, and each command costs the client more CPU than its bytes do."""
+        if results:
+            pipe.rpush(keys.release_evaluations(rid), *[res.model_dump_json() for res in results])
+        if events:
+            pipe.rpush(keys.release_events(rid), *[ev.model_dump_json() for ev in events])
 
     @staticmethod
     def _queue_indexes(pipe: Any, release: Release, old_state: str | None) -> None:
