@@ -44,6 +44,7 @@ from app.context import Context, set_context
 from app.core.config.policy import PolicyConfig
 from app.core.judge.memo import direct
 from app.core.models import Release
+from app.release import engine as engine_module
 from app.release import observe as observe_module
 from app.release.intake import start_release
 from app.store import keys
@@ -160,6 +161,16 @@ def _without_one_rpush() -> Iterator[None]:
         Commits._queue_records = real  # type: ignore[method-assign]
 
 
+@contextmanager
+def _without_fast_copy() -> Iterator[None]:
+    real = engine_module.deep_copy
+    engine_module.deep_copy = lambda value: value.model_copy(deep=True)
+    try:
+        yield
+    finally:
+        engine_module.deep_copy = real
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
@@ -168,7 +179,8 @@ LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     # The judge's statistics remembered while the counts do not change (app/release/judge_memo.py).
     # The scale stub's counts never change, so with it on they are computed once per release.
     "judge_memo": _without_judge_memo,
-    "one_rpush": _without_one_rpush,  # a commit's evaluations (and events) in one RPUSH, not one each
+    "one_rpush": _without_one_rpush,
+    "fast_copy": _without_fast_copy,  # the decided release copied by app/core/copies.py, not deepcopy  # a commit's evaluations (and events) in one RPUSH, not one each
 }
 
 

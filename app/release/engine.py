@@ -18,6 +18,7 @@ from app.context import Context, UnknownService
 from app.core import bake, known_bad
 from app.core.config.policy import PolicyConfig
 from app.core.config.services import ServiceConfig
+from app.core.copies import deep_copy
 from app.core.decide import fail_back
 from app.core.judge.judging import looks_broken
 from app.core.known_bad import ROLLBACK_TRIGGER, KnownBad
@@ -105,14 +106,14 @@ def decided(release: Release, decision: Decision, now: float) -> Release:
     """The release after `decision`, before anything is recorded or routed: the one place the
     decision's effect on the release's state is spelled (commit_decision records it; replay
     re-runs past releases with it)."""
-    new = release.model_copy(deep=True)
+    new = deep_copy(release)  # model_copy(deep=True), without deepcopy's cost over the judge's histograms
     new.seq += 1
     new.updated_at = now
     new.consecutive_failures = decision.consecutive_failures
     new.no_data_since = decision.no_data_since
     new.unready_since = decision.unready_since
     if decision.judge is not None:
-        new.judge = decision.judge.model_copy(deep=True)
+        new.judge = deep_copy(decision.judge)
     kind = decision.kind
     if kind in _STATE_FOR_KIND:
         new.state = _STATE_FOR_KIND[kind]  # type: ignore[assignment]
