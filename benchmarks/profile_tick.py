@@ -171,6 +171,16 @@ def _without_fast_copy() -> Iterator[None]:
         engine_module.deep_copy = real
 
 
+@contextmanager
+def _without_primed_threads() -> Iterator[None]:
+    real = tick_module.PRIMED_TICK_THREADS
+    tick_module.PRIMED_TICK_THREADS = tick_module.TICK_THREADS
+    try:
+        yield
+    finally:
+        tick_module.PRIMED_TICK_THREADS = real
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
@@ -180,7 +190,9 @@ LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     # The scale stub's counts never change, so with it on they are computed once per release.
     "judge_memo": _without_judge_memo,
     "one_rpush": _without_one_rpush,
-    "fast_copy": _without_fast_copy,  # the decided release copied by app/core/copies.py, not deepcopy  # a commit's evaluations (and events) in one RPUSH, not one each
+    "fast_copy": _without_fast_copy,
+    # A batch whose queries are primed ticks on PRIMED_TICK_THREADS (2), not TICK_THREADS (8).
+    "primed_threads": _without_primed_threads,  # the decided release copied by app/core/copies.py, not deepcopy  # a commit's evaluations (and events) in one RPUSH, not one each
 }
 
 
@@ -223,7 +235,9 @@ def main() -> int:
     parser.add_argument("--releases", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--direct", action="store_true", help="call run_ticks directly (RQ's cost left out)")
-    parser.add_argument("--threads", type=int, help="a batch's tick threads (default: SLUICE_TICK_THREADS, 8)")
+    parser.add_argument(
+        "--threads", type=int, help="a batch's tick threads, primed or not (default: SLUICE_TICK_THREADS, 8, and 2 primed)"
+    )
     parser.add_argument(
         "--without", help=f"comma-separated levers to measure side by side, off vs on: {', '.join(LEVERS)}"
     )
@@ -242,7 +256,7 @@ def main() -> int:
             ctx._routers[app.name] = InstantRouter()
         set_context(ctx)
         if args.threads:
-            tick_module.TICK_THREADS = args.threads
+            tick_module.TICK_THREADS = tick_module.PRIMED_TICK_THREADS = args.threads
         ids = [start_release(ctx, f"svc-{i:05d}", "1.0.1").release.id for i in range(args.releases)]
         report("warm-up (start, then a first evaluation)", measure(ctx, ids, 2, args.direct, None))
         if args.without:
@@ -252,7 +266,7 @@ def main() -> int:
         # would otherwise look like work.
         profiler = cProfile.Profile(time.process_time) if args.top or args.save else None
         if profiler:  # cProfile sees only the thread that enables it: the batch's ticks run on it too
-            tick_module.TICK_THREADS = 1
+            tick_module.TICK_THREADS = tick_module.PRIMED_TICK_THREADS = 1
         m = measure(ctx, ids, args.rounds, args.direct, profiler)
         report(f"measured ({'run_ticks directly' if args.direct else 'through RQ'})", m)
         mem = int(ctx.store.r.info("memory")["used_memory"])

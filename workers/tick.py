@@ -47,6 +47,11 @@ BATCH_QUERY_BUDGET = 10.0
 # run on this many threads, so one worker keeps up with dozens of releases at a 2 s interval
 # instead of queueing them behind each other's round trips (benchmarks/: tick lag).
 TICK_THREADS = max(1, int(os.environ.get("SLUICE_TICK_THREADS", "8") or 8))
+# ...unless the batch's Prometheus answers are primed: its ticks then wait only on Redis and the
+# router, and mostly compute, which threads do one at a time (the GIL) and at a cost: 8 threads
+# took ~13% more CPU a tick than 1 (benchmarks/profile_tick.py --without primed_threads). Two keep a
+# tick that waits on a slow router (a Kubernetes API) from holding up the whole batch.
+PRIMED_TICK_THREADS = max(1, int(os.environ.get("SLUICE_PRIMED_TICK_THREADS", "2") or 2))
 
 
 class TickKind(StrEnum):
@@ -219,12 +224,13 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
         return _isolated_tick(item[0], item[1], due.get(item[0]))
 
     # The batch's metrics (three writes a tick) go to Redis in one round trip at its end.
-    with primed_queries(ctx, releases), _batched_metrics(ctx):
-        if len(batch) == 1 or TICK_THREADS == 1:
+    with primed_queries(ctx, releases) as primed, _batched_metrics(ctx):
+        threads = min(PRIMED_TICK_THREADS if primed else TICK_THREADS, len(batch))
+        if threads == 1:
             return [one(item) for item in batch]
         # Each release has its own lease, so ticks of different releases never share state
         # beyond the context's clients (Redis pool, HTTP sessions), which are thread-safe.
-        with ThreadPoolExecutor(max_workers=min(TICK_THREADS, len(batch)), thread_name_prefix="tick") as pool:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tick") as pool:
             return list(pool.map(one, batch))
 
 
@@ -257,18 +263,19 @@ def _isolated_tick(release_id: str, seq: int, due_at: float | None = None) -> st
 
 
 @contextmanager
-def primed_queries(ctx: Context, releases: list[Release]) -> Iterator[None]:
+def primed_queries(ctx: Context, releases: list[Release]) -> Iterator[int]:
     """For the batch: one grouped Prometheus query per check, not one per release, and one
     request for the judge's counts. The answers prime ctx.prometheus and the provider, and are
     dropped afterwards so that no later tick reads them. The batch's queries share one time
-    budget (BATCH_QUERY_BUDGET)."""
+    budget (BATCH_QUERY_BUDGET). Yields how many answers were primed."""
     ctx.prometheus.start_budget(BATCH_QUERY_BUDGET)
+    primed = 0
     try:
-        prime_batch(ctx, releases, time.time())
+        primed = prime_batch(ctx, releases, time.time())
     except Exception:  # noqa: BLE001 - an optimisation: without it the ticks ask one by one
         log.exception("could not prepare the batch's Prometheus queries; ticks will ask one by one")
     try:
-        yield
+        yield primed
     finally:
         forget_batch(ctx)
         ctx.prometheus.end_budget()

@@ -151,13 +151,12 @@ class _Batch:
     waited = 0.0
 
 
-def prime_batch(ctx: Context, releases: list[Release], at: float) -> None:
+def prime_batch(ctx: Context, releases: list[Release], at: float) -> int:
     """Before a batch's ticks: one grouped query per check and one request for the judge's counts
-    instead of one per release; `forget_batch` drops the answers."""
+    instead of one per release; `forget_batch` drops the answers. Returns how many were primed."""
     started = time.monotonic()
     try:
-        ctx.prime_metrics(releases, at)
-        prime_counts(ctx, releases, at)
+        return ctx.prime_metrics(releases, at) + prime_counts(ctx, releases, at)
     finally:
         _Batch.waited = time.monotonic() - started
 
