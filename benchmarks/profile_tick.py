@@ -45,6 +45,7 @@ from app.core.config.policy import PolicyConfig
 from app.core.judge.memo import direct
 from app.core.models import Release
 from app.release import engine as engine_module
+from app.release import judge_memo as judge_memo_module
 from app.release import observe as observe_module
 from app.release.intake import start_release
 from app.store import keys
@@ -181,6 +182,25 @@ def _without_primed_threads() -> Iterator[None]:
         tick_module.PRIMED_TICK_THREADS = real
 
 
+@contextmanager
+def _without_plain_fast() -> Iterator[None]:
+    real = judge_memo_module.plain
+
+    def one_by_one(value: object) -> bool:  # as before: every element through a Python call
+        kind = type(value)
+        if kind in judge_memo_module._ATOMS:
+            return True
+        if kind is tuple or kind is list:
+            return all(type(v) in judge_memo_module._ATOMS or one_by_one(v) for v in value)  # type: ignore[attr-defined]
+        return real(value)
+
+    judge_memo_module.plain = one_by_one
+    try:
+        yield
+    finally:
+        judge_memo_module.plain = real
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
@@ -192,7 +212,8 @@ LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "one_rpush": _without_one_rpush,
     "fast_copy": _without_fast_copy,
     # A batch whose queries are primed ticks on PRIMED_TICK_THREADS (2), not TICK_THREADS (8).
-    "primed_threads": _without_primed_threads,  # the decided release copied by app/core/copies.py, not deepcopy  # a commit's evaluations (and events) in one RPUSH, not one each
+    "primed_threads": _without_primed_threads,
+    "memo_plain": _without_plain_fast,  # the memo's check of its arguments over whole lists at C speed  # the decided release copied by app/core/copies.py, not deepcopy  # a commit's evaluations (and events) in one RPUSH, not one each
 }
 
 
