@@ -1,8 +1,8 @@
 """The scale benchmark's answer to grouped Prometheus queries (`sum by (app, version)` over
 `app=~"a|b"`, `version=~"x|y"`): one labelled series per pair, value 0.5; and to a batch's
 packed counts query (a POST form, integrations/prometheus/packed_counts.py): COUNTS_ROWS for
-each tagged part, grown at a scrape's pace (SCRAPE_SECONDS). Single queries are answered by nginx with a static body; nginx hands only the
-grouped (`=~`) and POSTed ones to this."""
+each tagged part, grown at a scrape's pace (SCRAPE_SECONDS). Single queries are answered by nginx
+with a static body; nginx hands only the grouped (`=~`) and POSTed ones to this."""
 
 from __future__ import annotations
 
@@ -49,13 +49,16 @@ def scrapes(selector: str, at: float) -> int:
 
 
 def packed_answer(query: str, at: str) -> bytes:
-    """COUNTS_ROWS (grown by their series' scrapes) for each part of a packed counts query, tagged
-    as Prometheus's label_replace would."""
+    """Each part of a packed query tagged as Prometheus's label_replace would: a grouped check's
+    (`=~`) series, or COUNTS_ROWS grown by their series' scrapes for a counts part."""
     series = []
     for chunk in query.split("label_replace(")[1:]:
         tag = _PART.search(chunk)
         selector = _SELECTOR.search(chunk)
         if tag is None:
+            continue
+        if "=~" in chunk:
+            series += [dict(s, metric=dict(s["metric"], sluice_part=tag.group(1))) for s in grouped_series(chunk, at)]
             continue
         grown = 1 + scrapes(selector.group(1) if selector else "", float(at)) / 100
         series += [
@@ -65,18 +68,23 @@ def packed_answer(query: str, at: str) -> bytes:
     return json.dumps({"status": "success", "data": {"resultType": "vector", "result": series}}).encode()
 
 
-def answer(query: str, at: str) -> bytes:
-    if "sluice_part" in query:
-        return packed_answer(query, at)
+def grouped_series(query: str, at: str) -> list[dict]:
+    """A grouped check query's answer: value 0.5 for every (app, version) its matchers name."""
     alternatives: dict[str, list[str]] = {}
     for label, regex in _MATCHER.findall(query):
         if label in ("app", "version", "namespace"):
             alternatives[label] = [v.replace("\\\\.", ".").replace("\\.", ".") for v in regex.split("|")]
-    series = [
+    return [
         {"metric": {"app": app, "version": version}, "value": [float(at), "0.5"]}
         for app in alternatives.get("app", [])
         for version in alternatives.get("version", [])
     ]
+
+
+def answer(query: str, at: str) -> bytes:
+    if "sluice_part" in query:
+        return packed_answer(query, at)
+    series = grouped_series(query, at)
     return json.dumps({"status": "success", "data": {"resultType": "vector", "result": series}}).encode()
 
 

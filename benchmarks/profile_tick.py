@@ -55,6 +55,7 @@ from app.store.metrics import MetricsStore
 from benchmarks.common import spread
 from benchmarks.scale import config_for, start_prometheus_stub
 from benchmarks.scale_worker import InstantRouter
+from integrations.prometheus import batch as grouped_module
 from workers import tick as tick_module
 from workers.scheduler import QUEUE_NAME, TICK_BATCH, enqueue_due
 
@@ -201,19 +202,29 @@ def _without_plain_fast() -> Iterator[None]:
         judge_memo_module.plain = real
 
 
+@contextmanager
+def _without_packed_checks() -> Iterator[None]:
+    grouped_module.PACKED = False
+    try:
+        yield
+    finally:
+        grouped_module.PACKED = True
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
     "packed_before": _without_packed_before,  # stable's counts before the release in that request too (`@`)
     "batched_metrics": _without_batched_metrics,  # tick metrics: one Redis write a batch (MetricsStore.batched)
     # The judge's statistics remembered while the counts do not change (app/release/judge_memo.py).
-    # The scale stub's counts never change, so with it on they are computed once per release.
+    # The scale stub's counts move every 15 s per series (SLUICE_BENCH_SCRAPE_SECONDS; 0: never).
     "judge_memo": _without_judge_memo,
-    "one_rpush": _without_one_rpush,
-    "fast_copy": _without_fast_copy,
+    "one_rpush": _without_one_rpush,  # a commit's evaluations (and events) in one RPUSH, not one each
+    "fast_copy": _without_fast_copy,  # the decided release copied by app/core/copies.py, not deepcopy
     # A batch whose queries are primed ticks on PRIMED_TICK_THREADS (2), not TICK_THREADS (8).
     "primed_threads": _without_primed_threads,
-    "memo_plain": _without_plain_fast,  # the memo's check of its arguments over whole lists at C speed  # the decided release copied by app/core/copies.py, not deepcopy  # a commit's evaluations (and events) in one RPUSH, not one each
+    "memo_plain": _without_plain_fast,  # the memo's check of its arguments over whole lists at C speed
+    "packed_checks": _without_packed_checks,  # a batch's grouped check queries in one request, not one each
 }
 
 
@@ -257,7 +268,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--direct", action="store_true", help="call run_ticks directly (RQ's cost left out)")
     parser.add_argument(
-        "--threads", type=int, help="a batch's tick threads, primed or not (default: SLUICE_TICK_THREADS, 8, and 2 primed)"
+        "--threads",
+        type=int,
+        help="a batch's tick threads, primed or not (default: SLUICE_TICK_THREADS, 8, and 2 primed)",
     )
     parser.add_argument(
         "--without", help=f"comma-separated levers to measure side by side, off vs on: {', '.join(LEVERS)}"

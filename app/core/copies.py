@@ -10,7 +10,7 @@ nothing that can be changed with the original.
 from __future__ import annotations
 
 import copy
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 

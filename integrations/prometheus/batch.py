@@ -22,10 +22,13 @@ from integrations.prometheus import queries
 from integrations.prometheus.client import PrometheusQuerier
 from integrations.prometheus.config import PrometheusConfig
 from integrations.prometheus.observe import template_variables
+from integrations.prometheus.packed_counts import Row, packed, split
 from integrations.prometheus.promql import escape_string, render, window
 
 log = logging.getLogger("sluice.prometheus")
 NO_DATA = "no data: the query returned no series"
+# A batch's grouped queries (one per check and window) asked in one request; False: one request each.
+PACKED = True
 
 
 def _alternation(values: set[str]) -> str:
@@ -63,7 +66,7 @@ def prime_batch(
                 labels = (release.service, version, release.namespace)[: len(keys)]
                 groups.setdefault((grouped, win), []).append((query, labels))
 
-    answers: dict[str, tuple[float | None, str | None]] = {}
+    asked: list[tuple[str, list[tuple[str, tuple[str, ...]]]]] = []  # (grouped query, its wanted)
     for (grouped, win), wanted in groups.items():
         if len({labels for _, labels in wanted}) < 2:
             continue  # one pair: the single query costs the same
@@ -71,23 +74,51 @@ def prime_batch(
         text = grouped.replace("{window}", win)
         for placeholder, values in zip(("{services}", "{versions}", "{namespaces}"), columns, strict=False):
             text = text.replace(placeholder, _alternation(set(values)))
+        asked.append((text, wanted))
+    answers: dict[str, tuple[float | None, str | None]] = {}
+    for (_, wanted), series in zip(asked, _ask(querier, [text for text, _ in asked], at), strict=True):
+        if series is not None:
+            _read(series, wanted, keys, answers)
+    querier.prime(answers, at)
+    return len(answers)
+
+
+def _ask(querier: PrometheusQuerier, texts: list[str], at: float) -> list[list[Row] | None]:
+    """Each grouped query's series (None: failed), all of them in one request when there are
+    several (packed_counts.py `packed`: each part tagged with its place): an HTTP request costs the
+    worker more CPU than the few series it returns (benchmarks/profile_tick.py)."""
+    if len(texts) > 1 and PACKED:
+        rows, error = querier.query_vector(packed(texts), at, form=True)
+        parts = split(rows, len(texts)) if error is None else None
+        if parts is None:
+            log.info("grouped queries failed (%s); ticks will ask one by one", error or "series not tagged")
+            return [None] * len(texts)
+        return list(parts)
+    out: list[list[Row] | None] = []
+    for text in texts:
         series, error = querier.query_vector(text, at)
         if error is not None:
             log.info("grouped query failed (%s); ticks will ask one by one", error)
-            continue
-        found: dict[tuple[str, ...], float | None] = {}
-        for metric, value in series:
-            key = tuple(metric.get(k) or "" for k in keys)
-            if "" in key:  # not grouped as asked (a proxy or fake that drops labels): trust nothing
-                found = {}
-                break
-            found[key] = value
-        else:
-            for query, labels in wanted:
-                if labels not in found:
-                    answers[query] = (None, NO_DATA)
-                elif found[labels] is not None:
-                    answers[query] = (found[labels], None)
-                # NaN/Inf: not primed; the single query gives its own explanation.
-    querier.prime(answers, at)
-    return len(answers)
+        out.append(series if error is None else None)
+    return out
+
+
+def _read(
+    series: list[Row],
+    wanted: list[tuple[str, tuple[str, ...]]],
+    keys: list[str],
+    answers: dict[str, tuple[float | None, str | None]],
+) -> None:
+    """One grouped query's series as the answers of the single queries it stands for."""
+    found: dict[tuple[str, ...], float | None] = {}
+    for metric, value in series:
+        key = tuple(metric.get(k) or "" for k in keys)
+        if "" in key:  # not grouped as asked (a proxy or fake that drops labels): trust nothing
+            return
+        found[key] = value
+    for query, labels in wanted:
+        if labels not in found:
+            answers[query] = (None, NO_DATA)
+        elif found[labels] is not None:
+            answers[query] = (found[labels], None)
+        # NaN/Inf: not primed; the single query gives its own explanation.
