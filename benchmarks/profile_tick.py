@@ -40,6 +40,7 @@ import redis
 
 from app.cli.demo.stack import Process, start_redis
 from app.config_file.loader import parse_config
+from app.config_file.schema import ApplicationConfig
 from app.context import Context, set_context
 from app.core.config.policy import PolicyConfig
 from app.core.judge.memo import direct
@@ -211,6 +212,16 @@ def _without_packed_checks() -> Iterator[None]:
         grouped_module.PACKED = True
 
 
+@contextmanager
+def _without_service_index() -> Iterator[None]:
+    real = ApplicationConfig.service
+    ApplicationConfig.service = lambda self, name: next((s for s in self.services if s.name == name), None)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ApplicationConfig.service = real  # type: ignore[method-assign]
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
@@ -225,6 +236,7 @@ LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "primed_threads": _without_primed_threads,
     "memo_plain": _without_plain_fast,  # the memo's check of its arguments over whole lists at C speed
     "packed_checks": _without_packed_checks,  # a batch's grouped check queries in one request, not one each
+    "service_index": _without_service_index,  # a release's service found by name, not by a scan of them all
 }
 
 

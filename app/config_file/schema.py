@@ -8,6 +8,8 @@ in the JSON Schema and in `sluice kinds`.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
@@ -68,8 +70,19 @@ class ApplicationConfig(Strict):
             )
         return self
 
+    @cached_property
+    def services_by_name(self) -> tuple[list[ServiceConfig], dict[str, ServiceConfig]]:
+        """The services by name (unique: `_unique_services`), with the list they index."""
+        return self.services, {s.name: s for s in self.services}
+
     def service(self, name: str) -> ServiceConfig | None:
-        return next((s for s in self.services if s.name == name), None)
+        # By name, not a scan: a tick looks its service up several times, and with 10,000 services
+        # a scan was ~2 ms each (benchmarks/RESULTS.md, Tick CPU). A copy of the model made with
+        # other services carries the old index along: then it is not used.
+        indexed, by_name = self.services_by_name
+        if indexed is not self.services:
+            return next((s for s in self.services if s.name == name), None)
+        return by_name.get(name)
 
 
 class SluiceConfig(Strict):
