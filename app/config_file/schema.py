@@ -9,7 +9,6 @@ in the JSON Schema and in `sluice kinds`.
 from __future__ import annotations
 
 from functools import cached_property
-
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
