@@ -187,11 +187,14 @@ def endpoints() -> dict[str, tuple[str, bytes, dict[str, str]]]:
     }
 
 
-def serve(workdir: Path, name: str, app: str, env: dict[str, str], tree: Path = REPO) -> tuple[Process, int]:
+def serve(
+    workdir: Path, name: str, app: str, env: dict[str, str], tree: Path = REPO, config: Path | None = None
+) -> tuple[Process, int]:
     """`app` under gunicorn with Sluice's serving configuration (gevent), on a free loopback port;
-    `tree`: the checkout it is served from (another one for a before/after run)."""
+    `tree`: the checkout it is served from (another one for a before/after run); `config`: another
+    gunicorn configuration (benchmarks/profiled_serving.py) instead of the tree's app/web/serving.py."""
     port = free_port()
-    serving = tree / "app" / "web" / "serving.py"
+    serving = config or tree / "app" / "web" / "serving.py"
     args = [sys.executable, "-m", "gunicorn", "-c", str(serving), "--bind", f"127.0.0.1:{port}", app]
     env = {**env, "WEB_CONCURRENCY": str(GUNICORN_WORKERS), "PYTHONPATH": str(tree)}
     proc = Process(name, args, workdir, env=env).start()
@@ -261,6 +264,22 @@ def _row(name: str, loads: dict[str, list[Load]], half: Load) -> list[str]:
     return row
 
 
+def environment(workdir: Path, redis_url: str) -> dict[str, str]:
+    """The web's environment for the benchmark (its configuration written into `workdir`)."""
+    config = workdir / "sluice.yaml"
+    config.write_text(bench_config())
+    return {
+        "SLUICE_CONFIG": str(config),
+        "REDIS_URL": redis_url,
+        "SLUICE_API_TOKEN": TOKEN,
+        "SLUICE_DEPLOY_SECRET": DEPLOY_SECRET,
+        "CIRCLECI_WEBHOOK_SECRET": CIRCLECI_SECRET,
+        "SLUICE_LOG_LEVEL": "WARNING",
+        "SLUICE_INTAKE_RATE": "1000000 per minute",  # throughput from one address, not the rate limit
+        "SLUICE_ALLOW_UNTIMED_SIGNATURE": "1",  # see the module's docstring
+    }
+
+
 def run(workdir: Path, seconds: float = 6.0, rounds: int = 3, before: Path | None = None) -> str:
     """`before`: another checkout of Sluice (e.g. `git worktree add --detach /tmp/before main`), served
     beside this one in the same rounds: its ratio to bare Flask gets a column."""
@@ -269,18 +288,7 @@ def run(workdir: Path, seconds: float = 6.0, rounds: int = 3, before: Path | Non
     try:
         redis_proc, redis_url = start_redis(workdir)
         procs.append(redis_proc)
-        config = workdir / "sluice.yaml"
-        config.write_text(bench_config())
-        env = {
-            "SLUICE_CONFIG": str(config),
-            "REDIS_URL": redis_url,
-            "SLUICE_API_TOKEN": TOKEN,
-            "SLUICE_DEPLOY_SECRET": DEPLOY_SECRET,
-            "CIRCLECI_WEBHOOK_SECRET": CIRCLECI_SECRET,
-            "SLUICE_LOG_LEVEL": "WARNING",
-            "SLUICE_INTAKE_RATE": "1000000 per minute",  # throughput from one address, not the rate limit
-            "SLUICE_ALLOW_UNTIMED_SIGNATURE": "1",  # see the module's docstring
-        }
+        env = environment(workdir, redis_url)
         servers: dict[str, tuple[int, list[int]]] = {}
         for name, app, tree in [
             ("sluice", "app:create_app()", REPO),
