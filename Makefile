@@ -33,8 +33,8 @@ test: lint
 
 # The release scenario suite (scenarios/): 34 scenarios through the real stack under each policy in
 # scenarios/policies, in batches of at most 700 req/s (one load generator keeps up with that), stable
-# serving 3 minutes alone before each batch; writes docs/scenarios.md. About 45 minutes. The fast
-# subset runs in `make test`.
+# serving 3 minutes alone before each batch; writes docs/scenarios.md. About 50 minutes (48 minutes
+# alone on 2 cores). The fast subset runs in `make test`.
 scenarios: setup
 	$(BIN)/python -m scenarios
 
