@@ -187,11 +187,14 @@ def endpoints() -> dict[str, tuple[str, bytes, dict[str, str]]]:
     }
 
 
-def serve(workdir: Path, name: str, app: str, env: dict[str, str], tree: Path = REPO) -> tuple[Process, int]:
+def serve(
+    workdir: Path, name: str, app: str, env: dict[str, str], tree: Path = REPO, config: Path | None = None
+) -> tuple[Process, int]:
     """`app` under gunicorn with Sluice's serving configuration (gevent), on a free loopback port;
-    `tree`: the checkout it is served from (another one for a before/after run)."""
+    `tree`: the checkout it is served from (another one for a before/after run); `config`: another
+    gunicorn configuration (benchmarks/profiled_serving.py) instead of the tree's app/web/serving.py."""
     port = free_port()
-    serving = tree / "app" / "web" / "serving.py"
+    serving = config or tree / "app" / "web" / "serving.py"
     args = [sys.executable, "-m", "gunicorn", "-c", str(serving), "--bind", f"127.0.0.1:{port}", app]
     env = {**env, "WEB_CONCURRENCY": str(GUNICORN_WORKERS), "PYTHONPATH": str(tree)}
     proc = Process(name, args, workdir, env=env).start()
@@ -230,10 +233,15 @@ def measure(
     rounds: int,
 ) -> dict[str, list[Load]]:
     """Each server (name -> its port, and the pids whose CPU it costs: its own, then Redis's) loaded in
-    turn, round after round, so that all see the same noise."""
+    turn, round after round, so that all see the same noise. Each is warmed up first (its connections
+    to Redis are opened at its first requests), and each round starts with the next server: the first
+    of a round was measured ~10% dearer than the same code served later in it."""
     loads: dict[str, list[Load]] = {name: [] for name in servers}
-    for _ in range(rounds):
-        for name, (port, pids) in servers.items():
+    for port, _pids in servers.values():
+        hey(f"http://127.0.0.1:{port}{path}", body, headers, 1, 16)
+    order = list(servers.items())
+    for i in range(rounds):
+        for name, (port, pids) in order[i % len(order) :] + order[: i % len(order)]:
             before, redis_before = cpu_seconds(pids), cpu_seconds(pids[-1:])
             load = hey(f"http://127.0.0.1:{port}{path}", body, headers, seconds, 16)
             load.cpu_ms = (cpu_seconds(pids) - before) * 1000 / max(load.requests, 1)
@@ -261,6 +269,22 @@ def _row(name: str, loads: dict[str, list[Load]], half: Load) -> list[str]:
     return row
 
 
+def environment(workdir: Path, redis_url: str) -> dict[str, str]:
+    """The web's environment for the benchmark (its configuration written into `workdir`)."""
+    config = workdir / "sluice.yaml"
+    config.write_text(bench_config())
+    return {
+        "SLUICE_CONFIG": str(config),
+        "REDIS_URL": redis_url,
+        "SLUICE_API_TOKEN": TOKEN,
+        "SLUICE_DEPLOY_SECRET": DEPLOY_SECRET,
+        "CIRCLECI_WEBHOOK_SECRET": CIRCLECI_SECRET,
+        "SLUICE_LOG_LEVEL": "WARNING",
+        "SLUICE_INTAKE_RATE": "1000000 per minute",  # throughput from one address, not the rate limit
+        "SLUICE_ALLOW_UNTIMED_SIGNATURE": "1",  # see the module's docstring
+    }
+
+
 def run(workdir: Path, seconds: float = 6.0, rounds: int = 3, before: Path | None = None) -> str:
     """`before`: another checkout of Sluice (e.g. `git worktree add --detach /tmp/before main`), served
     beside this one in the same rounds: its ratio to bare Flask gets a column."""
@@ -269,18 +293,7 @@ def run(workdir: Path, seconds: float = 6.0, rounds: int = 3, before: Path | Non
     try:
         redis_proc, redis_url = start_redis(workdir)
         procs.append(redis_proc)
-        config = workdir / "sluice.yaml"
-        config.write_text(bench_config())
-        env = {
-            "SLUICE_CONFIG": str(config),
-            "REDIS_URL": redis_url,
-            "SLUICE_API_TOKEN": TOKEN,
-            "SLUICE_DEPLOY_SECRET": DEPLOY_SECRET,
-            "CIRCLECI_WEBHOOK_SECRET": CIRCLECI_SECRET,
-            "SLUICE_LOG_LEVEL": "WARNING",
-            "SLUICE_INTAKE_RATE": "1000000 per minute",  # throughput from one address, not the rate limit
-            "SLUICE_ALLOW_UNTIMED_SIGNATURE": "1",  # see the module's docstring
-        }
+        env = environment(workdir, redis_url)
         servers: dict[str, tuple[int, list[int]]] = {}
         for name, app, tree in [
             ("sluice", "app:create_app()", REPO),

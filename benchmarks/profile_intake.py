@@ -37,20 +37,7 @@ from benchmarks import intake
 
 
 def _env(workdir: Path, redis_url: str) -> None:
-    config = workdir / "sluice.yaml"
-    config.write_text(intake.bench_config())
-    os.environ.update(
-        {
-            "SLUICE_CONFIG": str(config),
-            "REDIS_URL": redis_url,
-            "SLUICE_API_TOKEN": intake.TOKEN,
-            "SLUICE_DEPLOY_SECRET": intake.DEPLOY_SECRET,
-            "CIRCLECI_WEBHOOK_SECRET": intake.CIRCLECI_SECRET,
-            "SLUICE_LOG_LEVEL": "WARNING",
-            "SLUICE_INTAKE_RATE": "1000000 per minute",
-            "SLUICE_ALLOW_UNTIMED_SIGNATURE": "1",
-        }
-    )
+    os.environ.update(intake.environment(workdir, redis_url))
 
 
 def _commands(client: redis.Redis) -> int:

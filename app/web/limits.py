@@ -22,9 +22,9 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
@@ -36,6 +36,7 @@ from app.web.errors import error_response
 
 log = logging.getLogger("sluice.web")
 RATES = {"SLUICE_LOGIN_RATE": "10 per minute", "SLUICE_INTAKE_RATE": "300 per minute"}
+LOGIN = "dashboard.login"
 INTAKE = ("deploy.deploy", "circleci.circleci", "argo.argocd", "argo.argo_rollouts")
 
 
@@ -68,9 +69,9 @@ def install(app: Flask) -> Limiter:
         swallow_errors=True,  # Redis down: serve (and log) rather than refuse everyone
         key_prefix="sluice",
     )
-    _drop_request_hook(app, limiter)
+    _login_only_hooks(app, limiter)
     login = limiter.limit(login_rate, methods=["POST"], deduct_when=lambda r: r.status_code == 401)
-    app.view_functions["dashboard.login"] = login(app.view_functions["dashboard.login"])  # type: ignore[assignment]
+    app.view_functions[LOGIN] = login(app.view_functions[LOGIN])  # type: ignore[assignment]
     budget = windows(intake_rate)
     for endpoint in INTAKE:  # one budget for all the receivers
         app.view_functions[endpoint] = _intake_limited(app.view_functions[endpoint], budget)
@@ -115,14 +116,33 @@ def _intake_limited(view: Callable[..., Any], budget: list[Window]) -> Callable[
     return limited
 
 
-def _drop_request_hook(app: Flask, limiter: Limiter) -> None:
-    """Flask-Limiter checks every request before its view for application, default and blueprint
-    limits; Sluice sets none (its limits decorate the login and intake views, which check them
-    themselves), so that check only cost time: about a tenth of a signed webhook's CPU, on every
-    request. Should a later Flask-Limiter register its hook differently, nothing is dropped."""
+def _is_limiter_hook(hook: Any, limiter: Limiter, name: str) -> bool:
+    """Flask-Limiter's hook `name` (a bound method, or a partial of its class's function with the limiter)."""
+    if isinstance(hook, functools.partial):
+        return bool(hook.args) and hook.args[0] is limiter and hook.func.__name__ == name
+    return getattr(hook, "__self__", None) is limiter and hook.__name__ == name
+
+
+def _login_only_hooks(app: Flask, limiter: Limiter) -> None:
+    """Flask-Limiter hooks every request: before the view it checks application, default and blueprint
+    limits; after it, it deducts conditional limits and adds headers; at teardown it resets its
+    bookkeeping. Sluice's only Flask-Limiter limit decorates the login view, which checks it itself, so
+    the check before is dropped, and the two others run for the login only (they cost ~2% of a duplicate
+    webhook's CPU in a gevent worker; the check before, about a tenth). Should a later Flask-Limiter
+    register its hooks differently, nothing is dropped or skipped."""
     hooks = app.before_request_funcs.get(None, [])
-    app.before_request_funcs[None] = [
-        hook
-        for hook in hooks
-        if not (getattr(hook, "__self__", None) is limiter and hook.__name__ == "_check_request_limit")
-    ]
+    app.before_request_funcs[None] = [h for h in hooks if not _is_limiter_hook(h, limiter, "_check_request_limit")]
+
+    def for_login(hook: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(hook)
+        def login_only(arg: Any) -> Any:
+            return hook(arg) if request.endpoint == LOGIN else arg
+
+        return login_only
+
+    for funcs, name in (
+        (app.after_request_funcs, "__inject_headers"),
+        (app.teardown_request_funcs, "__release_context"),
+    ):
+        table = cast(dict[Any, list[Any]], funcs)  # after and teardown hooks: one argument, the same handling
+        table[None] = [for_login(h) if _is_limiter_hook(h, limiter, name) else h for h in table.get(None, [])]

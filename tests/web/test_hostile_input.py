@@ -65,6 +65,19 @@ def test_lone_surrogates_are_400(client) -> None:
         assert "surrogate" in assert_json_error(resp, 400)["error"], where
 
 
+def test_a_body_shorter_than_its_content_length_is_400(client) -> None:
+    """The body is read straight from the server's stream (app/web/bodies.py): one that ends early is
+    refused with a 400 that says so, never parsed as if it were whole."""
+    body = json.dumps({"service": "web", "version": "1.1.0"}).encode()
+    resp = client.post(
+        "/hooks/deploy",
+        data=body,
+        headers={**AUTH, "Content-Type": "application/json"},
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
+    )
+    assert "Content-Length" in assert_json_error(resp, 400)["error"]
+
+
 def test_payload_fields_have_strict_types(client) -> None:
     for ci in ({"pipeline_number": True}, {"pipeline_number": "7"}, {"job_number": 1.5}, {"workflow_id": 5}):
         resp = client.post("/hooks/deploy", json={"service": "web", "version": "1.1.0", "ci": ci}, headers=AUTH)
