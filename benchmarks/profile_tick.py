@@ -151,13 +151,13 @@ def _without_judge_memo() -> Iterator[None]:
 def _without_one_rpush() -> Iterator[None]:
     real = Commits.__dict__["_queue_records"]  # the staticmethod itself
 
-    def one_by_one(pipe, rid, results, events):  # type: ignore[no-untyped-def]  # as before: one RPUSH each
+    def one_by_one(pipe, rid, results, events):  # as before: one RPUSH each
         for res in results:
             pipe.rpush(keys.release_evaluations(rid), res.model_dump_json())
         for ev in events:
             pipe.rpush(keys.release_events(rid), ev.model_dump_json())
 
-    Commits._queue_records = staticmethod(one_by_one)  # type: ignore[method-assign,assignment]
+    Commits._queue_records = staticmethod(one_by_one)  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -167,7 +167,7 @@ def _without_one_rpush() -> Iterator[None]:
 @contextmanager
 def _without_fast_copy() -> Iterator[None]:
     real = engine_module.deep_copy
-    engine_module.deep_copy = lambda value: value.model_copy(deep=True)
+    engine_module.deep_copy = lambda value: value.model_copy(deep=True)  # type: ignore[attr-defined]
     try:
         yield
     finally:
