@@ -30,17 +30,20 @@ POLL_SECONDS = 0.1
 # Ticks due together go in one RQ job (see workers.tick.run_ticks); small enough that several
 # workers share a burst, large enough that RQ's per-job cost is spread.
 TICK_BATCH = 16
-# Backpressure: while this many jobs wait in the queue, claim nothing more. An item that waited in
-# the queue past its claim (LEASE_SECONDS) would come due and be enqueued a second time, and under a
-# backlog those duplicates grew the queue further; left in `due`, work waits there just the same.
-MAX_QUEUED_JOBS = 64
+# Backpressure: at most this many jobs wait in the queue, and a poll claims only what fits in the
+# room left. An item that waited in the queue past its claim (LEASE_SECONDS) would come due and be
+# enqueued a second time, and under a backlog those duplicates grew the queue further; left in `due`,
+# work waits there just the same. 16 jobs of 16 ticks is ~1 to 3 s of a worker's ticks: well inside a claim.
+MAX_QUEUED_JOBS = 16
 
 
 def enqueue_due(store: Store, queue: Queue, now: float | None = None) -> int:
-    """Enqueue everything due now, ticks in batches; returns how many items were enqueued."""
-    if queue.count >= MAX_QUEUED_JOBS:
+    """Enqueue what is due now and fits in the queue's room, ticks in batches; returns how many
+    items were enqueued. (A claim of hook deliveries, one job each, may overshoot the room once.)"""
+    room = MAX_QUEUED_JOBS - queue.count
+    if room <= 0:
         return 0
-    members = store.claim_due(now if now is not None else time.time(), LEASE_SECONDS)
+    members = store.claim_due(now if now is not None else time.time(), LEASE_SECONDS, limit=room * TICK_BATCH)
     ticks: list[tuple[str, int]] = []
     for member in members:
         kind, name, seq = keys.parse_due_member(member)
