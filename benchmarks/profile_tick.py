@@ -46,7 +46,6 @@ from app.core.config.policy import PolicyConfig
 from app.core.judge.memo import direct
 from app.core.models import Release
 from app.release import engine as engine_module
-from app.release import judge_memo as judge_memo_module
 from app.release import observe as observe_module
 from app.release.intake import start_release
 from app.store import keys
@@ -104,122 +103,64 @@ def measure(ctx: Context, ids: list[str], rounds: int, direct: bool, profiler: c
 
 
 @contextmanager
-def _without_packed_counts() -> Iterator[None]:
-    real = observe_module.prime_counts
-    observe_module.prime_counts = lambda ctx, releases, at: 0
+def _replaced(owner: object, name: str, value: object) -> Iterator[None]:
+    """`owner.name` is `value` while the block runs (a lever turned off), then what it was."""
+    real = getattr(owner, "__dict__", {}).get(name, getattr(owner, name))  # a staticmethod stays one
+    setattr(owner, name, value)
     try:
         yield
     finally:
-        observe_module.prime_counts = real
+        setattr(owner, name, real)
 
 
-@contextmanager
-def _without_batched_metrics() -> Iterator[None]:
-    real = MetricsStore.batched
-    MetricsStore.batched = lambda self: nullcontext()  # type: ignore[assignment,method-assign,return-value]
-    try:
-        yield
-    finally:
-        MetricsStore.batched = real  # type: ignore[method-assign]
+def _without_packed_counts() -> AbstractContextManager[None]:
+    return _replaced(observe_module, "prime_counts", lambda ctx, releases, at: 0)
 
 
-@contextmanager
-def _without_packed_before() -> Iterator[None]:
+def _without_batched_metrics() -> AbstractContextManager[None]:
+    return _replaced(MetricsStore, "batched", lambda self: nullcontext())
+
+
+def _without_packed_before() -> AbstractContextManager[None]:
     real = observe_module.counts_spans
 
     def ending_now(release: Release, policy: PolicyConfig, now: float) -> list[tuple[str, float, float | None]]:
         return [span for span in real(release, policy, now) if span[2] is None]
 
-    observe_module.counts_spans = ending_now
-    try:
-        yield
-    finally:
-        observe_module.counts_spans = real
+    return _replaced(observe_module, "counts_spans", ending_now)
 
 
-@contextmanager
-def _without_judge_memo() -> Iterator[None]:
-    real = tick_module.JUDGE_MEMO
-    tick_module.JUDGE_MEMO = direct  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        tick_module.JUDGE_MEMO = real
+def _without_judge_memo() -> AbstractContextManager[None]:
+    return _replaced(tick_module, "JUDGE_MEMO", direct)
 
 
-@contextmanager
-def _without_one_rpush() -> Iterator[None]:
-    real = Commits.__dict__["_queue_records"]  # the staticmethod itself
-
+def _without_one_rpush() -> AbstractContextManager[None]:
     def one_by_one(pipe, rid, results, events):  # as before: one RPUSH each
         for res in results:
             pipe.rpush(keys.release_evaluations(rid), res.model_dump_json())
         for ev in events:
             pipe.rpush(keys.release_events(rid), ev.model_dump_json())
 
-    Commits._queue_records = staticmethod(one_by_one)  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Commits._queue_records = real  # type: ignore[method-assign]
+    return _replaced(Commits, "_queue_records", staticmethod(one_by_one))
 
 
-@contextmanager
-def _without_fast_copy() -> Iterator[None]:
-    real = engine_module.deep_copy
-    engine_module.deep_copy = lambda value: value.model_copy(deep=True)  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        engine_module.deep_copy = real
+def _without_fast_copy() -> AbstractContextManager[None]:
+    return _replaced(engine_module, "deep_copy", lambda value: value.model_copy(deep=True))
 
 
-@contextmanager
-def _without_primed_threads() -> Iterator[None]:
-    real = tick_module.PRIMED_TICK_THREADS
-    tick_module.PRIMED_TICK_THREADS = tick_module.TICK_THREADS
-    try:
-        yield
-    finally:
-        tick_module.PRIMED_TICK_THREADS = real
+def _without_primed_threads() -> AbstractContextManager[None]:
+    return _replaced(tick_module, "PRIMED_TICK_THREADS", tick_module.TICK_THREADS)
 
 
-@contextmanager
-def _without_plain_fast() -> Iterator[None]:
-    real = judge_memo_module.plain
-
-    def one_by_one(value: object) -> bool:  # as before: every element through a Python call
-        kind = type(value)
-        if kind in judge_memo_module._ATOMS:
-            return True
-        if kind is tuple or kind is list:
-            return all(type(v) in judge_memo_module._ATOMS or one_by_one(v) for v in value)  # type: ignore[attr-defined]
-        return real(value)
-
-    judge_memo_module.plain = one_by_one
-    try:
-        yield
-    finally:
-        judge_memo_module.plain = real
+def _without_packed_checks() -> AbstractContextManager[None]:
+    return _replaced(grouped_module, "PACKED", False)
 
 
-@contextmanager
-def _without_packed_checks() -> Iterator[None]:
-    grouped_module.PACKED = False
-    try:
-        yield
-    finally:
-        grouped_module.PACKED = True
+def _without_service_index() -> AbstractContextManager[None]:
+    def scan(self: ApplicationConfig, name: str) -> object:
+        return next((s for s in self.services if s.name == name), None)
 
-
-@contextmanager
-def _without_service_index() -> Iterator[None]:
-    real = ApplicationConfig.service
-    ApplicationConfig.service = lambda self, name: next((s for s in self.services if s.name == name), None)  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        ApplicationConfig.service = real  # type: ignore[method-assign]
+    return _replaced(ApplicationConfig, "service", scan)
 
 
 # What `--without` can turn off, to measure a lever side by side with everything on.
@@ -234,7 +175,6 @@ LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "fast_copy": _without_fast_copy,  # the decided release copied by app/core/copies.py, not deepcopy
     # A batch whose queries are primed ticks on PRIMED_TICK_THREADS (2), not TICK_THREADS (8).
     "primed_threads": _without_primed_threads,
-    "memo_plain": _without_plain_fast,  # the memo's check of its arguments over whole lists at C speed
     "packed_checks": _without_packed_checks,  # a batch's grouped check queries in one request, not one each
     "service_index": _without_service_index,  # a release's service found by name, not by a scan of them all
 }
