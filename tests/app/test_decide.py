@@ -571,6 +571,11 @@ def test_a_latency_span_too_short_to_count_holds_rather_than_failing_on_no_data(
     p = policy(checks=[], on_no_data="fail", judge={"warmup": "15.5s"})
     d = decide(release(), p, obs, T0 + 16)
     assert d.kind == "hold", d.reason
+    # The whole-distribution comparison is too early as well: both versions do export a histogram
+    # (the step's counts have one), so "no latency histogram for either version" would be false.
+    latency = next(r for r in d.results if r.name == "latency-vs-stable")
+    assert latency.verdict == "insufficient", (latency.verdict, latency.detail)
+    assert "no latency histogram" not in (latency.detail or "")
 
 
 SEGMENT_STEP = {"segment": {"header": {"name": "User-Agent", "regex": "Chrome"}}, "duration": "30s"}

@@ -230,9 +230,12 @@ def _run_latency(policy: PolicyConfig, ctx: StepContext, view: _Evaluation) -> C
     """The whole latency distribution against stable's (app/core/judge/latency.py), after warmup."""
     if view.warming:
         return warming(LATENCY_NAME, view.warm_until - view.now, view.step, view.now)
-    failed = backend_failed(view.obs.stable) or backend_failed(view.obs.candidate)
+    obs = view.obs
+    failed = backend_failed(obs.stable) or backend_failed(obs.candidate)
+    # Judged on the step's own counts, as for `slow`: the latency span alone may hold no scrape yet.
+    unavailable = no_histogram(obs.candidate) and no_histogram(obs.stable)
     return compare_latency(
-        policy.judge.latency, ctx, view.cand_latency, view.stable_latency, view.obs.stable_before, failed
+        policy.judge.latency, ctx, view.cand_latency, view.stable_latency, obs.stable_before, failed, unavailable
     )
 
 

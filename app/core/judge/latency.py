@@ -57,13 +57,16 @@ def compare_latency(
     stable_v: VersionCounts,
     before: VersionCounts | None,
     failed: str | None,
+    unavailable: bool,
 ) -> CheckResult:
-    """The comparison at this evaluation; adds this step's histograms to `ctx.state` (if the step ends now)."""
+    """The comparison at this evaluation; adds this step's histograms to `ctx.state` (if the step ends now).
+    `unavailable`: neither version's counts over the step have a latency histogram (not merely none
+    over the latency span, which right after warmup may hold no scrape yet)."""
     base: dict[str, Any] = dict(
         name=NAME, step=ctx.step, at=ctx.now, threshold=f"<= {conf.margin:.0%} slower than stable"
     )
     cand, live = histogram(cand_v), histogram(stable_v)
-    if cand is None and live is None and not failed:
+    if cand is None and live is None and unavailable and not failed:
         # Neither version exports a latency histogram: nothing to compare (`sluice doctor` warns).
         return CheckResult(
             **base, value=None, verdict="no_data", detail="latency: no latency histogram for either version",
@@ -72,6 +75,8 @@ def compare_latency(
     if cand is None or total(cand) <= 0:
         if failed:
             return CheckResult(**base, value=None, verdict="no_data", detail=f"latency: {failed}")
+        if cand is None and live is None:
+            return CheckResult(**base, value=None, verdict="insufficient", detail="latency: too early to count")
         return CheckResult(**base, value=None, verdict="insufficient", detail="latency: no candidate responses yet")
     reference, ref_name = _reference(ctx, live, before)
     if (reference is None or total(reference) <= 0) and not ctx.stable_live:
