@@ -29,7 +29,7 @@ lint: setup
 
 test: lint
 	@./scripts/install-system-packages.sh chromium debootstrap buildah podman
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile --durations=30
 
 # The release scenario suite (scenarios/): 34 scenarios through the real stack under each policy in
 # scenarios/policies, in batches of at most 700 req/s (one load generator keeps up with that), stable
