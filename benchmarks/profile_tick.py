@@ -55,6 +55,7 @@ from app.store.metrics import MetricsStore
 from benchmarks.common import spread
 from benchmarks.scale import config_for, start_prometheus_stub
 from benchmarks.scale_worker import InstantRouter
+from benchmarks.tick_before import watched_commit
 from integrations.prometheus import batch as grouped_module
 from workers import tick as tick_module
 from workers.scheduler import QUEUE_NAME, TICK_BATCH, enqueue_due
@@ -163,6 +164,10 @@ def _without_service_index() -> AbstractContextManager[None]:
     return _replaced(ApplicationConfig, "service", scan)
 
 
+def _without_lua_commit() -> AbstractContextManager[None]:
+    return _replaced(Commits, "commit", watched_commit)
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
@@ -177,6 +182,7 @@ LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "primed_threads": _without_primed_threads,
     "packed_checks": _without_packed_checks,  # a batch's grouped check queries in one request, not one each
     "service_index": _without_service_index,  # a release's service found by name, not by a scan of them all
+    "lua_commit": _without_lua_commit,  # the fenced commit in one Lua script, not WATCH + MGET + MULTI/EXEC
 }
 
 
