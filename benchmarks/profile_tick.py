@@ -168,6 +168,10 @@ def _without_lua_commit() -> AbstractContextManager[None]:
     return _replaced(Commits, "commit", watched_commit)
 
 
+def _without_batch_leases() -> AbstractContextManager[None]:
+    return _replaced(tick_module, "batch_leases", lambda ctx, batch: nullcontext(None))
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
@@ -182,6 +186,8 @@ LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "primed_threads": _without_primed_threads,
     "packed_checks": _without_packed_checks,  # a batch's grouped check queries in one request, not one each
     "service_index": _without_service_index,  # a release's service found by name, not by a scan of them all
+    # A batch's leases in one pipeline, one heartbeat thread, one release; its releases read under them.
+    "batch_leases": _without_batch_leases,
     "lua_commit": _without_lua_commit,  # the fenced commit in one Lua script, not WATCH + MGET + MULTI/EXEC
 }
 
