@@ -101,9 +101,7 @@ class Store(Releases, Commits, DueSchedule):
 
     # --- receivers: once-only processing of a sender's events ----------------------------------------
 
-    def claim_event(
-        self, source: str, event_key: str, marker: str, ttl: int, count: Count | None = None
-    ) -> str | None:
+    def claim_event(self, source: str, event_key: str, marker: str, ttl: int, count: Count | None = None) -> str | None:
         """Claim an event (SET NX with a TTL). None: ours to process; otherwise what its first delivery
         recorded. SET NX GET (Redis 7): claim and read what was there in one round trip, with the
         receivers' `count` before it when it is not counted yet (RateLimited: nothing claimed)."""

@@ -31,8 +31,9 @@ _PROCESSING = "processing"
 
 def claim_event(ctx: Context, source: str, event_key: str) -> str | None:
     """Claim an event for processing (with a short TTL). None: ours to process; otherwise what
-    the first delivery of it recorded (a release id, a reason, or "processing")."""
-    return ctx.store.claim_event(source, event_key, _PROCESSING, PROCESSING_TTL)
+    the first delivery of it recorded (a release id, a reason, or "processing"). The receivers' rate
+    limit is counted with the claim, in one round trip (RateLimited: nothing claimed)."""
+    return ctx.store.claim_event(source, event_key, _PROCESSING, PROCESSING_TTL, count=limits.pending())
 
 
 def settle_event(ctx: Context, source: str, event_key: str, outcome: str | None) -> None:
