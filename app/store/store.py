@@ -28,7 +28,6 @@ from app.store.retention import Retention
 from app.store.scaling import ScalingStore
 from app.store.schedule import DueSchedule
 
-
 # SET NX GET (claim_event) behind the receivers' count (app/store/rate_limits.py): one round trip for both.
 _CLAIM_EVENT = with_limit("return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2], 'GET')")
 
