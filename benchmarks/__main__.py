@@ -25,11 +25,18 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--sizes", help="comma-separated numbers of releases for the scale runs")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts for the scale runs")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=10.0,
+        help="seconds of the scale runs before the measured window (long enough for every release's first "
+        "tick to measure a steady state: ~N / ticks-per-second)",
+    )
     args = parser.parse_args()
     sections = set(args.only.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     everything = args.only == parser.get_default("only")
-    plain = not args.quick and everything and not args.sizes and args.workers == "1,2"
+    plain = not args.quick and everything and not args.sizes and args.workers == "1,2" and args.warmup == 10.0
     command = "make bench" if plain else "python -m benchmarks " + " ".join(sys.argv[1:])
     parts = [
         "# Sluice benchmarks",
@@ -61,7 +68,11 @@ def main() -> int:
                 sizes = tuple(int(n) for n in args.sizes.split(","))
             workers = tuple(int(n) for n in args.workers.split(","))
             text, results = scale.run(
-                workdir / "scale", sizes=sizes, worker_counts=workers, seconds=15 if args.quick else 30
+                workdir / "scale",
+                sizes=sizes,
+                worker_counts=workers,
+                seconds=15 if args.quick else 30,
+                warmup=args.warmup,
             )
             watcher = {n: watcher_footprint.measure(workdir / f"watcher-{n}", n) for n in (0, 1000)}
             store = footprint.redis_per_release(workdir / "redis-per-release")
