@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
@@ -106,8 +106,8 @@ def windows(value: str) -> list[Window]:
 
 def pending() -> Count | None:
     """The receivers' count of this request, for the script of its first Redis effect to make
-    (None outside a receiver; once counted, scripts are sent without it)."""
-    return cast(Count | None, g.get("sluice_intake_count"))
+    (None outside a receiver or a request; once counted, scripts are sent without it)."""
+    return cast(Count | None, g.get("sluice_intake_count")) if has_request_context() else None
 
 
 def count_first() -> None:
