@@ -14,7 +14,8 @@ Sluice's cost. Reported:
 
 - CPU per tick: this process's CPU time (time.process_time, all threads) over the rounds / ticks;
   less disturbed by other load on the machine than wall time;
-- Redis commands per tick: INFO commandstats before and after, by command;
+- Redis commands per tick: INFO commandstats before and after, by command (a script's own count);
+- Redis round trips per tick: requests this process sent (a pipeline or a script call is one);
 - where the time goes: cProfile over the rounds, in CPU time (process_time), by cumulative and by
   own time (a batch's ticks then run on one thread: cProfile sees only the thread that enables it);
 - with `--without LEVER,...`: rounds alternate between everything on and those levers off, and
@@ -55,6 +56,7 @@ from app.store.metrics import MetricsStore
 from benchmarks.common import spread
 from benchmarks.scale import config_for, start_prometheus_stub
 from benchmarks.scale_worker import InstantRouter
+from benchmarks.tick_before import watched_commit
 from integrations.prometheus import batch as grouped_module
 from workers import tick as tick_module
 from workers.scheduler import QUEUE_NAME, TICK_BATCH, enqueue_due
@@ -85,9 +87,25 @@ def one_round(ctx: Context, ids: list[str], direct: bool) -> int:
     return len(batch)
 
 
+# Round trips: every request this process sends Redis (a command, a pipeline or a script call is
+# one), counted where redis-py writes to the socket. INFO commandstats counts the commands a script
+# runs too, so it does not show what a script saves.
+_SENDS = [0]
+_real_send = redis.connection.AbstractConnection.send_packed_command
+
+
+def _counted_send(self: redis.connection.AbstractConnection, command: object, check_health: bool = True) -> None:
+    _SENDS[0] += 1
+    _real_send(self, command, check_health)
+
+
+redis.connection.AbstractConnection.send_packed_command = _counted_send  # type: ignore[method-assign]
+
+
 def measure(ctx: Context, ids: list[str], rounds: int, direct: bool, profiler: cProfile.Profile | None) -> dict:
     client = ctx.store.r
     cmds0, cpu0, wall0 = command_counts(client), time.process_time(), time.perf_counter()
+    sends0 = _SENDS[0]
     ticks = 0
     if profiler:
         profiler.enable()
@@ -99,7 +117,8 @@ def measure(ctx: Context, ids: list[str], rounds: int, direct: bool, profiler: c
     cmds1 = command_counts(client)
     by_command = {k: v - cmds0.get(k, 0) for k, v in cmds1.items() if v - cmds0.get(k, 0)}
     by_command.pop("info", None)  # our own
-    return {"ticks": ticks, "cpu": cpu, "wall": wall, "commands": by_command}
+    trips = _SENDS[0] - sends0 - 2  # less our two INFO
+    return {"ticks": ticks, "cpu": cpu, "wall": wall, "commands": by_command, "round_trips": trips}
 
 
 @contextmanager
@@ -163,6 +182,14 @@ def _without_service_index() -> AbstractContextManager[None]:
     return _replaced(ApplicationConfig, "service", scan)
 
 
+def _without_lua_commit() -> AbstractContextManager[None]:
+    return _replaced(Commits, "commit", watched_commit)
+
+
+def _without_batch_leases() -> AbstractContextManager[None]:
+    return _replaced(tick_module, "batch_leases", lambda ctx, batch: nullcontext(None))
+
+
 # What `--without` can turn off, to measure a lever side by side with everything on.
 LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "packed_counts": _without_packed_counts,  # the judge's counts: one request a batch (observe.prime_counts)
@@ -177,6 +204,9 @@ LEVERS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "primed_threads": _without_primed_threads,
     "packed_checks": _without_packed_checks,  # a batch's grouped check queries in one request, not one each
     "service_index": _without_service_index,  # a release's service found by name, not by a scan of them all
+    # A batch's leases in one pipeline, one heartbeat thread, one release; its releases read under them.
+    "batch_leases": _without_batch_leases,
+    "lua_commit": _without_lua_commit,  # the fenced commit in one Lua script, not WATCH + MGET + MULTI/EXEC
 }
 
 
@@ -186,20 +216,25 @@ def side_by_side(ctx: Context, ids: list[str], rounds: int, direct: bool, withou
     off: list[float] = []
     cmds_on: list[float] = []
     cmds_off: list[float] = []
+    trips_on: list[float] = []
+    trips_off: list[float] = []
     for _ in range(rounds):
         m = measure(ctx, ids, 1, direct, None)
         on.append(m["cpu"] / m["ticks"] * 1000)
         cmds_on.append(sum(m["commands"].values()) / m["ticks"])
+        trips_on.append(m["round_trips"] / m["ticks"])
         with ExitStack() as stack:
             for name in without:
                 stack.enter_context(LEVERS[name]())
             m = measure(ctx, ids, 1, direct, None)
         off.append(m["cpu"] / m["ticks"] * 1000)
         cmds_off.append(sum(m["commands"].values()) / m["ticks"])
+        trips_off.append(m["round_trips"] / m["ticks"])
     print(
         f"side by side, {rounds} alternating rounds: CPU ms/tick all on {spread(on)}, without {','.join(without)} "
         f"{spread(off)} (ratio of medians {statistics.median(off) / statistics.median(on):.2f}); Redis commands/tick "
-        f"{statistics.median(cmds_on):.1f} vs {statistics.median(cmds_off):.1f}"
+        f"{statistics.median(cmds_on):.1f} vs {statistics.median(cmds_off):.1f}, round trips/tick "
+        f"{statistics.median(trips_on):.1f} vs {statistics.median(trips_off):.1f}"
     )
 
 
@@ -208,7 +243,8 @@ def report(label: str, m: dict) -> None:
     total = sum(m["commands"].values())
     print(
         f"{label}: {m['ticks']} ticks, CPU {m['cpu'] / ticks * 1000:.2f} ms/tick, "
-        f"wall {m['wall'] / ticks * 1000:.2f} ms/tick, Redis {total / ticks:.1f} commands/tick"
+        f"wall {m['wall'] / ticks * 1000:.2f} ms/tick, Redis {total / ticks:.1f} commands/tick "
+        f"({m['round_trips'] / ticks:.1f} round trips)"
     )
     top = sorted(m["commands"].items(), key=lambda kv: -kv[1])
     print("  by command (per tick): " + ", ".join(f"{k} {v / ticks:.2f}" for k, v in top[:14]))

@@ -15,6 +15,7 @@ import time
 import workers.tick as tick_module
 from app.context import get_context
 from integrations.routers.interface import VersionHealth
+from workers.tick import TickBatch
 from workers.worker import run_worker
 
 _real_run_tick = tick_module.run_tick
@@ -41,14 +42,14 @@ class InstantRouter:
         return VersionHealth(True, "UP")
 
 
-def timed_run_tick(release_id: str, seq: int, due_at: float | None = None) -> str:
+def timed_run_tick(release_id: str, seq: int, due_at: float | None = None, batch: TickBatch | None = None) -> str:
     ctx = get_context()
     started = time.time()
     if due_at is None:  # not from a batch, which read its releases already: one extra GET
         release = ctx.store.get(release_id)
         due_at = release.next_tick_at if release and release.seq == seq else None
     cpu0, t0 = time.thread_time(), time.perf_counter()
-    result = _real_run_tick(release_id, seq, due_at)
+    result = _real_run_tick(release_id, seq, due_at, batch)
     duration, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
     # The first tick's due time was set by the benchmark driver, not recorded on the release.
     lag = started - due_at if due_at else None

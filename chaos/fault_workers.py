@@ -16,7 +16,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from chaos.harness import Fault, Phase, Role, announce_one
-from chaos.stack import ChaosStack, leading_worker
+from chaos.stack import ChaosStack, wait_for_leader
+from workers.scheduler import LEADER_TTL
 
 WORKERS = 4
 RELEASES = 12  # half good, half bad: each has its own two gunicorn services, so the stack stays small
@@ -51,7 +52,8 @@ def kill_workers(phase: Phase) -> None:
         if phase.done.is_set():
             break
         workers = phase.stack.workers
-        lead = leading_worker(workers) if len(kills) % 2 == 0 else None
+        # A leader's turn waits for the standby's takeover after the last leader's death.
+        lead = wait_for_leader(workers, 2 * LEADER_TTL, phase.done) if len(kills) % 2 == 0 else None
         victim = lead or rng.choice(workers)
         phase.stack.kill(victim)
         kills.append("leading" if lead else "other")

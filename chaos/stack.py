@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -352,16 +353,31 @@ class ChaosStack:
 
 
 def leading_worker(workers: list[Process]) -> Process | None:
-    """The worker whose scheduler took the lead last: each logs "scheduler: leading" (INFO) when it
-    does, in JSON lines that start with their ISO time, so the latest line sorts highest."""
+    """The worker whose scheduler leads now: of the running ones that logged "scheduler: leading"
+    (INFO) since they last started, the latest. Logs are appended across restarts, so a killed
+    leader's old line must not name its restarted process, which may not lead. JSON lines start
+    with their ISO time, so the latest line sorts highest."""
     latest: tuple[str, Process | None] = ("", None)
     for worker in workers:
-        if not worker.log.exists():
+        if not worker.log.exists() or worker.proc is None or worker.proc.poll() is not None:
             continue
-        lines = [x for x in worker.log.read_text(errors="replace").splitlines() if "scheduler: leading" in x]
-        if lines and lines[-1] > latest[0]:
-            latest = (lines[-1], worker)
+        with open(worker.log, "rb") as log:
+            log.seek(worker.log_start)
+            since_start = log.read().decode(errors="replace").splitlines()
+        leading = [x for x in since_start if "scheduler: leading" in x]
+        if leading and leading[-1] > latest[0]:
+            latest = (leading[-1], worker)
     return latest[1]
+
+
+def wait_for_leader(workers: list[Process], timeout: float, stop: threading.Event) -> Process | None:
+    """The leading worker, waiting up to `timeout` for one (after a leader's death a standby takes
+    the lead within the leader lease's TTL)."""
+    deadline = time.time() + timeout
+    while True:
+        lead = leading_worker(workers)
+        if lead is not None or time.time() >= deadline or stop.wait(0.2):
+            return lead
 
 
 def reload_haproxy(workdir: Path, old: Process, socket: str, name: str) -> Process:

@@ -35,9 +35,10 @@ from app.context import Context
 from app.release.control import ControlError, control
 from app.release.intake import start_release
 from chaos.receiver import HookReceiver
-from chaos.stack import leading_worker
+from chaos.stack import wait_for_leader
 from chaos.swarm_checks import SwarmResult, check_all
 from chaos.swarm_worker import RecordingRouter
+from workers.scheduler import LEADER_TTL
 
 REPO = Path(__file__).resolve().parents[1]
 APPLICATION = "swarm"
@@ -162,7 +163,10 @@ def kill_at_random(swarm: Swarm, rng: random.Random) -> None:
     are standbys: one of them must take over), else one at random; restart it `restart_after`
     later, as a supervisor would."""
     while not swarm.done.wait(rng.uniform(*swarm.plan.kill_every)):
-        lead = leading_worker(swarm.workers) if len(swarm.kills) % 2 == 0 else None
+        # A leader's turn waits for the standby's takeover after the last leader's death.
+        lead = wait_for_leader(swarm.workers, 2 * LEADER_TTL, swarm.done) if len(swarm.kills) % 2 == 0 else None
+        if swarm.done.is_set():
+            return
         victim = lead or rng.choice(swarm.workers)
         victim.kill()
         swarm.kills.append((time.time(), victim.name + (" (leading)" if lead else "")))

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -30,6 +30,8 @@ from app.release.intake import claim_service
 from app.release.judge_memo import JUDGE_MEMO
 from app.release.observe import forget_batch, observe, prime_batch
 from app.store import LeaseLost, StoreUnavailable
+from app.store.lease_group import GroupLease, LeaseGroup
+from app.store.locks import Lease
 from app.telemetry import metrics
 from app.telemetry.logs import release_context
 
@@ -76,31 +78,48 @@ class TickOutcome:
         return self.message
 
 
-def run_tick(release_id: str, seq: int, due_at: float | None = None) -> str:
+@dataclass
+class TickBatch:
+    """What a batch holds for its ticks: their releases' leases (taken together) and the releases
+    as read under them, each lent to the first tick of its release only (a second tick of the same
+    release reads it again: the first may have moved it on)."""
+
+    leases: LeaseGroup
+    releases: dict[str, Release]
+
+    def lease(self, release_id: str) -> AbstractContextManager[Lease | GroupLease | None]:
+        return self.leases.lease(release_id)
+
+    def release(self, release_id: str) -> Release | None:
+        return self.releases.pop(release_id, None)
+
+
+def run_tick(release_id: str, seq: int, due_at: float | None = None, batch: TickBatch | None = None) -> str:
     """RQ entry point. Returns what happened, for the job's result and the logs. `due_at`: when the
     tick was due, if the caller knows (a batch read its releases already); else it is read."""
     ctx = get_context()
     with release_context(release_id), metrics.timed_tick(ctx.store, release_id, seq, due_at):
-        outcome = tick(ctx, release_id, seq)
+        outcome = tick(ctx, release_id, seq, batch)
     metrics.count_tick(ctx.store, outcome.kind)
     return str(outcome)
 
 
-def tick(ctx: Context, release_id: str, seq: int) -> TickOutcome:
+def tick(ctx: Context, release_id: str, seq: int, batch: TickBatch | None = None) -> TickOutcome:
     try:
-        return _tick(ctx, release_id, seq)
+        return _tick(ctx, release_id, seq, batch)
     except LeaseLost as exc:  # the store refused a commit: another holder owns the release now
         return TickOutcome(TickKind.LOST, f"lost: {exc}")
 
 
-def _tick(ctx: Context, release_id: str, seq: int) -> TickOutcome:
-    with ctx.store.release_lease(release_id, ttl=LEASE_TTL) as lease:
+def _tick(ctx: Context, release_id: str, seq: int, batch: TickBatch | None = None) -> TickOutcome:
+    held = batch.lease(release_id) if batch else ctx.store.release_lease(release_id, ttl=LEASE_TTL)
+    with held as lease:
         if lease is None:
             # Try again soon rather than a scheduler lease later: the holder may be a dead worker
             # whose lease runs out within LEASE_TTL.
             ctx.store.retry_tick(release_id, seq, time.time() + BUSY_RETRY_SECONDS)
             return TickOutcome(TickKind.BUSY, "busy: another tick holds this release")
-        loaded = load(ctx, release_id, seq)
+        loaded = load(ctx, release_id, seq, batch.release(release_id) if batch else None)
         if isinstance(loaded, TickOutcome):
             return loaded
         now = time.time()
@@ -120,11 +139,12 @@ def _tick(ctx: Context, release_id: str, seq: int) -> TickOutcome:
 # --- load -------------------------------------------------------------------------------------------
 
 
-def load(ctx: Context, release_id: str, seq: int) -> Release | TickOutcome:
+def load(ctx: Context, release_id: str, seq: int, read: Release | None = None) -> Release | TickOutcome:
     """The release, when this tick is still its own and there is something to evaluate; otherwise
     what the tick did instead. Finishes what an earlier tick left undone first: claiming the
-    service (the intake died before it could) and applying the last decision's weights."""
-    release = ctx.store.get(release_id)
+    service (the intake died before it could) and applying the last decision's weights. `read`:
+    the release as its batch read it under this tick's lease (else it is read now)."""
+    release = read if read is not None else ctx.store.get(release_id)
     if release is None:
         ctx.store.unschedule_tick(release_id, seq)
         return TickOutcome(TickKind.GONE, "gone")
@@ -214,14 +234,23 @@ def run_ticks(batch: list[tuple[str, int]]) -> list[str]:
     # for LEASE_TTL / 3 already, so that a slow batch is not enqueued again while it runs.
     ctx.store.extend_tick_claims(batch, time.time() + LEASE_TTL)
     started = time.monotonic()
-    releases = _read_batch(ctx, batch)
+    with batch_leases(ctx, batch) as held:
+        releases = _read_batch(ctx, batch)  # after the leases: what the ticks may start from
+        if held is not None:
+            held.releases = {r.id: r for r in releases if r.id in held.leases.taken}
+        return _run_batch(ctx, batch, releases, held, started)
+
+
+def _run_batch(
+    ctx: Context, batch: list[tuple[str, int]], releases: list[Release], held: TickBatch | None, started: float
+) -> list[str]:
     wanted = {(release_id, seq) for release_id, seq in batch}
     due = {r.id: r.next_tick_at for r in releases if (r.id, r.seq) in wanted}
 
     def one(item: tuple[str, int]) -> str:
         if time.monotonic() - started > LEASE_TTL / 3:
             ctx.store.extend_tick_claims([item], time.time() + LEASE_TTL)
-        return _isolated_tick(item[0], item[1], due.get(item[0]))
+        return _isolated_tick(item[0], item[1], due.get(item[0]), held)
 
     # The batch's metrics (three writes a tick) go to Redis in one round trip at its end.
     with primed_queries(ctx, releases) as primed, _batched_metrics(ctx):
@@ -253,10 +282,29 @@ def _batched_metrics(ctx: Context) -> Iterator[None]:
         log.warning("could not record the batch's tick metrics", exc_info=True)
 
 
-def _isolated_tick(release_id: str, seq: int, due_at: float | None = None) -> str:
+@contextmanager
+def batch_leases(ctx: Context, batch: list[tuple[str, int]]) -> Iterator[TickBatch | None]:
+    """The batch's leases in one round trip, renewed by one heartbeat and given back together at its
+    end (app/store/lease_group.py); None if Redis would not take them: each tick then takes its own."""
+    try:
+        group = ctx.store.release_leases([release_id for release_id, _ in batch], ttl=LEASE_TTL)
+    except Exception:  # noqa: BLE001 - an optimisation: each tick can take its lease itself
+        log.exception("could not take the batch's leases; ticks will take them one by one")
+        yield None
+        return
+    try:
+        yield TickBatch(group, {})
+    finally:
+        try:
+            group.close()
+        except Exception:  # noqa: BLE001 - the leases run out within LEASE_TTL by themselves
+            log.warning("could not give the batch's leases back", exc_info=True)
+
+
+def _isolated_tick(release_id: str, seq: int, due_at: float | None = None, batch: TickBatch | None = None) -> str:
     """One tick of a batch: its failure does not stop the others (it is retried through `due`)."""
     try:
-        return run_tick(release_id, seq, due_at)
+        return run_tick(release_id, seq, due_at, batch)
     except Exception:  # noqa: BLE001 - isolate releases from each other
         log.exception("tick %s #%s failed; it will be retried", release_id, seq, extra={"release_id": release_id})
         return "error"

@@ -3,7 +3,7 @@
 keys.py     every key and key pattern (the list is there)
 store.py    Store: one object for all of it, assembled from the parts below (its API is theirs)
 release_records.py  reading releases, creating one per deploy notification (dedup)
-commits.py  committing a decision in one MULTI/EXEC, fenced by the release's lock or lease
+commits.py  committing a decision in one Lua script (commit_script.py), fenced by the release's lock or lease
 schedule.py hook deliveries and the `due` schedule
 locks.py    locks, leases (Lease) and leader leases
 connection.py  `connect`: the one Redis client factory (a URL, or Sentinel) and `shown` (no password)

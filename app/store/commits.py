@@ -1,35 +1,28 @@
 """Committing a decision (the `Commits` part of Store): the new release state, its evaluations and
-events, the hook deliveries it causes and the next tick, in one MULTI/EXEC. A crash before EXEC
-leaves the old state (the tick is redone); a crash after leaves a complete record.
+events, the hook deliveries it causes and the next tick, in one Lua script (app/store/commit_script.py)
+that checks the fence and writes everything atomically. A crash before it runs leaves the old state
+(the tick is redone); a crash after leaves a complete record.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
-
-import redis
 
 from app.core.known_bad import KnownBad
 from app.core.models import CheckResult, Delivery, Event, Release
 from app.store import keys
-from app.store.locks import DELETE_IF_EQUAL, LeaseLost, Locks
+from app.store.commit_script import COMMIT, Writes
+from app.store.locks import LeaseLost, Locks
 
-# A commit retries when the release or its lock changed between reading and writing (WATCH); a
-# heartbeat renewing the lease is such a change, so a few attempts are normal, many mean contention.
-_COMMIT_ATTEMPTS = 20
+# The script refuses a commit whose expected stored state (which the index moves depend on) is
+# not the stored one, and says which it is: a second attempt normally succeeds; more mean the state
+# is changing under us (an unfenced writer).
+_COMMIT_ATTEMPTS = 5
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _stored_state(raw: Any) -> str | None:
-    """The state of a stored release's JSON (None: not stored)."""
-    if not raw:
-        return None
-    return str(json.loads(raw).get("state"))
 
 
 class Commits(Locks):
@@ -51,75 +44,74 @@ class Commits(Locks):
 
         Fenced: when this thread holds the release's lease or lock (`release_lease`, `release_lock`),
         the write happens only if the lock still holds our token, checked atomically with the write
-        (WATCH on the lock: a holder that lost it, and another took it, cannot commit). Raises
-        LeaseLost then; nothing is written."""
-        fence = self._fences().get(release.id)
+        (a holder that lost it, and another took it, cannot commit). Never over a newer release: one
+        stored at a higher seq than `release.seq` is left as it is. Raises LeaseLost then; nothing
+        is written."""
+        rid = release.id
+        fence = self._fences().get(rid)
+        writes = Writes()
+        self._queue_records(writes, rid, results, events)
+        self._queue_effects(
+            writes, release, deliveries, next_tick_at, previous_seq, stable_version, known_bad, also_due
+        )
+        head = [release.seq, release.model_dump_json()]
+        lock_key, token = fence if fence else (keys.release(rid), "")
+        expected: str | None = release.state  # mostly a tick that keeps the state: nothing to move
         for _ in range(_COMMIT_ATTEMPTS):
-            try:
-                self._commit_once(
-                    release,
-                    fence,
-                    results,
-                    events,
-                    deliveries,
-                    next_tick_at,
-                    previous_seq,
-                    stable_version,
-                    known_bad,
-                    also_due,
-                )
+            indexes = Writes()
+            self._queue_indexes(indexes, release, expected)
+            answer = self._commit_script(
+                keys=[keys.release(rid), lock_key],
+                args=[token, head[0], expected or "", head[1], *indexes.args] + writes.args,
+            )
+            if not isinstance(answer, list):
                 return
-            except redis.WatchError:
-                continue  # the release or the lock changed (a lease renewal does too): check again
-        raise LeaseLost(f"release {release.id}: could not commit after {_COMMIT_ATTEMPTS} concurrent changes")
+            reason, detail = _text(answer[0]), _text(answer[1])
+            if reason == "lost":
+                raise LeaseLost(f"release {rid}: its lease was lost (another holder may act on it); not committed")
+            if reason == "stale":
+                raise LeaseLost(f"release {rid}: stored at seq {detail}, newer than this commit's {release.seq}")
+            expected = detail or None  # the stored state: list the index moves from it
+        raise LeaseLost(f"release {rid}: its state kept changing during {_COMMIT_ATTEMPTS} attempts; not committed")
 
-    def _commit_once(
-        self,
+    @property
+    def _commit_script(self) -> Any:
+        script = getattr(self, "_commit_script_loaded", None)
+        if script is None:  # redis-py's Script: EVALSHA, and on NOSCRIPT (a restarted Redis) loads it again
+            script = self._commit_script_loaded = self.r.register_script(COMMIT)
+        return script
+
+    @staticmethod
+    def _queue_effects(
+        writes: Writes,
         release: Release,
-        fence: tuple[str, str] | None,
-        results: Sequence[CheckResult],
-        events: Sequence[Event],
         deliveries: Sequence[Delivery],
         next_tick_at: float | None,
         previous_seq: int | None,
         stable_version: str | None,
-        known_bad: KnownBad | None = None,
-        also_due: dict[str, float] | None = None,
+        known_bad: KnownBad | None,
+        also_due: dict[str, float] | None,
     ) -> None:
         rid = release.id
-        with self.r.pipeline(transaction=True) as pipe:
-            watched = [keys.release(rid), *([fence[0]] if fence else [])]
-            pipe.watch(*watched)
-            stored, holder = pipe.mget(keys.release(rid), fence[0] if fence else keys.release(rid))
-            if fence is not None and (holder is None or _text(holder) != fence[1]):
-                raise LeaseLost(f"release {rid}: its lease was lost (another holder may act on it); not committed")
-            old_state = _stored_state(stored)
-            pipe.multi()
-            pipe.set(keys.release(rid), release.model_dump_json())
-            self._queue_indexes(pipe, release, old_state)
-            self._queue_records(pipe, rid, results, events)
-            for d in deliveries:
-                # SET NX: a redone tick that re-creates the same delivery id does not deliver twice.
-                pipe.set(keys.delivery(d.id), d.model_dump_json(), nx=True)
-                pipe.zadd(keys.DUE, {keys.hook_member(d.id): d.next_attempt_at or release.updated_at}, nx=True)
-            if previous_seq is not None:
-                pipe.zrem(keys.DUE, keys.tick_member(rid, previous_seq))
-            if next_tick_at is not None:
-                pipe.zadd(keys.DUE, {keys.tick_member(rid, release.seq): next_tick_at})
-            if also_due:
-                pipe.zadd(keys.DUE, also_due, nx=True)
-            if stable_version is not None:
-                pipe.set(keys.stable(release.application, release.service), stable_version)
-            if known_bad is not None:
-                pipe.hset(
-                    keys.known_bad(release.application, release.service),
-                    known_bad.version,
-                    known_bad.model_dump_json(),
-                )
-            if release.terminal:
-                # Clear `active` only if it still points at this release (a newer one may have taken it).
-                pipe.eval(DELETE_IF_EQUAL, 1, keys.active(release.application, release.service), rid)
-            pipe.execute()
+        for d in deliveries:
+            # SET NX: a redone tick that re-creates the same delivery id does not deliver twice.
+            writes.set(keys.delivery(d.id), d.model_dump_json(), nx=True)
+            writes.zadd(keys.DUE, {keys.hook_member(d.id): d.next_attempt_at or release.updated_at}, nx=True)
+        if previous_seq is not None:
+            writes.zrem(keys.DUE, keys.tick_member(rid, previous_seq))
+        if next_tick_at is not None:
+            writes.zadd(keys.DUE, {keys.tick_member(rid, release.seq): next_tick_at})
+        if also_due:
+            writes.zadd(keys.DUE, also_due, nx=True)
+        if stable_version is not None:
+            writes.set(keys.stable(release.application, release.service), stable_version)
+        if known_bad is not None:
+            writes.hset(
+                keys.known_bad(release.application, release.service), known_bad.version, known_bad.model_dump_json()
+            )
+        if release.terminal:
+            # Clear `active` only if it still points at this release (a newer one may have taken it).
+            writes.delete_if_equal(keys.active(release.application, release.service), rid)
 
     @staticmethod
     def _queue_records(pipe: Any, rid: str, results: Sequence[CheckResult], events: Sequence[Event]) -> None:

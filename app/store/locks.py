@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from app.store import keys
+from app.store.lease_group import DELETE_MANY_IF_EQUAL, RENEW_MANY, LeaseGroup
 
 log = logging.getLogger("sluice.store")
 
@@ -46,6 +47,8 @@ class Locks:
     def _init_locks(self) -> None:
         self._unlock = self.r.register_script(DELETE_IF_EQUAL)
         self._renew = self.r.register_script(_RENEW_IF_EQUAL)
+        self._renew_many = self.r.register_script(RENEW_MANY)
+        self._unlock_many = self.r.register_script(DELETE_MANY_IF_EQUAL)
         self._held = threading.local()  # the release locks and leases this thread holds (`_fences`)
 
     def release_lock(self, release_id: str, ttl: float = 30.0, wait: float = 0.0) -> AbstractContextManager[bool]:
@@ -67,6 +70,12 @@ class Locks:
         unreachable until the lease would have expired) reports `held() == False`: its holder must
         not act on the release any more."""
         return self._lease(keys.release_lock(release_id), ttl, fence_for=release_id)
+
+    def release_leases(self, release_ids: list[str], ttl: float = 10.0) -> LeaseGroup:
+        """The leases of several releases taken together, as `release_lease` takes one (those another
+        holds are not in `taken`): a batch's ticks check theirs out of the group, and its holder
+        gives them back with `close()` (app/store/lease_group.py)."""
+        return LeaseGroup(self, release_ids, ttl)
 
     def delivery_lease(self, delivery_id: str, ttl: float = 10.0) -> AbstractContextManager[Lease | None]:
         """A hook delivery's lock as a short lease (see `release_lease`): a worker killed mid-call

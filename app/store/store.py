@@ -1,7 +1,7 @@
 """The Store: Sluice's records in Redis, behind methods that say what they do.
 
 Keys are built in `app/store/keys.py` (the list is there). The methods are grouped by topic:
-release_records.py (reading and creating releases), commits.py (a decision in one MULTI/EXEC),
+release_records.py (reading and creating releases), commits.py (a decision in one Lua script),
 schedule.py (deliveries and the `due` set), locks.py (locks, leases, fencing); per-service pointers,
 known-bad versions, receivers' once-only events and restart baselines are here. Helpers hang off
 the Store: `metrics`, `jobs`, `gates`, `retention`, `scaling`, `fleets`.

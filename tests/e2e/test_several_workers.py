@@ -16,7 +16,9 @@ from chaos.swarm import Plan, run
 from chaos.swarm_checks import SwarmResult, as_dict
 
 pytestmark = pytest.mark.e2e
-PLAN = Plan(releases=60, workers=4)
+# A SIGKILL every 1.5-4 s: the run lasts 30-40 s, and the assertions below need at least four kills,
+# two of them of the leading scheduler's worker, however fast the workers are.
+PLAN = Plan(releases=60, workers=4, kill_every=(1.5, 4.0))
 
 
 @pytest.fixture(scope="module")

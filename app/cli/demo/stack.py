@@ -77,6 +77,8 @@ class Process:
     env: dict[str, str] | None = None
     proc: subprocess.Popen | None = None
     log: Path = field(init=False)
+    # Where this run's lines begin in `log` (appended across restarts): what it logged since it last started.
+    log_start: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.log = self.workdir / f"{self.name}.log"
@@ -84,6 +86,7 @@ class Process:
     def start(self) -> Process:
         env = {**os.environ, **(self.env or {})}
         with open(self.log, "ab") as out:
+            self.log_start = out.tell()
             self.proc = subprocess.Popen(
                 self.args,
                 cwd=self.workdir,
