@@ -263,9 +263,10 @@ def _row(name: str, loads: dict[str, list[Load]], half: Load) -> list[str]:
         f"{half.rps:.0f} req/s: {half.p50_ms:.1f} / {half.p99_ms:.1f}",
         str(sum(o.errors for o in ours) + half.errors),
     ]
+    row.insert(5, f"{_ratio(loads['floor'], base)}; CPU {_cpu(loads['floor']):.2f} ms")
     if "before" in loads:
         then = loads["before"]
-        row.insert(5, f"{_ratio(then, base)}; CPU {_cpu(then):.2f} ms ({_cpu(base) / _cpu(then):.2f})")
+        row.insert(6, f"{_ratio(then, base)}; CPU {_cpu(then):.2f} ms ({_cpu(base) / _cpu(then):.2f})")
     return row
 
 
@@ -298,6 +299,7 @@ def run(workdir: Path, seconds: float = 6.0, rounds: int = 3, before: Path | Non
         for name, app, tree in [
             ("sluice", "app:create_app()", REPO),
             ("bare", "benchmarks.bare_app:create_app()", REPO),
+            ("floor", "benchmarks.bare_app:create_floor_app()", REPO),  # bare + one EVALSHA: the honest ceiling
             *([("before", "app:create_app()", before)] if before else []),
         ]:
             proc, port = serve(workdir, f"bench-{name}", app, env, tree)
@@ -320,7 +322,9 @@ def run(workdir: Path, seconds: float = 6.0, rounds: int = 3, before: Path | Non
             sat = statistics.median(o.rps for o in loads["sluice"])
             url = f"http://127.0.0.1:{servers['sluice'][0]}{path}"
             rows.append(_row(name, loads, hey(url, body, headers, seconds, 8, qps_per_worker=sat / 2 / 8)))
-        header = HEADER if before is None else [*HEADER[:5], "before: ratio; CPU / request", *HEADER[5:]]
+        extra = ["bare + one EVALSHA (the floor): ratio; CPU / request"]
+        extra += ["before: ratio; CPU / request"] if before else []
+        header = [*HEADER[:5], *extra, *HEADER[5:]]
         return (
             table(header, rows)
             + f"\n\ngunicorn -c app/web/serving.py (gevent, {GUNICORN_WORKERS} workers, access log) for both; "

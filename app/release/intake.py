@@ -19,6 +19,7 @@ from app.core.names import check_label_value, semver_bump
 from app.release import shadow
 from app.release.control import ControlError, control
 from app.store import DedupBusy, keys, new_release_id
+from app.store.rate_limits import Count
 from integrations.routers.interface import RouterError
 
 # The first tick is stored with the release, a little later than the intake schedules it, so a
@@ -138,11 +139,13 @@ def start_release(
     fallback_source: str | None = None,
     mode: str | None = None,
     force: Force | None = None,
+    count: Count | None = None,
 ) -> Intake:
     """`fallback_source`: the stable version when neither Sluice's record, the configuration nor the
     router can tell (the watcher passes the service's one other running version). `mode`: "shadow"
     to judge without moving traffic (app/release/shadow.py); None: as the service and policy say. A known-bad
-    version (app/core/known_bad.py) is refused with 409 unless `force` says who releases it again, and why."""
+    version (app/core/known_bad.py) is refused with 409 unless `force` says who releases it again, and why.
+    `count`: a receiver's rate limit, counted with the first Redis effect (RateLimited: nothing done)."""
     app, svc = _checked_service(ctx, service, version, application, namespace)
     early = _early_mode(ctx, svc, mode)
     live_key = keys.deploy_dedup(app.name, svc.name, version)
@@ -152,12 +155,14 @@ def start_release(
     known = None
     if force is None:  # the known-bad check and the duplicate claims in one round trip (a retrying CI's path)
         tried = {"live": [live_key], "shadow": [shadow_key], None: [live_key, shadow_key]}[early]
-        found = ctx.store.known_bad_or_duplicate(app.name, svc.name, version, tried, again)
+        found = ctx.store.known_bad_or_duplicate(app.name, svc.name, version, tried, again, count=count)
         if isinstance(found, KnownBad):
             raise IntakeError(409, found.refusal(), refusal_detail(found))
         if found is not None:
             return Intake(found, created=False)
     else:  # forced: a new release even if one was announced; the known-bad entry goes on its first event
+        if count is not None:  # rare: counted in a round trip of its own, before anything is read or done
+            ctx.store.count_request(count)
         known = ctx.store.known_bad_version(app.name, svc.name, version)
     source = _stable_version(ctx, app, svc, fallback_source, shadow_of=version if early == "shadow" else None)
     if source == version:

@@ -65,39 +65,58 @@ class ContextRedisStorage(RedisStorage):
         return self.storage.register_script(script)
 
 
-# --- the receivers' budget: a sliding-window counter, one round trip ------------------------------------
+# --- the receivers' budget: a sliding-window counter, folded into each path's first Redis effect --------
 #
 # Flask-Limiter's moving window cost about a third of a duplicate webhook's CPU (its own bookkeeping
 # more than its Redis call). This counts each limit in two fixed windows, the current one and the one
 # before, and weighs the one before by how much of it still overlaps the sliding window (Cloudflare's
-# "sliding window counter"): one script, two small keys per limit, no per-request sorted set. It
-# assumes the previous window's requests were spread evenly; a burst at its end is undercounted by at
-# most what the weight drops in the time the burst took, never more than the limit over one window.
-# Refused requests are not counted, as with the moving window.
+# "sliding window counter"): two small keys per limit, no per-request sorted set. It assumes the
+# previous window's requests were spread evenly; a burst at its end is undercounted by at most what
+# the weight drops in the time the burst took, never more than the limit over one window. Refused
+# requests are not counted, as with the moving window.
 #
-# KEYS: per limit, its current window's counter then the previous one's. ARGV: the position in the
-# window (ms), then per limit its amount and window (ms). Answers 0 (counted), or the 1-based index of
-# the first limit the request would exceed with that limit's current and previous counts.
-SLIDING_WINDOW = """
-local at = tonumber(ARGV[1])
-local n = #KEYS / 2
-for i = 1, n do
-  local amount, window = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  local cur = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
-  local prev = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  local weight = (window - (at % window)) / window
-  if cur + 1 + prev * weight > amount then
-    return {i, cur, prev}
+# The count is a prelude (`with_limit`) put before the script of a request's first Redis effect (the
+# known-bad/duplicate lookup, a once-only claim, a signed id's replay claim), so a webhook costs one
+# round trip, not two; a request whose path makes no Redis effect is counted by the prelude alone
+# (`COUNT_ONLY`) when it ends. A refused request stops in the prelude: the script's own effects are
+# never made.
+#
+# KEYS: per limit, its current window's counter then the previous one's; then the script's own keys.
+# ARGV: the number of limits (0: nothing counted here), the position in the window (ms), per limit
+# its amount and window (ms); then the script's own arguments. The script sees its own keys and
+# arguments as KEYS and ARGV (locals shadowing Redis's). Refused: {-1, i, cur, prev}, the 1-based
+# index of the first limit the request would exceed with that limit's current and previous counts.
+PRELUDE = """
+local limits = tonumber(ARGV[1])
+if limits > 0 then
+  local at = tonumber(ARGV[2])
+  for i = 1, limits do
+    local amount, window = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+    local cur = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
+    local prev = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+    local weight = (window - (at % window)) / window
+    if cur + 1 + prev * weight > amount then
+      return {-1, i, cur, prev}
+    end
+  end
+  for i = 1, limits do
+    local window = tonumber(ARGV[2 + 2 * i])
+    if redis.call('INCR', KEYS[2 * i - 1]) == 1 then
+      redis.call('PEXPIRE', KEYS[2 * i - 1], 2 * window)
+    end
   end
 end
-for i = 1, n do
-  local window = tonumber(ARGV[2 * i + 1])
-  if redis.call('INCR', KEYS[2 * i - 1]) == 1 then
-    redis.call('PEXPIRE', KEYS[2 * i - 1], 2 * window)
-  end
-end
-return 0
+local KEYS, ARGV = {unpack(KEYS, 2 * limits + 1)}, {unpack(ARGV, 2 * limits + 3)}
 """
+REFUSED = -1
+
+
+def with_limit(script: str) -> str:
+    """`script` with the receivers' count before it (see PRELUDE for its keys and arguments)."""
+    return PRELUDE + script
+
+
+COUNT_ONLY = with_limit("return 0")
 
 
 @dataclass(frozen=True)
@@ -115,29 +134,78 @@ class Refused:
     retry_after: int  # seconds, 1..the window: until the request would be counted
 
 
+class RateLimited(Exception):
+    """A request refused by its budget: nothing else of it was done (answered 429 with Retry-After)."""
+
+    def __init__(self, refused: Refused):
+        super().__init__(refused.window.text)
+        self.refused = refused
+
+
+@dataclass
+class Count:
+    """One request of `who` to count against every window of `scope` (all or none are counted), once:
+    `done` once a script has counted it (or refused it)."""
+
+    scope: str
+    who: str
+    windows: list[Window]
+    now: float
+    done: bool = False
+
+
+def _prefix(count: Count | None) -> tuple[list[str], list[int]]:
+    """The prelude's keys and arguments for `count` (none, when it is absent or already counted)."""
+    if count is None or count.done:
+        return [], [0, 0]
+    ms = int(count.now * 1000)
+    keys: list[str] = []
+    args: list[int] = [len(count.windows), ms]
+    for w in count.windows:
+        index = ms // (w.seconds * 1000)
+        base = f"{PREFIX}:{count.scope}:{w.seconds}:{count.who}"
+        keys += [f"{base}:{index}", f"{base}:{index - 1}"]
+        args += [w.amount, w.seconds * 1000]
+    return keys, args
+
+
+def run(script: Script, client: redis.Redis, count: Count | None, keys: list[Any], args: list[Any]) -> Any:
+    """Run a script made with `with_limit`, counting `count` first (if it was not counted yet); its own
+    answer, or RateLimited when the count is refused (then the script made no effect). Raises
+    redis.RedisError when Redis cannot be asked (the count is then not done)."""
+    pk, pa = _prefix(count)
+    answer = script(keys=pk + keys, args=pa + args, client=client)
+    if count is None or not pk:
+        return answer
+    count.done = True
+    if isinstance(answer, list) and answer and answer[0] == REFUSED:
+        i, cur, prev = (int(x) for x in answer[1:4])
+        window = count.windows[i - 1]
+        raise RateLimited(Refused(window, _retry_after(window, cur, prev, count.now)))
+    return answer
+
+
+def count_now(client: redis.Redis, count: Count) -> None:
+    """Count a request now, in a round trip of its own (no-op when counted already): for a path that
+    ends before any Redis effect, or whose first effect is not a script with the prelude. RateLimited
+    when a window is full."""
+    run(_count_only(client), client, count, [], [])
+
+
 def hit(client: redis.Redis, scope: str, who: str, windows: list[Window], now: float) -> Refused | None:
     """Count one request of `who` against every window of `scope` (all or none are counted);
     a Refused when one is full. One round trip. Raises redis.RedisError when Redis cannot be asked."""
-    ms = int(now * 1000)
-    keys: list[str] = []
-    args: list[int] = [ms]
-    for w in windows:
-        index = ms // (w.seconds * 1000)
-        base = f"{PREFIX}:{scope}:{w.seconds}:{who}"
-        keys += [f"{base}:{index}", f"{base}:{index - 1}"]
-        args += [w.amount, w.seconds * 1000]
-    answer = _sliding_window(client)(keys=keys, args=args, client=client)
-    if not answer:
-        return None
-    i, cur, prev = (int(x) for x in answer)
-    window = windows[i - 1]
-    return Refused(window, _retry_after(window, cur, prev, now))
+    try:
+        count_now(client, Count(scope, who, windows, now))
+    except RateLimited as exc:
+        return exc.refused
+    return None
 
 
-def _sliding_window(client: redis.Redis) -> Script:
+def _count_only(client: redis.Redis) -> Script:
     """The script, made once (its SHA1 too); each call names its client, so the context's client is used."""
     if not _SCRIPTS:
-        _SCRIPTS.append(client.register_script(SLIDING_WINDOW))
+        _SCRIPTS.append(client.register_script(COUNT_ONLY))
     return _SCRIPTS[0]
 
 

@@ -16,6 +16,7 @@ from app.core.known_bad import KnownBad
 from app.core.models import CheckResult, Event, Release
 from app.store import keys, listing
 from app.store.listing import ReleasePage
+from app.store.rate_limits import Count, run, with_limit
 
 PREFIX = keys.PREFIX
 DEDUP_TTL = 30 * 24 * 3600
@@ -34,7 +35,8 @@ class DedupBusy(Exception):
 # A deploy notification seen before, unless its version is known-bad (KEYS[1], field ARGV[4]): {1, entry}
 # when it is (it is refused: nothing counted); {2, release} for the first dedup key of KEYS[2..] that
 # names a release, the duplicate counted and the first ARGV[3] kept as events (ARGV[2]); {0} otherwise.
-_KNOWN_BAD_OR_DUPLICATE = """
+# The receivers' rate limit is counted before it (app/store/rate_limits.py): a retrying CI's one round trip.
+_KNOWN_BAD_OR_DUPLICATE = with_limit("""
 local bad = redis.call('hget', KEYS[1], ARGV[4])
 if bad then return {1, bad} end
 for i = 2, #KEYS do
@@ -47,7 +49,7 @@ for i = 2, #KEYS do
   end
 end
 return {0}
-"""
+""")
 
 # Create a release unless its dedup key names one, in one step: the dedup key, the release, its listing,
 # its first event, its listing indexes and (optionally) its first tick are written together, or not at all. An existing
@@ -219,14 +221,25 @@ class Releases:
         return self.get(_text(rid)) if rid else None
 
     def known_bad_or_duplicate(
-        self, application: str, service: str, version: str, dedup_keys: list[str], event: Event, keep: int = 10
+        self,
+        application: str,
+        service: str,
+        version: str,
+        dedup_keys: list[str],
+        event: Event,
+        keep: int = 10,
+        count: Count | None = None,
     ) -> KnownBad | Release | None:
         """For an announcement that is not forced: the version's known-bad entry (it is refused: nothing
         is counted), else the release the first of `dedup_keys` names (the duplicate counted, the
-        first `keep` kept as events), else None. One round trip: the hot path of a retrying sender."""
-        answer = self._known_bad_or_duplicate(
-            keys=[keys.known_bad(application, service), *(keys.dedup(k) for k in dedup_keys)],
-            args=[PREFIX, event.model_dump_json(), keep, version],
+        first `keep` kept as events), else None. One round trip: the hot path of a retrying sender,
+        with the receivers' `count` before it (RateLimited: nothing else done)."""
+        answer = run(
+            self._known_bad_or_duplicate,
+            self.r,
+            count,
+            [keys.known_bad(application, service), *(keys.dedup(k) for k in dedup_keys)],
+            [PREFIX, event.model_dump_json(), keep, version],
         )
         kind = int(answer[0])
         if kind == 1:

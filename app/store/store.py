@@ -22,11 +22,14 @@ from app.store.jobs import JobStore
 from app.store.locks import DELETE_IF_EQUAL
 from app.store.metrics import MetricsStore
 from app.store.people import PeopleStore
-from app.store.rate_limits import Refused, Window
+from app.store.rate_limits import Count, with_limit
 from app.store.release_records import Releases
 from app.store.retention import Retention
 from app.store.scaling import ScalingStore
 from app.store.schedule import DueSchedule
+
+# SET NX GET (claim_event) behind the receivers' count (app/store/rate_limits.py): one round trip for both.
+_CLAIM_EVENT = with_limit("return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2], 'GET')")
 
 
 def _text(value: Any) -> str:
@@ -45,6 +48,7 @@ class Store(Releases, Commits, DueSchedule):
         self.fleets = FleetStore(client)  # releases over several applications in waves (app/store/fleets.py)
         self._init_locks()
         self._init_releases()
+        self._claim_event = client.register_script(_CLAIM_EVENT)
 
     # --- per-service pointers -----------------------------------------------------------------------
 
@@ -89,16 +93,22 @@ class Store(Releases, Commits, DueSchedule):
 
     # --- receivers: their rate limit ---------------------------------------------------------------------
 
-    def count_request(self, scope: str, who: str, windows: list[Window], now: float) -> Refused | None:
-        """Count a request of `who` against `scope`'s limits (app/store/rate_limits.py); a Refused when full."""
-        return rate_limits.hit(self.r, scope, who, windows, now)
+    def count_request(self, count: Count) -> None:
+        """Count a request against its limits now (app/store/rate_limits.py), unless a script with the
+        count before it already did; RateLimited when full."""
+        rate_limits.count_now(self.r, count)
 
     # --- receivers: once-only processing of a sender's events ----------------------------------------
 
-    def claim_event(self, source: str, event_key: str, marker: str, ttl: int) -> str | None:
+    def claim_event(self, source: str, event_key: str, marker: str, ttl: int, count: Count | None = None) -> str | None:
         """Claim an event (SET NX with a TTL). None: ours to process; otherwise what its first delivery
-        recorded. SET NX GET (Redis 7): claim and read what was there in one round trip."""
-        seen = self.r.set(keys.event(source, event_key), marker, nx=True, ex=ttl, get=True)
+        recorded. SET NX GET (Redis 7): claim and read what was there in one round trip, with the
+        receivers' `count` before it when it is not counted yet (RateLimited: nothing claimed)."""
+        key = keys.event(source, event_key)
+        if count is None or count.done:
+            seen = self.r.set(key, marker, nx=True, ex=ttl, get=True)
+        else:
+            seen = rate_limits.run(self._claim_event, self.r, count, [key], [marker, ttl])
         return None if seen is None else _text(seen)
 
     def settle_event(self, source: str, event_key: str, outcome: str | None, ttl: int) -> None:

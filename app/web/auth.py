@@ -34,6 +34,7 @@ from flask import g, request
 
 from app.context import get_context
 from app.core.webhook_signing import SignatureError, verify
+from app.web import limits
 from app.web.errors import ApiError
 
 ROLES = ("intake", "read", "operator", "admin")
@@ -190,7 +191,8 @@ def require_token_or_signature(body: bytes) -> Caller:
         raise ApiError(401, str(exc)) from None
     assert msg_id is not None
     # Within the tolerance, an id is accepted once: a captured request sent again is refused.
-    if get_context().store.claim_event(REPLAY_SOURCE, msg_id, "seen", 2 * 300 + 60) is not None:
+    # The receivers' rate limit is counted with the claim (app/web/limits.py): one round trip for both.
+    if get_context().store.claim_event(REPLAY_SOURCE, msg_id, "seen", 2 * 300 + 60, count=limits.pending()) is not None:
         raise ApiError(
             401, f"webhook-id {msg_id[:64]!r} was already received: a replay (send a new id per notification)"
         )

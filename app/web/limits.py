@@ -10,8 +10,10 @@ is answered 503 by the handlers themselves) rather than failing every login and 
 
 The login is limited by Flask-Limiter (a moving window; only failed logins are counted, after the
 view). The receivers are the hot path of a retrying CI, so their budget is Sluice's own
-sliding-window counter (app/store/rate_limits.py): one script before the view, about a tenth of
-what Flask-Limiter's check cost per webhook.
+sliding-window counter (app/store/rate_limits.py), counted in the script of the request's first
+Redis effect (the known-bad/duplicate lookup, a once-only claim, a signed id's replay claim: one
+round trip for both), or on its own when the request ends before any (a 400, a 401, an ignored
+event). A refused request is answered 429 and leaves nothing else behind either way.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, has_request_context, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 
 from app.config_file.loader import ConfigError
 from app.store import StoreUnavailable
-from app.store.rate_limits import SCHEME, Window
+from app.store.rate_limits import SCHEME, Count, RateLimited, Window
 from app.web.errors import error_response
 
 log = logging.getLogger("sluice.web")
@@ -76,6 +78,10 @@ def install(app: Flask) -> Limiter:
     for endpoint in INTAKE:  # one budget for all the receivers
         app.view_functions[endpoint] = _intake_limited(app.view_functions[endpoint], budget)
 
+    @app.errorhandler(RateLimited)
+    def _budget_spent(exc: RateLimited) -> Any:
+        return too_many(exc.refused.window.text, exc.refused.retry_after)
+
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded) -> Any:
         window = limiter.current_limit
@@ -98,20 +104,46 @@ def windows(value: str) -> list[Window]:
     return [Window(item.amount, item.get_expiry(), str(item)) for item in parse_many(value)]
 
 
+def pending() -> Count | None:
+    """The receivers' count of this request, for the script of its first Redis effect to make
+    (None outside a receiver or a request; once counted, scripts are sent without it)."""
+    return cast(Count | None, g.get("sluice_intake_count")) if has_request_context() else None
+
+
+def count_first() -> None:
+    """Count this request now, on its own: before a first Redis effect that cannot carry the count
+    (a fleet's start). RateLimited when the budget is spent; a no-op when counted already."""
+    count = pending()
+    if count is not None:
+        _count(count)
+
+
+def _count(count: Count) -> None:
+    try:
+        _store().count_request(count)
+    except (StoreUnavailable, ConfigError) as exc:
+        # Redis, or the configuration the store comes with, cannot be had: serve, as Flask-Limiter's
+        # swallow_errors does. The view still refuses what it can without them (413, 400, 401) and
+        # answers 503 for the rest.
+        log.warning("the receivers' rate limit could not be counted (%s); serving", exc)
+        count.done = True
+
+
 def _intake_limited(view: Callable[..., Any], budget: list[Window]) -> Callable[..., Any]:
     @functools.wraps(view)
     def limited(*args: Any, **kwargs: Any) -> Any:
+        count = g.sluice_intake_count = Count("intake", get_remote_address(), budget, time.time())
         try:
-            refused = _store().count_request("intake", get_remote_address(), budget, time.time())
-        except (StoreUnavailable, ConfigError) as exc:
-            # Redis, or the configuration the store comes with, cannot be had: serve, as Flask-Limiter's
-            # swallow_errors does. The view still refuses what it can without them (413, 400, 401) and
-            # answers 503 for the rest.
-            log.warning("the receivers' rate limit could not be counted (%s); serving", exc)
-            refused = None
-        if refused is not None:
-            return too_many(refused.window.text, refused.retry_after)
-        return view(*args, **kwargs)
+            resp = view(*args, **kwargs)
+        except (RateLimited, StoreUnavailable):  # refused by its first Redis effect's script; Redis is down
+            raise
+        except Exception:
+            if not count.done:  # it ended (400, 401, ...) before any Redis effect: counted now
+                _count(count)  # RateLimited (answered 429 in place of the error) when the budget is spent
+            raise
+        if not count.done:
+            _count(count)
+        return resp
 
     return limited
 

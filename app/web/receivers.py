@@ -16,7 +16,9 @@ from flask import Response, request, url_for
 from app.context import Context
 from app.core.announcements import Announcement, Ignored
 from app.release.fleet_intake import fleet_intake
+from app.release.fleets import fleet_for
 from app.release.intake import Force, IntakeError, start_release
+from app.web import limits
 from app.web.errors import RETRY_AFTER_SECONDS, ApiError
 from app.web.responses import NotStarted, Started, respond
 
@@ -29,8 +31,9 @@ _PROCESSING = "processing"
 
 def claim_event(ctx: Context, source: str, event_key: str) -> str | None:
     """Claim an event for processing (with a short TTL). None: ours to process; otherwise what
-    the first delivery of it recorded (a release id, a reason, or "processing")."""
-    return ctx.store.claim_event(source, event_key, _PROCESSING, PROCESSING_TTL)
+    the first delivery of it recorded (a release id, a reason, or "processing"). The receivers' rate
+    limit is counted with the claim, in one round trip (RateLimited: nothing claimed)."""
+    return ctx.store.claim_event(source, event_key, _PROCESSING, PROCESSING_TTL, count=limits.pending())
 
 
 def settle_event(ctx: Context, source: str, event_key: str, outcome: str | None) -> None:
@@ -68,10 +71,20 @@ def start(ctx: Context, a: Announcement, force: Force | None = None) -> tuple[Re
         # `?mode=shadow` on any receiver's URL judges the release without moving traffic (app/release/shadow.py).
         mode = a.mode or request.args.get("mode")
         fleet = None
-        if a.application is None and a.namespace is None and mode is None:  # a fleet's service (docs/fleets.md)
+        if a.application is None and a.namespace is None and mode is None and fleet_for(ctx, a.service):
+            limits.count_first()  # a fleet's service (docs/fleets.md): its start cannot carry the count
             fleet = fleet_intake(ctx, a.service, a.version, a.ci, a.trigger, force)
         intake = fleet or start_release(
-            ctx, a.service, a.version, a.application, a.namespace, a.ci, trigger=a.trigger, mode=mode, force=force
+            ctx,
+            a.service,
+            a.version,
+            a.application,
+            a.namespace,
+            a.ci,
+            trigger=a.trigger,
+            mode=mode,
+            force=force,
+            count=limits.pending(),
         )
     except IntakeError as exc:
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
