@@ -27,9 +27,13 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Test processes: on 2 cores a process per core left the cores idle ~40% of the run (its e2e tests
+# wait on real servers and releases' steps), so one more than the cores.
+TEST_PROCESSES ?= $(shell echo $$(( $$(nproc) + 1 )))
+
 test: lint
 	@./scripts/install-system-packages.sh chromium debootstrap buildah podman
-	$(BIN)/pytest -n auto --dist loadfile --durations=30
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --durations=30
 
 # The release scenario suite (scenarios/): 34 scenarios through the real stack under each policy in
 # scenarios/policies, in batches of at most 700 req/s (one load generator keeps up with that), stable
