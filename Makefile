@@ -27,9 +27,10 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Test processes: on 2 cores a process per core left the cores idle ~40% of the run (its e2e tests
-# wait on real servers and releases' steps), so one more than the cores.
-TEST_PROCESSES ?= $(shell echo $$(( $$(nproc) + 1 )))
+# Test processes: one per core. One more (3 on 2 cores) ran the suite in 16 minutes instead of 24, but
+# the extra CPU contention slowed a demo version at 100% enough for its slow-vs-stable comparison to
+# fail it (a good version rolled back): the judge was right about what it saw. TEST_PROCESSES=3 to try.
+TEST_PROCESSES ?= auto
 
 test: lint
 	@./scripts/install-system-packages.sh chromium debootstrap buildah podman
