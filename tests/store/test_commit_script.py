@@ -3,23 +3,13 @@ leaves the record exactly as it was, and it survives Redis forgetting its script
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import redis
 
 from app.core.models import Event, Release
 from app.store import LeaseLost, Store, keys
 from tests.store.test_indexes_and_retention import create, new_release
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[Store]:
-    client = redis.Redis.from_url(redis_url)
-    yield Store(client)
-    client.close()
 
 
 def advance(store: Store, release: Release, state: str = "running") -> Release:

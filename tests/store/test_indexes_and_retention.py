@@ -8,10 +8,8 @@ a worker that lost its release's lease cannot write a decision over another's.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-import redis
 
 from app.core.models import CheckResult, Delivery, Event, Release
 from app.store import BadCursor, LeaseLost, Store, keys
@@ -19,13 +17,6 @@ from workers.retention import RetentionSettingError, RetentionSettings, apply_re
 
 pytestmark = pytest.mark.integration
 DAY = 86400.0
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[Store]:
-    client = redis.Redis.from_url(redis_url)
-    yield Store(client)
-    client.close()
 
 
 def new_release(n: int, service: str = "web", application: str = "shop", at: float | None = None) -> Release:

@@ -4,23 +4,14 @@ lease of its own, renewed by one heartbeat, and given back at the end."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-import redis
 
 from app.core.models import Event
 from app.store import LeaseLost, Store, keys
 from tests.store.test_indexes_and_retention import create, new_release
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[Store]:
-    client = redis.Redis.from_url(redis_url)
-    yield Store(client)
-    client.close()
 
 
 def test_a_release_another_holds_is_not_taken_and_the_rest_are_given_back(store: Store) -> None:
