@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config_file.loader import parse_config
-from app.context import Context, set_context
+from app.context import Context
 from tests.support.ci import (
     API_TOKEN,
     CIRCLE_TOKEN,
@@ -20,7 +19,7 @@ from tests.support.ci import (
     ci_config,
 )
 from tests.support.ci_fakes import FakeCircleCI, FakePagerDuty, FakeSlack
-from tests.support.fakes import FakePrometheus, FakeRouter
+from tests.support.fakes import FakePrometheus, FakeRouter, shop_context
 
 
 @pytest.fixture
@@ -55,10 +54,5 @@ def ctx(
     pagerduty: FakePagerDuty,
     env: pytest.MonkeyPatch,
 ) -> Iterator[Context]:
-    context = Context(config=parse_config(ci_config(circle, pagerduty)), redis_url=redis_url, prometheus_url=prom.url)
-    context._routers["shop"] = router
-    set_context(context)
-    yield context
-    set_context(None)
-    context.prometheus.close()
-    context.store.r.close()
+    with shop_context(ci_config(circle, pagerduty), redis_url, prom, router) as context:
+        yield context

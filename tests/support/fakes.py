@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from app.config_file.loader import parse_config
+from app.context import Context, set_context
 from app.core.config.services import ServiceConfig
 from integrations.routers.interface import RouterError, VersionHealth
 
@@ -367,3 +369,18 @@ policies:
 
 def config_text(hooks: str = "") -> str:
     return BASE_CONFIG + (("hooks:\n" + hooks) if hooks else "")
+
+
+@contextmanager
+def shop_context(config: str, redis_url: str, prom: FakePrometheus, router: FakeRouter) -> Iterator[Context]:
+    """A Context on `config` whose application `shop` routes through `router`, installed as the
+    process's context (what the web and RQ jobs use) while the test runs, and closed after."""
+    context = Context(config=parse_config(config), redis_url=redis_url, prometheus_url=prom.url)
+    context._routers["shop"] = router
+    set_context(context)
+    try:
+        yield context
+    finally:
+        set_context(None)
+        context.prometheus.close()
+        context.store.r.close()

@@ -12,12 +12,11 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app.cli.demo.stack import free_port
-from app.config_file.loader import parse_config
 from app.context import Context, set_context
 from app.core.webhook_signing import headers as signed_headers
 from app.store import PREFIX
 from app.web import MAX_BODY_BYTES, create_app
-from tests.support.fakes import FakePrometheus, FakeRouter, config_text
+from tests.support.fakes import FakePrometheus, FakeRouter, config_text, shop_context
 from tests.support.web import logged_in
 from workers.tick import tick
 
@@ -32,13 +31,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def ctx(redis_url: str, prom: FakePrometheus, router: FakeRouter, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
     monkeypatch.setenv("SLUICE_API_TOKEN", TOKEN)
     monkeypatch.setenv("SLUICE_DEPLOY_SECRET", DEPLOY_SECRET)
-    context = Context(config=parse_config(config_text()), redis_url=redis_url, prometheus_url=prom.url)
-    context._routers["shop"] = router
-    set_context(context)
-    yield context
-    set_context(None)
-    context.prometheus.close()
-    context.store.r.close()
+    with shop_context(config_text(), redis_url, prom, router) as context:
+        yield context
 
 
 @pytest.fixture

@@ -14,11 +14,10 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app.config_file.loader import parse_config
-from app.context import Context, set_context
+from app.context import Context
 from app.core.models import Release
 from app.web import create_app
-from tests.support.fakes import FakePrometheus, FakeRouter, WebhookReceiver, config_text
+from tests.support.fakes import FakePrometheus, FakeRouter, WebhookReceiver, config_text, shop_context
 from tests.support.web import logged_in
 from workers.deliver import deliver
 from workers.tick import tick
@@ -43,13 +42,8 @@ def ctx(
         f"  - {{name: ci, type: webhook, on: [failed, succeeded, rollback], url: {receiver.url},"
         " secret_env: HOOK_SECRET}\n"
     )
-    context = Context(config=parse_config(config_text(hooks)), redis_url=redis_url, prometheus_url=prom.url)
-    context._routers["shop"] = router
-    set_context(context)
-    yield context
-    set_context(None)
-    context.prometheus.close()
-    context.store.r.close()
+    with shop_context(config_text(hooks), redis_url, prom, router) as context:
+        yield context
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.config_file.loader import parse_config
-from app.context import Context, set_context
+from app.context import Context
 from app.release.intake import start_release
 from app.store import keys
-from tests.support.fakes import FakePrometheus, FakeRouter, config_text
+from tests.support.fakes import FakePrometheus, FakeRouter, config_text, shop_context
 from workers.tick import BUSY_RETRY_SECONDS, run_ticks, tick
 
 pytestmark = pytest.mark.integration
@@ -23,13 +22,8 @@ pytestmark = pytest.mark.integration
 def ctx(redis_url: str, prom: FakePrometheus, router: FakeRouter) -> Iterator[Context]:
     prom.healthy("1.1.0", "1.0.0")
     prom.healthy("2.1.0", "2.0.0")
-    context = Context(config=parse_config(config_text()), redis_url=redis_url, prometheus_url=prom.url)
-    context._routers["shop"] = router
-    set_context(context)
-    yield context
-    set_context(None)
-    context.prometheus.close()
-    context.store.r.close()
+    with shop_context(config_text(), redis_url, prom, router) as context:
+        yield context
 
 
 def started(ctx: Context, service: str, version: str) -> tuple[str, int]:
